@@ -1,0 +1,1 @@
+"""sageLLM operator: reconciles InferencePool and ExecutionInstance resources with kopf."""

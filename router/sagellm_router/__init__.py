@@ -1,0 +1,1 @@
+"""sageLLM router: OpenAI-compatible scheduling and routing in front of vLLM engines."""

@@ -1,0 +1,1 @@
+"""sageLLM simulator: a vLLM-compatible engine with a performance model, for GPU-less runs."""
