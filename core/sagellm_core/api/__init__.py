@@ -1,0 +1,59 @@
+"""The ``sagellm.io/v1alpha1`` API: typed models for InferencePool and ExecutionInstance."""
+
+from sagellm_core.api.common import (
+    Architecture,
+    Condition,
+    EngineKind,
+    KVConnector,
+    ParallelismSizes,
+    ParallelismStrategy,
+    Priority,
+    Role,
+    RoutingStrategy,
+    SchedulingPolicy,
+)
+from sagellm_core.api.instance import (
+    ExecutionInstance,
+    ExecutionInstanceSpec,
+    ExecutionInstanceStatus,
+)
+from sagellm_core.api.pool import (
+    Endpoint,
+    EngineSpec,
+    InferencePool,
+    InferencePoolSpec,
+    InferencePoolStatus,
+    ModelSpec,
+    ParallelismSpec,
+    RolePlan,
+    RolesSpec,
+    RoleStatus,
+    SchedulingSpec,
+)
+
+__all__ = [
+    "Architecture",
+    "Condition",
+    "Endpoint",
+    "EngineKind",
+    "EngineSpec",
+    "ExecutionInstance",
+    "ExecutionInstanceSpec",
+    "ExecutionInstanceStatus",
+    "InferencePool",
+    "InferencePoolSpec",
+    "InferencePoolStatus",
+    "KVConnector",
+    "ModelSpec",
+    "ParallelismSizes",
+    "ParallelismSpec",
+    "ParallelismStrategy",
+    "Priority",
+    "Role",
+    "RolePlan",
+    "RoleStatus",
+    "RolesSpec",
+    "RoutingStrategy",
+    "SchedulingPolicy",
+    "SchedulingSpec",
+]

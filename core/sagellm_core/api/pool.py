@@ -1,0 +1,317 @@
+"""``InferencePool``: a model served by vLLM instances with a parallelism plan and roles.
+
+Field names are snake_case in Python and camelCase on the wire (``max_model_len`` ↔
+``maxModelLen``). Cross-field rules carry CEL (``x-kubernetes-validations``) so the API server
+rejects them; the same rules are checked in Python by :mod:`sagellm_core.api.validation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, JsonValue
+
+from sagellm_core.api.common import (
+    ApiModel,
+    Architecture,
+    Condition,
+    DType,
+    EngineKind,
+    KVConnector,
+    ParallelismStrategy,
+    Priority,
+    Quantization,
+    Role,
+    RoutingStrategy,
+    SchedulingPolicy,
+)
+from sagellm_core.api.labels import API_VERSION, POOL_KIND
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def cel_rules(*rules: dict[str, str]) -> ConfigDict:
+    """Model config that attaches CEL rules to the model's CRD schema."""
+    extra: dict[str, JsonValue] = {"x-kubernetes-validations": [dict(r) for r in rules]}
+    return ConfigDict(json_schema_extra=extra)
+
+
+Quantity = int | str
+
+_MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
+_NOT_AUTO = "!has(self.tensor) && !has(self.pipeline) && !has(self.data) && !has(self.expert)"
+
+
+class ModelSpec(ApiModel):
+    """The model to serve and the facts the planner needs about it."""
+
+    model_config = cel_rules(
+        _cel(
+            "self.architecture != 'MoE' || has(self.experts)",
+            "model.experts is required when model.architecture is MoE",
+            ".experts",
+        ),
+    )
+
+    name: str = Field(max_length=253, pattern=_MODEL_NAME, description="Served model name.")
+    source: str = Field(
+        min_length=1, description="Hugging Face id, pvc://claim/path or s3://bucket/path."
+    )
+    revision: str | None = None
+    task: Literal["generate", "embed"] = Field(
+        default="generate", description="generate: completions/chat; embed: /v1/embeddings."
+    )
+    parameters: float = Field(gt=0, le=10000, description="Parameter count in billions.")
+    architecture: Architecture = Architecture.DENSE
+    experts: int | None = Field(default=None, ge=2, le=1024)
+    layers: int | None = Field(default=None, ge=1, le=1000)
+    attention_heads: int | None = Field(default=None, ge=1, le=1024)
+    kv_heads: int | None = Field(default=None, ge=1, le=1024)
+    head_dim: int | None = Field(default=None, ge=1, le=1024)
+    dtype: DType = "bfloat16"
+    quantization: Quantization | None = None
+    max_model_len: int = Field(default=8192, ge=16, le=10_000_000)
+
+
+class EnvVar(ApiModel):
+    name: str = Field(min_length=1, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    value: str = ""
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(default="token", min_length=1)
+
+
+class ModelCache(ApiModel):
+    pvc_name: str = Field(min_length=1, max_length=253)
+    mount_path: str = Field(default="/root/.cache/huggingface", pattern=r"^/")
+    read_only: bool = False
+
+
+class Resources(ApiModel):
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class EngineSpec(ApiModel):
+    """How each instance runs: engine kind, image, GPUs and pod placement."""
+
+    kind: EngineKind = EngineKind.VLLM
+    image: str | None = Field(default=None, description="Defaults to the operator's setting.")
+    extra_args: list[str] = Field(default_factory=list)
+    env: list[EnvVar] = Field(default_factory=list)
+    hf_token_secret: SecretKeyRef | None = None
+    gpu_type: str | None = Field(default=None, description="e.g. NVIDIA-H100-80GB-HBM3.")
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_memory_gib: float = Field(default=80, gt=0, le=1024)
+    gpus_per_node: int = Field(default=8, ge=1, le=64)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.1, le=0.99)
+    block_size: int = Field(default=16, ge=1, le=1024)
+    enable_prefix_caching: bool = True
+    resources: Resources | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    model_cache: ModelCache | None = None
+    shm_size: Quantity = "16Gi"
+
+
+class ParallelismSpec(ApiModel):
+    """Auto asks the planner; other strategies take explicit sizes that must agree with it."""
+
+    model_config = cel_rules(
+        _cel(f"self.strategy != 'Auto' || ({_NOT_AUTO})",
+             "explicit parallelism sizes need a strategy other than Auto"),
+        _cel("self.strategy != 'TP' || ((!has(self.pipeline) || self.pipeline == 1) && "
+             "(!has(self.data) || self.data == 1) && (!has(self.expert) || self.expert == 1))",
+             "strategy TP sets only parallelism.tensor; use Hybrid to combine"),
+        _cel("self.strategy != 'PP' || ((!has(self.tensor) || self.tensor == 1) && "
+             "(!has(self.data) || self.data == 1) && (!has(self.expert) || self.expert == 1))",
+             "strategy PP sets only parallelism.pipeline; use Hybrid to combine"),
+        _cel("self.strategy != 'DP' || ((!has(self.tensor) || self.tensor == 1) && "
+             "(!has(self.pipeline) || self.pipeline == 1) && "
+             "(!has(self.expert) || self.expert == 1))",
+             "strategy DP sets only parallelism.data; use Hybrid to combine"),
+    )  # fmt: skip
+
+    strategy: ParallelismStrategy = ParallelismStrategy.AUTO
+    tensor: int | None = Field(default=None, ge=1, le=64)
+    pipeline: int | None = Field(default=None, ge=1, le=64)
+    data: int | None = Field(default=None, ge=1, le=1024)
+    expert: int | None = Field(default=None, ge=1, le=1024)
+
+
+class GeneralRole(ApiModel):
+    replicas: int = Field(default=1, ge=0, le=1000)
+
+
+class PrefillRole(ApiModel):
+    replicas: int = Field(default=1, ge=0, le=1000)
+    parallelism: ParallelismSpec | None = None
+    target_batch_size: int | None = Field(default=None, ge=1)
+    chunked_prefill: bool = True
+
+
+class DecodeRole(ApiModel):
+    replicas: int = Field(default=1, ge=0, le=1000)
+    parallelism: ParallelismSpec | None = None
+    target_latency_ms: int | None = Field(default=None, ge=1)
+    max_parallel_requests: int | None = Field(default=None, ge=1)
+
+
+class KVTransfer(ApiModel):
+    connector: KVConnector = KVConnector.NIXL
+
+
+class RolesSpec(ApiModel):
+    """Either ``general``, or ``prefill`` and ``decode`` together (disaggregated serving)."""
+
+    model_config = cel_rules(
+        _cel("has(self.general) != (has(self.prefill) || has(self.decode))",
+             "set either roles.general or roles.prefill with roles.decode, not both"),
+        _cel("has(self.prefill) == has(self.decode)",
+             "roles.prefill and roles.decode must be set together"),
+    )  # fmt: skip
+
+    general: GeneralRole | None = None
+    prefill: PrefillRole | None = None
+    decode: DecodeRole | None = None
+    kv_transfer: KVTransfer | None = None
+
+
+class RateLimits(ApiModel):
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class SchedulingSpec(ApiModel):
+    """How the router queues and places this pool's requests."""
+
+    policy: SchedulingPolicy = SchedulingPolicy.FIFO
+    routing: RoutingStrategy = RoutingStrategy.LOAD_BALANCED
+    pd_threshold_mode: Literal["Fixed", "Auto"] = "Fixed"
+    pd_threshold_input_tokens: int = Field(default=800, ge=0)
+    default_priority: Priority = Priority.NORMAL
+    slo_ttft_ms: int | None = Field(default=None, ge=1)
+    slo_deadline_ms: int | None = Field(default=None, ge=1)
+    cost_per_gpu_hour: float | None = Field(default=None, ge=0)
+    max_queue_length: int = Field(default=1000, ge=0)
+    queue_timeout_ms: int = Field(default=30000, ge=1)
+    rate_limits: RateLimits | None = None
+
+
+class ScaleBounds(ApiModel):
+    model_config = cel_rules(
+        _cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
+    )
+
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int = Field(ge=1, le=1000)
+
+
+class AutoscalingSpec(ApiModel):
+    """Optional built-in scaling from router queue depth; off unless ``enabled``."""
+
+    enabled: bool = False
+    general: ScaleBounds | None = None
+    prefill: ScaleBounds | None = None
+    decode: ScaleBounds | None = None
+    target_queue_depth_per_replica: int = Field(default=4, ge=1)
+
+
+class InferencePoolSpec(ApiModel):
+    model_config = cel_rules(
+        _cel("!has(self.parallelism) || self.parallelism.strategy != 'EP' || "
+             "(has(self.model.architecture) && self.model.architecture == 'MoE')",
+             "parallelism.strategy EP needs model.architecture MoE", ".parallelism.strategy"),
+    )  # fmt: skip
+
+    model: ModelSpec
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec)
+    roles: RolesSpec
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
+    autoscaling: AutoscalingSpec | None = None
+
+    def role_names(self) -> list[Role]:
+        """The roles this pool runs, in a stable order."""
+        if self.roles.general is not None:
+            return [Role.GENERAL]
+        return [Role.PREFILL, Role.DECODE]
+
+    def replicas_for(self, role: Role | str) -> int:
+        role = Role(role)
+        section = {
+            Role.GENERAL: self.roles.general,
+            Role.PREFILL: self.roles.prefill,
+            Role.DECODE: self.roles.decode,
+        }[role]
+        return section.replicas if section is not None else 0
+
+    def parallelism_for(self, role: Role | str) -> ParallelismSpec:
+        """The role's own parallelism when set, else the pool's."""
+        role = Role(role)
+        override = None
+        if role is Role.PREFILL and self.roles.prefill is not None:
+            override = self.roles.prefill.parallelism
+        if role is Role.DECODE and self.roles.decode is not None:
+            override = self.roles.decode.parallelism
+        return override or self.parallelism
+
+
+class RolePlan(ApiModel):
+    """The planner's answer for one role."""
+
+    role: Role
+    tensor: int = Field(ge=1)
+    pipeline: int = Field(ge=1)
+    data: int = Field(ge=1)
+    expert: int = Field(ge=1)
+    gpus_per_instance: int = Field(ge=0)
+    nodes_per_instance: int = Field(ge=1)
+    weight_gib_per_gpu: float | None = None
+    kv_cache_gib_per_gpu: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+class RoleStatus(ApiModel):
+    role: Role
+    desired: int = Field(ge=0)
+    ready: int = Field(ge=0)
+
+
+class Endpoint(ApiModel):
+    """One serving endpoint; the router reads this list."""
+
+    instance: str
+    role: Role
+    url: str
+    ready: bool = False
+    draining: bool = False
+
+
+PoolPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
+
+
+class InferencePoolStatus(ApiModel):
+    phase: PoolPhase = "Pending"
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    plan: list[RolePlan] = Field(default_factory=list)
+    roles: list[RoleStatus] = Field(default_factory=list)
+    ready_replicas: int = 0
+    desired_replicas: int = 0
+    endpoints: list[Endpoint] = Field(default_factory=list)
+
+
+class InferencePool(ApiModel):
+    api_version: Literal["sagellm.io/v1alpha1"] = API_VERSION
+    kind: Literal["InferencePool"] = POOL_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: InferencePoolSpec
+    status: InferencePoolStatus | None = None
