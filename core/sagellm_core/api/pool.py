@@ -109,7 +109,7 @@ class EngineSpec(ApiModel):
     hf_token_secret: SecretKeyRef | None = None
     gpu_type: str | None = Field(default=None, description="e.g. NVIDIA-H100-80GB-HBM3.")
     gpu_resource: str = "nvidia.com/gpu"
-    gpu_memory_gib: float = Field(default=80, gt=0, le=1024)
+    gpu_memory_gib: float = Field(default=80, gt=0, le=1024, alias="gpuMemoryGiB")
     gpus_per_node: int = Field(default=8, ge=1, le=64)
     gpu_memory_utilization: float = Field(default=0.9, gt=0.1, le=0.99)
     block_size: int = Field(default=16, ge=1, le=1024)
@@ -199,7 +199,7 @@ class SchedulingSpec(ApiModel):
     default_priority: Priority = Priority.NORMAL
     slo_ttft_ms: int | None = Field(default=None, ge=1)
     slo_deadline_ms: int | None = Field(default=None, ge=1)
-    cost_per_gpu_hour: float | None = Field(default=None, ge=0)
+    cost_per_gpu_hour: float | None = Field(default=None, ge=0, alias="costPerGPUHour")
     max_queue_length: int = Field(default=1000, ge=0)
     queue_timeout_ms: int = Field(default=30000, ge=1)
     rate_limits: RateLimits | None = None
@@ -274,8 +274,8 @@ class RolePlan(ApiModel):
     expert: int = Field(ge=1)
     gpus_per_instance: int = Field(ge=0)
     nodes_per_instance: int = Field(ge=1)
-    weight_gib_per_gpu: float | None = None
-    kv_cache_gib_per_gpu: float | None = None
+    weight_gib_per_gpu: float | None = Field(default=None, alias="weightGiBPerGPU")
+    kv_cache_gib_per_gpu: float | None = Field(default=None, alias="kvCacheGiBPerGPU")
     reasons: list[str] = Field(default_factory=list)
 
 

@@ -1,0 +1,61 @@
+"""One entry point to check a user's manifest: CRD schema + CEL rules, then the typed model.
+
+The operator calls these before acting on a spec; the tests use them on the samples.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from sagellm_core.api.crdcheck import apply_defaults, crd_schema, validate_object
+from sagellm_core.api.instance import ExecutionInstance
+from sagellm_core.api.pool import InferencePool
+from sagellm_core.crdgen import instance_crd, pool_crd
+
+
+@cache
+def _pool_crd() -> dict[str, Any]:
+    return pool_crd()
+
+
+@cache
+def _instance_crd() -> dict[str, Any]:
+    return instance_crd()
+
+
+def _pydantic_problems(exc: ValidationError) -> list[str]:
+    return [
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+    ]
+
+
+def pool_problems(obj: dict[str, Any]) -> list[str]:
+    """Every reason the API server or the operator would refuse this InferencePool."""
+    problems = validate_object(_pool_crd(), obj)
+    if problems:
+        return problems
+    try:
+        parse_pool(obj)
+    except ValidationError as exc:
+        return _pydantic_problems(exc)
+    return []
+
+
+def parse_pool(obj: dict[str, Any]) -> InferencePool:
+    """Parse a pool as stored by Kubernetes (defaults applied); raises ValidationError."""
+    defaulted = apply_defaults(crd_schema(_pool_crd()), obj)
+    return InferencePool.model_validate(defaulted)
+
+
+def instance_problems(obj: dict[str, Any]) -> list[str]:
+    problems = validate_object(_instance_crd(), obj)
+    if problems:
+        return problems
+    try:
+        ExecutionInstance.model_validate(apply_defaults(crd_schema(_instance_crd()), obj))
+    except ValidationError as exc:
+        return _pydantic_problems(exc)
+    return []
