@@ -49,7 +49,8 @@ def test_crd_shape(file: str, kind: str, short: str) -> None:
     assert spec["names"]["shortNames"] == [short]
     (version,) = spec["versions"]
     assert version["name"] == "v1alpha1"
-    assert version["served"] and version["storage"]
+    assert version["served"]
+    assert version["storage"]
     assert version["subresources"] == {"status": {}}
     columns = {c["name"] for c in version["additionalPrinterColumns"]}
     assert {"Phase", "Age"} <= columns
