@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sagellm_core.planner.rules import Rule, gpu_count_rule, sixteen_bit_equivalent, size_table
-from sagellm_core.planner.search import Ctx, Notes, memory_summary
+from sagellm_core.planner.search import Ctx, Notes
 from sagellm_core.planner.suggest import nothing_fits
 from sagellm_core.planner.types import Layout
 
