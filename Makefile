@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make run    - see it work locally (no GPU)"
 	@echo "make test   - lint, type-check, import contracts and the test suite"
-	@echo "make crds   - regenerate crds/ from the API models"
+	@echo "make crds   - regenerate crds/ and docs/api.md from the API models"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,7 @@ test: lint typecheck imports unit
 
 crds: $(STAMP)
 	$(BIN)/python -m sagellm_core.crdgen crds
+	$(BIN)/python -m sagellm_core.apidoc docs/api.md
 
 run: $(STAMP)
 	$(BIN)/sagellm plan --params 7 --gpu-memory 80 --gpus-per-node 8 -o table

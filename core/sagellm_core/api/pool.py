@@ -62,20 +62,28 @@ class ModelSpec(ApiModel):
     source: str = Field(
         min_length=1, description="Hugging Face id, pvc://claim/path or s3://bucket/path."
     )
-    revision: str | None = None
+    revision: str | None = Field(
+        default=None, description="Model revision (branch, tag or commit)."
+    )
     task: Literal["generate", "embed"] = Field(
         default="generate", description="generate: completions/chat; embed: /v1/embeddings."
     )
     parameters: float = Field(gt=0, le=10000, description="Parameter count in billions.")
-    architecture: Architecture = Architecture.DENSE
-    experts: int | None = Field(default=None, ge=2, le=1024)
-    layers: int | None = Field(default=None, ge=1, le=1000)
+    architecture: Architecture = Field(default=Architecture.DENSE, description="Dense or MoE.")
+    experts: int | None = Field(default=None, ge=2, le=1024, description="MoE experts.")
+    layers: int | None = Field(
+        default=None, ge=1, le=1000, description="Model shape for planning; estimated if unset."
+    )
     attention_heads: int | None = Field(default=None, ge=1, le=1024)
     kv_heads: int | None = Field(default=None, ge=1, le=1024)
     head_dim: int | None = Field(default=None, ge=1, le=1024)
-    dtype: DType = "bfloat16"
-    quantization: Quantization | None = None
-    max_model_len: int = Field(default=8192, ge=16, le=10_000_000)
+    dtype: DType = Field(default="bfloat16", description="Weight dtype (vLLM --dtype).")
+    quantization: Quantization | None = Field(
+        default=None, description="Weight quantization (vLLM --quantization)."
+    )
+    max_model_len: int = Field(
+        default=8192, ge=16, le=10_000_000, description="Context length (vLLM --max-model-len)."
+    )
 
 
 class EnvVar(ApiModel):
@@ -102,15 +110,23 @@ class Resources(ApiModel):
 class EngineSpec(ApiModel):
     """How each instance runs: engine kind, image, GPUs and pod placement."""
 
-    kind: EngineKind = EngineKind.VLLM
+    kind: EngineKind = Field(
+        default=EngineKind.VLLM, description="vLLM, or Simulator (`sagellm sim`, no GPUs)."
+    )
     image: str | None = Field(default=None, description="Defaults to the operator's setting.")
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = Field(
+        default_factory=list, description="Appended to the engine argv, after generated flags."
+    )
     env: list[EnvVar] = Field(default_factory=list)
-    hf_token_secret: SecretKeyRef | None = None
+    hf_token_secret: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding HF_TOKEN for gated models."
+    )
     gpu_type: str | None = Field(default=None, description="e.g. NVIDIA-H100-80GB-HBM3.")
-    gpu_resource: str = "nvidia.com/gpu"
+    gpu_resource: str = Field(default="nvidia.com/gpu", description="Extended resource name.")
     gpu_memory_gib: float = Field(default=80, gt=0, le=1024, alias="gpuMemoryGiB")
-    gpus_per_node: int = Field(default=8, ge=1, le=64)
+    gpus_per_node: int = Field(
+        default=8, ge=1, le=64, description="TP stays within a node; beyond it, multi-node."
+    )
     gpu_memory_utilization: float = Field(default=0.9, gt=0.1, le=0.99)
     block_size: int = Field(default=16, ge=1, le=1024)
     enable_prefix_caching: bool = True
@@ -118,7 +134,7 @@ class EngineSpec(ApiModel):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     model_cache: ModelCache | None = None
-    shm_size: Quantity = "16Gi"
+    shm_size: Quantity = Field(default="16Gi", description="Size of the /dev/shm volume.")
 
 
 class ParallelismSpec(ApiModel):
@@ -195,13 +211,19 @@ class SchedulingSpec(ApiModel):
     policy: SchedulingPolicy = SchedulingPolicy.FIFO
     routing: RoutingStrategy = RoutingStrategy.LOAD_BALANCED
     pd_threshold_mode: Literal["Fixed", "Auto"] = "Fixed"
-    pd_threshold_input_tokens: int = Field(default=800, ge=0)
+    pd_threshold_input_tokens: int = Field(
+        default=800, ge=0, description="Prompts at least this long go prefill-then-decode."
+    )
     default_priority: Priority = Priority.NORMAL
     slo_ttft_ms: int | None = Field(default=None, ge=1)
     slo_deadline_ms: int | None = Field(default=None, ge=1)
     cost_per_gpu_hour: float | None = Field(default=None, ge=0, alias="costPerGPUHour")
-    max_queue_length: int = Field(default=1000, ge=0)
-    queue_timeout_ms: int = Field(default=30000, ge=1)
+    max_queue_length: int = Field(
+        default=1000, ge=0, description="Queued requests beyond this get 429."
+    )
+    queue_timeout_ms: int = Field(
+        default=30000, ge=1, description="Requests queued longer get 503 with Retry-After."
+    )
     rate_limits: RateLimits | None = None
 
 

@@ -178,3 +178,10 @@ def test_bad_manifests_are_rejected_naming_the_field(
     problems = pool_problems(mutate(base, path, value))
     assert problems, f"setting {path}={value!r} should be rejected"
     assert any(expected in p for p in problems), problems
+
+
+def test_api_reference_is_current() -> None:
+    from sagellm_core.apidoc import render
+
+    committed = (ROOT / "docs" / "api.md").read_text()
+    assert committed == render(), "docs/api.md is stale: run `make crds`"
