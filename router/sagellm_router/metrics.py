@@ -1,0 +1,76 @@
+"""Router Prometheus metrics, registered on a registry owned by one app (no globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class RouterMetrics:
+    """All ``sagellm_router_*`` series; see docs/router.md for their meaning."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "sagellm_router_requests",
+            "Requests answered, by model, pool, endpoint and HTTP status",
+            ["model", "pool", "endpoint", "status"],
+            registry=r,
+        )
+        self.e2e = Histogram(
+            "sagellm_router_e2e_latency_seconds",
+            "Time from request arrival to the last response byte",
+            ["model", "pool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "sagellm_router_ttft_seconds",
+            "Time from request arrival to the first upstream response byte",
+            ["model", "pool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "sagellm_router_inter_token_latency_seconds",
+            "Gap between consecutive streamed chunks",
+            ["model", "pool"],
+            buckets=_ITL_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "sagellm_router_in_flight_requests",
+            "Requests being proxied, by endpoint",
+            ["pool", "endpoint"],
+            registry=r,
+        )
+        self.queued = Gauge(
+            "sagellm_router_queued_requests", "Requests waiting for admission", registry=r
+        )
+        self.retries = Counter(
+            "sagellm_router_retries",
+            "Attempts repeated on another endpoint, by reason",
+            ["pool", "endpoint", "reason"],
+            registry=r,
+        )
+        self.ejections = Counter(
+            "sagellm_router_endpoint_ejections",
+            "Endpoints ejected by passive health checks",
+            ["pool", "endpoint"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "sagellm_router_tokens",
+            "Tokens reported by upstream usage, direction=in (prompt) or out (completion)",
+            ["model", "direction"],
+            registry=r,
+        )
+        self.endpoints = Gauge(
+            "sagellm_router_endpoints",
+            "Known endpoints by pool and state (routable, draining, not_ready, ejected)",
+            ["pool", "state"],
+            registry=r,
+        )

@@ -1,0 +1,238 @@
+"""Forwarding one request upstream: retries before the first byte, then relay.
+
+Connect errors, timeouts before the response starts, 5xx statuses and (for streams) a failure
+before the first body byte are retried on another endpoint, at most ``retries.max_attempts``
+times in all, with exponential backoff. Once bytes have gone to the client nothing is retried;
+a stream that breaks ends with an SSE error event and ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from sagellm_router.errors import ApiError, sse_error_event
+from sagellm_router.sse import UsageScanner, usage_of
+from sagellm_router.state import RouterState
+from sagellm_router.types import Endpoint, PoolSnapshot
+from sagellm_router.validation import ParsedRequest
+
+log = logging.getLogger(__name__)
+
+_UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One client request as it moves through the router (for metrics and logs)."""
+
+    request: web.Request
+    parsed: ParsedRequest
+    raw: bytes
+    request_id: str
+    override: str | None
+    started: float
+    pool: str = ""
+    instance: str = ""
+    status: int = 0
+    tried: set[str] = field(default_factory=set)
+
+
+class Retryable(Exception):
+    """An attempt failed before anything reached the client."""
+
+    def __init__(self, reason: str, status: int = 502, body: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason, self.status, self.body = reason, status, body
+
+
+@dataclass(slots=True)
+class Opened:
+    """A successful attempt: either a buffered body or a live stream plus its first chunk."""
+
+    response: aiohttp.ClientResponse
+    body: bytes | None = None
+    first_chunk: bytes = b""
+
+
+async def forward(
+    state: RouterState, session: aiohttp.ClientSession, ex: Exchange
+) -> web.StreamResponse:
+    pools = state.table.for_model(ex.parsed.model)
+    retries = state.settings.retries
+    last: Retryable | None = None
+    for attempt in range(retries.max_attempts):
+        if attempt:
+            await asyncio.sleep(
+                min(retries.backoff_max_s, retries.backoff_initial_s * 2 ** (attempt - 1))
+            )
+        choice = state.choose(ex.parsed, pools, ex.override, ex.tried)
+        if choice is None:
+            break
+        pool, endpoint = choice
+        ex.tried.add(endpoint.url)
+        ex.pool, ex.instance = pool.name, endpoint.instance
+        try:
+            return await _attempt(state, session, ex, pool, endpoint)
+        except Retryable as exc:
+            last = exc
+            _count_failure(state, pool, endpoint, exc.reason)
+    if last is None:
+        raise ApiError(
+            503, f"no ready endpoint for model {ex.parsed.model!r}; retry later", retry_after=1
+        )
+    if last.body:
+        return web.Response(status=last.status, body=last.body, content_type="application/json")
+    raise ApiError(502, f"upstream failed after {len(ex.tried)} attempt(s): {last.reason}")
+
+
+def _count_failure(state: RouterState, pool: PoolSnapshot, endpoint: Endpoint, reason: str) -> None:
+    state.metrics.retries.labels(pool.name, endpoint.instance, reason).inc()
+    if state.health.failure(endpoint.url):
+        state.metrics.ejections.labels(pool.name, endpoint.instance).inc()
+        state.update_endpoint_gauges()
+        log.warning("endpoint ejected after consecutive failures", extra={"endpoint": endpoint.url})
+
+
+async def _attempt(
+    state: RouterState,
+    session: aiohttp.ClientSession,
+    ex: Exchange,
+    pool: PoolSnapshot,
+    endpoint: Endpoint,
+) -> web.StreamResponse:
+    tracker, gauge = state.tracker, state.metrics.in_flight.labels(pool.name, endpoint.instance)
+    started = tracker.start(endpoint.url)
+    gauge.inc()
+    failed = True
+    opened: Opened | None = None
+    try:
+        opened = await _open(state, session, ex, endpoint)
+        state.health.success(endpoint.url)
+        tracker.first_byte(endpoint.url, started)
+        failed = False
+        if opened.body is not None:
+            return _buffered(state, ex, opened)
+        return await _relay_stream(state, ex, opened, endpoint)
+    finally:
+        if opened is not None:
+            opened.response.close()
+        tracker.finish(endpoint.url, failed=failed)
+        gauge.dec()
+
+
+async def _open(
+    state: RouterState, session: aiohttp.ClientSession, ex: Exchange, endpoint: Endpoint
+) -> Opened:
+    t = state.settings.timeouts
+    timeout = aiohttp.ClientTimeout(
+        total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_idle_s
+    )
+    headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id}
+    try:
+        resp = await session.post(
+            endpoint.url + ex.parsed.path, data=ex.raw, headers=headers, timeout=timeout
+        )
+    except _UPSTREAM_ERRORS as exc:
+        raise Retryable(_reason(exc)) from exc
+    try:
+        if resp.status >= 500:
+            body = await resp.read()
+            raise Retryable(f"status_{resp.status}", resp.status, body)
+        if resp.content_type != "text/event-stream":
+            return Opened(resp, body=await resp.read())
+        return Opened(resp, first_chunk=await resp.content.readany())
+    except _UPSTREAM_ERRORS as exc:
+        resp.close()
+        raise Retryable(_reason(exc)) from exc
+    except Retryable:
+        resp.close()
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect_error"
+    if isinstance(exc, EOFError):
+        return "truncated"
+    return "disconnected"
+
+
+def _response_headers(ex: Exchange, resp: aiohttp.ClientResponse) -> dict[str, str]:
+    return {
+        "Content-Type": resp.headers.get("Content-Type", "application/json"),
+        "X-Request-Id": ex.request_id,
+        "X-Sagellm-Instance": ex.instance,
+    }
+
+
+def _buffered(state: RouterState, ex: Exchange, opened: Opened) -> web.Response:
+    assert opened.body is not None
+    resp = opened.response
+    if resp.status == 200:
+        _count_tokens(state, ex, usage_of(opened.body))
+    return web.Response(status=resp.status, body=opened.body, headers=_response_headers(ex, resp))
+
+
+def _count_tokens(state: RouterState, ex: Exchange, usage: dict[str, object] | None) -> None:
+    if not usage:
+        return
+    tokens = state.metrics.tokens
+    for key, direction in (("prompt_tokens", "in"), ("completion_tokens", "out")):
+        value = usage.get(key)
+        if isinstance(value, int) and value > 0:
+            tokens.labels(ex.parsed.model, direction).inc(value)
+
+
+async def _relay_stream(
+    state: RouterState, ex: Exchange, opened: Opened, endpoint: Endpoint
+) -> web.StreamResponse:
+    upstream = opened.response
+    client = web.StreamResponse(status=upstream.status, headers=_response_headers(ex, upstream))
+    client.headers["Cache-Control"] = "no-cache"
+    await client.prepare(ex.request)
+    m, clock = state.metrics, state.clock
+    labels = (ex.parsed.model, ex.pool)
+    m.ttft.labels(*labels).observe(clock() - ex.started)
+    itl = m.itl.labels(*labels)
+    scanner = UsageScanner()
+    chunk, last, tail = opened.first_chunk, clock(), b""
+    while chunk:
+        scanner.feed(chunk)
+        tail = (tail + chunk)[-16:]
+        await client.write(chunk)  # raises if the client left; closing upstream then aborts it
+        try:
+            chunk = await upstream.content.readany()
+        except _UPSTREAM_ERRORS as exc:
+            await _break_stream(state, ex, client, endpoint, exc)
+            break
+        now = clock()
+        itl.observe(now - last)
+        last = now
+    else:
+        if b"[DONE]" not in tail:
+            await _break_stream(state, ex, client, endpoint, EOFError("ended without [DONE]"))
+    _count_tokens(state, ex, scanner.usage)
+    await client.write_eof()
+    return client
+
+
+async def _break_stream(
+    state: RouterState,
+    ex: Exchange,
+    client: web.StreamResponse,
+    endpoint: Endpoint,
+    exc: Exception,
+) -> None:
+    """End a stream whose upstream died: an SSE error event, then ``data: [DONE]``."""
+    log.warning("upstream stream broke", extra={"endpoint": endpoint.url, "error": str(exc)})
+    state.health.failure(endpoint.url)
+    ex.status = 502
+    message = f"upstream {endpoint.instance} failed mid-stream ({_reason(exc)}); retry the request"
+    await client.write(sse_error_event(502, message))

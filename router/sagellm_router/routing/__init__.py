@@ -1,0 +1,1 @@
+"""Routing strategies: filters pick candidates, a strategy scores them and picks one."""

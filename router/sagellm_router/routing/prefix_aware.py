@@ -1,0 +1,112 @@
+"""prefix_aware: route to the engine most likely to hold the prompt's prefix in its KV cache.
+
+Inputs: the prompt text, the candidates and ``LoadView.load``. The router keeps, per endpoint, an
+LRU set of chained block hashes of the prompts it sent there (block = ``block_chars`` characters;
+hash i covers blocks 0..i, so a hit on hash i implies the whole prefix). Score: the number of
+leading blocks an endpoint holds. The longest match wins unless its load exceeds the least load by
+more than ``balance_abs`` and by a factor ``balance_rel`` — then the least-loaded endpoint wins
+(SGLang's cache_aware rule). After the pick the prompt's blocks are recorded for the winner.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sagellm_router.routing.base import (
+    LoadView,
+    RouteInput,
+    StrategyContext,
+    build_params,
+    least_loaded,
+)
+from sagellm_router.routing.hashing import hash64
+from sagellm_router.types import Endpoint
+
+
+@dataclass(frozen=True)
+class PrefixAwareParams:
+    block_chars: int = 64
+    max_blocks_per_endpoint: int = 100_000
+    max_blocks_per_request: int = 256
+    balance_abs: float = 8.0
+    balance_rel: float = 1.5
+
+
+def block_hashes(text: str, block_chars: int, limit: int) -> list[int]:
+    """Chained hashes of the full ``block_chars`` blocks of ``text`` (at most ``limit``)."""
+    data = text.encode("utf-8", "surrogatepass")
+    hashes: list[int] = []
+    previous = b""
+    for start in range(0, min(len(data), block_chars * limit) - block_chars + 1, block_chars):
+        digest = hash64(previous + data[start : start + block_chars])
+        hashes.append(digest)
+        previous = digest.to_bytes(8, "little")
+    return hashes
+
+
+class PrefixAware:
+    def __init__(self, params: PrefixAwareParams, rng: random.Random) -> None:
+        if params.block_chars <= 0 or params.max_blocks_per_endpoint <= 0:
+            raise ValueError("prefix_aware: block_chars and max_blocks_per_endpoint must be > 0")
+        self._params = params
+        self._rng = rng
+        self._cache: dict[str, OrderedDict[int, None]] = {}
+
+    @classmethod
+    def create(cls, ctx: StrategyContext) -> PrefixAware:
+        return cls(build_params(PrefixAwareParams, ctx.params, "prefix_aware"), ctx.rng)
+
+    def matched_blocks(self, url: str, hashes: Sequence[int]) -> int:
+        cache = self._cache.get(url)
+        if not cache:
+            return 0
+        count = 0
+        for digest in hashes:
+            if digest not in cache:
+                break
+            count += 1
+        return count
+
+    def pick(
+        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
+    ) -> Endpoint:
+        p = self._params
+        hashes = block_hashes(request.prompt_text, p.block_chars, p.max_blocks_per_request)
+        chosen = self._choose(hashes, candidates, loads)
+        self._record(chosen.url, hashes)
+        return chosen
+
+    def _choose(
+        self, hashes: Sequence[int], candidates: Sequence[Endpoint], loads: LoadView
+    ) -> Endpoint:
+        lightest = least_loaded(candidates, loads, self._rng)
+        if not hashes:
+            return lightest
+        best, best_match = lightest, 0
+        for endpoint in candidates:
+            match = self.matched_blocks(endpoint.url, hashes)
+            if match > best_match:
+                best, best_match = endpoint, match
+        if best_match == 0:
+            return lightest
+        best_load, min_load = loads.load(best.url), loads.load(lightest.url)
+        p = self._params
+        if best_load - min_load > p.balance_abs and best_load > p.balance_rel * min_load:
+            return lightest
+        return best
+
+    def _record(self, url: str, hashes: Sequence[int]) -> None:
+        cache = self._cache.setdefault(url, OrderedDict())
+        for digest in hashes:
+            cache[digest] = None
+            cache.move_to_end(digest)
+        while len(cache) > self._params.max_blocks_per_endpoint:
+            cache.popitem(last=False)
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop the prefix model of endpoints that left the pool."""
+        for url in [u for u in self._cache if u not in keep]:
+            del self._cache[url]

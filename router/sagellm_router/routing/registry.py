@@ -1,0 +1,88 @@
+"""The one place where routing strategies are registered, and the per-pool strategy book."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from sagellm_router.routing.affinity import Affinity
+from sagellm_router.routing.base import Strategy, StrategyContext, StrategyFactory
+from sagellm_router.routing.load_balanced import LoadBalanced
+from sagellm_router.routing.locality import Locality
+from sagellm_router.routing.power_of_two import PowerOfTwo
+from sagellm_router.routing.prefix_aware import PrefixAware
+from sagellm_router.routing.random_pick import RandomPick
+from sagellm_router.routing.round_robin import RoundRobin
+from sagellm_router.routing.weighted_round_robin import WeightedRoundRobin
+from sagellm_router.stats.tracker import Clock
+
+
+def default_strategies() -> dict[str, StrategyFactory]:
+    """All in-tree routing strategies, name -> factory."""
+    return {
+        "round_robin": RoundRobin.create,
+        "random": RandomPick.create,
+        "load_balanced": LoadBalanced.create,
+        "power_of_two": PowerOfTwo.create,
+        "weighted_round_robin": WeightedRoundRobin.create,
+        "affinity": Affinity.create,
+        "locality": Locality.create,
+        "prefix_aware": PrefixAware.create,
+    }
+
+
+class StrategyBook:
+    """Creates and caches one strategy instance per (pool, strategy name)."""
+
+    def __init__(
+        self,
+        factories: Mapping[str, StrategyFactory],
+        params: Mapping[str, dict[str, Any]],
+        clock: Clock,
+        max_in_flight_per_endpoint: int,
+        seed: int | None = None,
+    ) -> None:
+        unknown = set(params) - set(factories)
+        if unknown:
+            raise ValueError(
+                f"routing.params names unknown strategies {sorted(unknown)}; "
+                f"known: {sorted(factories)}"
+            )
+        self._factories = dict(factories)
+        self._params = params
+        self._clock = clock
+        self._max_in_flight = max_in_flight_per_endpoint
+        self._rng = random.Random(seed)
+        self._instances: dict[tuple[str, str], Strategy] = {}
+        for name in factories:  # fail at start-up, not on the first request, on bad params
+            self._make(name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def knows(self, name: str) -> bool:
+        return name in self._factories
+
+    def get(self, pool: str, name: str) -> Strategy:
+        strategy = self._instances.get((pool, name))
+        if strategy is None:
+            strategy = self._instances[(pool, name)] = self._make(name)
+        return strategy
+
+    def _make(self, name: str) -> Strategy:
+        ctx = StrategyContext(
+            params=dict(self._params.get(name, {})),
+            rng=random.Random(self._rng.random()),
+            clock=self._clock,
+            max_in_flight_per_endpoint=self._max_in_flight,
+        )
+        return self._factories[name](ctx)
+
+    def forget(self, pool: str, keep: set[str]) -> None:
+        """Tell stateful strategies of ``pool`` which endpoint URLs still exist."""
+        for (pool_name, _), strategy in self._instances.items():
+            forget = getattr(strategy, "forget", None)
+            if pool_name == pool and forget is not None:
+                forget(keep)

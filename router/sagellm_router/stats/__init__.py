@@ -1,0 +1,1 @@
+"""Load signals: scraped engine metrics and router-side request tracking."""
