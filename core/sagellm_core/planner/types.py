@@ -102,7 +102,7 @@ class Layout:
         return self.tensor * self.data if self.expert_parallel else 1
 
     def nodes(self, gpus_per_node: int) -> int:
-        return max(1, math.ceil(self.world / gpus_per_node))
+        return max(1, math.ceil(self.world / max(1, gpus_per_node)))
 
     def describe(self) -> str:
         parts = [f"TP{self.tensor}"]
