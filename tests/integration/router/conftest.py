@@ -1,0 +1,59 @@
+"""Fixtures: fake engines and an in-loop router on 127.0.0.1 (real HTTP both ways)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from router_fakes import FakeEngine
+
+from sagellm_router.config import parse_settings
+from sagellm_router.server import make_app
+
+RouterFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def engines() -> AsyncIterator[Callable[..., Awaitable[list[FakeEngine]]]]:
+    started: list[FakeEngine] = []
+
+    async def make(n: int, **kwargs: Any) -> list[FakeEngine]:
+        new = [await FakeEngine(name=f"e{len(started) + i}", **kwargs).start() for i in range(n)]
+        started.extend(new)
+        return new
+
+    yield make
+    for engine in started:
+        assert engine.server is not None
+        await engine.server.close()
+
+
+@pytest.fixture
+async def start_router(tmp_path: Any) -> AsyncIterator[RouterFactory]:
+    import yaml
+
+    servers: list[TestServer] = []
+
+    async def start(doc: dict[str, Any], seed: int = 7) -> str:
+        path = tmp_path / "router.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        settings = parse_settings(path.read_text())
+        server = TestServer(make_app(settings, path, seed=seed), host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        base = str(server.make_url("")).rstrip("/")
+        async with ClientSession() as s:  # wait until discovery has published the pools
+            for _ in range(200):
+                async with s.get(base + "/v1/models") as r:
+                    if (await r.json())["data"] or not doc["discovery"]["pools"]:
+                        break
+                await asyncio.sleep(0.01)
+        return base
+
+    yield start
+    for server in servers:
+        await server.close()
