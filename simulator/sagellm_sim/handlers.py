@@ -1,0 +1,184 @@
+"""``POST /v1/completions`` and ``POST /v1/chat/completions``: validate, submit, answer.
+
+A request becomes a ``SimRequest`` on the least-loaded engine; the handler then waits on its
+``RequestHandle`` and renders either one JSON body or an SSE stream (one event per engine step
+that produced tokens, merged when the client reads slower than the engine generates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from sagellm_sim.engine import SimRequest, Status
+from sagellm_sim.kvcache import block_hashes
+from sagellm_sim.pd import producer_params
+from sagellm_sim.protocol import ApiError, Kind, Prepared, decode_json, prepare
+from sagellm_sim.responses import DONE, ResponseCtx, chunk, full_response, usage, usage_chunk
+from sagellm_sim.runner import EngineRunner, RequestHandle
+from sagellm_sim.state import SERVER_KEY, SimServer
+from sagellm_sim.tokenizer import TextGenerator
+
+log = logging.getLogger("sagellm_sim.requests")
+
+
+@dataclass
+class Job:
+    """One admitted request and everything needed to answer it."""
+
+    srv: SimServer
+    prep: Prepared
+    ctx: ResponseCtx
+    runner: EngineRunner
+    handle: RequestHandle
+    gen: TextGenerator
+
+    @property
+    def req(self) -> SimRequest:
+        return self.handle.req
+
+    def usage(self) -> dict[str, Any]:
+        cached = self.req.cached_tokens if self.srv.config.enable_prompt_tokens_details else None
+        return usage(self.req.prompt_len, self.req.num_output, cached)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "completion")
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, "chat")
+
+
+async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
+    srv = request.app[SERVER_KEY]
+    prep = prepare(kind, decode_json(await request.read()), srv.config.served_name,
+                   srv.max_model_len)  # fmt: skip
+    if prep.model not in srv.config.accepted_names:
+        raise ApiError(f"The model `{prep.model}` does not exist.", 404, "NotFoundError", "model")
+    runner = srv.pick_runner(request.headers.get("X-data-parallel-rank"))
+    srv.check_admission(runner)
+    job = _submit(srv, runner, prep, request.headers.get("X-Request-Id") or uuid.uuid4().hex)
+    try:
+        if prep.stream:
+            return await _stream(request, job)
+        return await _complete(request, job)
+    finally:
+        if job.req.status is not Status.FINISHED:
+            srv.metrics.on_abort(runner.index)
+        runner.abort(job.handle)
+        srv.request_done()
+
+
+def _submit(srv: SimServer, runner: EngineRunner, prep: Prepared, request_id: str) -> Job:
+    srv.sequence += 1
+    prefix = "cmpl" if prep.kind == "completion" else "chatcmpl"
+    ctx = ResponseCtx(prep.kind, f"{prefix}-{request_id}", int(time.time()), prep.model)
+    gen = TextGenerator(srv.config.sim_seed, prep.seed, prep.prompt_ids)
+    out_len = prep.max_tokens if prep.ignore_eos else min(prep.max_tokens, gen.natural_length)
+    now = srv.clock()
+    req = SimRequest(
+        request_id=f"{ctx.id}-{srv.sequence}", prompt_ids=prep.prompt_ids,
+        max_tokens=prep.max_tokens, output_len=max(out_len, prep.min_tokens, 1), arrival=now,
+        block_hashes=block_hashes(prep.prompt_ids, srv.config.block_size, prep.cache_salt),
+    )  # fmt: skip
+    pd_on = srv.config.kv_transfer is not None and prep.kv is not None
+    if pd_on and prep.kv and prep.kv.remote_decode:
+        req.hold_blocks = True
+    elif pd_on and prep.kv and prep.kv.remote_prefill:
+        remote = prep.kv.remote_prefill
+        tokens = min(req.prompt_len, remote.num_tokens or req.prompt_len)
+        req.remote_prefill = True
+        req.ready_at = now + srv.cost.kv_transfer_seconds(tokens) * srv.config.sim_time_scale
+        srv.spawn(_release_after(srv, req.ready_at - now, remote.host, remote.port,
+                                 remote.engine_id, remote.request_id))  # fmt: skip
+    return Job(srv, prep, ctx, runner, runner.submit(req), gen)
+
+
+async def _release_after(srv: SimServer, delay: float, *target: Any) -> None:
+    await asyncio.sleep(delay)
+    await srv.notify_kv_pulled(*target)
+
+
+def _kv_params(request: web.Request, job: Job) -> dict[str, Any] | None:
+    if not job.req.hold_blocks:
+        return None
+    srv = job.srv
+    sock = request.transport.get_extra_info("sockname") if request.transport else None
+    host = srv.config.sim_advertise_host or (sock[0] if sock else "127.0.0.1")
+    port = sock[1] if sock else srv.config.port
+    job.runner.hold_kv(job.req, srv.config.sim_kv_hold_seconds)
+    return producer_params(job.req, srv.engine_ids[job.runner.index], host, port,
+                           srv.config.tensor_parallel_size)  # fmt: skip
+
+
+async def _complete(request: web.Request, job: Job) -> web.Response:
+    words: list[str] = []
+    finished = False
+    while not finished:
+        n, finished = await job.handle.next()
+        words.extend(job.gen.next_words(n))
+    body = full_response(job.ctx, "".join(words), job.req.finish_reason, job.usage(),
+                         _kv_params(request, job))  # fmt: skip
+    return web.json_response(body)
+
+
+async def _stream(request: web.Request, job: Job) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache"})  # fmt: skip
+    await resp.prepare(request)
+    faults, sent, finished = job.srv.faults, 0, False
+    try:
+        if job.prep.kind == "chat":
+            await resp.write(chunk(job.ctx, "", None, role=True))
+        while not finished:
+            n, finished = await job.handle.next()
+            limit = _fault_limit(faults.stall_after_tokens, faults.cut_stream_after_tokens)
+            if limit is not None and sent + n >= limit:
+                await _partial(resp, job, limit - sent)
+                return await _break_stream(request, resp, job, faults.stall_after_tokens == limit)
+            reason = job.req.finish_reason if finished else None
+            use = job.usage() if job.prep.continuous_usage and job.prep.include_usage else None
+            await resp.write(chunk(job.ctx, "".join(job.gen.next_words(n)), reason, use=use))
+            sent += n
+        if job.prep.include_usage:
+            await resp.write(usage_chunk(job.ctx, job.usage()))
+        await resp.write(DONE)
+        await resp.write_eof()
+    except ConnectionResetError:
+        log.info("client disconnected request_id=%s", job.req.request_id)
+    return resp
+
+
+def _fault_limit(stall: int | None, cut: int | None) -> int | None:
+    limits = [x for x in (stall, cut) if x is not None]
+    return min(limits) if limits else None
+
+
+async def _partial(resp: web.StreamResponse, job: Job, n: int) -> None:
+    if n > 0:
+        await resp.write(chunk(job.ctx, "".join(job.gen.next_words(n)), None))
+
+
+async def _break_stream(
+    request: web.Request, resp: web.StreamResponse, job: Job, stall: bool
+) -> web.StreamResponse:
+    """Inject a stream fault: stall (keep the connection silent) or cut (drop it)."""
+    job.runner.abort(job.handle)
+    transport = request.transport
+    if stall:
+        log.warning("stalling stream (fault) request_id=%s", job.req.request_id)
+        # aiohttp offers no close event for a connection, so poll until the client leaves.
+        while transport is not None and not transport.is_closing():  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    else:
+        log.warning("cutting stream (fault) request_id=%s", job.req.request_id)
+        if transport is not None:
+            transport.abort()
+    return resp

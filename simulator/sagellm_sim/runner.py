@@ -1,0 +1,163 @@
+"""The asyncio driver of one engine core: one task, one sleep per engine step.
+
+HTTP handlers ``submit`` a request and wait on its ``RequestHandle``; the loop schedules a batch,
+sleeps for the modelled step time (x time scale x slow factor), applies the step and pushes the
+new tokens to the handles. A handle merges tokens its consumer has not picked up yet (like vLLM's
+output collector), so a slow client costs no extra work per token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from sagellm_sim.config import Faults
+from sagellm_sim.engine import EngineCore, Output, SimRequest, Status
+from sagellm_sim.pd import HeldKV
+
+log = logging.getLogger("sagellm_sim.engine")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class MetricsSink(Protocol):
+    def on_tokens(self, engine: int, gaps: list[float]) -> None: ...
+
+    def on_finish(self, engine: int, req: SimRequest, now: float) -> None: ...
+
+
+class RequestHandle:
+    """Channel from the engine loop to the HTTP handler of one request."""
+
+    __slots__ = ("_event", "finished", "last_token_at", "pending", "req")
+
+    def __init__(self, req: SimRequest) -> None:
+        self.req = req
+        self.pending = 0
+        self.finished = False
+        self.last_token_at: float | None = None
+        self._event = asyncio.Event()
+
+    def push(self, n: int, finished: bool) -> None:
+        self.pending += n
+        self.finished = self.finished or finished
+        self._event.set()
+
+    async def next(self) -> tuple[int, bool]:
+        """Tokens produced since the last call (>= 1 unless finished), and whether done."""
+        await self._event.wait()
+        self._event.clear()
+        n, self.pending = self.pending, 0
+        return n, self.finished
+
+
+class EngineRunner:
+    """Owns one ``EngineCore`` and the task that steps it."""
+
+    def __init__(
+        self,
+        core: EngineCore,
+        index: int,
+        time_scale: float,
+        faults: Faults,
+        metrics: MetricsSink,
+        clock: Clock,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.core = core
+        self.index = index
+        self.time_scale = time_scale
+        self.faults = faults
+        self.metrics = metrics
+        self.clock = clock
+        self._sleep = sleep
+        self.held = HeldKV()
+        self._handles: dict[str, RequestHandle] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"engine-{self.index}"
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def load(self) -> int:
+        """vLLM's DP load-balancing score: waiting x 4 + running."""
+        return len(self.core.waiting) * 4 + len(self.core.running)
+
+    def submit(self, req: SimRequest) -> RequestHandle:
+        handle = RequestHandle(req)
+        self._handles[req.request_id] = handle
+        self.core.add(req)
+        self._wake.set()
+        return handle
+
+    def abort(self, handle: RequestHandle) -> None:
+        if handle.req.status is not Status.FINISHED:
+            self.core.abort(handle.req)
+            log.info("request aborted request_id=%s", handle.req.request_id)
+        self._handles.pop(handle.req.request_id, None)
+
+    def hold_kv(self, req: SimRequest, seconds: float) -> None:
+        self.held.hold(req, self.clock() + seconds)
+        self._wake.set()
+
+    def release_kv(self, request_id: str) -> bool:
+        req = self.held.pop(request_id)
+        if req is None:
+            return False
+        self.core.release_held(req)
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            now = self.clock()
+            for req in self.held.expired(now):
+                log.warning(
+                    "prefilled KV never pulled; freeing", extra={"request_id": req.request_id}
+                )
+                self.core.release_held(req)
+            batch = self.core.schedule(now)
+            if not batch:
+                await self._idle(now)
+                continue
+            dt = self.core.cost.step_seconds(batch.work) * self.time_scale * self.faults.slow_factor
+            await self._sleep(dt)
+            self._deliver(self.core.complete(batch, self.clock()))
+
+    async def _idle(self, now: float) -> None:
+        wakeups = [t for t in (self.core.next_ready_at(), self.held.next_expiry()) if t is not None]
+        self._wake.clear()
+        timeout = max(0.0, min(wakeups) - now) if wakeups else None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _deliver(self, outputs: list[Output]) -> None:
+        now = self.clock()
+        gaps = []
+        for out in outputs:
+            handle = self._handles.get(out.request.request_id)
+            if handle is None:
+                continue
+            if handle.last_token_at is not None:
+                gaps.append(now - handle.last_token_at)
+            handle.last_token_at = now
+            if out.finished:
+                del self._handles[out.request.request_id]
+                self.metrics.on_finish(self.index, out.request, now)
+            handle.push(out.new_tokens, out.finished)
+        if gaps:
+            self.metrics.on_tokens(self.index, gaps)

@@ -1,0 +1,156 @@
+"""State of one simulator instance: config, engines, metrics, faults, PD bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from sagellm_sim.config import SimConfig
+from sagellm_sim.engine import EngineCore
+from sagellm_sim.kvcache import KVCache
+from sagellm_sim.metrics import SimMetrics
+from sagellm_sim.profiles import CostModel, Parallelism, Profile, get_profile
+from sagellm_sim.protocol import ApiError
+from sagellm_sim.runner import Clock, EngineRunner
+
+log = logging.getLogger("sagellm_sim.server")
+
+
+def _exit_process() -> None:
+    log.error("simulated crash (--sim-crash-after reached); exiting")
+    logging.shutdown()
+    os._exit(1)
+
+
+class SimServer:
+    """All state of one simulator instance (no module-level state)."""
+
+    def __init__(
+        self, config: SimConfig, clock: Clock = time.monotonic,
+        on_crash: Callable[[], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.clock = clock
+        self.on_crash = on_crash or _exit_process
+        self.faults = type(config.sim_faults)(**config.sim_faults.as_dict())
+        self.profile: Profile = get_profile(config.sim_profile)
+        self.max_model_len = config.max_model_len or self.profile.model.max_position
+        par = Parallelism(config.tensor_parallel_size, config.pipeline_parallel_size)
+        self.cost = CostModel(self.profile, par)
+        self.num_gpu_blocks = config.num_gpu_blocks_override or self.cost.num_gpu_blocks(
+            config.gpu_memory_utilization, config.block_size
+        )
+        if self.num_gpu_blocks * config.block_size < self.max_model_len:
+            raise ValueError(
+                f"To serve at least one request with the model's max seq len "
+                f"({self.max_model_len}), the KV cache needs "
+                f"{-(-self.max_model_len // config.block_size)} blocks but only "
+                f"{self.num_gpu_blocks} fit; lower --max-model-len or add GPUs"
+            )
+        cores = [self._core() for _ in range(config.data_parallel_size)]
+        self.metrics = SimMetrics(config.served_name, cores, self._cache_info())
+        self.runners = [
+            EngineRunner(c, i, config.sim_time_scale, self.faults, self.metrics, clock)
+            for i, c in enumerate(cores)
+        ]
+        kvt = config.kv_transfer
+        self.engine_ids = [
+            (kvt.engine_id if config.data_parallel_size == 1 else f"{kvt.engine_id}_dp{i}")
+            if kvt
+            else f"engine-{i}"
+            for i in range(config.data_parallel_size)
+        ]
+        self.rng = random.Random(config.sim_seed)
+        self.started = int(time.time())
+        self.completed_requests = 0
+        self.sequence = 0
+        self.session: aiohttp.ClientSession | None = None
+        self.background: set[asyncio.Task[Any]] = set()
+
+    def _core(self) -> EngineCore:
+        c = self.config
+        cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching)
+        return EngineCore(self.cost, cache, c.max_num_seqs, c.max_num_batched_tokens)
+
+    def _cache_info(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "block_size": str(c.block_size),
+            "cache_dtype": "auto",
+            "enable_prefix_caching": str(c.enable_prefix_caching),
+            "gpu_memory_utilization": str(c.gpu_memory_utilization),
+            "num_cpu_blocks": "None",
+            "num_gpu_blocks": str(self.num_gpu_blocks),
+            "num_gpu_blocks_override": str(c.num_gpu_blocks_override),
+            "prefix_caching_hash_algo": "builtin",
+        }
+
+    # -- request plumbing used by the generation handler -----------------------------------
+    def pick_runner(self, pinned: str | None) -> EngineRunner:
+        if pinned is not None:
+            if not pinned.isdigit() or int(pinned) >= len(self.runners):
+                raise ApiError(
+                    f"X-data-parallel-rank must be an integer in [0, {len(self.runners)}), "
+                    f"got {pinned!r}", param="X-data-parallel-rank",
+                )  # fmt: skip
+            return self.runners[int(pinned)]
+        return min(self.runners, key=lambda r: r.load)
+
+    def check_admission(self, runner: EngineRunner) -> None:
+        if self.rng.random() < self.faults.error_rate:
+            raise ApiError("simulated engine error (--sim-error-rate)", 500, "InternalServerError")
+        limit = self.config.sim_max_waiting
+        if limit is not None and len(runner.core.waiting) >= limit:
+            raise ApiError(
+                f"The engine is overloaded: {len(runner.core.waiting)} requests are waiting "
+                f"(--sim-max-waiting {limit}); retry later", 503, "ServiceUnavailableError",
+            )  # fmt: skip
+
+    def request_done(self) -> None:
+        self.completed_requests += 1
+        limit = self.faults.crash_after
+        if limit is not None and self.completed_requests >= limit:
+            asyncio.get_running_loop().call_later(0.05, self.on_crash)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def notify_kv_pulled(self, host: str, port: int, engine_id: str, request_id: str) -> None:
+        """Tell the prefill instance its KV was pulled (the NIXL completion notification)."""
+        if self.session is None:
+            return
+        url = f"http://{host}:{port}/sim/kv_release"
+        try:
+            async with self.session.post(
+                url, json={"remote_engine_id": engine_id, "remote_request_id": request_id}
+            ) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("kv release notification to %s failed: %s", url, exc)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self, _app: web.Application) -> None:
+        for r in self.runners:
+            r.start()
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+
+    async def stop(self, _app: web.Application) -> None:
+        for r in self.runners:
+            await r.stop()
+        for task in list(self.background):
+            task.cancel()
+        if self.session is not None:
+            await self.session.close()
+
+
+SERVER_KEY = web.AppKey("sagellm_sim.server", SimServer)
