@@ -48,8 +48,8 @@ async def start_router(tmp_path: Any) -> AsyncIterator[RouterFactory]:
         base = str(server.make_url("")).rstrip("/")
         async with ClientSession() as s:  # wait until discovery has published the pools
             for _ in range(200):
-                async with s.get(base + "/v1/models") as r:
-                    if (await r.json())["data"] or not doc["discovery"]["pools"]:
+                async with s.get(base + "/ready") as r:
+                    if r.status == 200 or not doc["discovery"]["pools"]:
                         break
                 await asyncio.sleep(0.01)
         return base
