@@ -4,6 +4,7 @@ from the seed rules of thumb and per-GPU memory arithmetic, and explains every c
 Pure functions over frozen dataclasses; see docs/planner.md.
 """
 
+from sagellm_core.planner.adapter import request_for_role, role_plan
 from sagellm_core.planner.core import plan
 from sagellm_core.planner.pd import PDSide, pd_compatibility_errors
 from sagellm_core.planner.types import (
@@ -27,4 +28,6 @@ __all__ = [
     "WeightDType",
     "pd_compatibility_errors",
     "plan",
+    "request_for_role",
+    "role_plan",
 ]

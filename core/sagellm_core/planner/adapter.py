@@ -1,0 +1,83 @@
+"""Between the API models and the planner: a pool spec → :class:`PlanRequest`, a plan → the
+``RolePlan`` written to ``InferencePool.status.plan``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sagellm_core.api.common import Architecture, ParallelismStrategy, Role
+from sagellm_core.api.pool import InferencePoolSpec, ModelSpec, RolePlan
+from sagellm_core.planner.memory import estimate_shape
+from sagellm_core.planner.types import ModelShape, Plan, PlanRequest, WeightDType
+
+_DTYPES = {
+    "auto": WeightDType.BF16,
+    "bfloat16": WeightDType.BF16,
+    "float16": WeightDType.FP16,
+    "float32": WeightDType.FP32,
+}
+
+
+def weight_dtype(model: ModelSpec) -> WeightDType:
+    """Quantization wins over dtype; ``auto`` is planned as 16-bit (what checkpoints ship)."""
+    if model.quantization is not None:
+        return WeightDType(model.quantization)
+    return _DTYPES[model.dtype]
+
+
+def model_shape(model: ModelSpec) -> ModelShape | None:
+    """The shape the spec gives; missing fields are filled from the typical-shape table."""
+    given = {
+        "layers": model.layers,
+        "attention_heads": model.attention_heads,
+        "kv_heads": model.kv_heads,
+        "head_dim": model.head_dim,
+    }
+    known = {k: v for k, v in given.items() if v is not None}
+    if not known:
+        return None
+    return replace(estimate_shape(model.parameters)[0], **known)
+
+
+def request_for_role(
+    spec: InferencePoolSpec, role: Role | str, gpus_available: int | None = None
+) -> PlanRequest:
+    """The planner input for one role of a pool (the role's parallelism, else the pool's)."""
+    m, e, par = spec.model, spec.engine, spec.parallelism_for(role)
+    return PlanRequest(
+        params_b=m.parameters,
+        gpu_memory_gib=e.gpu_memory_gib,
+        gpus_per_node=e.gpus_per_node,
+        architecture=Architecture(m.architecture),
+        experts=m.experts,
+        dtype=weight_dtype(m),
+        max_model_len=m.max_model_len,
+        shape=model_shape(m),
+        gpus_available=gpus_available,
+        role=Role(role),
+        strategy=ParallelismStrategy(par.strategy),
+        tensor=par.tensor,
+        pipeline=par.pipeline,
+        data=par.data,
+        expert=par.expert,
+        gpu_memory_utilization=e.gpu_memory_utilization,
+    )
+
+
+def role_plan(plan: Plan) -> RolePlan:
+    """The status form of a plan (reasons, then warnings prefixed, then errors prefixed)."""
+    lay = plan.layout
+    notes = [*plan.reasons, *(f"warning: {w}" for w in plan.warnings)]
+    notes += [f"error: {e}" for e in plan.errors]
+    return RolePlan(
+        role=plan.request.role,
+        tensor=lay.tensor,
+        pipeline=lay.pipeline,
+        data=lay.data,
+        expert=lay.expert,
+        gpus_per_instance=plan.gpus_per_instance,
+        nodes_per_instance=plan.nodes_per_instance,
+        weight_gib_per_gpu=round(plan.memory.weights_gib, 2),
+        kv_cache_gib_per_gpu=round(plan.memory.kv_cache_gib, 2),
+        reasons=notes,
+    )

@@ -1,0 +1,148 @@
+"""Golden argv tests for ``vllm serve``: every expected argv is spelled out literally."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sagellm_core.api.common import ParallelismSizes, Role
+from sagellm_core.api.instance import ExecutionInstanceSpec
+from sagellm_core.api.pool import InferencePoolSpec
+from sagellm_core.planner import plan, request_for_role, role_plan
+from sagellm_core.vllm_args import (
+    MultiNode,
+    ServeConfig,
+    kv_transfer_config,
+    lws_multi_node,
+    serve_args,
+    serve_command,
+    serve_config_for_instance,
+    serve_config_for_pool,
+)
+
+
+def pool(**over: Any) -> InferencePoolSpec:
+    wire: dict[str, Any] = {
+        "model": {"name": "llama-70b", "source": "meta-llama/Llama-3.1-70B-Instruct",
+                  "parameters": 70, "maxModelLen": 8192},
+        "engine": {"gpuMemoryGiB": 80, "gpusPerNode": 8},
+        "roles": {"general": {"replicas": 2}},
+    }  # fmt: skip
+    for key, value in over.items():
+        wire[key] = {**wire.get(key, {}), **value}
+    return InferencePoolSpec.model_validate(wire)
+
+
+PD_ROLES = {
+    "general": None,
+    "prefill": {"replicas": 1},
+    "decode": {"replicas": 2, "maxParallelRequests": 128},
+    "kvTransfer": {"connector": "NixlConnector"},
+}
+
+COMMON_TAIL = ["--max-model-len", "8192", "--gpu-memory-utilization", "0.9",
+               "--dtype", "bfloat16", "--block-size", "16", "--enable-prefix-caching"]  # fmt: skip
+HEAD = ["meta-llama/Llama-3.1-70B-Instruct", "--served-model-name", "llama-70b",
+        "--host", "0.0.0.0", "--port", "8000"]  # fmt: skip
+TP4 = ["--tensor-parallel-size", "4", "--pipeline-parallel-size", "1"]
+
+GOLDEN = [
+    ("general", pool(), Role.GENERAL, ParallelismSizes(tensor=4), None,
+     [*HEAD, *TP4, *COMMON_TAIL]),
+    ("pd-prefill", pool(roles=PD_ROLES), Role.PREFILL, ParallelismSizes(tensor=4), None,
+     [*HEAD, *TP4, *COMMON_TAIL,
+      "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}']),
+    ("pd-decode", pool(roles=PD_ROLES), Role.DECODE, ParallelismSizes(tensor=4), None,
+     [*HEAD, *TP4, *COMMON_TAIL, "--max-num-seqs", "128",
+      "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}']),
+    ("multi-node-leader", pool(), Role.GENERAL, ParallelismSizes(tensor=8, pipeline=2),
+     lws_multi_node(2, leader=True),
+     [*HEAD, "--tensor-parallel-size", "8", "--pipeline-parallel-size", "2",
+      "--nnodes", "2", "--node-rank", "0", "--master-addr", "$(LWS_LEADER_ADDRESS)",
+      *COMMON_TAIL]),
+    ("multi-node-worker", pool(), Role.GENERAL, ParallelismSizes(tensor=8, pipeline=2),
+     lws_multi_node(2, leader=False, master_port=29501),
+     [*HEAD, "--tensor-parallel-size", "8", "--pipeline-parallel-size", "2",
+      "--nnodes", "2", "--node-rank", "$(LWS_WORKER_INDEX)",
+      "--master-addr", "$(LWS_LEADER_ADDRESS)", "--master-port", "29501", "--headless",
+      *COMMON_TAIL]),
+    ("moe-ep", pool(model={"architecture": "MoE", "experts": 8, "parameters": 47}),
+     Role.GENERAL, ParallelismSizes(tensor=4, data=2, expert=8), None,
+     [*HEAD, *TP4, "--data-parallel-size", "2", "--enable-expert-parallel", *COMMON_TAIL]),
+    ("extra-args-quantized",
+     pool(model={"quantization": "fp8", "revision": "v2"},
+          engine={"extraArgs": ["--max-num-batched-tokens", "8192", "--enforce-eager"],
+                  "enablePrefixCaching": False, "gpuMemoryUtilization": 0.85}),
+     Role.GENERAL, ParallelismSizes(tensor=2), None,
+     ["meta-llama/Llama-3.1-70B-Instruct", "--served-model-name", "llama-70b",
+      "--revision", "v2", "--host", "0.0.0.0", "--port", "8000",
+      "--tensor-parallel-size", "2", "--pipeline-parallel-size", "1",
+      "--max-model-len", "8192", "--gpu-memory-utilization", "0.85", "--dtype", "bfloat16",
+      "--quantization", "fp8", "--block-size", "16", "--no-enable-prefix-caching",
+      "--max-num-batched-tokens", "8192", "--enforce-eager"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "role", "sizes", "multi_node", "expected"),
+    GOLDEN,
+    ids=[g[0] for g in GOLDEN],
+)
+def test_golden_argv(
+    name: str,
+    spec: InferencePoolSpec,
+    role: Role,
+    sizes: ParallelismSizes,
+    multi_node: MultiNode | None,
+    expected: list[str],
+) -> None:
+    assert serve_args(serve_config_for_pool(spec, role, sizes, multi_node)) == expected
+
+
+@pytest.mark.parametrize(
+    ("role", "connector", "expected"),
+    [
+        (Role.GENERAL, "NixlConnector", None),
+        (Role.PREFILL, None, '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}'),
+        (Role.DECODE, "P2pNcclConnector",
+         '{"kv_connector":"P2pNcclConnector","kv_role":"kv_consumer"}'),
+    ],
+)  # fmt: skip
+def test_kv_transfer_config_per_role(role: Role, connector: str | None, expected: str) -> None:
+    assert kv_transfer_config(role, connector) == expected
+
+
+@pytest.mark.parametrize(("quant", "flag"), [("awq", True), ("gptq", True), ("int4", False)])
+def test_only_flag_quantizations_are_passed(quant: str, flag: bool) -> None:
+    args = serve_args(ServeConfig("m", "m", 512, quantization=quant))
+    assert ("--quantization" in args) is flag
+    if flag:
+        assert args[args.index("--quantization") + 1] == quant
+
+
+def test_explicit_multi_node_leader_and_int_ranks() -> None:
+    leader = serve_args(ServeConfig("m", "m", 512, multi_node=MultiNode(3, 0, "10.0.0.1")))
+    worker = serve_args(ServeConfig("m", "m", 512, multi_node=MultiNode(3, 2, "10.0.0.1")))
+    assert "--headless" not in leader
+    assert worker[-1] == "--enable-prefix-caching"
+    assert worker[worker.index("--node-rank") + 1] == "2"
+    assert "--headless" in worker
+
+
+def test_serve_command_per_engine_kind() -> None:
+    assert serve_command("vLLM") == ["vllm", "serve"]
+    assert serve_command("Simulator") == ["sagellm", "sim"]
+
+
+def test_instance_spec_and_planner_feed_the_builder() -> None:
+    spec = pool()
+    p = plan(request_for_role(spec, Role.GENERAL))
+    assert p.ok
+    status = role_plan(p)
+    assert (status.tensor, status.pipeline, status.gpus_per_instance) == (4, 1, 4)
+    inst = ExecutionInstanceSpec(
+        pool="p", role=Role.GENERAL, model=spec.model, engine=spec.engine,
+        parallelism=ParallelismSizes(tensor=status.tensor, pipeline=status.pipeline),
+    )  # fmt: skip
+    assert serve_args(serve_config_for_instance(inst)) == [*HEAD, *TP4, *COMMON_TAIL]
