@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sagellm_core.api.common import Architecture, ParallelismStrategy, Role
 from sagellm_core.api.pool import InferencePoolSpec, ModelSpec, RolePlan
-from sagellm_core.planner.memory import estimate_shape
+from sagellm_core.planner.memory import complete_shape
 from sagellm_core.planner.types import ModelShape, Plan, PlanRequest, WeightDType
 
 _DTYPES = {
@@ -27,16 +25,13 @@ def weight_dtype(model: ModelSpec) -> WeightDType:
 
 def model_shape(model: ModelSpec) -> ModelShape | None:
     """The shape the spec gives; missing fields are filled from the typical-shape table."""
-    given = {
+    known = {
         "layers": model.layers,
         "attention_heads": model.attention_heads,
         "kv_heads": model.kv_heads,
         "head_dim": model.head_dim,
     }
-    known = {k: v for k, v in given.items() if v is not None}
-    if not known:
-        return None
-    return replace(estimate_shape(model.parameters)[0], **known)
+    return complete_shape(model.parameters, known)
 
 
 def request_for_role(

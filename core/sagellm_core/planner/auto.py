@@ -112,7 +112,8 @@ def plan_auto(ctx: Ctx, notes: Notes) -> Layout | None:
     if gpus is None:
         if table is None:
             notes.errors.append(nothing_fits(ctx, ep, None))
-        return table
+            return None
+        return moe_limits(ctx, table, notes)
     chosen = choose(table, count_layout(ctx, ep, gpus, notes), gpus, notes)
     if chosen is None:
         chosen = ctx.minimal(ep, gpus)
@@ -122,4 +123,21 @@ def plan_auto(ctx: Ctx, notes: Notes) -> Layout | None:
         notes.reasons.append(f"smallest layout that fits {gpus} GPUs: {chosen.describe()}")
     data = gpus // chosen.shard
     notes.reasons.append(f"DP auto: {gpus} GPUs // {chosen.shard} per model copy = DP{data}")
-    return Layout(chosen.tensor, chosen.pipeline, data, ep)
+    return moe_limits(ctx, Layout(chosen.tensor, chosen.pipeline, data, ep), notes)
+
+
+def moe_limits(ctx: Ctx, lay: Layout, notes: Notes) -> Layout:
+    """Keep the EP group (TP×DP) within the number of experts."""
+    experts = ctx.req.experts
+    if not lay.expert_parallel or experts is None or lay.expert <= experts:
+        return lay
+    if lay.tensor > experts:
+        notes.reasons.append(
+            f"EP off: TP{lay.tensor} already exceeds the {experts} experts, so TP shards them"
+        )
+        return Layout(lay.tensor, lay.pipeline, lay.data, False)
+    data = experts // lay.tensor
+    notes.reasons.append(
+        f"DP capped at {data}: the EP group TP×DP must not exceed the {experts} experts"
+    )
+    return Layout(lay.tensor, lay.pipeline, data, True)

@@ -62,7 +62,10 @@ def _warnings(ctx: Ctx, lay: Layout) -> list[str]:
             "sequences: raise TP or use an fp8 KV cache for more decode batch"
         )
     if req.gpus_available is not None and lay.world < req.gpus_available:
-        out.append(f"{req.gpus_available - lay.world} of {req.gpus_available} GPUs stay idle")
+        out.append(
+            f"{req.gpus_available - lay.world} of {req.gpus_available} GPUs stay idle in one "
+            "instance: use them for more replicas"
+        )
     if lay.data > 1 and not req.is_moe:
         out.append(
             f"dense model with DP{lay.data}: vLLM runs the ranks as independent engines behind "

@@ -7,6 +7,7 @@ Constants are planner heuristics (see docs/planner.md); calibrate them against v
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Final
 
 from sagellm_core.planner.types import (
@@ -60,6 +61,14 @@ def estimate_shape(params_b: float) -> tuple[ModelShape, str]:
         if params_b <= bound:
             return shape, example
     raise AssertionError("SHAPE_TABLE ends with an infinite bound")  # pragma: no cover
+
+
+def complete_shape(params_b: float, known: dict[str, int | None]) -> ModelShape | None:
+    """``None`` if no shape field is known; else the typical shape with the known fields set."""
+    given = {k: v for k, v in known.items() if v is not None}
+    if not given:
+        return None
+    return replace(estimate_shape(params_b)[0], **given)
 
 
 def weights_gib(params_b: float, dtype: WeightDType) -> float:

@@ -160,10 +160,24 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """Machine-readable plan with stable keys (used by ``sagellm plan -o json``)."""
         m, lay = self.memory, self.layout
+        r = self.request
         return {
             "ok": self.ok,
+            "input": {
+                "params_b": r.params_b,
+                "architecture": str(r.architecture),
+                "experts": r.experts,
+                "dtype": str(r.dtype),
+                "kv_cache_dtype": str(r.kv_cache_dtype),
+                "max_model_len": r.max_model_len,
+                "gpu_memory_gib": r.gpu_memory_gib,
+                "gpus_per_node": r.gpus_per_node,
+                "gpus_available": r.gpus_available,
+                "gpu_memory_utilization": r.gpu_memory_utilization,
+            },
             "role": str(self.request.role),
             "strategy": str(self.request.strategy),
+            "layout": lay.describe(),
             "tensor": lay.tensor,
             "pipeline": lay.pipeline,
             "data": lay.data,

@@ -102,7 +102,7 @@ def test_gpu_count_rules(params: float, mem: float, gpus: int, expected: tuple[i
 
 def test_idle_gpus_are_reported() -> None:
     p = plan(req(params_b=40, gpus_available=6))
-    assert "2 of 6 GPUs stay idle" in p.warnings
+    assert any("2 of 6 GPUs stay idle" in w for w in p.warnings)
 
 
 # Memory arithmetic overriding the seed rules, with the reason it gives.
@@ -200,6 +200,19 @@ def test_moe_auto_is_ep_plus_tp(kw: dict[str, Any], expected: tuple[int, ...]) -
     assert p.layout.expert_parallel
     assert sizes(p) == expected
     assert "MoE model → EP+TP" in text(p)
+
+
+@pytest.mark.parametrize(
+    ("experts", "expected", "reason"),
+    [(8, (4, 1, 2, 8), "DP capped at 2"), (2, (4, 1, 4, 1), "EP off: TP4 already exceeds")],
+)
+def test_moe_auto_keeps_ep_within_experts(
+    experts: int, expected: tuple[int, ...], reason: str
+) -> None:
+    p = plan(req(params_b=47, architecture=Architecture.MOE, experts=experts, gpus_available=16))
+    assert p.ok, p.errors
+    assert sizes(p) == expected
+    assert reason in text(p)
 
 
 def test_decode_role_with_little_kv_is_warned() -> None:
