@@ -134,6 +134,9 @@ class CostModel:
         self.kv_bytes_per_token_per_gpu = (
             2 * (m.layers / par.pp) * kv_heads_per_gpu * m.head_dim * m.dtype_bytes
         )
+        # PP stages run one after another, so a step reads every stage's weights and KV.
+        self._step_weight_bytes = self._weights_per_gpu * par.pp
+        self._step_kv_bytes_per_token = self.kv_bytes_per_token_per_gpu * par.pp
         self.kv_bytes_per_token_total = 2 * m.layers * m.kv_heads * m.head_dim * m.dtype_bytes
         self._bw = g.hbm_bytes_per_s * profile.eff.bandwidth
         self._flops = g.bf16_flops * profile.eff.mfu
@@ -160,8 +163,8 @@ class CostModel:
         if tokens == 0:
             return 0.0
         eff, m = self.profile.eff, self.profile.model
-        kv_read = work.decode_context * self.kv_bytes_per_token_per_gpu
-        memory = (self._weights_per_gpu + kv_read) / self._bw
+        kv_read = work.decode_context * self._step_kv_bytes_per_token
+        memory = (self._step_weight_bytes + kv_read) / self._bw
         attn = (work.prefill_attention + work.decode_context) * self._attn_flops
         compute = (tokens * self._flops_per_token + attn) / self._flops
         comm = 0.0
