@@ -1,0 +1,1 @@
+"""Scheduling policies, one per module; ``sagellm_core.scheduling.registry`` builds them."""

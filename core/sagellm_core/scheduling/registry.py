@@ -1,0 +1,44 @@
+"""The one place that builds the scheduling policies (one fresh set per pool: some keep state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sagellm_core.scheduling.base import SchedulingPolicy
+from sagellm_core.scheduling.policies.adaptive import AdaptiveConfig, AdaptivePolicy
+from sagellm_core.scheduling.policies.cost_optimized import CostOptimizedPolicy
+from sagellm_core.scheduling.policies.fifo import FifoPolicy
+from sagellm_core.scheduling.policies.priority import PriorityPolicy
+from sagellm_core.scheduling.policies.slo_aware import SloAwarePolicy
+from sagellm_core.scheduling.predictor import TtftPredictor
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """Knobs of all policies: aging interval, predictor, SLO shedding, adaptive thresholds."""
+
+    aging_interval_s: float | None = 30.0
+    predictor: TtftPredictor = field(default_factory=TtftPredictor)
+    shed_on_slo_miss: bool = False
+    shed_grace_s: float = 0.0
+    default_tokens_per_s: float = 2000.0
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+
+
+def default_policies(
+    settings: PolicySettings | None = None, *, now: float = 0.0
+) -> dict[str, SchedulingPolicy]:
+    """fifo, priority, slo_aware, cost_optimized and adaptive (which switches among the four)."""
+    s = settings or PolicySettings()
+    policies: dict[str, SchedulingPolicy] = {
+        "fifo": FifoPolicy(),
+        "priority": PriorityPolicy(aging_interval_s=s.aging_interval_s),
+        "slo_aware": SloAwarePolicy(
+            predictor=s.predictor, shed=s.shed_on_slo_miss, shed_grace_s=s.shed_grace_s
+        ),
+        "cost_optimized": CostOptimizedPolicy(
+            predictor=s.predictor, default_tokens_per_s=s.default_tokens_per_s
+        ),
+    }
+    policies["adaptive"] = AdaptivePolicy(dict(policies), s.adaptive, now=now)
+    return policies
