@@ -79,8 +79,8 @@ async def inference(request: web.Request) -> web.StreamResponse:
 
 def _observe(state: RouterState, ex: Exchange) -> None:
     m = state.metrics
-    m.requests.labels(ex.parsed.model, ex.pool, ex.instance, str(ex.status or 500)).inc()
-    m.e2e.labels(ex.parsed.model, ex.pool).observe(state.clock() - ex.started)
+    m.child(m.requests, ex.parsed.model, ex.pool, ex.instance, str(ex.status or 500)).inc()
+    m.child(m.e2e, ex.parsed.model, ex.pool).observe(state.clock() - ex.started)
 
 
 async def models(request: web.Request) -> web.Response:
@@ -161,7 +161,11 @@ async def _probe_loop(app: web.Application) -> None:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60)
-    app[SESSION] = aiohttp.ClientSession(connector=connector)
+    t = app[STATE].settings.timeouts
+    timeout = aiohttp.ClientTimeout(
+        total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_idle_s
+    )
+    app[SESSION] = aiohttp.ClientSession(connector=connector, timeout=timeout)
     loops = [_discovery_loop, _probe_loop]
     if app[STATE].settings.scrape.enabled:
         loops.append(_scrape_loop)

@@ -105,7 +105,10 @@ async def _attempt(
     pool: PoolSnapshot,
     endpoint: Endpoint,
 ) -> web.StreamResponse:
-    tracker, gauge = state.tracker, state.metrics.in_flight.labels(pool.name, endpoint.instance)
+    tracker, gauge = (
+        state.tracker,
+        state.metrics.child(state.metrics.in_flight, pool.name, endpoint.instance),
+    )
     started = tracker.start(endpoint.url)
     gauge.inc()
     failed = True
@@ -128,15 +131,9 @@ async def _attempt(
 async def _open(
     state: RouterState, session: aiohttp.ClientSession, ex: Exchange, endpoint: Endpoint
 ) -> Opened:
-    t = state.settings.timeouts
-    timeout = aiohttp.ClientTimeout(
-        total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_idle_s
-    )
     headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id}
     try:
-        resp = await session.post(
-            endpoint.url + ex.parsed.path, data=ex.raw, headers=headers, timeout=timeout
-        )
+        resp = await session.post(endpoint.url + ex.parsed.path, data=ex.raw, headers=headers)
     except _UPSTREAM_ERRORS as exc:
         raise Retryable(_reason(exc)) from exc
     try:
@@ -187,7 +184,7 @@ def _count_tokens(state: RouterState, ex: Exchange, usage: dict[str, object] | N
     for key, direction in (("prompt_tokens", "in"), ("completion_tokens", "out")):
         value = usage.get(key)
         if isinstance(value, int) and value > 0:
-            tokens.labels(ex.parsed.model, direction).inc(value)
+            state.metrics.child(tokens, ex.parsed.model, direction).inc(value)
 
 
 async def _relay_stream(
@@ -199,8 +196,8 @@ async def _relay_stream(
     await client.prepare(ex.request)
     m, clock = state.metrics, state.clock
     labels = (ex.parsed.model, ex.pool)
-    m.ttft.labels(*labels).observe(clock() - ex.started)
-    itl = m.itl.labels(*labels)
+    m.child(m.ttft, *labels).observe(clock() - ex.started)
+    itl = m.child(m.itl, *labels)
     scanner = UsageScanner()
     chunk, last, tail = opened.first_chunk, clock(), b""
     while chunk:

@@ -1,0 +1,183 @@
+"""Table-driven distribution tests for every routing strategy (seeded RNG, fake loads)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from sagellm_router.routing.base import Loads, StrategyContext, least_loaded
+from sagellm_router.routing.prefix_aware import block_hashes
+from sagellm_router.routing.registry import StrategyBook, default_strategies
+from sagellm_router.stats.engine import EngineStats
+from sagellm_router.stats.tracker import RequestTracker
+from sagellm_router.types import Endpoint
+
+
+@dataclass
+class Req:
+    prompt_text: str = ""
+    session_key: str | None = None
+
+
+class FakeLoads:
+    def __init__(self, loads: dict[str, float] | None = None) -> None:
+        self.values = dict(loads or {})
+
+    def in_flight(self, url: str) -> int:
+        return int(self.values.get(url, 0))
+
+    def load(self, url: str) -> float:
+        return self.values.get(url, 0.0)
+
+
+E = [Endpoint(f"http://e{i}", f"e{i}") for i in range(3)]
+
+
+def make(name: str, **params: object):  # type: ignore[no-untyped-def]
+    return default_strategies()[name](StrategyContext(params=params, rng=random.Random(3)))
+
+
+def spread(name: str, requests: list[Req], loads: FakeLoads, **params: object) -> Counter[str]:
+    strategy = make(name, **params)
+    return Counter(strategy.pick(r, E, loads).instance for r in requests)
+
+
+SAME = [Req("p")] * 300
+CASES = [
+    # (strategy, requests, loads, expected counts)
+    ("round_robin", SAME, {}, {"e0": 100, "e1": 100, "e2": 100}),
+    ("load_balanced", SAME, {"http://e0": 5, "http://e1": 1, "http://e2": 3}, {"e1": 300}),
+    ("power_of_two", SAME, {"http://e0": 9, "http://e1": 0, "http://e2": 9}, None),
+    ("affinity", [Req("x", "alice")] * 50, {}, None),
+]
+
+
+@pytest.mark.parametrize(("name", "requests", "loads", "expected"), CASES)
+def test_distribution(name, requests, loads, expected) -> None:  # type: ignore[no-untyped-def]
+    counts = spread(name, requests, FakeLoads(loads))
+    if expected is not None:
+        assert dict(counts) == expected
+    elif name == "power_of_two":  # e1 wins every sample it is in: 2 of 3 pairs
+        assert counts["e1"] == pytest.approx(200, abs=30)
+        assert counts["e0"] + counts["e2"] == 300 - counts["e1"]
+    else:
+        assert len(counts) == 1  # one session sticks to one endpoint
+
+
+def test_random_is_roughly_uniform_and_seeded() -> None:
+    a = spread("random", SAME * 10, FakeLoads())
+    b = spread("random", SAME * 10, FakeLoads())
+    assert a == b
+    assert all(900 < n < 1100 for n in a.values())
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected_sequence"),
+    [
+        ((5, 1, 1), ["e0", "e0", "e1", "e0", "e2", "e0", "e0"]),  # nginx smooth WRR order
+        ((1, 1, 1), ["e0", "e1", "e2", "e0", "e1", "e2", "e0"]),
+        ((2, 1, 0.5), None),
+    ],
+)
+def test_weighted_round_robin(weights, expected_sequence) -> None:  # type: ignore[no-untyped-def]
+    endpoints = [Endpoint(f"http://e{i}", f"e{i}", weight=w) for i, w in enumerate(weights)]
+    strategy = make("weighted_round_robin")
+    picks = [strategy.pick(Req(), endpoints, FakeLoads()).instance for _ in range(7 * 70)]
+    if expected_sequence:
+        assert picks[:7] == expected_sequence
+    counts = Counter(picks)
+    total = sum(weights)
+    for i, w in enumerate(weights):
+        assert counts[f"e{i}"] == pytest.approx(len(picks) * w / total, abs=2)
+
+
+def test_affinity_spills_over_when_saturated_and_is_consistent() -> None:
+    strategy = make("affinity", max_in_flight=2)
+    sessions = [Req("", f"user-{i}") for i in range(60)]
+    home = {r.session_key: strategy.pick(r, E, FakeLoads()).url for r in sessions}
+    assert len(set(home.values())) == 3  # sessions spread over all endpoints
+    # removing one endpoint only moves the sessions that lived on it
+    moved = [r for r in sessions if strategy.pick(r, E[:2], FakeLoads()).url != home[r.session_key]]
+    assert all(home[r.session_key] == E[2].url for r in moved)
+    # saturate alice's home: she spills to the least loaded of the others
+    alice = Req("", "alice")
+    own = strategy.pick(alice, E, FakeLoads()).url
+    loads = FakeLoads({e.url: (2 if e.url == own else 1) for e in E})
+    assert strategy.pick(alice, E, loads).url != own
+
+
+def test_affinity_without_key_is_least_loaded() -> None:
+    loads = FakeLoads({"http://e0": 4, "http://e1": 2, "http://e2": 3})
+    assert spread("affinity", [Req()] * 10, loads) == {"e1": 10}
+
+
+def test_locality_same_prefix_same_endpoint_across_replicas_with_bounded_load() -> None:
+    prompts = [Req(f"prefix-{i % 12} " * 50 + f"tail {i}") for i in range(120)]
+    replica_a, replica_b = make("locality"), make("locality")
+    a = [replica_a.pick(r, E, FakeLoads()).url for r in prompts]
+    b = [replica_b.pick(r, E, FakeLoads()).url for r in prompts]
+    assert a == b  # no shared state needed
+    assert len(set(a)) == 3
+    owner = {r.prompt_text[:256]: u for r, u in zip(prompts, a, strict=True)}
+    assert all(owner[r.prompt_text[:256]] == u for r, u in zip(prompts, a, strict=True))
+    # bounded load: a hot prefix overflows once its owner exceeds 1.25x the average
+    hot = Req("hot " * 100)
+    home = replica_a.pick(hot, E, FakeLoads()).url
+    loads = FakeLoads({home: 5, **{e.url: 1 for e in E if e.url != home}})
+    assert replica_a.pick(hot, E, loads).url != home  # capacity ceil(1.25*8/3)=4 < 6
+
+
+def test_prefix_aware_follows_cached_prefix_until_imbalanced() -> None:
+    strategy = make("prefix_aware", block_chars=8, balance_abs=4, balance_rel=1.5)
+    loads = FakeLoads()
+    doc_a, doc_b = "A" * 64, "B" * 64
+    first_a = strategy.pick(Req(doc_a + "q1"), E, loads).url
+    loads.values[first_a] = 1  # the engine now holds prefix A
+    first_b = strategy.pick(Req(doc_b + "q1"), E, loads).url
+    assert first_b != first_a  # no match for B: least load, which avoids A's engine
+    for i in range(5):
+        assert strategy.pick(Req(doc_a + f"q{i}"), E, loads).url == first_a
+        assert strategy.pick(Req(doc_b + f"q{i}"), E, loads).url == first_b
+    loads.values[first_a] = 20  # far above the others: balance wins over the cache
+    assert strategy.pick(Req(doc_a + "again"), E, loads).url not in {first_a}
+
+
+def test_prefix_aware_lru_bound() -> None:
+    strategy = make("prefix_aware", block_chars=4, max_blocks_per_endpoint=3)
+    strategy.pick(Req("aaaabbbbccccdddd"), E[:1], FakeLoads())
+    hashes = block_hashes("aaaabbbbccccdddd", 4, 100)
+    assert strategy.matched_blocks(E[0].url, hashes) == 0  # oldest block evicted: chain broken
+    assert len(strategy._cache[E[0].url]) == 3
+
+
+def test_least_loaded_breaks_ties_randomly() -> None:
+    rng = random.Random(1)
+    picks = Counter(least_loaded(E, FakeLoads(), rng).instance for _ in range(300))
+    assert set(picks) == {"e0", "e1", "e2"}
+
+
+def test_loads_combine_in_flight_and_fresh_scrapes() -> None:
+    now = [100.0]
+    tracker = RequestTracker(lambda: now[0])
+    stats = {"http://e0": EngineStats(running=4, waiting=2, kv_usage=0.5, at=99.0)}
+    loads = Loads(tracker, stats, lambda: now[0])
+    tracker.start("http://e0")
+    assert loads.load("http://e0") == 6 + 2 + 4 * 0.5
+    now[0] = 200.0  # scrape is stale: only the router's own count remains
+    assert loads.load("http://e0") == 1
+
+
+def test_strategy_book_rejects_unknown_params() -> None:
+    with pytest.raises(ValueError, match=r"routing\.params\.locality"):
+        StrategyBook(default_strategies(), {"locality": {"bogus": 1}}, lambda: 0.0, 10)
+    with pytest.raises(ValueError, match="unknown strategies"):
+        StrategyBook(default_strategies(), {"nope": {}}, lambda: 0.0, 10)
+
+
+def test_strategy_book_keeps_one_instance_per_pool() -> None:
+    book = StrategyBook(default_strategies(), {}, lambda: 0.0, 10, seed=1)
+    assert book.get("a", "round_robin") is book.get("a", "round_robin")
+    assert book.get("a", "round_robin") is not book.get("b", "round_robin")
