@@ -245,8 +245,10 @@ def main() -> None:
     finally:
         engine.terminate()
         engine.wait()
+    header = ("req/s (1 core)", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms")
     print(
-        f"{'target':<24}{'req/s (1 core)':>16}{'p50 ms':>10}{'p99 ms':>10}{'+p50 ms':>10}{'+p99 ms':>10}"
+        f"{'target':<24}"
+        + "".join(f"{h:>16}" if i == 0 else f"{h:>10}" for i, h in enumerate(header))
     )
     for name, r in rows:
         print(
