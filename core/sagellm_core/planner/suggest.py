@@ -17,12 +17,9 @@ def fixes(ctx: Ctx, layout: Layout | None, ep: bool, limit: int | None) -> str:
     need = ctx.minimal(ep, None)
     if need is not None and (limit is None or need.world > limit):
         out.append(f"use {need.world} GPUs of {req.gpu_memory_gib:g} GiB as {need.describe()}")
-    for dtype in (WeightDType.FP8, WeightDType.INT4):
-        if BYTES_PER_PARAM[dtype] < BYTES_PER_PARAM[req.dtype]:
-            quant = ctx.with_request(dtype=dtype).minimal(ep, limit)
-            if quant is not None:
-                out.append(f"quantize to {dtype} (fits as {quant.describe()})")
-                break
+    quantize = _quantize_fix(ctx, ep, limit, need)
+    if quantize is not None:
+        out.append(quantize)
     if layout is not None:
         if req.kv_cache_dtype == KVCacheDType.AUTO:
             fp8 = ctx.with_request(kv_cache_dtype=KVCacheDType.FP8)
@@ -34,6 +31,26 @@ def fixes(ctx: Ctx, layout: Layout | None, ep: bool, limit: int | None) -> str:
     if not out:
         out.append("use GPUs with more memory")
     return "Fix: " + "; or ".join(out) + "."
+
+
+def _quantize_fix(ctx: Ctx, ep: bool, limit: int | None, need: Layout | None) -> str | None:
+    """Quantization that fits within the GPU limit, else in the fewest GPUs, when it needs
+    fewer GPUs than the current dtype does."""
+    best: tuple[int, str] | None = None
+    for dtype in (WeightDType.FP8, WeightDType.INT4):
+        if BYTES_PER_PARAM[dtype] >= BYTES_PER_PARAM[ctx.req.dtype]:
+            continue
+        quant = ctx.with_request(dtype=dtype)
+        within = quant.minimal(ep, limit)
+        if within is not None and (need is None or within.world < need.world):
+            return f"quantize to {dtype} (fits as {within.describe()})"
+        anywhere = quant.minimal(ep, None)
+        if anywhere is None or (need is not None and anywhere.world >= need.world):
+            continue
+        if best is None or anywhere.world < best[0]:
+            text = f"quantize to {dtype} and use {anywhere.world} GPUs as {anywhere.describe()}"
+            best = (anywhere.world, text)
+    return best[1] if best else None
 
 
 def does_not_fit(ctx: Ctx, layout: Layout, ep: bool, limit: int | None) -> str:

@@ -89,7 +89,11 @@ ERROR_CASES = [
       "max_model_len": 60_000}, ["use an fp8 KV cache"]),
     # Impossible: 400B dense on 2 × 24 GiB.
     ({"params_b": 400, "gpu_memory_gib": 24, "gpus_available": 2},
-     ["400B bf16 Dense model", "does not fit on 2 GPU(s) × 24 GiB", "Fix: use 40 GPUs"]),
+     ["400B bf16 Dense model", "does not fit on 2 GPU(s) × 24 GiB", "Fix: use 40 GPUs",
+      "quantize to int4 and use 16 GPUs as TP8×PP2"]),
+    # KV-bound: quantizing weights would not help, so it is not suggested.
+    ({"params_b": 8, "strategy": S.TP, "tensor": 1, "gpu_memory_gib": 24,
+      "max_model_len": 1_000_000}, ["use 8 GPUs of 24 GiB as TP8; or lower max model len"]),
     ({"params_b": 400, "gpu_memory_gib": 24, "gpus_available": 2, "strategy": S.TP},
      ["strategy TP: no layout it allows fits", "Fix:"]),
     ({"params_b": 70, "gpus_available": 1},
