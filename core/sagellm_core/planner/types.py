@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -65,6 +65,21 @@ class PlanRequest:
     @property
     def is_moe(self) -> bool:
         return self.architecture == Architecture.MOE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The planning facts (sizes and strategy are reported by the plan itself)."""
+        return {
+            "params_b": self.params_b,
+            "architecture": str(self.architecture),
+            "experts": self.experts,
+            "dtype": str(self.dtype),
+            "kv_cache_dtype": str(self.kv_cache_dtype),
+            "max_model_len": self.max_model_len,
+            "gpu_memory_gib": self.gpu_memory_gib,
+            "gpus_per_node": self.gpus_per_node,
+            "gpus_available": self.gpus_available,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+        }
 
     def pinned(self) -> dict[str, int]:
         """The explicit sizes the user gave, by name."""
@@ -131,6 +146,15 @@ class MemoryEstimate:
         """At least one ``max_model_len`` sequence of KV fits next to weights and overhead."""
         return self.max_sequences >= 1
 
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "budget": round(self.budget_gib, 2),
+            "weights": round(self.weights_gib, 2),
+            "overhead": round(self.overhead_gib, 2),
+            "kv_cache": round(self.kv_cache_gib, 2),
+            "kv_per_sequence": round(self.kv_sequence_gib, 3),
+        }
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -160,21 +184,9 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """Machine-readable plan with stable keys (used by ``sagellm plan -o json``)."""
         m, lay = self.memory, self.layout
-        r = self.request
         return {
             "ok": self.ok,
-            "input": {
-                "params_b": r.params_b,
-                "architecture": str(r.architecture),
-                "experts": r.experts,
-                "dtype": str(r.dtype),
-                "kv_cache_dtype": str(r.kv_cache_dtype),
-                "max_model_len": r.max_model_len,
-                "gpu_memory_gib": r.gpu_memory_gib,
-                "gpus_per_node": r.gpus_per_node,
-                "gpus_available": r.gpus_available,
-                "gpu_memory_utilization": r.gpu_memory_utilization,
-            },
+            "input": self.request.to_dict(),
             "role": str(self.request.role),
             "strategy": str(self.request.strategy),
             "layout": lay.describe(),
@@ -185,22 +197,10 @@ class Plan:
             "expert_parallel": lay.expert_parallel,
             "gpus_per_instance": self.gpus_per_instance,
             "nodes_per_instance": self.nodes_per_instance,
-            "memory_per_gpu_gib": {
-                "budget": round(m.budget_gib, 2),
-                "weights": round(m.weights_gib, 2),
-                "overhead": round(m.overhead_gib, 2),
-                "kv_cache": round(m.kv_cache_gib, 2),
-                "kv_per_sequence": round(m.kv_sequence_gib, 3),
-            },
+            "memory_per_gpu_gib": m.to_dict(),
             "kv_bytes_per_token_per_gpu": m.kv_bytes_per_token,
             "max_concurrent_sequences": m.max_sequences,
-            "model_shape": {
-                "layers": self.shape.layers,
-                "attention_heads": self.shape.attention_heads,
-                "kv_heads": self.shape.kv_heads,
-                "head_dim": self.shape.head_dim,
-                "estimated": self.shape_estimated,
-            },
+            "model_shape": {**asdict(self.shape), "estimated": self.shape_estimated},
             "reasons": list(self.reasons),
             "warnings": list(self.warnings),
             "errors": list(self.errors),
