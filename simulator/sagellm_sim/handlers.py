@@ -180,5 +180,5 @@ async def _break_stream(
     else:
         log.warning("cutting stream (fault) request_id=%s", job.req.request_id)
         if transport is not None:
-            transport.abort()
+            transport.close()  # flushes what was written, then drops the connection
     return resp

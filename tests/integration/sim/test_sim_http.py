@@ -1,0 +1,187 @@
+"""The simulator's HTTP behaviour over real sockets: errors, ids, metrics, ordering, DP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import StartSim
+from sim_helpers import scrape, wait_for
+
+LONG = " ".join(f"word{i % 97} alpha beta" for i in range(1500))  # ~6000 tokens
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: Any, **kw: Any) -> tuple[int, Any]:
+    data = body if isinstance(body, str) else json.dumps(body)
+    async with http.post(url, data=data, **kw) as resp:
+        return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "err_type", "param"),
+    [
+        ("/v1/completions", "{not json", 400, "BadRequestError", "body"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": "ten"}, 400, "BadRequestError",
+         "max_tokens"),
+        ("/v1/completions", {"max_tokens": 3}, 400, "BadRequestError", "prompt"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": 5000}, 400, "BadRequestError",
+         "max_tokens"),
+        ("/v1/chat/completions", {"messages": []}, 400, "BadRequestError", "messages"),
+        ("/v1/chat/completions", {"model": "other", "messages": [{"role": "user",
+         "content": "x"}]}, 404, "NotFoundError", "model"),
+        ("/v1/completions", {"prompt": "x", "kv_transfer_params": {"do_remote_prefill": True,
+         "remote_engine_id": 5}}, 400, "BadRequestError", "kv_transfer_params.remote_engine_id"),
+        ("/v1/nothing", {}, 404, "NotFoundError", None),
+    ],
+)  # fmt: skip
+async def test_errors_use_vllm_shape(
+    start_sim: StartSim, http: aiohttp.ClientSession, path: str, body: Any, status: int,
+    err_type: str, param: str | None,
+) -> None:  # fmt: skip
+    base = await start_sim()
+    got, data = await post(http, base + path, body)
+    assert got == status
+    assert set(data) == {"error"}
+    assert data["error"]["type"] == err_type
+    assert data["error"]["code"] == status
+    assert data["error"]["param"] == param
+    assert data["error"]["message"]
+
+
+async def test_request_id_header_is_the_response_id(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    base = await start_sim()
+    body = {"prompt": "hello", "max_tokens": 2}
+    _, data = await post(http, f"{base}/v1/completions", body, headers={"X-Request-Id": "abc"})
+    assert data["id"] == "cmpl-abc"
+    assert data["kv_transfer_params"] is None
+
+
+async def _ttft(http: aiohttp.ClientSession, base: str, prompt: str) -> float:
+    start = time.perf_counter()
+    body = {"prompt": prompt, "max_tokens": 2, "stream": True}
+    async with http.post(f"{base}/v1/completions", json=body) as resp:
+        async for line in resp.content:
+            if line.startswith(b"data: {"):
+                return time.perf_counter() - start
+    raise AssertionError("no token streamed")
+
+
+async def test_repeated_long_prompt_is_faster_and_moves_prefix_counters(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    base = await start_sim(sim_time_scale=1.0, max_model_len=8192)
+    first = await _ttft(http, base, LONG)
+    second = await _ttft(http, base, LONG)
+    assert second < first
+    m = await scrape(http, base)
+    assert m["vllm:prefix_cache_hits_total{engine=0}"] > 0
+    assert (
+        m["vllm:prefix_cache_queries_total{engine=0}"] > m["vllm:prefix_cache_hits_total{engine=0}"]
+    )
+
+
+async def test_full_kv_cache_queues_requests(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    base = await start_sim(num_gpu_blocks_override=64, max_model_len=1024, sim_time_scale=0.5)
+    prompts = [f"request {i} " + "lorem ipsum dolor " * 100 for i in range(8)]
+    tasks = [asyncio.create_task(post(http, f"{base}/v1/completions",
+                                      {"prompt": p, "max_tokens": 64, "ignore_eos": True}))
+             for p in prompts]  # fmt: skip
+
+    async def queued() -> bool:
+        return (await scrape(http, base))["vllm:num_requests_waiting{engine=0}"] > 0
+
+    await wait_for(queued)
+    results = await asyncio.gather(*tasks)
+    assert all(status == 200 for status, _ in results)
+    m = await scrape(http, base)
+    assert m["vllm:num_requests_waiting{engine=0}"] == 0
+    assert m["vllm:request_success_total{engine=0,finished_reason=length}"] == 8
+
+
+async def test_metrics_names_types_and_labels(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    base = await start_sim(served_model_names=("served",), model="org/model")
+    await post(http, f"{base}/v1/completions", {"model": "served", "prompt": "hi", "max_tokens": 3})
+    async with http.get(f"{base}/metrics") as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await resp.text()
+    for line in (
+        "# TYPE vllm:num_requests_running gauge",
+        "# TYPE vllm:kv_cache_usage_perc gauge",
+        "# TYPE vllm:prefix_cache_queries_total counter",
+        "# TYPE vllm:time_to_first_token_seconds histogram",
+        "# TYPE vllm:inter_token_latency_seconds histogram",
+        "# TYPE vllm:e2e_request_latency_seconds histogram",
+        "# TYPE vllm:request_queue_time_seconds histogram",
+    ):
+        assert line in text
+    m = await scrape(http, base)
+    assert m["vllm:num_requests_running{engine=0}"] == 0
+    assert m["vllm:generation_tokens_total{engine=0}"] == 3
+    assert m["vllm:request_success_total{engine=0,finished_reason=length}"] == 1
+    assert 'model_name="served"' in text
+    assert 'model_name="org/model"' not in text
+    info = next(ln for ln in text.splitlines() if ln.startswith("vllm:cache_config_info{"))
+    assert 'block_size="16"' in info
+    assert 'enable_prefix_caching="True"' in info
+    assert 'num_gpu_blocks="' in info
+
+
+async def test_data_parallel_ranks_are_separate_engines(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    base = await start_sim(data_parallel_size=2)
+    body = {"prompt": "pinned", "max_tokens": 4, "ignore_eos": True}
+    status, _ = await post(http, f"{base}/v1/completions", body,
+                           headers={"X-data-parallel-rank": "1"})  # fmt: skip
+    assert status == 200
+    m = await scrape(http, base)
+    assert m["vllm:generation_tokens_total{engine=1}"] == 4
+    assert m["vllm:generation_tokens_total{engine=0}"] == 0
+    status, data = await post(http, f"{base}/v1/completions", body,
+                              headers={"X-data-parallel-rank": "2"})  # fmt: skip
+    assert status == 400
+    assert data["error"]["param"] == "X-data-parallel-rank"
+
+
+async def test_client_disconnect_aborts_the_request(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    base = await start_sim(sim_time_scale=1.0)
+    body = {"prompt": "long story", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    async with http.post(f"{base}/v1/completions", json=body) as resp:
+        await resp.content.readline()
+
+    async def aborted() -> bool:
+        m = await scrape(http, base)
+        return (m["vllm:num_requests_running{engine=0}"] == 0
+                and m["vllm:request_success_total{engine=0,finished_reason=abort}"] == 1)  # fmt: skip
+
+    await wait_for(aborted)
+
+
+async def test_overload_answers_503(start_sim: StartSim, http: aiohttp.ClientSession) -> None:
+    base = await start_sim(max_num_seqs=1, sim_max_waiting=1, sim_time_scale=1.0)
+    body = {"prompt": "busy", "max_tokens": 3000, "ignore_eos": True}
+    running = asyncio.create_task(post(http, f"{base}/v1/completions", body))
+
+    async def state(name: str) -> bool:
+        return (await scrape(http, base))[f"vllm:{name}{{engine=0}}"] == 1
+
+    await wait_for(lambda: state("num_requests_running"))
+    waiting = asyncio.create_task(post(http, f"{base}/v1/completions", body))
+    await wait_for(lambda: state("num_requests_waiting"))
+    status, data = await post(http, f"{base}/v1/completions", body)
+    assert status == 503
+    assert data["error"]["type"] == "ServiceUnavailableError"
+    running.cancel()
+    waiting.cancel()
