@@ -1,11 +1,12 @@
 """Between the API models and the planner: a pool spec → :class:`PlanRequest`, a plan → the
-``RolePlan`` written to ``InferencePool.status.plan``."""
+``RolePlan`` written to ``InferencePool.status.plan``, and a PD pool's compatibility check."""
 
 from __future__ import annotations
 
-from sagellm_core.api.common import Architecture, ParallelismStrategy, Role
+from sagellm_core.api.common import Architecture, KVConnector, ParallelismStrategy, Role
 from sagellm_core.api.pool import InferencePoolSpec, ModelSpec, RolePlan
 from sagellm_core.planner.memory import complete_shape
+from sagellm_core.planner.pd import PDSide, pd_compatibility_errors
 from sagellm_core.planner.types import ModelShape, Plan, PlanRequest, WeightDType
 
 _DTYPES = {
@@ -76,3 +77,14 @@ def role_plan(plan: Plan) -> RolePlan:
         kv_cache_gib_per_gpu=round(plan.memory.kv_cache_gib, 2),
         reasons=notes,
     )
+
+
+def pool_pd_errors(spec: InferencePoolSpec, prefill: Plan, decode: Plan) -> list[str]:
+    """PD compatibility of a disaggregated pool's two role plans (empty for General pools)."""
+    if spec.roles.general is not None:
+        return []
+    m, e = spec.model, spec.engine
+    dtype = m.quantization or m.dtype
+    connector = spec.roles.kv_transfer.connector if spec.roles.kv_transfer else KVConnector.NIXL
+    sides = [PDSide(m.name, dtype, e.block_size, p.layout.tensor) for p in (prefill, decode)]
+    return pd_compatibility_errors(sides[0], sides[1], str(connector))

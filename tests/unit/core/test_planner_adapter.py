@@ -8,7 +8,14 @@ import pytest
 
 from sagellm_core.api.common import Architecture, ParallelismStrategy, Role
 from sagellm_core.api.pool import InferencePoolSpec
-from sagellm_core.planner import ModelShape, WeightDType, plan, request_for_role, role_plan
+from sagellm_core.planner import (
+    ModelShape,
+    WeightDType,
+    plan,
+    pool_pd_errors,
+    request_for_role,
+    role_plan,
+)
 
 
 def spec(model: dict[str, Any] | None = None, **over: Any) -> InferencePoolSpec:
@@ -54,3 +61,26 @@ def test_role_plan_carries_sizes_memory_and_notes() -> None:
     assert any("size table" in r for r in ok.reasons)
     bad = role_plan(plan(request_for_role(spec({"parameters": 4000}), Role.GENERAL, 2)))
     assert any(r.startswith("error: ") for r in bad.reasons)
+
+
+@pytest.mark.parametrize(
+    ("prefill_tp", "decode_tp", "connector", "ok"),
+    [(2, 4, "NixlConnector", True), (4, 2, "NixlConnector", False),
+     (4, 2, "P2pNcclConnector", True), (4, 4, None, True)],
+)  # fmt: skip
+def test_pool_pd_errors_checks_role_plans(
+    prefill_tp: int, decode_tp: int, connector: str | None, ok: bool
+) -> None:
+    roles: dict[str, Any] = {
+        "prefill": {"parallelism": {"strategy": "TP", "tensor": prefill_tp}},
+        "decode": {"parallelism": {"strategy": "TP", "tensor": decode_tp}},
+    }
+    if connector is not None:
+        roles["kvTransfer"] = {"connector": connector}
+    s = spec(roles=roles)
+    pre, dec = (plan(request_for_role(s, r)) for r in (Role.PREFILL, Role.DECODE))
+    errors = pool_pd_errors(s, pre, dec)
+    assert (errors == []) is ok
+    if not ok:
+        assert f"prefill TP{prefill_tp} > decode TP{decode_tp}" in errors[0]
+    assert pool_pd_errors(spec(), pre, dec) == []
