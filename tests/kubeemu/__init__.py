@@ -9,13 +9,16 @@ Usage::
         url = str(emu.url)                 # point kopf / kubernetes_asyncio here
 """
 
+from .kubelet import FakeKubelet, PodBehaviour, pod_status, simulator_argv
 from .resources import ResourceType, from_crd
 from .selectors import Selector, SelectorError
 from .server import KubeEmulator, running_emulator
 from .store import Store, WatchEvent, merge_patch
 
 __all__ = [
+    "FakeKubelet",
     "KubeEmulator",
+    "PodBehaviour",
     "ResourceType",
     "Selector",
     "SelectorError",
@@ -23,5 +26,7 @@ __all__ = [
     "WatchEvent",
     "from_crd",
     "merge_patch",
+    "pod_status",
     "running_emulator",
+    "simulator_argv",
 ]

@@ -1,0 +1,13 @@
+"""Stable content hashes for drift detection (the ``sagellm.io/spec-hash`` label)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def spec_hash(obj: Any) -> str:
+    """A short hash of ``obj``'s canonical JSON; equal specs give equal hashes."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]

@@ -1,0 +1,60 @@
+"""ExecutionInstance manifests from (pool, role, plan, index).
+
+Names are deterministic — ``<pool>-<role>-<index>`` — so a restarted operator finds the
+instances it made instead of creating duplicates. The spec-hash label changes exactly when the
+instance spec changes; that drives rolling updates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagellm_core.api import ExecutionInstanceSpec, InferencePoolSpec, ParallelismSizes, Role
+from sagellm_core.api import labels as L
+from sagellm_core.planner import Plan
+from sagellm_operator.builders.hashing import spec_hash
+
+Obj = dict[str, Any]
+
+
+def instance_name(pool: str, role: Role, index: int) -> str:
+    return f"{pool}-{L.role_label_value(role)}-{index}"
+
+
+def owner_reference(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+
+
+def build_instance(
+    pool: Obj, spec: InferencePoolSpec, role: Role, plan: Plan, index: int, args: list[str]
+) -> Obj:
+    lay = plan.layout
+    nodes = plan.nodes_per_instance
+    inst_spec = ExecutionInstanceSpec(
+        pool=pool["metadata"]["name"], role=role, index=index, model=spec.model,
+        engine=spec.engine, nodes=nodes, args=args,
+        parallelism=ParallelismSizes(tensor=lay.tensor, pipeline=lay.pipeline, data=lay.data,
+                                     expert=lay.expert),
+        gpus_per_pod=plan.gpus_per_instance // nodes,
+    ).to_wire()  # fmt: skip
+    name = instance_name(pool["metadata"]["name"], role, index)
+    return {
+        "apiVersion": L.API_VERSION,
+        "kind": L.INSTANCE_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": pool["metadata"]["namespace"],
+            "labels": {
+                L.LABEL_POOL: pool["metadata"]["name"],
+                L.LABEL_ROLE: L.role_label_value(role),
+                L.LABEL_INSTANCE: name,
+                L.LABEL_ENGINE: L.role_label_value(str(spec.engine.kind)),
+                L.LABEL_MANAGED_BY: L.MANAGED_BY_VALUE,
+                L.LABEL_SPEC_HASH: spec_hash(inst_spec),
+            },
+            "ownerReferences": [owner_reference(pool)],
+        },
+        "spec": inst_spec,
+    }

@@ -1,0 +1,60 @@
+"""LeaderWorkerSet for instances whose TP×PP spans nodes (multi-node vLLM, mp executor).
+
+Group size = nodes. The leader runs ``--nnodes $(LWS_GROUP_SIZE) --node-rank 0 --master-addr
+$(LWS_LEADER_ADDRESS)`` and serves HTTP; workers run ``--node-rank $(LWS_WORKER_INDEX)
+--headless``. ``RecreateGroupOnPodRestart`` because a vLLM group cannot survive losing a rank.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagellm_core.api import ExecutionInstanceSpec
+from sagellm_operator.builders.instance import owner_reference
+from sagellm_operator.builders.pod import container, pod_labels, pod_name, pod_spec
+from sagellm_operator.settings import PodDefaults
+
+Obj = dict[str, Any]
+LWS_GROUP = "leaderworkerset.x-k8s.io"
+LWS_VERSION = "v1"
+LWS_PLURAL = "leaderworkersets"
+_GROUP_ARGS = ["--nnodes", "$(LWS_GROUP_SIZE)", "--master-addr", "$(LWS_LEADER_ADDRESS)"]
+
+
+def needs_lws(spec: ExecutionInstanceSpec) -> bool:
+    return spec.nodes > 1
+
+
+def _template(
+    instance: Obj, spec: ExecutionInstanceSpec, engine: Obj, defaults: PodDefaults
+) -> Obj:
+    return {"metadata": {"labels": pod_labels(instance)},
+            "spec": pod_spec(spec, defaults, engine)}  # fmt: skip
+
+
+def build_lws(instance: Obj, defaults: PodDefaults) -> Obj:
+    spec = ExecutionInstanceSpec.model_validate(instance["spec"])
+    leader_args = [*spec.args, *_GROUP_ARGS, "--node-rank", "0"]
+    worker_args = [*spec.args, *_GROUP_ARGS, "--node-rank", "$(LWS_WORKER_INDEX)", "--headless"]
+    leader = container(spec, defaults, leader_args)
+    worker = container(spec, defaults, worker_args, serving=False)
+    return {
+        "apiVersion": f"{LWS_GROUP}/{LWS_VERSION}",
+        "kind": "LeaderWorkerSet",
+        "metadata": {
+            "name": pod_name(instance),
+            "namespace": instance["metadata"]["namespace"],
+            "labels": pod_labels(instance),
+            "ownerReferences": [owner_reference(instance)],
+        },
+        "spec": {
+            "replicas": 1,
+            "startupPolicy": "LeaderCreated",
+            "leaderWorkerTemplate": {
+                "size": spec.nodes,
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": _template(instance, spec, leader, defaults),
+                "workerTemplate": _template(instance, spec, worker, defaults),
+            },
+        },
+    }

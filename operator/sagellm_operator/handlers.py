@@ -1,0 +1,98 @@
+"""Thin kopf handlers: decode the event, call one reconcile, never return status.
+
+``build_registry(settings)`` returns an isolated ``kopf.OperatorRegistry`` so several operators
+(e.g. in tests) can run in one process. The reconcile context lives in kopf's ``memo``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from sagellm_core.api import labels as L
+from sagellm_operator.k8s import connect
+from sagellm_operator.metrics import Metrics
+from sagellm_operator.reconcile.context import Context
+from sagellm_operator.reconcile.instance import reconcile_instance
+from sagellm_operator.reconcile.pool import reconcile_pool
+from sagellm_operator.settings import OperatorSettings
+
+POOLS = (L.GROUP, L.VERSION, L.POOL_PLURAL)
+INSTANCES = (L.GROUP, L.VERSION, L.INSTANCE_PLURAL)
+PREFIX = f"operator.{L.GROUP}"
+
+
+def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    """kopf's own behaviour: our annotation prefix, warnings-only kopf events, peering."""
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
+    kopf_settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.scanning.disabled = True
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.peering.standalone = settings.standalone
+
+
+async def _pool_of(ctx: Context, obj: Any) -> None:
+    name = (obj.get("metadata", {}).get("labels") or {}).get(L.LABEL_POOL)
+    if name:
+        pool = await ctx.kube.get(L.POOL_PLURAL, obj["metadata"]["namespace"], name)
+        if pool is not None:
+            await reconcile_pool(ctx, pool)
+
+
+async def _instance_of(ctx: Context, pod: Any) -> None:
+    name = (pod.get("metadata", {}).get("labels") or {}).get(L.LABEL_INSTANCE)
+    if name:
+        inst = await ctx.kube.get(L.INSTANCE_PLURAL, pod["metadata"]["namespace"], name)
+        if inst is not None:
+            await reconcile_instance(ctx, inst)
+
+
+def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    managed = {L.LABEL_MANAGED_BY: L.MANAGED_BY_VALUE}
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if settings.api_server:
+            return kopf.ConnectionInfo(server=settings.api_server.rstrip("/"), insecure=True)
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure(settings, _settings)
+        memo.ctx = Context(await connect(_settings.api_server), _settings, metrics)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        await memo.ctx.kube.close()
+
+    @kopf.on.create(*POOLS, registry=registry)
+    @kopf.on.resume(*POOLS, registry=registry)
+    @kopf.on.update(*POOLS, field="spec", registry=registry)
+    async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await reconcile_pool(memo.ctx, dict(body))
+
+    @kopf.timer(*POOLS, interval=settings.resync_seconds, registry=registry)
+    async def pool_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await reconcile_pool(memo.ctx, dict(body))
+
+    @kopf.on.event(*INSTANCES, registry=registry)
+    async def instance_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+        if type != "DELETED":
+            await reconcile_instance(memo.ctx, dict(body))
+        await _pool_of(memo.ctx, dict(body))
+
+    @kopf.timer(*INSTANCES, interval=settings.resync_seconds, registry=registry)
+    async def instance_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await reconcile_instance(memo.ctx, dict(body))
+
+    @kopf.on.event("", "v1", "pods", labels=managed, registry=registry)
+    async def pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        await _instance_of(memo.ctx, dict(body))
+
+    _settings = settings
+    return registry

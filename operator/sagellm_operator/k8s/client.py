@@ -1,0 +1,170 @@
+"""Thin async API wrapper: create/patch/delete tolerant to 404/409, explicit merge-patches.
+
+Every call names what it touches; nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from sagellm_core.api import labels as L
+
+Obj = dict[str, Any]
+MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
+log = logging.getLogger(__name__)
+
+
+async def connect(api_server: str | None) -> Kube:
+    """An API client for ``api_server`` if given, else in-cluster or the kubeconfig."""
+    if api_server:
+        cfg = client.Configuration(host=api_server.rstrip("/"))
+    else:
+        cfg = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            await config.load_kube_config(client_configuration=cfg)
+    return Kube(client.ApiClient(cfg))
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        # Typed as Any: the generated stubs lack the runtime's ``_content_type`` and
+        # ``_preload_content`` options, and we pass plain dict manifests.
+        self.core: Any = client.CoreV1Api(api)
+        self.custom: Any = client.CustomObjectsApi(api)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    # -- custom objects -----------------------------------------------------------------------
+    async def get(self, plural: str, ns: str, name: str) -> Obj | None:
+        try:
+            obj: Obj = await self.custom.get_namespaced_custom_object(
+                L.GROUP, L.VERSION, ns, plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return obj
+
+    async def list_objects(
+        self, plural: str, ns: str, selector: str, group: tuple[str, str] | None = None
+    ) -> list[Obj]:
+        grp, ver = group or (L.GROUP, L.VERSION)
+        result = await self.custom.list_namespaced_custom_object(
+            grp, ver, ns, plural, label_selector=selector
+        )
+        items: list[Obj] = result.get("items", [])
+        return items
+
+    async def create(self, plural: str, obj: Obj, group: tuple[str, str] | None = None) -> bool:
+        """Create ``obj``; False if it already exists."""
+        grp, ver = group or (L.GROUP, L.VERSION)
+        try:
+            await self.custom.create_namespaced_custom_object(
+                grp, ver, obj["metadata"]["namespace"], plural, obj
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def patch(
+        self, plural: str, ns: str, name: str, patch: Obj, status: bool = False
+    ) -> None:
+        call = (self.custom.patch_namespaced_custom_object_status if status
+                else self.custom.patch_namespaced_custom_object)  # fmt: skip
+        try:
+            await call(L.GROUP, L.VERSION, ns, plural, name, patch, _content_type=MERGE)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def replace_spec(self, plural: str, ns: str, name: str, new: Obj) -> None:
+        """Replace ``spec`` and set labels in one JSON patch (merge-patch cannot drop keys)."""
+        ops: list[Obj] = [{"op": "replace", "path": "/spec", "value": new["spec"]}]
+        for key, value in new["metadata"]["labels"].items():
+            path = "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1")
+            ops.append({"op": "add", "path": path, "value": value})
+        try:
+            await self.custom.patch_namespaced_custom_object(
+                L.GROUP, L.VERSION, ns, plural, name, ops, _content_type=JSON_PATCH
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def delete(
+        self, plural: str, ns: str, name: str, group: tuple[str, str] | None = None
+    ) -> None:
+        grp, ver = group or (L.GROUP, L.VERSION)
+        try:
+            await self.custom.delete_namespaced_custom_object(grp, ver, ns, plural, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # -- pods ---------------------------------------------------------------------------------
+    async def list_pods(self, ns: str, selector: str) -> list[Obj]:
+        result = await self.core.list_namespaced_pod(
+            ns, label_selector=selector, _preload_content=False
+        )
+        items: list[Obj] = (await result.json()).get("items", [])
+        return items
+
+    async def create_pod(self, pod: Obj) -> bool:
+        try:
+            await self.core.create_namespaced_pod(
+                pod["metadata"]["namespace"], pod, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_pod(self, ns: str, name: str) -> None:
+        try:
+            await self.core.delete_namespaced_pod(name, ns, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # -- LeaderWorkerSet ----------------------------------------------------------------------
+    async def lws_installed(self) -> bool:
+        try:
+            await self.api.call_api(f"/apis/{LWS[0]}/{LWS[1]}", "GET", _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    # -- events -------------------------------------------------------------------------------
+    async def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about ``obj``; failures are logged, never raised."""
+        meta = obj["metadata"]
+        now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+               "namespace": meta["namespace"], "uid": meta.get("uid")}  # fmt: skip
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": ref, "type": type_, "reason": reason, "message": message[:1024],
+            "source": {"component": L.MANAGED_BY_VALUE}, "reportingComponent": L.MANAGED_BY_VALUE,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }  # fmt: skip
+        try:
+            await self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
+        except ApiException as exc:
+            log.warning("event not posted", extra={"reason": reason, "status": exc.status})

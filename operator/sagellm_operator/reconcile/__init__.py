@@ -1,0 +1,1 @@
+"""Orchestration: observed state from the API → pure decisions → API calls and status."""

@@ -1,0 +1,39 @@
+"""What every reconcile needs: the API, settings, metrics, a clock and per-object locks."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagellm_operator.k8s import Kube
+from sagellm_operator.metrics import Metrics
+from sagellm_operator.settings import OperatorSettings
+
+Obj = dict[str, Any]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(tz=datetime.UTC)
+
+
+def iso(when: datetime.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Context:
+    kube: Kube
+    settings: OperatorSettings
+    metrics: Metrics
+    clock: Callable[[], datetime.datetime] = utcnow
+    _locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, kind: str, ns: str, name: str) -> asyncio.Lock:
+        """One lock per object so event-, timer- and change-driven reconciles never overlap."""
+        return self._locks.setdefault((kind, ns, name), asyncio.Lock())
+
+    def forget(self, kind: str, ns: str, name: str) -> None:
+        self._locks.pop((kind, ns, name), None)

@@ -1,0 +1,111 @@
+"""InferencePool reconcile: validate → plan per role → converge instances → write status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagellm_core.api import labels as L
+from sagellm_core.validation import parse_pool, pool_problems
+from sagellm_operator.builders.argv import engine_args
+from sagellm_operator.builders.instance import build_instance, instance_name
+from sagellm_operator.builders.plans import plan_pool, role_plan
+from sagellm_operator.reconcile.context import Context, iso
+from sagellm_operator.reconcile.rollout import Actions, decide
+from sagellm_operator.reconcile.status import invalid_status, pool_status
+
+Obj = dict[str, Any]
+
+
+async def reconcile_pool(ctx: Context, pool: Obj) -> None:
+    meta = pool["metadata"]
+    if meta.get("deletionTimestamp"):
+        return
+    async with ctx.lock("pool", meta["namespace"], meta["name"]):
+        with ctx.metrics.duration.labels("pool").time():
+            try:
+                await _reconcile(ctx, pool)
+            except Exception:
+                ctx.metrics.reconciles.labels("pool", "error").inc()
+                raise
+            ctx.metrics.reconciles.labels("pool", "ok").inc()
+
+
+def _user_view(pool: Obj) -> Obj:
+    """The part of the object the user wrote (status and server metadata left out)."""
+    meta = {k: pool["metadata"][k] for k in ("name", "namespace") if k in pool["metadata"]}
+    return {"apiVersion": pool["apiVersion"], "kind": pool["kind"], "metadata": meta,
+            "spec": pool.get("spec", {})}  # fmt: skip
+
+
+async def _reconcile(ctx: Context, pool: Obj) -> None:
+    problems = pool_problems(_user_view(pool))
+    if problems:
+        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems)
+        return
+    spec = parse_pool(_user_view(pool)).spec
+    planned = plan_pool(spec)
+    if planned.errors:
+        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, list(planned.errors))
+        return
+    desired: dict[str, Obj] = {}
+    for role, plan in planned.plans.items():
+        args = engine_args(spec, role, plan, ctx.settings.pods.port)
+        for index in range(spec.replicas_for(role)):
+            desired[instance_name(pool["metadata"]["name"], role, index)] = build_instance(
+                pool, spec, role, plan, index, args
+            )
+    ns, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
+    found = await ctx.kube.list_objects(L.INSTANCE_PLURAL, ns, f"{L.LABEL_POOL}={name}")
+    existing = {i["metadata"]["name"]: i for i in found}
+    acts = decide(desired, existing, ctx.clock(), ctx.settings.drain_timeout_seconds)
+    await _apply(ctx, pool, acts)
+    counts = {str(role): spec.replicas_for(role) for role in planned.plans}
+    plans = [role_plan(role, p).to_wire() for role, p in planned.plans.items()]
+    remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
+    status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
+    await _write(ctx, pool, status)
+
+
+async def _apply(ctx: Context, pool: Obj, acts: Actions) -> None:
+    ns = pool["metadata"]["namespace"]
+    for obj in acts.create:
+        if await ctx.kube.create(L.INSTANCE_PLURAL, obj):
+            await _decided(ctx, pool, "create", f"created instance {obj['metadata']['name']}")
+    for obj in acts.update:
+        name = obj["metadata"]["name"]
+        patch = {"metadata": {"labels": obj["metadata"]["labels"]}, "spec": obj["spec"]}
+        await ctx.kube.replace_spec(L.INSTANCE_PLURAL, ns, name, patch)
+        await _decided(ctx, pool, "update", f"rolling update: instance {name} gets the new spec")
+    for name in acts.drain:
+        notes = {L.ANNOTATION_DRAINING: "true", L.ANNOTATION_DRAIN_STARTED: iso(ctx.clock())}
+        await ctx.kube.patch(L.INSTANCE_PLURAL, ns, name, {"metadata": {"annotations": notes}})
+        await _decided(ctx, pool, "drain", f"draining instance {name} before removing it")
+    for name in acts.delete:
+        await ctx.kube.delete(L.INSTANCE_PLURAL, ns, name)
+        await _decided(ctx, pool, "delete", f"deleted drained instance {name}")
+
+
+async def _decided(ctx: Context, pool: Obj, action: str, message: str) -> None:
+    ctx.metrics.decisions.labels("pool", action).inc()
+    reason = {"create": "CreatedInstance", "update": "RollingUpdate", "drain": "Draining",
+              "delete": "DeletedInstance"}[action]  # fmt: skip
+    await ctx.kube.event(pool, "Normal", reason, message)
+
+
+async def _invalid(ctx: Context, pool: Obj, reason: str, problems: list[str]) -> None:
+    status = invalid_status(pool, reason, problems, iso(ctx.clock()))
+    old = pool.get("status") or {}
+    if (
+        old.get("observedGeneration") != status["observedGeneration"]
+        or old.get("phase") != "Failed"
+    ):
+        await ctx.kube.event(pool, "Warning", reason, "; ".join(problems))
+    await _write(ctx, pool, status)
+
+
+async def _write(ctx: Context, pool: Obj, status: Obj) -> None:
+    old = pool.get("status") or {}
+    if all(old.get(k) == v for k, v in status.items()):
+        return
+    meta = pool["metadata"]
+    await ctx.kube.patch(L.POOL_PLURAL, meta["namespace"], meta["name"], {"status": status}, True)

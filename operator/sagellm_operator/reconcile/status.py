@@ -1,0 +1,83 @@
+"""Pure pool status: phase, conditions, per-role counts, plan and the endpoints list.
+
+Inputs: the pool object, desired replicas per role, role plans (status dicts), the existing
+instances, whether a rollout/scale is in progress, and the time. Output: the ``status`` dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagellm_core.api import labels as L
+
+Obj = dict[str, Any]
+
+
+def _condition(old: list[Obj], kind: str, ok: bool, reason: str, msg: str, now: str,
+               gen: int | None) -> Obj:  # fmt: skip
+    prev = next((c for c in old if c.get("type") == kind), {})
+    flag = "True" if ok else "False"
+    since = prev.get("lastTransitionTime") if prev.get("status") == flag else None
+    return {"type": kind, "status": flag, "reason": reason, "message": msg,
+            "lastTransitionTime": since or now, "observedGeneration": gen}  # fmt: skip
+
+
+def endpoints(instances: list[Obj]) -> list[Obj]:
+    out = []
+    for inst in sorted(instances, key=lambda i: i["metadata"]["name"]):
+        status = inst.get("status") or {}
+        if not status.get("url"):
+            continue
+        draining = (inst["metadata"].get("annotations") or {}).get(L.ANNOTATION_DRAINING) == "true"
+        out.append({"instance": inst["metadata"]["name"], "role": inst["spec"]["role"],
+                    "url": status["url"], "ready": bool(status.get("ready")) and not draining,
+                    "draining": draining})  # fmt: skip
+    return out
+
+
+def pool_status(pool: Obj, desired: dict[str, int], plans: list[Obj], instances: list[Obj],
+                busy: bool, now: str) -> Obj:  # fmt: skip
+    gen = pool["metadata"].get("generation")
+    old = (pool.get("status") or {}).get("conditions") or []
+    eps = endpoints(instances)
+    roles: list[Obj] = []
+    for role, want in desired.items():
+        ready = sum(1 for e in eps if e["role"] == role and e["ready"])
+        roles.append({"role": role, "desired": want, "ready": min(ready, want)})
+    failed = [i for i in instances if (i.get("status") or {}).get("phase") == "Failed"]
+    all_ready = all(r["ready"] >= r["desired"] for r in roles)
+    fail_msg = "; ".join(
+        f"{i['metadata']['name']}: {i['status'].get('message', '')}" for i in failed
+    )
+    waiting = ", ".join(f"{r['role']} {r['ready']}/{r['desired']}" for r in roles)
+    conditions = [
+        _condition(old, L.CONDITION_READY, all_ready,
+                   L.REASON_ALL_READY if all_ready else L.REASON_WAITING_FOR_PODS,
+                   f"ready: {waiting}", now, gen),
+        _condition(old, L.CONDITION_PROGRESSING, busy or not all_ready,
+                   L.REASON_SCALING if busy or not all_ready else L.REASON_RECONCILED,
+                   "instances are being created, updated or drained" if busy else "", now, gen),
+        _condition(old, L.CONDITION_DEGRADED, bool(failed),
+                   L.REASON_INSTANCE_FAILED if failed else L.REASON_RECONCILED, fail_msg, now, gen),
+    ]  # fmt: skip
+    phase = "Degraded" if failed else "Ready" if all_ready and not busy else "Progressing"
+    return {
+        "phase": phase, "observedGeneration": gen, "conditions": conditions, "plan": plans,
+        "roles": roles, "readyReplicas": sum(r["ready"] for r in roles),
+        "desiredReplicas": sum(desired.values()), "endpoints": eps,
+    }  # fmt: skip
+
+
+def invalid_status(pool: Obj, reason: str, problems: list[str], now: str) -> Obj:
+    gen = pool["metadata"].get("generation")
+    old = (pool.get("status") or {}).get("conditions") or []
+    msg = "; ".join(problems)
+    return {
+        "phase": "Failed", "observedGeneration": gen, "endpoints": [], "plan": [], "roles": [],
+        "readyReplicas": 0, "desiredReplicas": 0,
+        "conditions": [
+            _condition(old, L.CONDITION_READY, False, reason, msg, now, gen),
+            _condition(old, L.CONDITION_PROGRESSING, False, reason, msg, now, gen),
+            _condition(old, L.CONDITION_DEGRADED, True, reason, msg, now, gen),
+        ],
+    }  # fmt: skip

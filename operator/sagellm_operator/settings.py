@@ -1,0 +1,47 @@
+"""Operator settings, parsed once (CLI flags / environment) into one typed, validated object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PodDefaults:
+    """What every engine pod gets unless the pool says otherwise."""
+
+    vllm_image: str = "vllm/vllm-openai:v0.11.0"
+    """Image for ``engine.kind: vLLM`` when the pool sets no ``engine.image``."""
+    simulator_image: str = "sagellm/sagellm:0.1.0"
+    """Image for ``engine.kind: Simulator`` (the project image with ``sagellm sim``)."""
+    port: int = 8000
+    """HTTP port of vLLM (and of its /metrics)."""
+    startup_failure_threshold: int = 180
+    """Startup probe: periodSeconds 10 × this = time allowed to download and load the model."""
+    gpu_toleration: bool = True
+    """Tolerate the usual ``nvidia.com/gpu:NoSchedule`` taint on GPU pods."""
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to serve; empty with ``all_namespaces`` means the whole cluster."""
+    all_namespaces: bool = True
+    api_server: str | None = None
+    """Override the API server URL (tests, local runs); else kubeconfig / in-cluster."""
+    metrics_port: int | None = 9090
+    standalone: bool = True
+    """No peering: one operator replica (kopf peering needs its own CRD)."""
+    peering_name: str = "sagellm-operator"
+    resync_seconds: float = 10.0
+    """Interval of the level-based timer that re-runs each reconcile."""
+    drain_timeout_seconds: float = 30.0
+    """How long a draining instance may take before it is deleted without an idle signal."""
+    pods: PodDefaults = field(default_factory=PodDefaults)
+
+    def __post_init__(self) -> None:
+        if not self.all_namespaces and not self.namespaces:
+            raise ValueError("give --namespace at least once, or --all-namespaces")
+        if self.resync_seconds <= 0 or self.drain_timeout_seconds < 0:
+            raise ValueError("resync interval must be > 0 and drain timeout >= 0 seconds")
+        if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
+            raise ValueError(f"metrics port {self.metrics_port} is not a TCP port")

@@ -1,0 +1,118 @@
+"""A running operator against the emulator, with a fake kubelet, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from sagellm_core.api import labels as L
+from sagellm_operator.cli import run
+from sagellm_operator.metrics import Metrics
+from sagellm_operator.settings import OperatorSettings
+
+from tests.kubeemu import FakeKubelet, KubeEmulator, PodBehaviour, running_emulator
+
+ROOT = Path(__file__).resolve().parents[3]
+NS = "default"
+BASE = f"/apis/{L.GROUP}/{L.VERSION}/namespaces/{NS}"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+Obj = dict[str, Any]
+
+
+def sample(name: str, pool_name: str) -> Obj:
+    obj: Obj = yaml.safe_load((ROOT / "crds/samples" / f"{name}.yaml").read_text())
+    obj["metadata"] = {"name": pool_name, "namespace": NS}
+    return obj
+
+
+@dataclass
+class Cluster:
+    emu: KubeEmulator
+    http: aiohttp.ClientSession
+    kubelet: FakeKubelet
+
+    async def create_pool(self, pool: Obj) -> Obj:
+        resp = await self.http.post(f"{BASE}/inferencepools", json=pool)
+        assert resp.status == 201, await resp.text()
+        body: Obj = await resp.json()
+        return body
+
+    async def patch_pool(self, name: str, patch: Obj) -> None:
+        resp = await self.http.patch(f"{BASE}/inferencepools/{name}", json=patch, headers=MERGE)
+        assert resp.status == 200, await resp.text()
+
+    async def get(self, path: str) -> Obj | None:
+        resp = await self.http.get(path)
+        return None if resp.status == 404 else dict(await resp.json())
+
+    async def pool(self, name: str) -> Obj:
+        pool = await self.get(f"{BASE}/inferencepools/{name}")
+        assert pool is not None
+        return pool
+
+    async def items(self, path: str, selector: str = "") -> list[Obj]:
+        params = {"labelSelector": selector} if selector else {}
+        body = await (await self.http.get(path, params=params)).json()
+        return list(body["items"])
+
+    async def instances(self, pool: str) -> list[Obj]:
+        return await self.items(f"{BASE}/executioninstances", f"{L.LABEL_POOL}={pool}")
+
+    async def pods(self, selector: str) -> list[Obj]:
+        return await self.items(f"/api/v1/namespaces/{NS}/pods", selector)
+
+    async def events(self, name: str) -> list[Obj]:
+        events = await self.items(f"/api/v1/namespaces/{NS}/events")
+        return [e for e in events if e["involvedObject"]["name"] == name]
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+    """Poll ``check`` until it returns something truthy (conditions, not sleeps)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def operator_running(
+    emu: KubeEmulator, **overrides: Any
+) -> AsyncIterator[asyncio.Task[None]]:
+    settings = OperatorSettings(api_server=str(emu.url), metrics_port=None, resync_seconds=0.5,
+                                drain_timeout_seconds=overrides.pop("drain", 0.5), **overrides)  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(settings, Metrics(), stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    behaviour: Callable[[Obj], PodBehaviour] | None = None, lws: bool = False
+) -> AsyncIterator[Cluster]:
+    async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
+        crds = sorted((ROOT / "crds").glob("*.yaml"))
+        if lws:
+            crds.append(Path(__file__).with_name("lws-crd.yaml"))
+        for path in crds:
+            crd = yaml.safe_load(path.read_text())
+            resp = await http.post(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd
+            )
+            assert resp.status == 201, await resp.text()
+        kubelet = FakeKubelet(str(emu.url), behaviour=behaviour or (lambda pod: PodBehaviour()))
+        async with kubelet:
+            yield Cluster(emu, http, kubelet)

@@ -1,0 +1,115 @@
+"""The operator end to end against the emulated API: pools → instances → pods → status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sagellm_core.api import labels as L
+
+from tests.kubeemu import PodBehaviour
+
+from operator_harness import cluster, eventually, operator_running, sample
+
+Obj = dict[str, Any]
+
+
+def _args(pod: Obj) -> list[str]:
+    return list(pod["spec"]["containers"][0]["args"])
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+async def test_general_pool_gets_instances_pods_and_endpoints() -> None:
+    held: set[str] = set()
+
+    def behaviour(pod: Obj) -> PodBehaviour:
+        held.add(pod["metadata"]["name"])
+        return PodBehaviour(ready=False)  # running but not ready until the test says so
+
+    async with cluster(behaviour) as c, operator_running(c.emu):
+        pool = sample("general-pool", "chat")
+        pool["spec"]["roles"]["general"]["replicas"] = 2
+        await c.create_pool(pool)
+        pods = await eventually(lambda: _n(c.pods(f"{L.LABEL_POOL}=chat"), 2))
+        names = sorted(i["metadata"]["name"] for i in await c.instances("chat"))
+        assert names == ["chat-general-0", "chat-general-1"]
+        args = _args(pods[0])
+        assert args[0] == pool["spec"]["model"]["source"]
+        assert _flag(args, "--tensor-parallel-size") == "1"
+        assert _flag(args, "--served-model-name") == pool["spec"]["model"]["name"]
+        container = pods[0]["spec"]["containers"][0]
+        assert container["command"] == ["vllm", "serve"]
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+        status = (await c.pool("chat")).get("status", {})
+        assert not any(e["ready"] for e in status.get("endpoints", []))  # nobody is ready yet
+        for pod in pods:
+            await c.kubelet.report(pod, PodBehaviour())
+        status = await eventually(lambda: _ready_pool(c, "chat"))
+        assert [e["instance"] for e in status["endpoints"]] == names
+        assert all(e["url"].startswith("http://10.244.") for e in status["endpoints"])
+        assert status["roles"] == [{"role": "General", "desired": 2, "ready": 2}]
+        assert status["plan"][0]["tensor"] == 1
+        assert status["observedGeneration"] == 1
+
+
+async def test_pd_pool_runs_prefill_and_decode_with_kv_transfer() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(sample("pd-pool", "pd"))
+        status = await eventually(lambda: _ready_pool(c, "pd"))
+        roles = {r["role"]: r for r in status["roles"]}
+        assert set(roles) == {"Prefill", "Decode"}
+        for role in ("prefill", "decode"):
+            pods = await c.pods(f"{L.LABEL_POOL}=pd,{L.LABEL_ROLE}={role}")
+            assert pods, role
+            args = _args(pods[0])
+            config = json.loads(_flag(args, "--kv-transfer-config"))
+            assert config["kv_connector"] == "NixlConnector"
+            env = {e["name"] for e in pods[0]["spec"]["containers"][0]["env"]}
+            assert {"VLLM_HOST_IP", "VLLM_NIXL_SIDE_CHANNEL_HOST"} <= env
+        endpoint_roles = {e["role"] for e in status["endpoints"]}
+        assert endpoint_roles == {"Prefill", "Decode"}
+
+
+async def test_invalid_spec_sets_condition_and_event_and_creates_nothing() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        pool = sample("general-pool", "huge")
+        pool["spec"]["model"]["parameters"] = 2000
+        pool["spec"]["engine"]["gpuMemoryGiB"] = 16
+        pool["spec"]["engine"]["gpusPerNode"] = 1
+        await c.create_pool(pool)
+        status = await eventually(lambda: _status_with_phase(c, "huge", "Failed"))
+        ready = next(x for x in status["conditions"] if x["type"] == "Ready")
+        assert ready["status"] == "False"
+        assert ready["reason"] == "InvalidSpec"
+        events = await eventually(lambda: c.events("huge"))
+        assert any(e["type"] == "Warning" and e["reason"] == "InvalidSpec" for e in events)
+        assert "roles.general" in events[0]["message"]
+        assert await c.instances("huge") == []
+        assert await c.pods(f"{L.LABEL_POOL}=huge") == []
+
+
+async def test_simulator_engine_runs_sagellm_sim_without_gpus() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(sample("simulator-pool", "sim"))
+        pods = await eventually(lambda: c.pods(f"{L.LABEL_POOL}=sim"))
+        container = pods[0]["spec"]["containers"][0]
+        assert container["command"] == ["sagellm", "sim"]
+        assert "nvidia.com/gpu" not in json.dumps(container.get("resources", {}))
+        assert container["securityContext"]["runAsNonRoot"] is True
+
+
+async def _n(coro: Any, n: int) -> list[Obj] | None:
+    items: list[Obj] = await coro
+    return items if len(items) == n else None
+
+
+async def _ready_pool(c: Any, name: str) -> Obj | None:
+    return await _status_with_phase(c, name, "Ready")
+
+
+async def _status_with_phase(c: Any, name: str, phase: str) -> Obj | None:
+    status: Obj = (await c.pool(name)).get("status") or {}
+    return status if status.get("phase") == phase else None

@@ -1,0 +1,236 @@
+"""A fake kubelet: watches pods through the API and reports them running.
+
+Test mode (default): every new pod gets an IP from 10.244.0.0/16 and, per ``behaviour``,
+becomes Ready or shows a container problem (CrashLoopBackOff, ImagePullBackOff, OOMKilled).
+Simulate mode: each pod runs ``python -m sagellm_sim <container args> --host 127.0.0.N --port P``;
+the pod reports 127.0.0.N as its IP and turns Ready only once the process answers ``/health``.
+
+It talks to the emulator over HTTP like a real kubelet, so it works whether the emulator is
+in-process or not. Pods are never scheduled to nodes; ``spec.nodeName`` stays empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+Obj = dict[str, Any]
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+@dataclass(frozen=True)
+class PodBehaviour:
+    """What the fake container does. Default: start and become ready."""
+
+    ready: bool = True
+    waiting_reason: str | None = None  # e.g. CrashLoopBackOff, ImagePullBackOff
+    message: str = ""
+    last_terminated_reason: str | None = None  # e.g. OOMKilled, Error
+    restarts: int = 0
+
+
+def _ts() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_status(pod: Obj, ip: str, behaviour: PodBehaviour) -> Obj:
+    """The status a kubelet would report for ``pod`` behaving as described."""
+    ready = behaviour.ready and behaviour.waiting_reason is None
+    containers = []
+    for container in pod.get("spec", {}).get("containers", []):
+        state: Obj = {"running": {"startedAt": _ts()}}
+        if behaviour.waiting_reason:
+            state = {"waiting": {"reason": behaviour.waiting_reason, "message": behaviour.message}}
+        status: Obj = {
+            "name": container.get("name", "main"),
+            "image": container.get("image", ""),
+            "ready": ready,
+            "started": "running" in state,
+            "restartCount": behaviour.restarts,
+            "state": state,
+        }
+        if behaviour.last_terminated_reason:
+            reason = behaviour.last_terminated_reason
+            status["lastState"] = {"terminated": {"reason": reason, "exitCode": 137}}
+        containers.append(status)
+    flag = "True" if ready else "False"
+    phase = "Pending" if behaviour.waiting_reason == "ImagePullBackOff" else "Running"
+    return {
+        "phase": phase,
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "hostIP": "10.0.0.1",
+        "startTime": _ts(),
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": flag},
+            {"type": "Ready", "status": flag},
+        ],
+        "containerStatuses": containers,
+    }
+
+
+def simulator_argv(pod: Obj, host: str, port: int) -> list[str]:
+    """``python -m sagellm_sim`` with the pod's args, ``$(VAR)`` expanded, host/port replaced."""
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", "") for e in container.get("env", []) if "value" in e}
+    args = [
+        re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), a)
+        for a in container.get("args", [])
+    ]
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--host", "--port"):
+            skip = True
+            continue
+        if arg.startswith(("--host=", "--port=")):
+            continue
+        out.append(arg)
+    return [sys.executable, "-m", "sagellm_sim", *out, "--host", host, "--port", str(port)]
+
+
+@dataclass
+class FakeKubelet:
+    api_url: str
+    namespace: str | None = None
+    simulate: bool = False
+    sim_port: int = 8000
+    behaviour: Callable[[Obj], PodBehaviour] = lambda pod: PodBehaviour()
+    ready_timeout: float = 60.0
+    ips: dict[tuple[str, str], str] = field(default_factory=dict)
+    processes: dict[tuple[str, str], asyncio.subprocess.Process] = field(default_factory=dict)
+    _next_ip: int = 2
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _session: aiohttp.ClientSession | None = None
+
+    def _pods_url(self, ns: str | None = None) -> str:
+        ns = ns or self.namespace
+        return f"/api/v1/namespaces/{ns}/pods" if ns else "/api/v1/pods"
+
+    async def __aenter__(self) -> FakeKubelet:
+        self._session = aiohttp.ClientSession(base_url=self.api_url)
+        self._spawn(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for key in list(self.processes):
+            await self._stop_process(key)
+        if self._session is not None:
+            await self._session.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _allocate_ip(self) -> str:
+        n, self._next_ip = self._next_ip, self._next_ip + 1
+        prefix = "127.0" if self.simulate else "10.244"
+        return f"{prefix}.{n // 250}.{n % 250 + 2}"
+
+    async def _run(self) -> None:
+        assert self._session is not None
+        listing = await (await self._session.get(self._pods_url())).json()
+        for pod in listing["items"]:
+            await self._on_event("ADDED", pod)
+        rv = listing["metadata"]["resourceVersion"]
+        while True:
+            async for event in self._watch(rv):
+                rv = event["object"]["metadata"].get("resourceVersion", rv)
+                await self._on_event(event["type"], event["object"])
+
+    async def _watch(self, rv: str) -> AsyncIterator[Obj]:
+        assert self._session is not None
+        params = {"watch": "true", "resourceVersion": rv}
+        async with self._session.get(self._pods_url(), params=params) as resp:
+            async for line in resp.content:
+                if line.strip():
+                    yield json.loads(line)
+
+    async def _on_event(self, kind: str, pod: Obj) -> None:
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if kind == "DELETED" or meta.get("deletionTimestamp"):
+            self.ips.pop(key, None)
+            self._spawn(self._stop_process(key))
+        elif key not in self.ips and pod.get("status", {}).get("phase", "Pending") == "Pending":
+            self.ips[key] = self._allocate_ip()
+            self._spawn(self._start(pod, self.ips[key]))
+
+    async def _start(self, pod: Obj, ip: str) -> None:
+        if not self.simulate:
+            await self.report(pod, self.behaviour(pod))
+            return
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        argv = simulator_argv(pod, ip, self.sim_port)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, **self._env(pod)},
+        )  # fmt: skip
+        self.processes[key] = proc
+        if await self._healthy(ip, proc):
+            await self.report(pod, PodBehaviour())
+        else:
+            msg = f"simulator exited with {proc.returncode}" if proc.returncode else "not healthy"
+            await self.report(
+                pod, PodBehaviour(ready=False, waiting_reason="CrashLoopBackOff", message=msg)
+            )
+
+    @staticmethod
+    def _env(pod: Obj) -> dict[str, str]:
+        container = pod["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+    async def _healthy(self, ip: str, proc: asyncio.subprocess.Process) -> bool:
+        deadline = asyncio.get_running_loop().time() + self.ready_timeout
+        async with aiohttp.ClientSession() as session:
+            while asyncio.get_running_loop().time() < deadline and proc.returncode is None:
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with session.get(f"http://{ip}:{self.sim_port}/health") as resp:
+                        if resp.status == 200:
+                            return True
+                await asyncio.sleep(0.2)
+        return False
+
+    async def _stop_process(self, key: tuple[str, str]) -> None:
+        proc = self.processes.pop(key, None)
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    async def report(self, pod: Obj, behaviour: PodBehaviour) -> None:
+        """Patch the pod's status as a kubelet would (also usable from tests at any time)."""
+        assert self._session is not None
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        ip = self.ips.get(key) or self._allocate_ip()
+        self.ips[key] = ip
+        url = f"{self._pods_url(meta['namespace'])}/{meta['name']}/status"
+        body = {"status": pod_status(pod, ip, behaviour)}
+        async with self._session.patch(url, data=json.dumps(body), headers=MERGE) as resp:
+            if resp.status not in (200, 404):
+                raise RuntimeError(
+                    f"kubelet status patch failed: {resp.status} {await resp.text()}"
+                )
