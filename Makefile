@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint typecheck imports unit run crds plan clean
+.PHONY: help venv test lint typecheck imports unit run crds plan clean tools
 
 help:
 	@echo "make run    - see it work locally (no GPU)"
@@ -35,8 +35,13 @@ imports: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests
 
+# Real helm and kubectl binaries for the chart tests, fetched once into .tools/bin.
+tools: .tools/bin/helm
+.tools/bin/helm:
+	bash tools/fetch-helm.sh
+
 # pytest exits with status 5 when it collects no tests, which fails this target.
-test: lint typecheck imports unit
+test: lint typecheck imports tools unit
 
 crds: $(STAMP)
 	$(BIN)/python -m sagellm_core.crdgen crds
