@@ -1,0 +1,311 @@
+"""The per-pool admission queue (asyncio). It decides WHEN a request proceeds; the router's
+routing strategy decides WHICH instance serves it.
+
+Flow: ``async with queue.admit(meta) as ticket`` charges the user's rate limits (429), then
+queues the request. Whenever capacity may have changed (arrival, release, ``poke()``,
+``tick()``), the active policy ranks the waiting requests and the best one whose placement has a
+free slot is granted a ``Ticket`` naming the instances it may use (``ticket.allowed``). The
+router filters its candidates to those, lets the routing strategy pick one and calls
+``ticket.bind(url)``; the slot is held until the ``async with`` block exits, which wakes the
+next request. A full queue answers 429 and a request waiting longer than the queue timeout
+503, both with Retry-After; a cancelled waiter (client gone) simply leaves the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sagellm_core.scheduling.base import Placement, SchedulingPolicy, Shed, select_next
+from sagellm_core.scheduling.fairshare import FairShare
+from sagellm_core.scheduling.metadata import RequestMetadata
+from sagellm_core.scheduling.ratelimit import UserRateLimiter
+from sagellm_core.scheduling.registry import default_policies
+from sagellm_core.scheduling.slo import SloWindow, slo_met
+from sagellm_core.scheduling.view import ClusterView, InstanceView, QueueItem, Signals
+from sagellm_router.admission_queue.config import QueueConfig
+from sagellm_router.admission_queue.errors import Rejected
+from sagellm_router.admission_queue.stats import QueueStats
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+InstanceSource = Callable[[], Sequence[InstanceView]]
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A granted admission: the instances the request may use, and later the one it holds."""
+
+    meta: RequestMetadata
+    allowed: tuple[str, ...]
+    reason: str
+    admitted_s: float
+    waited_s: float
+    instance: str | None = None
+    first_token_s: float | None = None
+    _clock: Clock = field(default=lambda: 0.0, repr=False)
+    _on_bind: Callable[[Ticket, str], None] = field(default=lambda t, i: None, repr=False)
+
+    def bind(self, instance: str) -> None:
+        """Hold the slot on ``instance`` (the routing strategy's pick) until release."""
+        if self.instance is not None:
+            raise RuntimeError(f"ticket {self.meta.request_id} is already bound to {self.instance}")
+        self._on_bind(self, instance)
+        self.instance = instance
+
+    def first_token(self) -> None:
+        """Record that the first token reached the client (for TTFT SLO accounting)."""
+        if self.first_token_s is None:
+            self.first_token_s = self._clock()
+
+
+@dataclass(slots=True)
+class _Waiter:
+    item: QueueItem
+    future: asyncio.Future[Ticket]
+
+
+class AdmissionQueue:
+    def __init__(
+        self,
+        pool: str,
+        config: QueueConfig,
+        instances: InstanceSource,
+        *,
+        clock: Clock,
+        policies: Mapping[str, SchedulingPolicy] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.config = config
+        self._instances = instances
+        self._clock = clock
+        self._policies = dict(policies or default_policies(config.policies, now=clock()))
+        self._policy = self._lookup(config.policy)
+        self._waiters: dict[int, _Waiter] = {}
+        self._seq = itertools.count()
+        self._bound: Counter[str] = Counter()
+        self._unbound = 0
+        self._fair = FairShare()
+        self._limiter = UserRateLimiter(config.requests_per_minute, config.tokens_per_minute)
+        self._slo = SloWindow(config.slo_window_s)
+        self._service_s = config.default_service_s
+        self.stats = QueueStats()
+
+    # -- policy -----------------------------------------------------------------------------
+    def _lookup(self, name: str) -> SchedulingPolicy:
+        policy = self._policies.get(name)
+        if policy is None:
+            known = ", ".join(sorted(self._policies))
+            raise ValueError(f"unknown scheduling policy {name!r}; known: {known}")
+        return policy
+
+    @property
+    def policy(self) -> SchedulingPolicy:
+        return self._policy
+
+    def set_policy(self, name: str) -> None:
+        """Switch the active policy at runtime; queued requests are re-ranked at once."""
+        self._policy = self._lookup(name)
+        log.info("scheduling policy switched", extra={"pool": self.pool, "policy": name})
+        self.poke()
+
+    # -- admission --------------------------------------------------------------------------
+    @asynccontextmanager
+    async def admit(self, meta: RequestMetadata) -> AsyncIterator[Ticket]:
+        """Wait for a slot; raises ``Rejected`` (429/503/422). Releases the slot on exit."""
+        ticket = await self._acquire(meta)
+        failed = False
+        try:
+            yield ticket
+        except asyncio.CancelledError:
+            self.stats.cancelled += 1
+            raise
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._release(ticket, failed=failed)
+
+    async def _acquire(self, meta: RequestMetadata) -> Ticket:
+        now = self._clock()
+        decision = self._limiter.check(meta.user_id, meta.expected_tokens, now)
+        if not decision.allowed:
+            raise self._reject(429, decision.reason, decision.retry_after_s, "rate_limited")
+        future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(QueueItem(meta, next(self._seq), now), future)
+        self._waiters[waiter.item.seq] = waiter
+        self.poke()
+        if not waiter.future.done() and len(self._waiters) > self.config.max_queue_length:
+            del self._waiters[waiter.item.seq]
+            reason = f"pool {self.pool!r} queue is full ({self.config.max_queue_length} waiting)"
+            raise self._reject(429, reason, self.retry_after_s(), "queue_full")
+        try:
+            async with asyncio.timeout(self.config.queue_timeout_s):
+                return await waiter.future
+        except TimeoutError:
+            self._abandon(waiter)
+            raise self._timeout_error(waiter) from None
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            self.stats.cancelled += 1
+            raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """The waiter gave up (cancelled or timed out): leave the queue or free its grant."""
+        if self._waiters.pop(waiter.item.seq, None) is not None:
+            return
+        fut = waiter.future
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            self._release(fut.result(), failed=False, record=False)
+
+    def _timeout_error(self, waiter: _Waiter) -> Rejected:
+        waited = waiter.item.waited_s(self._clock())
+        reason = (
+            f"request waited {waited:.1f} s in pool {self.pool!r} queue, over the "
+            f"{self.config.queue_timeout_s:g} s queue timeout"
+        )
+        return self._reject(503, reason, self.retry_after_s(), "queue_timeout")
+
+    def _reject(self, status: int, reason: str, retry: float | None, kind: str) -> Rejected:
+        self.stats.rejected[kind] += 1
+        log.info("request rejected", extra={"pool": self.pool, "kind": kind, "reason": reason})
+        return Rejected(status, reason, retry, kind=kind)
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def poke(self) -> None:
+        """Re-evaluate the queue now (capacity or load may have changed)."""
+        now = self._clock()
+        for seq in [s for s, w in self._waiters.items() if w.future.done()]:
+            del self._waiters[seq]  # cancelled; its task has not run its cleanup yet
+        self._expire(now)
+        if not self._waiters:
+            return
+        view = self.view(now)
+        self._policy.observe(view, now)
+        self._shed(view, now)
+        while self._waiters:
+            items = [w.item for w in self._waiters.values()]
+            chosen = select_next(self._policy, items, view, now, self._fits(view), self._fair)
+            if chosen is None:
+                return
+            self._grant(*chosen, view, now)
+            view = self.view(now)
+
+    tick = poke
+
+    def _expire(self, now: float) -> None:
+        limit = self.config.queue_timeout_s
+        for waiter in [w for w in self._waiters.values() if w.item.waited_s(now) >= limit]:
+            del self._waiters[waiter.item.seq]
+            waiter.future.set_exception(self._timeout_error(waiter))
+
+    def _shed(self, view: ClusterView, now: float) -> None:
+        for waiter in list(self._waiters.values()):
+            shed: Shed | None = self._policy.should_shed(waiter.item, view, now)
+            if shed is None:
+                continue
+            del self._waiters[waiter.item.seq]
+            if shed.permanent:
+                error = self._reject(422, shed.reason, None, "over_budget")
+            else:
+                error = self._reject(503, shed.reason, self.retry_after_s(), "shed")
+            waiter.future.set_exception(error)
+
+    def _fits(self, view: ClusterView) -> Callable[[Placement], bool]:
+        free = {i.name: i.free_slots for i in view.instances}
+        return lambda p: sum(free.get(n, 0) for n in p.instances) > self._unbound
+
+    def _grant(self, item: QueueItem, placement: Placement, view: ClusterView, now: float) -> None:
+        free = {i.name for i in view.instances if i.free_slots > 0}
+        allowed = tuple(name for name in placement.instances if name in free)
+        waiter = self._waiters.pop(item.seq)
+        self._fair.served(item.meta.user_id)
+        self._unbound += 1
+        waited = item.waited_s(now)
+        self.stats.admitted += 1
+        self.stats.waited(str(item.meta.priority), waited)
+        ticket = Ticket(
+            item.meta, allowed, placement.reason, now, waited,
+            _clock=self._clock, _on_bind=self._on_bind,
+        )  # fmt: skip
+        waiter.future.set_result(ticket)
+
+    def _on_bind(self, ticket: Ticket, instance: str) -> None:
+        self._unbound -= 1
+        self._bound[instance] += 1
+
+    def _release(self, ticket: Ticket, *, failed: bool, record: bool = True) -> None:
+        now = self._clock()
+        if ticket.instance is None:
+            self._unbound -= 1
+        else:
+            self._bound[ticket.instance] -= 1
+            if self._bound[ticket.instance] <= 0:
+                del self._bound[ticket.instance]
+        if record:
+            self.stats.completed += 1
+            self._service_s += 0.2 * ((now - ticket.admitted_s) - self._service_s)
+            met = slo_met(ticket.meta, ticket.first_token_s, now)
+            if met is not None and (failed or not self._cancelled_now()):
+                self._slo.record(met and not failed, now)
+        self.poke()
+
+    @staticmethod
+    def _cancelled_now() -> bool:
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+
+    # -- views and numbers ------------------------------------------------------------------
+    def view(self, now: float) -> ClusterView:
+        """Instances with the router's own held slots overlaid, and the pool's signals."""
+        instances = tuple(
+            InstanceView(
+                i.name, i.max_concurrency, max(i.in_flight, self._bound.get(i.name, 0)),
+                i.waiting, i.ttft_s, i.gpus, i.cost_per_gpu_hour, i.tokens_per_s, i.pool,
+            )
+            for i in self._instances()
+        )  # fmt: skip
+        slots = sum(i.max_concurrency for i in instances)
+        busy = sum(min(i.in_flight, i.max_concurrency) for i in instances) + self._unbound
+        signals = Signals(
+            queue_depth=len(self._waiters),
+            slo_attainment=self._slo.attainment(now),
+            utilisation=min(1.0, busy / slots) if slots else 1.0,
+        )
+        return ClusterView(instances, signals)
+
+    def retry_after_s(self) -> float:
+        """A Retry-After estimate: time for the current queue to drain, at least 1 s."""
+        slots = sum(i.max_concurrency for i in self._instances()) or 1
+        return max(1.0, (len(self._waiters) + 1) * self._service_s / slots)
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    @property
+    def active(self) -> int:
+        return self._unbound + sum(self._bound.values())
+
+    def snapshot(self) -> dict[str, object]:
+        """Stats for /metrics and debugging: queue, slots, waits, SLOs, active policy."""
+        status = getattr(self._policy, "status", None)
+        return {
+            "pool": self.pool,
+            "policy": self._policy.name,
+            "policy_status": status() if callable(status) else None,
+            "queued": self.queued,
+            "active": self.active,
+            "admitted": self.stats.admitted,
+            "completed": self.stats.completed,
+            "cancelled": self.stats.cancelled,
+            "rejected": dict(self.stats.rejected),
+            "waits": {p: w.as_dict() for p, w in self.stats.waits.items()},
+            "slo_attained": self._slo.attained,
+            "slo_violated": self._slo.violated,
+        }

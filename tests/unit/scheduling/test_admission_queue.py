@@ -1,0 +1,358 @@
+"""The asyncio admission queue, driven by an injected clock (no sleeps, no wall clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from sagellm_core.api.common import Priority
+from sagellm_core.api.pool import SchedulingSpec
+from sagellm_core.scheduling.metadata import RequestMetadata
+from sagellm_core.scheduling.registry import PolicySettings
+from sagellm_core.scheduling.view import InstanceView
+from sagellm_router.admission_queue import (
+    AdmissionQueue,
+    QueueConfig,
+    Rejected,
+    Ticket,
+    instance_views,
+    metadata_from_request,
+)
+from sagellm_router.errors import ApiError
+from sagellm_router.types import Endpoint, Role
+
+from .helpers import meta
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_queue(
+    slots: int = 1,
+    *,
+    clock: FakeClock | None = None,
+    instances: Sequence[InstanceView] | None = None,
+    **cfg: object,
+) -> AdmissionQueue:
+    views = tuple(instances or (InstanceView("http://a", max_concurrency=slots),))
+    config = QueueConfig(**cfg)  # type: ignore[arg-type]
+    return AdmissionQueue("p", config, lambda: views, clock=clock or FakeClock())
+
+
+async def until(cond: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if cond():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never became true")
+
+
+class Holder:
+    """Runs ``async with queue.admit(meta)`` in a task and holds the slot until released."""
+
+    def __init__(self, queue: AdmissionQueue, m: RequestMetadata, order: list[str]) -> None:
+        self.ticket: Ticket | None = None
+        self.done = asyncio.Event()
+        self.task = asyncio.create_task(self._run(queue, m, order))
+
+    async def _run(self, queue: AdmissionQueue, m: RequestMetadata, order: list[str]) -> None:
+        async with queue.admit(m) as ticket:
+            order.append(m.request_id)
+            self.ticket = ticket
+            if ticket.allowed:
+                ticket.bind(ticket.allowed[0])
+            await self.done.wait()
+
+    async def release(self) -> None:
+        self.done.set()
+        await self.task
+
+
+async def release_current(holders: list[Holder]) -> None:
+    """Release the holder that currently holds the (single) slot."""
+
+    def current() -> Holder | None:
+        return next((h for h in holders if h.ticket and not h.done.is_set()), None)
+
+    await until(lambda: current() is not None)
+    holder = current()
+    assert holder is not None
+    await holder.release()
+
+
+async def test_admits_at_once_with_capacity_and_tells_which_instances() -> None:
+    queue = make_queue(2)
+    async with queue.admit(meta("r")) as ticket:
+        assert ticket.allowed == ("http://a",)
+        assert ticket.waited_s == 0.0
+        ticket.bind("http://a")
+        assert queue.active == 1
+        with pytest.raises(RuntimeError, match="already bound"):
+            ticket.bind("http://a")
+    assert queue.active == 0
+    assert queue.snapshot()["completed"] == 1
+
+
+async def test_priority_ordering_under_overload() -> None:
+    queue = make_queue(1, policy="priority")
+    order: list[str] = []
+    first = Holder(queue, meta("first"), order)
+    await until(lambda: order == ["first"])
+    prios = [Priority.BACKGROUND, Priority.LOW, Priority.CRITICAL, Priority.NORMAL, Priority.HIGH]
+    holders = [Holder(queue, meta(p.value, priority=p), order) for p in prios]
+    await until(lambda: queue.queued == 5)
+    await first.release()
+    for expected in ["CRITICAL", "HIGH", "NORMAL", "LOW", "BACKGROUND"]:
+        await until(lambda: order[-1] == expected)  # noqa: B023
+        assert queue.queued == len(prios) - len(order) + 1
+        await next(
+            h for h in holders if h.ticket and h.ticket.meta.request_id == expected
+        ).release()
+    waits = queue.snapshot()["waits"]
+    assert isinstance(waits, dict)
+    assert set(waits) == {"NORMAL", "CRITICAL", "HIGH", "LOW", "BACKGROUND"}
+
+
+async def test_queue_full_answers_429_with_retry_after() -> None:
+    queue = make_queue(1, max_queue_length=1)
+    order: list[str] = []
+    holder = Holder(queue, meta("a"), order)
+    waiting = Holder(queue, meta("b"), order)
+    await until(lambda: queue.queued == 1)
+    with pytest.raises(Rejected) as err:
+        async with queue.admit(meta("c")):
+            pass
+    assert err.value.status == 429
+    assert err.value.kind == "queue_full"
+    assert err.value.retry_after_s is not None
+    assert err.value.retry_after_s >= 1
+    assert err.value.response().headers["Retry-After"] == str(round(err.value.retry_after_s))
+    await holder.release()
+    await until(lambda: order == ["a", "b"])
+    await waiting.release()
+
+
+async def test_zero_queue_length_rejects_only_when_busy() -> None:
+    queue = make_queue(1, max_queue_length=0)
+    async with queue.admit(meta("a")):
+        with pytest.raises(Rejected, match="queue is full"):
+            async with queue.admit(meta("b")):
+                pass
+
+
+async def test_queue_timeout_answers_503_with_retry_after() -> None:
+    clock = FakeClock()
+    queue = make_queue(1, clock=clock, queue_timeout_s=5.0)
+    order: list[str] = []
+    holder = Holder(queue, meta("a"), order)
+    late = asyncio.create_task(queue.admit(meta("b")).__aenter__())
+    await until(lambda: queue.queued == 1)
+    clock.now += 4.9
+    queue.tick()
+    assert queue.queued == 1
+    clock.now += 0.2
+    queue.tick()
+    with pytest.raises(Rejected) as err:
+        await late
+    assert (err.value.status, err.value.kind) == (503, "queue_timeout")
+    assert "5 s queue timeout" in err.value.reason
+    assert err.value.retry_after_s is not None
+    assert queue.queued == 0
+    await holder.release()
+
+
+async def test_queue_timeout_also_fires_without_ticks() -> None:
+    queue = make_queue(1, clock=FakeClock(), queue_timeout_s=0.01)
+    async with queue.admit(meta("a")):
+        with pytest.raises(Rejected) as err:
+            async with queue.admit(meta("b")):
+                pass
+    assert err.value.status == 503
+    assert queue.stats.rejected["queue_timeout"] == 1
+
+
+async def test_client_disconnect_removes_the_request_from_the_queue() -> None:
+    queue = make_queue(1)
+    order: list[str] = []
+    holder = Holder(queue, meta("a"), order)
+    gone = Holder(queue, meta("gone"), order)
+    stays = Holder(queue, meta("stays"), order)
+    await until(lambda: queue.queued == 2)
+    gone.task.cancel()
+    await until(lambda: queue.queued == 1)
+    assert queue.stats.cancelled == 1
+    await holder.release()
+    await until(lambda: order == ["a", "stays"])
+    assert gone.task.cancelled()
+    await stays.release()
+    assert queue.active == 0
+
+
+async def test_cancel_while_holding_a_slot_frees_it() -> None:
+    queue = make_queue(1)
+    order: list[str] = []
+    holder = Holder(queue, meta("a"), order)
+    await until(lambda: queue.active == 1)
+    holder.task.cancel()
+    await until(lambda: queue.active == 0)
+    async with queue.admit(meta("b")) as ticket:
+        assert ticket.allowed == ("http://a",)
+
+
+async def test_rate_limit_rejects_with_retry_after() -> None:
+    clock = FakeClock()
+    queue = make_queue(4, clock=clock, requests_per_minute=1, tokens_per_minute=None)
+    async with queue.admit(meta("a", user="alice")):
+        pass
+    with pytest.raises(Rejected) as err:
+        async with queue.admit(meta("b", user="alice")):
+            pass
+    assert (err.value.status, err.value.kind) == (429, "rate_limited")
+    assert err.value.retry_after_s == pytest.approx(60.0)
+    async with queue.admit(meta("c", user="bob")):
+        pass
+    clock.now += 60
+    async with queue.admit(meta("d", user="alice")):
+        pass
+
+
+async def test_fair_share_between_users_in_one_band() -> None:
+    queue = make_queue(1, policy="priority")
+    order: list[str] = []
+    holders = [Holder(queue, meta("first", user="x"), order)]
+    await until(lambda: queue.active == 1)
+    holders += [Holder(queue, meta(f"a{i}", user="alice"), order) for i in range(3)]
+    holders += [Holder(queue, meta("b0", user="bob"), order)]
+    await until(lambda: queue.queued == 4)
+    for _ in holders:
+        await release_current(holders)
+    assert order == ["first", "a0", "b0", "a1", "a2"]
+
+
+async def test_set_policy_at_runtime_reorders_the_queue() -> None:
+    queue = make_queue(1, policy="fifo")
+    order: list[str] = []
+    first = Holder(queue, meta("first"), order)
+    await until(lambda: queue.active == 1)
+    low = Holder(queue, meta("low", priority=Priority.LOW), order)
+    crit = Holder(queue, meta("crit", priority=Priority.CRITICAL), order)
+    await until(lambda: queue.queued == 2)
+    queue.set_policy("priority")
+    assert queue.policy.name == "priority"
+    await first.release()
+    await until(lambda: order == ["first", "crit"])
+    await crit.release()
+    await low.release()
+    with pytest.raises(ValueError, match="unknown scheduling policy 'edf'; known: adaptive"):
+        queue.set_policy("edf")
+
+
+async def test_slo_attained_and_violated_counts() -> None:
+    clock = FakeClock()
+    queue = make_queue(2, clock=clock)
+    async with queue.admit(meta("fast", ttft_ms=500)) as ticket:
+        clock.now += 0.1
+        ticket.first_token()
+    async with queue.admit(meta("slow", ttft_ms=500)) as ticket:
+        clock.now += 0.9
+        ticket.first_token()
+    with pytest.raises(KeyError):
+        async with queue.admit(meta("broken", ttft_ms=500)):
+            raise KeyError("upstream failed")
+    async with queue.admit(meta("no-slo")):
+        pass
+    snap = queue.snapshot()
+    assert (snap["slo_attained"], snap["slo_violated"]) == (1, 2)
+
+
+async def test_slo_aware_sheds_hopeless_requests_when_configured() -> None:
+    clock = FakeClock()
+    settings = PolicySettings(shed_on_slo_miss=True)
+    queue = make_queue(1, clock=clock, policy="slo_aware", policies=settings)
+    order: list[str] = []
+    holder = Holder(queue, meta("a"), order)
+    await until(lambda: queue.active == 1)
+    # one busy slot: predicted TTFT ~2.2 s (a slot frees in ~2 s), so 5 s is feasible at first
+    doomed = asyncio.create_task(queue.admit(meta("d", at=clock.now, ttft_ms=5000)).__aenter__())
+    await until(lambda: queue.queued == 1)
+    clock.now += 1.0
+    queue.tick()
+    assert queue.queued == 1
+    clock.now += 3.0
+    queue.tick()
+    with pytest.raises(Rejected) as err:
+        await doomed
+    assert (err.value.status, err.value.kind) == (503, "shed")
+    await holder.release()
+    with pytest.raises(Rejected, match="can no longer meet its SLO"):
+        async with queue.admit(meta("hopeless", at=clock.now - 1.0, ttft_ms=500)):
+            pass
+
+
+CHEAP = InstanceView("http://cheap", max_concurrency=1, gpus=1, cost_per_gpu_hour=1.0)
+FAST = InstanceView("http://fast", max_concurrency=4, gpus=4, cost_per_gpu_hour=3.0)
+
+
+async def test_cost_optimized_ticket_allows_only_the_cheap_instance() -> None:
+    queue = make_queue(instances=(CHEAP, FAST), policy="cost_optimized")
+    async with queue.admit(meta("r", ttft_ms=5000)) as ticket:
+        assert ticket.allowed == ("http://cheap",)
+        assert "cheapest predicted to meet the SLO" in ticket.reason
+    with pytest.raises(Rejected) as err:
+        async with queue.admit(meta("poor", budget=0.0)):
+            pass
+    assert (err.value.status, err.value.retry_after_s) == (422, None)
+
+
+async def test_adaptive_reports_its_active_policy() -> None:
+    queue = make_queue(4, policy="adaptive")
+    async with queue.admit(meta("r")):
+        pass
+    status = queue.snapshot()["policy_status"]
+    assert isinstance(status, dict)
+    assert status["active"] in {"fifo", "cost_optimized"}
+    assert status["reason"]
+
+
+def test_config_from_pool_spec() -> None:
+    spec = SchedulingSpec.model_validate(
+        {"policy": "priority", "maxQueueLength": 7, "queueTimeoutMs": 2500,
+         "rateLimits": {"requestsPerMinute": 60, "tokensPerMinute": 1000}}
+    )  # fmt: skip
+    cfg = QueueConfig.from_spec(spec)
+    assert (cfg.policy, cfg.max_queue_length, cfg.queue_timeout_s) == ("priority", 7, 2.5)
+    assert (cfg.requests_per_minute, cfg.tokens_per_minute) == (60, 1000)
+    with pytest.raises(ValueError, match="queue_timeout_s"):
+        QueueConfig(queue_timeout_s=0)
+
+
+def test_bad_header_becomes_a_400_naming_it() -> None:
+    with pytest.raises(ApiError) as err:
+        metadata_from_request({"x-priority": "asap"}, {}, SchedulingSpec(), now=0.0)
+    assert (err.value.status, err.value.param) == (400, "x-priority")
+    ok = metadata_from_request({"x-priority": "low"}, {"user": "u"}, SchedulingSpec(), now=1.0)
+    assert (ok.priority, ok.user_id, ok.arrival_s) == (Priority.LOW, "u", 1.0)
+
+
+def test_instance_views_from_endpoints() -> None:
+    endpoints = [
+        Endpoint("http://p", "p", Role.PREFILL),
+        Endpoint("http://d1", "d1", Role.DECODE),
+        Endpoint("http://d2", "d2", Role.DECODE, draining=True),
+        Endpoint("http://d3", "d3", Role.DECODE, ready=False),
+    ]
+    views = instance_views(
+        endpoints, max_concurrency=8, in_flight=lambda url: 3.0, ttft_s=lambda url: 0.2
+    )
+    assert [(v.name, v.max_concurrency, v.in_flight, v.ttft_s) for v in views] == [
+        ("http://d1", 8, 3, 0.2)
+    ]
+    general = instance_views([Endpoint("http://g", "g")], max_concurrency=2, in_flight=len)
+    assert [v.name for v in general] == ["http://g"]
