@@ -198,6 +198,13 @@ class AdmissionQueue:
 
     tick = poke
 
+    async def run(self, interval_s: float = 0.25) -> None:
+        """Re-evaluate every ``interval_s`` so capacity freed outside the router (scraped load,
+        new endpoints) is used and ticked timeouts fire; run it as a background task."""
+        while True:
+            self.poke()
+            await asyncio.sleep(interval_s)
+
     def _expire(self, now: float) -> None:
         limit = self.config.queue_timeout_s
         for waiter in [w for w in self._waiters.values() if w.item.waited_s(now) >= limit]:

@@ -356,3 +356,15 @@ def test_instance_views_from_endpoints() -> None:
     ]
     general = instance_views([Endpoint("http://g", "g")], max_concurrency=2, in_flight=len)
     assert [v.name for v in general] == ["http://g"]
+
+
+async def test_run_admits_when_capacity_appears_outside_the_router() -> None:
+    views: list[InstanceView] = []  # no endpoint yet
+    queue = AdmissionQueue("p", QueueConfig(), lambda: views, clock=FakeClock())
+    ticker = asyncio.create_task(queue.run(interval_s=0))
+    waiting = asyncio.create_task(queue.admit(meta("r")).__aenter__())
+    await until(lambda: queue.queued == 1)
+    views.append(InstanceView("http://new", max_concurrency=1))
+    ticket = await waiting
+    assert ticket.allowed == ("http://new",)
+    ticker.cancel()
