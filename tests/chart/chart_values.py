@@ -49,7 +49,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             },
         ]
     },
-    "peering": {"operator": {"replicas": 2, "peering": "sagellm"}},
+    "peering": {"operator": {"replicas": 2, "peering": True}},
     "router-only": {"operator": {"enabled": False}, "router": {"service": {"type": "NodePort"}}},
     "digest": {"image": {"repository": "registry.local/sagellm", "digest": "sha256:" + "a" * 64}},
     "router-config": {

@@ -120,6 +120,10 @@ def test_peering_rules_only_with_peering(render: Render) -> None:
     assert not {"clusterkopfpeerings", "kopfpeerings"} & plain
     peered = {r for _, _, r, _ in grants(rules_of(render(VALUE_SETS["peering"]), OPERATOR_SA))}
     assert "clusterkopfpeerings" in peered
+    values = {**VALUE_SETS["peering"], **VALUE_SETS["namespaced"]}
+    peered = {r for _, _, r, _ in grants(rules_of(render(values), OPERATOR_SA))}
+    assert "kopfpeerings" in peered
+    assert "clusterkopfpeerings" not in peered
 
 
 def test_rbac_can_be_left_to_the_user(render: Render) -> None:

@@ -13,11 +13,13 @@ from conftest import Render
 from k8s_schemas import K8sSchemas
 
 from sagellm_core.validation import pool_problems
+from sagellm_operator.cli import operator as operator_cli
+from sagellm_router.cli import router as router_cli
 
 # The chart's minimum (Chart.yaml kubeVersion) and a recent minor.
 KUBE_VERSIONS = ("1.28.0", "1.34.0")
 # Kinds from CRDs outside Kubernetes itself; checked by shape in their own tests instead.
-FOREIGN_KINDS = {"ServiceMonitor"}
+FOREIGN_KINDS = {"ServiceMonitor", "PodMonitor"}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,7 @@ def test_pods_are_locked_down(render: Render, name: str) -> None:
 
 def test_image_defaults_to_app_version_and_digest_wins(render: Render) -> None:
     images = {c["image"] for _, _, c in _containers(render({}))}
-    assert images == {"sagellm/control-plane:0.1.0"}
+    assert images == {"sagellm/sagellm:0.1.0"}
     images = {c["image"] for _, _, c in _containers(render(VALUE_SETS["digest"]))}
     assert images == {"registry.local/sagellm@sha256:" + "a" * 64}
 
@@ -120,7 +122,8 @@ def test_probes_hit_the_health_endpoints(render: Render) -> None:
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     operator = one(docs, "Deployment", "sag-sagellm-operator")["spec"]["template"]["spec"]
     (container,) = operator["containers"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
 
 
 def test_router_rollout_keeps_capacity_and_drains(render: Render) -> None:
@@ -175,6 +178,12 @@ def test_monitoring_objects_select_the_services(render: Render) -> None:
     assert set(services) == {"sag-sagellm-router", "sag-sagellm-operator-metrics"}
     monitors = find(docs, "ServiceMonitor")
     assert len(monitors) == 2
+    engines = one(docs, "PodMonitor")["spec"]
+    assert engines["selector"]["matchExpressions"] == [
+        {"key": "sagellm.io/pool", "operator": "Exists"}
+    ]
+    assert engines["namespaceSelector"] == {"any": True}
+    assert [e["port"] for e in engines["podMetricsEndpoints"]] == ["http"]
     for monitor in monitors:
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
         assert monitor["metadata"]["labels"]["release"] == "prometheus"
@@ -218,3 +227,34 @@ def test_router_only_install(render: Render) -> None:
     names = {d["metadata"]["name"] for d in docs}
     assert not any("operator" in n for n in names)
     assert one(docs, "Service")["spec"]["type"] == "NodePort"
+
+
+def _args(docs: list[Manifest], deployment: str) -> list[str]:
+    pod = one(docs, "Deployment", deployment)["spec"]["template"]["spec"]
+    return list(pod["containers"][0]["args"])
+
+
+@pytest.mark.parametrize("name", ["default", "namespaced-other-ns", "peering", "digest"])
+def test_rendered_args_parse_with_the_real_clis(render: Render, name: str) -> None:
+    docs = render(VALUE_SETS[name])
+    args = _args(docs, "sag-sagellm-operator")
+    assert args[0] == "operator"
+    params = operator_cli.make_context("operator", args[1:]).params
+    image = one(docs, "Deployment", "sag-sagellm-router")["spec"]["template"]["spec"]
+    assert params["simulator_image"] == image["containers"][0]["image"], "sim pods use our image"
+    assert params["metrics_port"] == 9090
+    assert params["peering"] is (name == "peering")
+    args = _args(docs, "sag-sagellm-router")
+    assert args[0] == "router"
+    params = router_cli.make_context("router", args[1:]).params
+    assert params["config_path"] == "/etc/sagellm/router.yaml"
+
+
+def test_operator_flags_follow_values(render: Render) -> None:
+    values = {"operator": {"verbose": True, "vllmImage": "vllm/vllm-openai:v0.11.1"}}
+    params = operator_cli.make_context(
+        "operator", _args(render(values), "sag-sagellm-operator")[1:]
+    ).params
+    assert params["verbose"] is True
+    assert params["vllm_image"] == "vllm/vllm-openai:v0.11.1"
+    assert params["all_namespaces"] is True

@@ -43,7 +43,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("bad digest", {"image": {"digest": "md5:1"}}, "/image/digest"),
     ("latest tag", {"image": {"tag": "latest"}}, "latest"),
     ("bad service type", {"router": {"service": {"type": "Ingress"}}}, "/router/service/type"),
-    ("bad log level", {"operator": {"logLevel": "loud"}}, "/operator/logLevel"),
+    ("bad log level", {"router": {"logLevel": "loud"}}, "/router/logLevel"),
     ("pool without spec", {"pools": [{"name": "p"}]}, "spec"),
     (
         "pool with bad name",

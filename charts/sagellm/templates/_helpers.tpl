@@ -140,7 +140,7 @@ affinity:
   resources: ["inferencepools/finalizers", "executioninstances/finalizers"]
   verbs: ["update"]
 - apiGroups: [""]
-  resources: ["pods", "services"]
+  resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
@@ -151,7 +151,7 @@ affinity:
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-{{- if .Values.operator.peering }}
+{{- if and .Values.operator.peering (eq .Values.watch.scope "namespace") }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
   verbs: ["get", "list", "watch", "patch"]
