@@ -82,16 +82,26 @@ class EngineRunner:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name=f"engine-{self.index}"
-            )
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._loop(), name=f"engine-{self.index}")
+            self._task.add_done_callback(self._on_exit)
+
+    def _on_exit(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine %d died", self.index, exc_info=task.exception())
+
+    @property
+    def dead(self) -> bool:
+        """The engine loop stopped with an error (vLLM's EngineDeadError: /health answers 503)."""
+        task = self._task
+        return task is not None and task.done() and not task.cancelled()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
 
     @property
     def load(self) -> int:

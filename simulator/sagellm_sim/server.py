@@ -54,7 +54,8 @@ async def _errors(
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.Response(status=200)
+    dead = any(r.dead for r in request.app[SERVER_KEY].runners)
+    return web.Response(status=503 if dead else 200)
 
 
 async def _version(request: web.Request) -> web.Response:

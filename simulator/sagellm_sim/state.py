@@ -105,6 +105,9 @@ class SimServer:
         return min(self.runners, key=lambda r: r.load)
 
     def check_admission(self, runner: EngineRunner) -> None:
+        if runner.dead:
+            raise ApiError("EngineCore encountered an issue. See stack trace for the root cause.",
+                           500, "InternalServerError")  # fmt: skip
         if self.rng.random() < self.faults.error_rate:
             raise ApiError("simulated engine error (--sim-error-rate)", 500, "InternalServerError")
         limit = self.config.sim_max_waiting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -11,6 +12,8 @@ import aiohttp
 import pytest
 from conftest import StartSim
 from sim_helpers import scrape, wait_for
+
+from sagellm_sim.engine import EngineCore
 
 LONG = " ".join(f"word{i % 97} alpha beta" for i in range(1500))  # ~6000 tokens
 
@@ -184,3 +187,27 @@ async def test_overload_answers_503(start_sim: StartSim, http: aiohttp.ClientSes
     assert data["error"]["type"] == "ServiceUnavailableError"
     running.cancel()
     waiting.cancel()
+
+
+async def test_dead_engine_fails_health_and_requests(
+    start_sim: StartSim, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = await start_sim()
+
+    def broken(self: EngineCore, now: float) -> None:
+        raise RuntimeError("simulated engine bug")
+
+    monkeypatch.setattr(EngineCore, "schedule", broken)
+    with contextlib.suppress(TimeoutError):  # the request that hit the bug never finishes
+        await post(http, f"{base}/v1/completions", {"prompt": "x", "max_tokens": 1},
+                   timeout=aiohttp.ClientTimeout(total=0.5))  # fmt: skip
+    monkeypatch.undo()
+
+    async def unhealthy() -> bool:
+        async with http.get(f"{base}/health") as resp:
+            return resp.status == 503
+
+    await wait_for(unhealthy)
+    status, data = await post(http, f"{base}/v1/completions", {"prompt": "x", "max_tokens": 1})
+    assert status == 500
+    assert data["error"]["type"] == "InternalServerError"
