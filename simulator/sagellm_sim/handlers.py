@@ -73,6 +73,8 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
         if job.req.status is not Status.FINISHED:
             srv.metrics.on_abort(runner.index)
         runner.abort(job.handle)
+        if job.req.request_id not in runner.held:  # nobody was told where the KV is: free it
+            runner.core.release_held(job.req)
         srv.request_done()
 
 
@@ -170,6 +172,7 @@ async def _break_stream(
     request: web.Request, resp: web.StreamResponse, job: Job, stall: bool
 ) -> web.StreamResponse:
     """Inject a stream fault: stall (keep the connection silent) or cut (drop it)."""
+    job.srv.metrics.on_abort(job.runner.index)
     job.runner.abort(job.handle)
     transport = request.transport
     if stall:

@@ -144,6 +144,9 @@ class HeldKV:
     def __len__(self) -> int:
         return len(self._held)
 
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._held
+
     def hold(self, req: SimRequest, expires_at: float) -> None:
         self._held[req.request_id] = (req, expires_at)
 

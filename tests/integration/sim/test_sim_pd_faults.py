@@ -169,3 +169,15 @@ async def test_slow_factor_slows_steps(start_sim: StartSim, http: aiohttp.Client
     fast = await itl_sum(await start_sim(sim_time_scale=1.0))
     slow = await itl_sum(await start_sim(sim_time_scale=1.0, sim_faults=Faults(slow_factor=5)))
     assert slow > fast
+
+
+async def test_streamed_prefill_leg_does_not_leak_kv(
+    start_sim: StartSim, http: aiohttp.ClientSession
+) -> None:
+    prefill = await start_sim(kv_transfer=kvt("kv_producer"))
+    body = {"prompt": PROMPT, "max_tokens": 1, "stream": True,
+            "kv_transfer_params": {"do_remote_decode": True}}  # fmt: skip
+    async with http.post(f"{prefill}/v1/completions", json=body) as resp:
+        assert resp.status == 200
+        await resp.read()
+    assert (await scrape(http, prefill))["vllm:kv_cache_usage_perc{engine=0}"] == 0
