@@ -183,10 +183,8 @@ class AdmissionQueue:
         for seq in [s for s, w in self._waiters.items() if w.future.done()]:
             del self._waiters[seq]  # cancelled; its task has not run its cleanup yet
         self._expire(now)
-        if not self._waiters:
-            return
         view = self.view(now)
-        self._policy.observe(view, now)
+        self._policy.observe(view, now)  # also when idle: adaptive follows the signals
         self._shed(view, now)
         while self._waiters:
             items = [w.item for w in self._waiters.values()]

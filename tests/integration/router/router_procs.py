@@ -58,3 +58,9 @@ def start_sims(n: int, model: str = "tiny", *extra: str, time_scale: float = 0.0
     for p in procs:
         wait_http(p.url + "/health", p.proc)
     return procs
+
+
+def spawn_router(config: object) -> subprocess.Popen[bytes]:
+    """``python -m sagellm_router --config CONFIG`` with its JSON logs on a pipe."""
+    argv = [sys.executable, "-m", "sagellm_router", "--config", str(config)]
+    return subprocess.Popen(argv, stderr=subprocess.PIPE)
