@@ -24,6 +24,14 @@ from sagellm_sim.runner import Clock, EngineRunner
 log = logging.getLogger("sagellm_sim.server")
 
 
+def _engine_ids(config: SimConfig) -> list[str]:
+    """``remote_engine_id`` per DP rank (the kv-transfer engine_id, suffixed per rank)."""
+    kvt, dp = config.kv_transfer, config.data_parallel_size
+    if kvt is None:
+        return [f"engine-{i}" for i in range(dp)]
+    return [kvt.engine_id] if dp == 1 else [f"{kvt.engine_id}_dp{i}" for i in range(dp)]
+
+
 def _exit_process() -> None:
     log.error("simulated crash (--sim-crash-after reached); exiting")
     logging.shutdown()
@@ -61,13 +69,7 @@ class SimServer:
             EngineRunner(c, i, config.sim_time_scale, self.faults, self.metrics, clock)
             for i, c in enumerate(cores)
         ]
-        kvt = config.kv_transfer
-        self.engine_ids = [
-            (kvt.engine_id if config.data_parallel_size == 1 else f"{kvt.engine_id}_dp{i}")
-            if kvt
-            else f"engine-{i}"
-            for i in range(config.data_parallel_size)
-        ]
+        self.engine_ids = _engine_ids(config)
         self.rng = random.Random(config.sim_seed)
         self.started = int(time.time())
         self.completed_requests = 0
