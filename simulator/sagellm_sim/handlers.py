@@ -87,7 +87,8 @@ def _submit(srv: SimServer, runner: EngineRunner, prep: Prepared, request_id: st
     now = srv.clock()
     req = SimRequest(
         request_id=f"{ctx.id}-{srv.sequence}", prompt_ids=prep.prompt_ids,
-        max_tokens=prep.max_tokens, output_len=max(out_len, prep.min_tokens, 1), arrival=now,
+        max_tokens=prep.max_tokens, arrival=now,
+        output_len=min(prep.max_tokens, max(out_len, prep.min_tokens, 1)),
         block_hashes=block_hashes(prep.prompt_ids, srv.config.block_size, prep.cache_salt),
     )  # fmt: skip
     pd_on = srv.config.kv_transfer is not None and prep.kv is not None
