@@ -7,8 +7,9 @@ queues the request. Whenever capacity may have changed (arrival, release, ``poke
 free slot is granted a ``Ticket`` naming the instances it may use (``ticket.allowed``). The
 router filters its candidates to those, lets the routing strategy pick one and calls
 ``ticket.bind(url)``; the slot is held until the ``async with`` block exits, which wakes the
-next request. A full queue answers 429 and a request waiting longer than the queue timeout
-503, both with Retry-After; a cancelled waiter (client gone) simply leaves the queue.
+next request. A full queue answers 429 to its lowest-ranked request (the newcomer under fifo; a
+BACKGROUND one when a CRITICAL request arrives under priority) and a request waiting longer than
+the queue timeout 503, both with Retry-After; a cancelled waiter (client gone) leaves the queue.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sagellm_core.scheduling.base import Placement, SchedulingPolicy, Shed, select_next
+from sagellm_core.scheduling.base import Placement, SchedulingPolicy, Shed, ranked, select_next
 from sagellm_core.scheduling.fairshare import FairShare
 from sagellm_core.scheduling.metadata import RequestMetadata
 from sagellm_core.scheduling.ratelimit import UserRateLimiter
@@ -140,10 +141,8 @@ class AdmissionQueue:
         waiter = _Waiter(QueueItem(meta, next(self._seq), now), future)
         self._waiters[waiter.item.seq] = waiter
         self.poke()
-        if not waiter.future.done() and len(self._waiters) > self.config.max_queue_length:
-            del self._waiters[waiter.item.seq]
-            reason = f"pool {self.pool!r} queue is full ({self.config.max_queue_length} waiting)"
-            raise self._reject(429, reason, self.retry_after_s(), "queue_full")
+        if len(self._waiters) > self.config.max_queue_length:
+            self._evict_worst()
         try:
             async with asyncio.timeout(self.config.queue_timeout_s):
                 return await waiter.future
@@ -154,6 +153,15 @@ class AdmissionQueue:
             self._abandon(waiter)
             self.stats.cancelled += 1
             raise
+
+    def _evict_worst(self) -> None:
+        """Over the queue limit: the lowest-ranked waiter (often the newcomer) gets a 429."""
+        now = self._clock()
+        items = [w.item for w in self._waiters.values()]
+        worst = ranked(self._policy, items, self.view(now), now, self._fair)[-1]
+        waiter = self._waiters.pop(worst.seq)
+        reason = f"pool {self.pool!r} queue is full ({self.config.max_queue_length} waiting)"
+        waiter.future.set_exception(self._reject(429, reason, self.retry_after_s(), "queue_full"))
 
     def _abandon(self, waiter: _Waiter) -> None:
         """The waiter gave up (cancelled or timed out): leave the queue or free its grant."""

@@ -75,8 +75,25 @@ class Holder:
         await self.task
 
 
-async def release_current(holders: list[Holder]) -> None:
-    """Release the holder that currently holds the (single) slot."""
+async def rejected_after(
+    queue: AdmissionQueue, clock: FakeClock, m: RequestMetadata, first_s: float, then_s: float
+) -> Rejected:
+    """Queue ``m``: still waiting ``first_s`` later, rejected ``then_s`` after that."""
+    pending = asyncio.create_task(queue.admit(m).__aenter__())
+    await until(lambda: queue.queued == 1)
+    clock.now += first_s
+    queue.tick()
+    assert queue.queued == 1
+    clock.now += then_s
+    queue.tick()
+    with pytest.raises(Rejected) as err:
+        await pending
+    assert queue.queued == 0
+    return err.value
+
+
+async def release_current(holders: list[Holder], slots: int = 1) -> None:
+    """Release one holder that currently holds a slot."""
 
     def current() -> Holder | None:
         return next((h for h in holders if h.ticket and not h.done.is_set()), None)
@@ -139,6 +156,22 @@ async def test_queue_full_answers_429_with_retry_after() -> None:
     await waiting.release()
 
 
+async def test_full_queue_under_priority_rejects_the_lowest_ranked_waiter() -> None:
+    queue = make_queue(1, max_queue_length=1, policy="priority")
+    order: list[str] = []
+    holder = Holder(queue, meta("a"), order)
+    low = asyncio.create_task(queue.admit(meta("low", priority=Priority.LOW)).__aenter__())
+    await until(lambda: queue.queued == 1)
+    crit = Holder(queue, meta("crit", priority=Priority.CRITICAL), order)
+    with pytest.raises(Rejected, match="queue is full") as err:
+        await low
+    assert err.value.status == 429
+    assert queue.queued == 1
+    await holder.release()
+    await until(lambda: order == ["a", "crit"])
+    await crit.release()
+
+
 async def test_zero_queue_length_rejects_only_when_busy() -> None:
     queue = make_queue(1, max_queue_length=0)
     async with queue.admit(meta("a")):
@@ -152,18 +185,10 @@ async def test_queue_timeout_answers_503_with_retry_after() -> None:
     queue = make_queue(1, clock=clock, queue_timeout_s=5.0)
     order: list[str] = []
     holder = Holder(queue, meta("a"), order)
-    late = asyncio.create_task(queue.admit(meta("b")).__aenter__())
-    await until(lambda: queue.queued == 1)
-    clock.now += 4.9
-    queue.tick()
-    assert queue.queued == 1
-    clock.now += 0.2
-    queue.tick()
-    with pytest.raises(Rejected) as err:
-        await late
-    assert (err.value.status, err.value.kind) == (503, "queue_timeout")
-    assert "5 s queue timeout" in err.value.reason
-    assert err.value.retry_after_s is not None
+    rejected = await rejected_after(queue, clock, meta("b"), 4.9, 0.2)
+    assert (rejected.status, rejected.kind) == (503, "queue_timeout")
+    assert "5 s queue timeout" in rejected.reason
+    assert rejected.retry_after_s is not None
     assert queue.queued == 0
     await holder.release()
 
@@ -280,16 +305,8 @@ async def test_slo_aware_sheds_hopeless_requests_when_configured() -> None:
     holder = Holder(queue, meta("a"), order)
     await until(lambda: queue.active == 1)
     # one busy slot: predicted TTFT ~2.2 s (a slot frees in ~2 s), so 5 s is feasible at first
-    doomed = asyncio.create_task(queue.admit(meta("d", at=clock.now, ttft_ms=5000)).__aenter__())
-    await until(lambda: queue.queued == 1)
-    clock.now += 1.0
-    queue.tick()
-    assert queue.queued == 1
-    clock.now += 3.0
-    queue.tick()
-    with pytest.raises(Rejected) as err:
-        await doomed
-    assert (err.value.status, err.value.kind) == (503, "shed")
+    rejected = await rejected_after(queue, clock, meta("d", at=clock.now, ttft_ms=5000), 1.0, 3.0)
+    assert (rejected.status, rejected.kind) == (503, "shed")
     await holder.release()
     with pytest.raises(Rejected, match="can no longer meet its SLO"):
         async with queue.admit(meta("hopeless", at=clock.now - 1.0, ttft_ms=500)):
@@ -312,13 +329,28 @@ async def test_cost_optimized_ticket_allows_only_the_cheap_instance() -> None:
 
 
 async def test_adaptive_reports_its_active_policy() -> None:
-    queue = make_queue(4, policy="adaptive")
-    async with queue.admit(meta("r")):
-        pass
+    clock = FakeClock()
+    queue = make_queue(4, clock=clock, policy="adaptive", queue_timeout_s=1000.0)
+    order: list[str] = []
+    holders = [Holder(queue, meta(f"r{i}"), order) for i in range(6)]  # 4 run, 2 wait
+    await until(lambda: queue.queued == 2)
+    assert queue.snapshot()["policy_status"] == {
+        "active": "fifo",
+        "reason": "initial policy",
+        "since": 0.0,
+    }
+    clock.now = 31.0  # past the minimum dwell time; the pool is busy, so fifo stays
+    queue.tick()
+    assert queue.snapshot()["policy_status"]["active"] == "fifo"  # type: ignore[index]
+    for _ in holders:
+        await release_current(holders, slots=4)
+    # the releases happen at t=31: once only one of four slots is busy and nothing waits
     status = queue.snapshot()["policy_status"]
-    assert isinstance(status, dict)
-    assert status["active"] in {"fifo", "cost_optimized"}
-    assert status["reason"]
+    assert status == {
+        "active": "cost_optimized",
+        "reason": "utilisation 0.25 <= 0.3, queue empty",
+        "since": 31.0,
+    }
 
 
 def test_config_from_pool_spec() -> None:
