@@ -23,6 +23,10 @@ class WatchExpired(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again."""
 
 
+class WatchFailed(Exception):
+    """The API answered with an error: back off, then list again."""
+
+
 def _endpoint(raw: object, pool: str) -> Endpoint | None:
     if not isinstance(raw, Mapping):
         return None
@@ -106,7 +110,7 @@ class PoolIndex:
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise WatchExpired(str(obj.get("message", "resource version too old")))
-            raise RuntimeError(f"watch error: {obj.get('message', obj)}")
+            raise WatchFailed(f"watch error: {obj.get('message', obj)}")
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if isinstance(version, str):
             self.resource_version = version

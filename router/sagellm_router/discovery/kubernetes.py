@@ -1,23 +1,32 @@
 """Kubernetes discovery: list then watch InferencePool objects with kubernetes_asyncio.
 
-The loop lists (getting a resourceVersion), then watches from it; when the watch ends it
-resumes from the last seen version. 410 Gone re-lists at once; any other API or network error
-waits with exponential backoff and re-lists. Everything is async: no blocking calls.
+The loop lists (getting a resourceVersion), then watches from it (a raw JSON-lines watch with
+bookmarks); when a watch ends it resumes from the last seen version. 410 Gone re-lists at once;
+any other API, network or decoding error waits with exponential backoff and re-lists.
+Everything is async: no blocking calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from sagellm_router.config import KubernetesDiscoverySettings
-from sagellm_router.discovery.k8s_index import GROUP, PLURAL, VERSION, PoolIndex, WatchExpired
+from sagellm_router.discovery.k8s_index import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    PoolIndex,
+    WatchExpired,
+    WatchFailed,
+)
 from sagellm_router.types import PoolSnapshot
 
 log = logging.getLogger(__name__)
@@ -66,7 +75,7 @@ class KubernetesDiscovery:
                         yield snapshot
                 except WatchExpired:
                     log.info("InferencePool watch expired (410); re-listing")
-                except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                except (WatchFailed, ValueError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                     log.warning("InferencePool watch failed (%s); retrying in %.1fs", exc, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._settings.backoff_max_s)
@@ -77,22 +86,34 @@ class KubernetesDiscovery:
         self, api: client.CustomObjectsApi
     ) -> AsyncIterator[tuple[PoolSnapshot, ...]]:
         call, args = self._list_call(api)
-        listing = await call(plural=PLURAL, **args)
+        try:
+            listing = await call(plural=PLURAL, **args)
+        except ApiException as exc:
+            raise WatchFailed(f"list failed: {exc.status} {exc.reason}") from exc
         version = (listing.get("metadata") or {}).get("resourceVersion")
         yield self.index.reset(listing.get("items") or [], version)
         while True:
-            stream = watch.Watch()
-            try:
-                kwargs = dict(args, plural=PLURAL, timeout_seconds=self._settings.watch_timeout_s)
-                if self.index.resource_version:
-                    kwargs["resource_version"] = self.index.resource_version
-                async for event in stream.stream(call, **kwargs):
-                    changed = self.index.apply(event)
-                    if changed is not None:
-                        yield changed
-            except ApiException as exc:
-                if exc.status == 410:
-                    raise WatchExpired(str(exc.reason)) from exc
-                raise
-            finally:
-                await stream.close()
+            async for event in self._watch(call, args):
+                changed = self.index.apply(event)
+                if changed is not None:
+                    yield changed
+
+    async def _watch(self, call: Any, args: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """One watch request from the index's resourceVersion; yields decoded events."""
+        timeout = self._settings.watch_timeout_s
+        kwargs = dict(args, plural=PLURAL, watch="true", timeout_seconds=timeout)
+        kwargs["allow_watch_bookmarks"] = "true"
+        if self.index.resource_version:
+            kwargs["resource_version"] = self.index.resource_version
+        try:
+            response = await call(**kwargs, _preload_content=False, _request_timeout=timeout + 30)
+        except ApiException as exc:
+            if exc.status == 410:
+                raise WatchExpired(str(exc.reason)) from exc
+            raise WatchFailed(f"watch request failed: {exc.status} {exc.reason}") from exc
+        try:
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.release()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,10 @@ from router_fakes import FakeEngine
 
 from sagellm_router.config import parse_settings
 from sagellm_router.server import make_app
+
+ROOT = str(Path(__file__).resolve().parents[3])
+if ROOT not in sys.path:  # the shared tests.kubeemu emulator
+    sys.path.insert(0, ROOT)
 
 RouterFactory = Callable[..., Awaitable[str]]
 

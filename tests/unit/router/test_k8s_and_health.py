@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from sagellm_router.discovery.k8s_index import PoolIndex, WatchExpired, pool_from_object
+from sagellm_router.discovery.k8s_index import (
+    PoolIndex,
+    WatchExpired,
+    WatchFailed,
+    pool_from_object,
+)
 from sagellm_router.health import HealthBook
 from sagellm_router.stats.tracker import RequestTracker
 from sagellm_router.types import Role
@@ -71,7 +76,7 @@ def test_list_then_watch_events() -> None:
     assert [p.name for p in gone] == ["ns/a"]
     with pytest.raises(WatchExpired):
         index.apply({"type": "ERROR", "raw_object": {"code": 410, "message": "too old"}})
-    with pytest.raises(RuntimeError, match="forbidden"):
+    with pytest.raises(WatchFailed, match="forbidden"):
         index.apply({"type": "ERROR", "raw_object": {"code": 403, "message": "forbidden"}})
 
 
