@@ -1,0 +1,1 @@
+"""End-to-end scenarios against a real cluster (kind); see docs/deployment.md."""

@@ -1,0 +1,325 @@
+"""End-to-end scenarios, written once for every cluster backend.
+
+A backend is anything with the ``Cluster`` shape: the router's base URL and a few kubectl-like
+calls on the namespaced objects of one namespace. ``e2e/`` runs these against kind (kubectl and
+a port-forward); ``tests/e2e_local`` runs them against the emulated API server with the operator,
+router and simulators as local processes. Scenarios wait on conditions (never fixed sleeps) and
+fail with the last state they saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+
+POOL_LABEL = "sagellm.io/pool"
+HASH_LABEL = "sagellm.io/spec-hash"
+POOLS, INSTANCES, PODS = "inferencepools", "executioninstances", "pods"
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+
+class Cluster(Protocol):
+    """What a scenario needs from a cluster; all calls act in ``namespace``."""
+
+    namespace: str
+    router_url: str
+
+    async def apply(self, manifest: Obj) -> None: ...
+    async def get(self, plural: str, name: str) -> Obj | None: ...
+    async def list(self, plural: str, selector: str = "") -> list[Obj]: ...
+    async def patch(self, plural: str, name: str, patch: Obj) -> None: ...
+    async def delete(self, plural: str, name: str) -> None: ...
+
+
+class ScenarioFailed(AssertionError):
+    """A scenario's expectation did not hold; the message says what and what was seen."""
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]],
+    what: str,
+    timeout_s: float,
+    interval_s: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> T:
+    """Poll ``probe`` until it returns something not None/False; else fail naming ``what``."""
+    deadline = clock() + timeout_s
+    last: Any = None
+    while True:
+        try:
+            result = await probe()
+        except (aiohttp.ClientError, OSError) as exc:  # router restarting, port-forward blip
+            result, last = None, exc
+        if result is not None and result is not False:
+            return result
+        if clock() >= deadline:
+            raise ScenarioFailed(
+                f"timed out after {timeout_s:.0f}s waiting for {what}; last: {last}"
+            )
+        await asyncio.sleep(interval_s)
+
+
+# --- pool state -------------------------------------------------------------------------------
+
+
+def serving_endpoints(pool: Obj) -> list[Obj]:
+    """Endpoints the router may use: ready and not draining."""
+    endpoints = (pool.get("status") or {}).get("endpoints") or []
+    return [e for e in endpoints if e.get("ready") and not e.get("draining")]
+
+
+def pool_problem(pool: Obj | None, replicas: int) -> str | None:
+    """Why ``pool`` is not Ready with exactly ``replicas`` serving endpoints (None when it is)."""
+    if pool is None:
+        return "pool does not exist"
+    status = pool.get("status") or {}
+    generation = pool["metadata"].get("generation")
+    if generation is not None and status.get("observedGeneration") != generation:
+        return f"status is for generation {status.get('observedGeneration')}, spec is {generation}"
+    if status.get("phase") != "Ready":
+        return f"phase is {status.get('phase')!r}"
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    if not ready or ready[0].get("status") != "True":
+        return f"Ready condition is {ready[0] if ready else None}"
+    serving, listed = serving_endpoints(pool), status.get("endpoints") or []
+    if len(serving) != replicas or len(listed) != replicas:
+        return f"{len(serving)} serving of {len(listed)} endpoints, want {replicas}"
+    return None
+
+
+async def wait_pool_ready(cluster: Cluster, name: str, replicas: int, timeout_s: float) -> Obj:
+    seen: dict[str, str | None] = {"problem": None}
+
+    async def probe() -> Obj | None:
+        pool = await cluster.get(POOLS, name)
+        seen["problem"] = pool_problem(pool, replicas)
+        return pool if seen["problem"] is None else None
+
+    try:
+        return await wait_for(probe, f"pool {name} Ready with {replicas} endpoints", timeout_s)
+    except ScenarioFailed as exc:
+        raise ScenarioFailed(f"{exc}; pool: {seen['problem']}") from None
+
+
+# --- OpenAI traffic ---------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    text: str
+    chunks: int = 0
+
+
+async def chat(
+    session: aiohttp.ClientSession, base: str, model: str, prompt: str, stream: bool = False
+) -> Reply:
+    """One chat completion through the router; streaming replies are joined from SSE deltas."""
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 16}
+    if stream:
+        body["stream"] = True
+    async with session.post(f"{base}/v1/chat/completions", json=body) as resp:
+        if resp.status != 200 or not stream:
+            payload = await resp.text()
+            if resp.status != 200:
+                return Reply(resp.status, payload)
+            return Reply(200, json.loads(payload)["choices"][0]["message"]["content"])
+        parts, chunks, done = [], 0, False
+        async for raw in resp.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            chunks += 1
+            for choice in json.loads(data).get("choices") or []:
+                parts.append((choice.get("delta") or {}).get("content") or "")
+        if not done:
+            return Reply(599, "stream ended without data: [DONE]", chunks)
+        return Reply(200, "".join(parts), chunks)
+
+
+async def listed_models(session: aiohttp.ClientSession, base: str) -> set[str]:
+    async with session.get(f"{base}/v1/models") as resp:
+        resp.raise_for_status()
+        return {m["id"] for m in (await resp.json())["data"]}
+
+
+@dataclass
+class Traffic:
+    """Closed-loop load: ``workers`` clients each sending one request after another."""
+
+    base: str
+    model: str
+    workers: int = 4
+    statuses: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _worker(self, session: aiohttp.ClientSession, index: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                reply = await chat(
+                    session, self.base, self.model, f"worker {index} req {n}", n % 2 == 0
+                )
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                reply = Reply(598, f"{type(exc).__name__}: {exc}")
+            self.statuses.append(reply.status)
+            if reply.status != 200:
+                self.errors.append(f"{reply.status}: {reply.text[:200]}")
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(*(self._worker(session, i) for i in range(self.workers)))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+
+async def deploy_pool(cluster: Cluster, manifest: Obj, timeout_s: float = 300) -> Obj:
+    """Apply a pool and wait until it is Ready with every replica serving."""
+    manifest = {**manifest, "metadata": {**manifest["metadata"], "namespace": cluster.namespace}}
+    await cluster.apply(manifest)
+    replicas = manifest["spec"]["roles"]["general"]["replicas"]
+    return await wait_pool_ready(cluster, manifest["metadata"]["name"], replicas, timeout_s)
+
+
+async def serve_openai(cluster: Cluster, model: str, timeout_s: float = 120) -> None:
+    """The router lists the model and answers plain and streamed chat completions."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+        async def model_listed() -> bool:
+            return model in await listed_models(session, cluster.router_url)
+
+        await wait_for(model_listed, f"router to list model {model}", timeout_s)
+        plain = await chat(session, cluster.router_url, model, "Say hello")
+        if plain.status != 200 or not plain.text:
+            raise ScenarioFailed(f"chat completion: {plain}")
+        streamed = await chat(session, cluster.router_url, model, "Say hello", stream=True)
+        if streamed.status != 200 or streamed.chunks < 2:
+            raise ScenarioFailed(f"streamed chat completion: {streamed}")
+        unknown = await chat(session, cluster.router_url, f"{model}-does-not-exist", "hi")
+        if unknown.status != 404:
+            raise ScenarioFailed(f"unknown model should be 404, got {unknown.status}")
+
+
+def metric_total(text: str, name: str, labels: dict[str, str]) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (Prometheus text format)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+async def check_metrics_and_status(cluster: Cluster, pool_name: str, model: str) -> None:
+    """Router metrics count the traffic; pool status, instances and pods agree."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{cluster.router_url}/metrics") as resp,
+    ):
+        text = await resp.text()
+    served = metric_total(text, "sagellm_router_requests_total", {"model": model, "status": "200"})
+    if served < 2:
+        raise ScenarioFailed(f"sagellm_router_requests_total for {model} is {served}, want >= 2")
+    pool = await cluster.get(POOLS, pool_name)
+    assert pool is not None
+    urls = [e["url"] for e in pool["status"]["endpoints"]]
+    if len(set(urls)) != len(urls):
+        raise ScenarioFailed(f"duplicate endpoint urls in status: {urls}")
+    selector = f"{POOL_LABEL}={pool_name}"
+    instances = await cluster.list(INSTANCES, selector)
+    if {i["metadata"]["name"] for i in instances} != {
+        e["instance"] for e in pool["status"]["endpoints"]
+    }:
+        raise ScenarioFailed("status.endpoints and ExecutionInstances name different instances")
+    pods = [p for p in await cluster.list(PODS, selector) if p["status"].get("phase") == "Running"]
+    if len(pods) < len(instances):
+        raise ScenarioFailed(f"{len(pods)} running pods for {len(instances)} instances")
+
+
+async def scale(
+    cluster: Cluster, pool_name: str, model: str, replicas: int, timeout_s: float = 300
+) -> None:
+    """Change the replica count, wait for convergence, and check traffic still flows."""
+    await cluster.patch(POOLS, pool_name, {"spec": {"roles": {"general": {"replicas": replicas}}}})
+    await wait_pool_ready(cluster, pool_name, replicas, timeout_s)
+
+    async def converged() -> bool:
+        return len(await cluster.list(INSTANCES, f"{POOL_LABEL}={pool_name}")) == replicas
+
+    await wait_for(converged, f"{replicas} ExecutionInstances of {pool_name}", timeout_s)
+    await serve_openai(cluster, model)
+
+
+async def rolling_update_under_traffic(
+    cluster: Cluster, pool_name: str, model: str, spec_patch: Obj, timeout_s: float = 600
+) -> Traffic:
+    """Roll every instance to a new spec while clients keep sending; no request may fail."""
+    selector = f"{POOL_LABEL}={pool_name}"
+    old = {i["metadata"]["labels"].get(HASH_LABEL) for i in await cluster.list(INSTANCES, selector)}
+    pool = await cluster.get(POOLS, pool_name)
+    assert pool is not None
+    replicas = pool["spec"]["roles"]["general"]["replicas"]
+    traffic = Traffic(cluster.router_url, model)
+    runner = asyncio.create_task(traffic.run())
+    try:
+        await wait_for(lambda: _some(traffic.statuses), "the first traffic replies", 60, 0.2)
+        await cluster.patch(POOLS, pool_name, {"spec": spec_patch})
+
+        async def rolled() -> bool:
+            instances = await cluster.list(INSTANCES, selector)
+            hashes = {i["metadata"]["labels"].get(HASH_LABEL) for i in instances}
+            return len(instances) == replicas and not hashes & old
+
+        await wait_for(rolled, f"every instance of {pool_name} on the new spec", timeout_s)
+        await wait_pool_ready(cluster, pool_name, replicas, timeout_s)
+    finally:
+        traffic.stop()
+        await runner
+    if traffic.errors:
+        raise ScenarioFailed(
+            f"{len(traffic.errors)} of {len(traffic.statuses)} requests failed during the "
+            f"rollout; first: {traffic.errors[:3]}"
+        )
+    return traffic
+
+
+async def _some(values: list[int]) -> bool:
+    return bool(values)
+
+
+async def delete_pool(cluster: Cluster, pool_name: str, model: str, timeout_s: float = 300) -> None:
+    """Delete the pool: instances and pods go, and the router stops listing the model."""
+    await cluster.delete(POOLS, pool_name)
+    selector = f"{POOL_LABEL}={pool_name}"
+
+    async def gone() -> bool:
+        left = await cluster.list(INSTANCES, selector) + await cluster.list(PODS, selector)
+        return await cluster.get(POOLS, pool_name) is None and not left
+
+    await wait_for(gone, f"pool {pool_name}, its instances and pods to be deleted", timeout_s)
+    async with aiohttp.ClientSession() as session:
+
+        async def unlisted() -> bool:
+            return model not in await listed_models(session, cluster.router_url)
+
+        await wait_for(unlisted, f"router to stop listing {model}", 60)
