@@ -21,12 +21,14 @@ from sagellm_router.health import probe_ejected
 from sagellm_router.proxy import Exchange, forward
 from sagellm_router.state import RouterState
 from sagellm_router.stats.scraper import Scraper
+from sagellm_router.upstream import UpstreamPool
 from sagellm_router.validation import CHAT, COMPLETIONS, parse_body
 
 log = logging.getLogger(__name__)
 
 STATE = web.AppKey("state", RouterState)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+UPSTREAM = web.AppKey("upstream", UpstreamPool)
 DISCOVERY = web.AppKey("discovery", Discovery)
 KEYS = web.AppKey("keys", KeyChecker)
 
@@ -64,7 +66,7 @@ async def inference(request: web.Request) -> web.StreamResponse:
     )
     try:
         async with state.admission.admit(parsed, pools[0]):
-            response = await forward(state, request.app[SESSION], ex)
+            response = await forward(state, request.app[UPSTREAM], ex)
         ex.status = ex.status or response.status
         return response
     except ApiError as err:
@@ -166,6 +168,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_idle_s
     )
     app[SESSION] = aiohttp.ClientSession(connector=connector, timeout=timeout)
+    app[UPSTREAM] = UpstreamPool(t.connect_s, t.read_idle_s)
     loops = [_discovery_loop, _probe_loop]
     if app[STATE].settings.scrape.enabled:
         loops.append(_scrape_loop)
@@ -177,6 +180,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await app[SESSION].close()
+    await app[UPSTREAM].close()
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
 
 from sagellm_router.errors import ApiError, sse_error_event
 from sagellm_router.sse import UsageScanner, usage_of
 from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint, PoolSnapshot
+from sagellm_router.upstream import Response, UpstreamError, UpstreamPool
 from sagellm_router.validation import ParsedRequest
 
 log = logging.getLogger(__name__)
-
-_UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 @dataclass(slots=True)
@@ -54,14 +53,13 @@ class Retryable(Exception):
 class Opened:
     """A successful attempt: either a buffered body or a live stream plus its first chunk."""
 
-    response: aiohttp.ClientResponse
+    response: Response
     body: bytes | None = None
     first_chunk: bytes = b""
+    chunks: AsyncGenerator[bytes, None] | None = None
 
 
-async def forward(
-    state: RouterState, session: aiohttp.ClientSession, ex: Exchange
-) -> web.StreamResponse:
+async def forward(state: RouterState, session: UpstreamPool, ex: Exchange) -> web.StreamResponse:
     pools = state.table.for_model(ex.parsed.model)
     retries = state.settings.retries
     last: Retryable | None = None
@@ -100,7 +98,7 @@ def _count_failure(state: RouterState, pool: PoolSnapshot, endpoint: Endpoint, r
 
 async def _attempt(
     state: RouterState,
-    session: aiohttp.ClientSession,
+    session: UpstreamPool,
     ex: Exchange,
     pool: PoolSnapshot,
     endpoint: Endpoint,
@@ -123,47 +121,37 @@ async def _attempt(
         return await _relay_stream(state, ex, opened, endpoint)
     finally:
         if opened is not None:
+            if opened.chunks is not None:
+                await opened.chunks.aclose()
             opened.response.close()
         tracker.finish(endpoint.url, failed=failed)
         gauge.dec()
 
 
-async def _open(
-    state: RouterState, session: aiohttp.ClientSession, ex: Exchange, endpoint: Endpoint
-) -> Opened:
+async def _open(state: RouterState, pool: UpstreamPool, ex: Exchange, endpoint: Endpoint) -> Opened:
     headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id}
     try:
-        resp = await session.post(endpoint.url + ex.parsed.path, data=ex.raw, headers=headers)
-    except _UPSTREAM_ERRORS as exc:
-        raise Retryable(_reason(exc)) from exc
+        resp = await pool.post(endpoint.url, ex.parsed.path, ex.raw, headers)
+    except UpstreamError as exc:
+        raise Retryable(exc.reason) from exc
     try:
         if resp.status >= 500:
-            body = await resp.read()
-            raise Retryable(f"status_{resp.status}", resp.status, body)
+            raise Retryable(f"status_{resp.status}", resp.status, await resp.read())
         if resp.content_type != "text/event-stream":
             return Opened(resp, body=await resp.read())
-        return Opened(resp, first_chunk=await resp.content.readany())
-    except _UPSTREAM_ERRORS as exc:
+        chunks = resp.chunks()
+        return Opened(resp, first_chunk=await anext(chunks, b""), chunks=chunks)
+    except UpstreamError as exc:
         resp.close()
-        raise Retryable(_reason(exc)) from exc
+        raise Retryable(exc.reason) from exc
     except Retryable:
         resp.close()
         raise
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect_error"
-    if isinstance(exc, EOFError):
-        return "truncated"
-    return "disconnected"
-
-
-def _response_headers(ex: Exchange, resp: aiohttp.ClientResponse) -> dict[str, str]:
+def _response_headers(ex: Exchange, resp: Response) -> dict[str, str]:
     return {
-        "Content-Type": resp.headers.get("Content-Type", "application/json"),
+        "Content-Type": resp.headers.get("content-type", "application/json"),
         "X-Request-Id": ex.request_id,
         "X-Sagellm-Instance": ex.instance,
     }
@@ -199,22 +187,27 @@ async def _relay_stream(
     m.child(m.ttft, *labels).observe(clock() - ex.started)
     itl = m.child(m.itl, *labels)
     scanner = UsageScanner()
+    assert opened.chunks is not None
     chunk, last, tail = opened.first_chunk, clock(), b""
+    deadline = ex.started + state.settings.timeouts.total_s
     while chunk:
         scanner.feed(chunk)
         tail = (tail + chunk)[-16:]
         await client.write(chunk)  # raises if the client left; closing upstream then aborts it
         try:
-            chunk = await upstream.content.readany()
-        except _UPSTREAM_ERRORS as exc:
-            await _break_stream(state, ex, client, endpoint, exc)
+            chunk = await anext(opened.chunks, b"")
+        except UpstreamError as exc:
+            await _break_stream(state, ex, client, endpoint, exc.reason)
             break
         now = clock()
         itl.observe(now - last)
         last = now
+        if now > deadline and chunk:
+            await _break_stream(state, ex, client, endpoint, "total_timeout")
+            break
     else:
         if b"[DONE]" not in tail:
-            await _break_stream(state, ex, client, endpoint, EOFError("ended without [DONE]"))
+            await _break_stream(state, ex, client, endpoint, "truncated")
     _count_tokens(state, ex, scanner.usage)
     await client.write_eof()
     return client
@@ -225,11 +218,12 @@ async def _break_stream(
     ex: Exchange,
     client: web.StreamResponse,
     endpoint: Endpoint,
-    exc: Exception,
+    reason: str,
 ) -> None:
-    """End a stream whose upstream died: an SSE error event, then ``data: [DONE]``."""
-    log.warning("upstream stream broke", extra={"endpoint": endpoint.url, "error": str(exc)})
-    state.health.failure(endpoint.url)
+    """End a stream that cannot complete: an SSE error event, then ``data: [DONE]``."""
+    log.warning("upstream stream broke", extra={"endpoint": endpoint.url, "reason": reason})
+    if reason != "total_timeout":
+        state.health.failure(endpoint.url)
     ex.status = 502
-    message = f"upstream {endpoint.instance} failed mid-stream ({_reason(exc)}); retry the request"
+    message = f"upstream {endpoint.instance} failed mid-stream ({reason}); retry the request"
     await client.write(sse_error_event(502, message))

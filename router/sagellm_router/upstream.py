@@ -1,0 +1,198 @@
+"""A lean HTTP/1.1 client for the forwarding hot path (keep-alive pool on asyncio streams).
+
+aiohttp's client costs more CPU per request than everything else the router does together, so
+requests to engines go through this small client instead: one request per connection at a time,
+``Content-Length`` or chunked responses, idle connections reused per endpoint. Health probes and
+scrapes still use aiohttp. Every failure surfaces as ``UpstreamError`` with a short reason
+(``connect_error``, ``timeout``, ``disconnected``, ``protocol_error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from urllib.parse import urlsplit
+
+_RECOVERABLE = (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError)
+
+
+class UpstreamError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class _Conn:
+    __slots__ = ("key", "reader", "writer")
+
+    def __init__(
+        self, key: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.key, self.reader, self.writer = key, reader, writer
+
+
+class Response:
+    """An upstream response whose body is read once, as a whole or chunk by chunk."""
+
+    def __init__(
+        self, pool: UpstreamPool, conn: _Conn, status: int, headers: dict[str, str]
+    ) -> None:
+        self._pool, self._conn = pool, conn
+        self.status, self.headers = status, headers
+        self._done = False
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body, de-chunked, piece by piece as it arrives."""
+        reader, deadline = self._conn.reader, self._pool.read_timeout
+        try:
+            if self.headers.get("transfer-encoding", "").lower() == "chunked":
+                async for piece in _dechunk(reader, deadline):
+                    yield piece
+            elif "content-length" in self.headers:
+                remaining = int(self.headers["content-length"])
+                while remaining > 0:
+                    async with asyncio.timeout(deadline):
+                        piece = await reader.read(min(remaining, 1 << 16))
+                    if not piece:
+                        raise UpstreamError("disconnected", "body shorter than Content-Length")
+                    remaining -= len(piece)
+                    yield piece
+            else:
+                self.headers["connection"] = "close"  # body ends when the connection does
+                while piece := await _timed(reader.read(1 << 16), deadline):
+                    yield piece
+        except TimeoutError as exc:
+            raise UpstreamError("timeout", "no data from upstream") from exc
+        except (ValueError, *_RECOVERABLE) as exc:
+            raise UpstreamError("disconnected", str(exc) or type(exc).__name__) from exc
+        self._done = True
+
+    def close(self) -> None:
+        """Return the connection to the pool if the body was fully read, else drop it."""
+        reusable = self._done and self.headers.get("connection", "").lower() != "close"
+        self._pool.release(self._conn, reusable)
+
+
+async def _timed(coro: object, idle_s: float) -> bytes:
+    async with asyncio.timeout(idle_s):
+        return await coro  # type: ignore[misc, no-any-return]
+
+
+async def _dechunk(reader: asyncio.StreamReader, idle_s: float) -> AsyncIterator[bytes]:
+    while True:
+        line = await _timed(reader.readuntil(b"\r\n"), idle_s)
+        size = int(line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            while await _timed(reader.readuntil(b"\r\n"), idle_s) != b"\r\n":
+                pass  # trailers
+            return
+        async with asyncio.timeout(idle_s):
+            data = await reader.readexactly(size + 2)
+        yield data[:-2]
+
+
+class UpstreamPool:
+    """Keep-alive connections per endpoint base URL."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float, max_idle: int = 256) -> None:
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self._max_idle = max_idle
+        self._idle: dict[str, list[_Conn]] = {}
+        self._targets: dict[str, tuple[str, int, ssl.SSLContext | None, bytes]] = {}
+
+    def _target(self, base: str) -> tuple[str, int, ssl.SSLContext | None, bytes]:
+        target = self._targets.get(base)
+        if target is None:
+            parts = urlsplit(base)
+            tls = ssl.create_default_context() if parts.scheme == "https" else None
+            host = parts.hostname or "localhost"
+            port = parts.port or (443 if tls else 80)
+            target = self._targets[base] = (host, port, tls, parts.netloc.encode())
+        return target
+
+    async def _connect(self, base: str) -> _Conn:
+        host, port, tls, _ = self._target(base)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=1 << 20)
+        except TimeoutError as exc:
+            raise UpstreamError("connect_error", f"connect timeout to {base}") from exc
+        except OSError as exc:
+            raise UpstreamError("connect_error", f"{base}: {exc.strerror or exc}") from exc
+        return _Conn(base, reader, writer)
+
+    def _take_idle(self, base: str) -> _Conn | None:
+        idle = self._idle.get(base)
+        while idle:
+            conn = idle.pop()
+            if not conn.reader.at_eof() and not conn.writer.is_closing():
+                return conn
+            conn.writer.close()
+        return None
+
+    async def post(self, base: str, path: str, body: bytes, headers: Mapping[str, str]) -> Response:
+        """Send a POST and read the status line and headers (not the body)."""
+        head = self._request_head(base, path, len(body), headers)
+        conn = self._take_idle(base)
+        if conn is not None:
+            try:
+                return await self._exchange(conn, head, body)
+            except UpstreamError as exc:
+                if exc.reason != "disconnected":
+                    raise  # only a closed keep-alive connection is worth a fresh one
+        return await self._exchange(await self._connect(base), head, body)
+
+    def _request_head(self, base: str, path: str, length: int, headers: Mapping[str, str]) -> bytes:
+        lines = [f"POST {path} HTTP/1.1", f"Content-Length: {length}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        netloc = self._target(base)[3].decode()
+        return ("\r\n".join(lines) + f"\r\nHost: {netloc}\r\n\r\n").encode("latin-1")
+
+    async def _exchange(self, conn: _Conn, head: bytes, body: bytes) -> Response:
+        try:
+            conn.writer.write(head + body)
+            async with asyncio.timeout(self.read_timeout):
+                raw = await conn.reader.readuntil(b"\r\n\r\n")
+            status, headers = _parse_head(raw)
+        except TimeoutError as exc:
+            conn.writer.transport.abort()
+            raise UpstreamError("timeout", "no response headers in time") from exc
+        except (ValueError, *_RECOVERABLE) as exc:
+            conn.writer.transport.abort()
+            raise UpstreamError("disconnected", str(exc) or type(exc).__name__) from exc
+        return Response(self, conn, status, headers)
+
+    def release(self, conn: _Conn, reusable: bool) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if reusable and len(idle) < self._max_idle and not conn.reader.at_eof():
+            idle.append(conn)
+        else:
+            conn.writer.transport.abort()
+
+    async def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.writer.close()
+        self._idle.clear()
+
+
+def _parse_head(raw: bytes) -> tuple[int, dict[str, str]]:
+    lines = raw.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    if not version.startswith("HTTP/1."):
+        raise ValueError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+    status = int(rest[:3])
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
