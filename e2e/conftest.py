@@ -9,7 +9,7 @@ SAGELLM_E2E_RELEASE (helm release name), SAGELLM_E2E_ARTIFACTS (where dumps are 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,9 +42,11 @@ def cluster(router_url: str) -> KindCluster:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if getattr(report, "failed", False) and call.when == "call":
+    if report.failed and call.when == "call":
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         state = dump_state(CTX, [SYSTEM_NS, POOL_NS])
         path = ARTIFACTS / f"{item.name}.txt"

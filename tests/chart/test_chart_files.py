@@ -14,7 +14,7 @@ from chart_values import VALUE_SETS
 from conftest import Render
 from prometheus_client import CollectorRegistry
 
-from sagellm_router.config import parse_settings
+from sagellm_router.config import KubernetesDiscoverySettings, parse_settings
 from sagellm_router.metrics import RouterMetrics
 
 
@@ -77,10 +77,12 @@ def test_rendered_router_config_is_accepted_by_the_router(render: Render, name: 
 
 def test_router_config_follows_values(render: Render) -> None:
     default = parse_settings(_router_config(render, {}))
+    assert isinstance(default.discovery, KubernetesDiscoverySettings)
     assert default.discovery.all_namespaces is True
     assert default.server.port == 8080
     assert default.auth.api_keys_file is None
     ns = parse_settings(_router_config(render, VALUE_SETS["namespaced"]))
+    assert isinstance(ns.discovery, KubernetesDiscoverySettings)
     assert ns.discovery.namespace == NAMESPACE
     assert ns.discovery.all_namespaces is False
     custom = parse_settings(_router_config(render, VALUE_SETS["router-config"]))
