@@ -1,0 +1,131 @@
+"""The lean upstream client against a scripted raw-socket HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from router_procs import free_port
+
+from sagellm_router.upstream import UpstreamError, UpstreamPool
+
+Reply = Callable[[bytes], bytes | None]  # request bytes -> raw response (None: hang)
+
+
+class RawServer:
+    def __init__(self, replies: list[Reply]) -> None:
+        self.replies = replies
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.replies:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                reply = self.replies.pop(0)(request)
+                if reply is None:
+                    await asyncio.sleep(10)
+                    return
+                writer.write(reply)
+                await writer.drain()
+                if (
+                    b"connection: close" in reply.lower()
+                    or (b"content-length" not in reply.lower()
+                    and b"chunked" not in reply)
+                ):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[list[Reply]], asyncio.Future[tuple[RawServer, str]]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(replies: list[Reply]) -> tuple[RawServer, str]:
+        raw = RawServer(replies)
+        server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
+        servers.append(server)
+        return raw, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        server.close()
+
+
+def ok(body: bytes) -> Reply:
+    return lambda _: (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+
+
+async def test_content_length_and_keep_alive_reuse(serve) -> None:  # type: ignore[no-untyped-def]
+    raw, url = await serve([ok(b'{"a":1}'), ok(b'{"b":2}')])
+    pool = UpstreamPool(1.0, 1.0)
+    for expected in (b'{"a":1}', b'{"b":2}'):
+        resp = await pool.post(url, "/v1/completions", b"{}", {"X-Request-Id": "r"})
+        assert (resp.status, resp.content_type) == (200, "application/json")
+        assert await resp.read() == expected
+        resp.close()
+    assert raw.connections == 1
+    assert raw.requests[0].startswith(b"POST /v1/completions HTTP/1.1\r\n")
+    assert b"X-Request-Id: r\r\n" in raw.requests[0]
+    await pool.close()
+
+
+async def test_chunked_stream_with_extensions_and_trailers(serve) -> None:  # type: ignore[no-untyped-def]
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n"
+               b"6;ext=1\r\ndata: \r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n")  # fmt: skip
+    _, url = await serve([lambda _: chunked])
+    pool = UpstreamPool(1.0, 1.0)
+    resp = await pool.post(url, "/v1/completions", b"{}", {})
+    assert resp.content_type == "text/event-stream"
+    assert [c async for c in resp.chunks()] == [b"data: ", b"abc"]
+    resp.close()
+    await pool.close()
+
+
+async def test_close_delimited_body_and_stale_keep_alive_retry(serve) -> None:  # type: ignore[no-untyped-def]
+    close_delimited = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}"
+    raw, url = await serve([ok(b"1"), lambda _: close_delimited])
+    pool = UpstreamPool(1.0, 1.0)
+    first = await pool.post(url, "/x", b"", {})
+    assert await first.read() == b"1"
+    first.close()
+    raw.replies.insert(0, lambda _: b"")  # the server drops the kept-alive connection
+    second = await pool.post(url, "/x", b"", {})  # retried on a fresh connection
+    assert await second.read() == b"{}"
+    second.close()
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def test_errors_are_named() -> None:
+    pool = UpstreamPool(0.5, 0.2)
+    with pytest.raises(UpstreamError) as refused:
+        await pool.post(f"http://127.0.0.1:{free_port()}", "/x", b"", {})
+    assert refused.value.reason == "connect_error"
+
+
+async def test_header_timeout_and_short_body(serve) -> None:  # type: ignore[no-untyped-def]
+    _, url = await serve([lambda _: None])
+    pool = UpstreamPool(0.5, 0.1)
+    with pytest.raises(UpstreamError) as slow:
+        await pool.post(url, "/x", b"", {})
+    assert slow.value.reason == "timeout"
+    short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n123"
+    _, url2 = await serve([lambda _: short])
+    resp = await pool.post(url2, "/x", b"", {})
+    with pytest.raises(UpstreamError) as cut:
+        await resp.read()
+    assert cut.value.reason == "disconnected"
+    resp.close()
