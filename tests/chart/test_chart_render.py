@@ -258,3 +258,21 @@ def test_operator_flags_follow_values(render: Render) -> None:
     assert params["verbose"] is True
     assert params["vllm_image"] == "vllm/vllm-openai:v0.11.1"
     assert params["all_namespaces"] is True
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, ["port-forward svc/sag-sagellm-router 8080:80", "simulator-pool.yaml"]),
+        (VALUE_SETS["api-keys"], ["Authorization: Bearer $API_KEY", 'Secret "sagellm-api-keys"']),
+        (VALUE_SETS["pools"], ["Pools created by this release: sim-tiny, sim-b"]),
+        (VALUE_SETS["namespaced"], ['Scope: namespace "llm" only']),
+    ],
+)
+def test_notes_tell_what_to_do_next(
+    helm: Path, tmp_path: Path, values: dict[str, Any], expected: list[str]
+) -> None:
+    args = ["install", "sag", str(CHART), "--namespace", NAMESPACE, "--dry-run=client"]
+    notes = run_helm(helm, args, values, tmp_path).split("NOTES:", 1)[1]
+    for text in [*expected, "kubectl apply --server-side -f charts/sagellm/crds/"]:
+        assert text in notes
