@@ -53,6 +53,7 @@ class FakeEngine:
     seen: list[str] = field(default_factory=list)
     bodies: list[dict[str, object]] = field(default_factory=list)
     cancelled: int = 0
+    scrapes: int = 0
     server: TestServer | None = None
 
     @property
@@ -77,6 +78,7 @@ class FakeEngine:
         return web.Response(text="")
 
     async def metrics(self, request: web.Request) -> web.Response:
+        self.scrapes += 1
         labels = f'{{engine="0",model_name="{self.model}"}}'
         values = {
             "vllm:num_requests_running": self.running,

@@ -154,3 +154,20 @@ async def test_concurrency_limit_answers_429(engines, start_router) -> None:  # 
             assert (await r.json())["error"]["type"] == "RateLimitError"
         hold.set()
         assert (await first).status == 200
+
+
+async def test_load_balanced_follows_scraped_engine_load(engines, start_router) -> None:  # type: ignore[no-untyped-def]
+    busy, idle = await engines(2)
+    busy.waiting, busy.running, busy.kv = 40, 8, 0.9
+    doc = router_yaml(
+        [pool("p", "m", [busy.url, idle.url], "load_balanced")],
+        scrape={"enabled": True, "interval_s": 0.05},
+    )
+    url = await start_router(doc)
+    await wait_for(lambda: busy.scrapes >= 2)  # a whole scrape has completed since start
+    async with aiohttp.ClientSession() as s:
+        served = set()
+        for _ in range(10):
+            async with s.post(url + "/v1/completions", json=BODY) as r:
+                served.add(r.headers["X-Sagellm-Instance"])
+    assert served == {"p-1"}

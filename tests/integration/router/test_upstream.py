@@ -33,10 +33,8 @@ class RawServer:
                     return
                 writer.write(reply)
                 await writer.drain()
-                if (
-                    b"connection: close" in reply.lower()
-                    or (b"content-length" not in reply.lower()
-                    and b"chunked" not in reply)
+                if b"connection: close" in reply.lower() or (
+                    b"content-length" not in reply.lower() and b"chunked" not in reply
                 ):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
