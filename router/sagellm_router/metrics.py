@@ -16,7 +16,10 @@ class RouterMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        r = self.registry
+        self._define_request_metrics(self.registry)
+        self._define_endpoint_metrics(self.registry)
+
+    def _define_request_metrics(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
             "sagellm_router_requests",
             "Requests answered, by model, pool, endpoint and HTTP status",
@@ -44,6 +47,14 @@ class RouterMetrics:
             buckets=_ITL_BUCKETS,
             registry=r,
         )
+        self.tokens = Counter(
+            "sagellm_router_tokens",
+            "Tokens reported by upstream usage, direction=in (prompt) or out (completion)",
+            ["model", "direction"],
+            registry=r,
+        )
+
+    def _define_endpoint_metrics(self, r: CollectorRegistry) -> None:
         self.in_flight = Gauge(
             "sagellm_router_in_flight_requests",
             "Requests being proxied, by endpoint",
@@ -63,12 +74,6 @@ class RouterMetrics:
             "sagellm_router_endpoint_ejections",
             "Endpoints ejected by passive health checks",
             ["pool", "endpoint"],
-            registry=r,
-        )
-        self.tokens = Counter(
-            "sagellm_router_tokens",
-            "Tokens reported by upstream usage, direction=in (prompt) or out (completion)",
-            ["model", "direction"],
             registry=r,
         )
         self.endpoints = Gauge(

@@ -55,6 +55,7 @@ class RouterState:
     engine_stats: dict[str, EngineStats] = field(default_factory=dict)
     loads: Loads | None = None
     shutting_down: bool = False
+    _warned: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.loads = Loads(
@@ -95,16 +96,27 @@ class RouterState:
         )
 
     def strategy_name(self, pool: PoolSnapshot, override: str | None) -> str:
-        name = override or pool.routing or self.settings.routing.default
-        if not self.strategies.knows(name):
-            where = "x-routing-strategy header" if override else f"pool {pool.name}"
-            raise ApiError(
-                400,
-                f"unknown routing strategy {name!r} ({where}); known: "
-                + ", ".join(self.strategies.names),
-                param="x-routing-strategy" if override else None,
+        """Header override > pool default > router default; a bad pool value falls back."""
+        if override is not None:
+            if not self.strategies.knows(override):
+                raise ApiError(
+                    400,
+                    f"unknown routing strategy {override!r} in x-routing-strategy; known: "
+                    + ", ".join(self.strategies.names),
+                    param="x-routing-strategy",
+                )
+            return override
+        if pool.routing and self.strategies.knows(pool.routing):
+            return pool.routing
+        if pool.routing and pool.name not in self._warned:
+            self._warned.add(pool.name)
+            log.warning(
+                "pool %s names unknown routing strategy %r; using %r",
+                pool.name,
+                pool.routing,
+                self.settings.routing.default,
             )
-        return name
+        return self.settings.routing.default
 
     def choose(
         self,

@@ -181,3 +181,18 @@ def test_strategy_book_keeps_one_instance_per_pool() -> None:
     book = StrategyBook(default_strategies(), {}, lambda: 0.0, 10, seed=1)
     assert book.get("a", "round_robin") is book.get("a", "round_robin")
     assert book.get("a", "round_robin") is not book.get("b", "round_robin")
+
+
+def test_strategy_name_precedence_and_fallback() -> None:
+    from sagellm_router.config import RouterSettings
+    from sagellm_router.errors import ApiError
+    from sagellm_router.state import build_state
+    from sagellm_router.types import PoolSnapshot
+
+    state = build_state(RouterSettings(), lambda: 0.0)
+    good, bad = PoolSnapshot("a", "m", routing="locality"), PoolSnapshot("b", "m", routing="nope")
+    assert state.strategy_name(good, None) == "locality"
+    assert state.strategy_name(good, "random") == "random"
+    assert state.strategy_name(bad, None) == "load_balanced"
+    with pytest.raises(ApiError, match="x-routing-strategy"):
+        state.strategy_name(good, "nope")
