@@ -60,7 +60,7 @@ async def inference(request: web.Request) -> web.StreamResponse:
         request=request,
         parsed=parsed,
         raw=raw,
-        request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+        request_id=_request_id(request.headers.get("x-request-id")),
         override=request.headers.get("x-routing-strategy"),
         started=state.clock(),
     )
@@ -77,6 +77,13 @@ async def inference(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         _observe(state, ex)
+
+
+def _request_id(given: str | None) -> str:
+    """The client's request id if it is short printable ASCII, else a fresh one."""
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
 
 
 def _observe(state: RouterState, ex: Exchange) -> None:

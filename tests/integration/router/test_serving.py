@@ -76,3 +76,18 @@ async def test_ready_is_503_without_endpoints(start_router) -> None:  # type: ig
     async with aiohttp.ClientSession() as s, s.get(base + "/ready") as r:
         assert r.status == 503
         assert (await r.json())["error"]["type"] == "ServiceUnavailableError"
+
+
+async def test_request_id_is_propagated_or_replaced(two_pools) -> None:  # type: ignore[no-untyped-def]
+    base, a, _ = two_pools
+    body = {"model": "alpha", "prompt": "x"}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(
+            base + "/v1/completions", json=body, headers={"x-request-id": "abc-1"}
+        ) as r:
+            assert r.headers["X-Request-Id"] == "abc-1"
+        weird = {"x-request-id": "\u00e9" * 3}
+        async with s.post(base + "/v1/completions", json=body, headers=weird) as r:
+            assert r.status == 200
+            assert len(r.headers["X-Request-Id"]) == 32
+    assert "abc-1" in a[0].seen + a[1].seen
