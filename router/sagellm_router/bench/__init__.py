@@ -1,0 +1,2 @@
+"""``sagellm bench``: side-by-side benchmarks of the router on simulated fleets (see
+docs/benchmarks.md)."""

@@ -1,0 +1,70 @@
+"""``sagellm bench SCENARIO``: run one benchmark scenario, write results and plots, print a table.
+
+Scenarios: routing, overhead, slo, pd, operator (see docs/benchmarks.md). Output in ``--out``:
+``<scenario>.json`` (settings, machine, raw runs, summary), ``<scenario>_runs.csv``,
+``<scenario>_summary.csv`` and ``*.png``; process logs go to ``--out``/logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sagellm_router.bench import report
+from sagellm_router.bench.fleet import BenchError
+from sagellm_router.bench.options import BenchOptions, Scenario
+from sagellm_router.bench.scenarios.availability import OperatorScenario, PdScenario, SloScenario
+from sagellm_router.bench.scenarios.overhead import OverheadScenario
+from sagellm_router.bench.scenarios.routing import RoutingScenario
+
+
+def scenarios() -> dict[str, Scenario]:
+    found: list[Scenario] = [RoutingScenario(), OverheadScenario(), SloScenario(), PdScenario(),
+                             OperatorScenario()]  # fmt: skip
+    return {s.name: s for s in found}
+
+
+@click.command("bench")
+@click.argument("scenario", type=click.Choice(list(scenarios())))
+@click.option("--duration", type=float, default=None,
+              help="Seconds of traffic per run (default: the scenario's).")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("bench-results"), show_default=True)  # fmt: skip
+@click.option("--quick", is_flag=True, help="A small version that runs in about a minute.")
+@click.option("--repeats", type=click.IntRange(1, 20), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--engines", type=click.IntRange(1, 64), default=None,
+              help="Simulated engines in the fleet (default: the scenario's).")  # fmt: skip
+def bench(
+    scenario: str, duration: float | None, out_dir: Path, quick: bool, repeats: int, seed: int,
+    engines: int | None,
+) -> None:  # fmt: skip
+    """Benchmark our router side by side with vllm-router on a simulated fleet."""
+    logging.basicConfig(level=logging.WARNING)
+    if duration is not None and duration <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--duration")
+    opts = BenchOptions(duration, quick, repeats, seed, engines)
+    chosen = scenarios()[scenario]
+    workdir = out_dir / "logs"
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        make_bar: Any = click.progressbar  # its overloads confuse mypy
+        bar = make_bar(
+            length=chosen.steps(opts), label=f"bench {scenario}", show_pos=True,
+            file=click.get_text_stream("stderr"),
+        )  # fmt: skip
+        with bar:
+            outcome = chosen.execute(opts, out_dir, workdir, lambda n: bar.update(n))
+    except BenchError as exc:
+        raise click.ClickException(f"{exc} (logs in {workdir})") from exc
+    files = report.write_results(out_dir, outcome.result, outcome.summary)
+    click.echo(report.table(outcome.summary, outcome.columns))
+    for note in outcome.result.get("notes", []):
+        click.echo(f"note: {note}")
+    click.echo(f"{scenario}: {time.monotonic() - started:.0f} s; wrote "
+               + ", ".join(str(p) for p in [*files, *outcome.plots]))  # fmt: skip

@@ -1,0 +1,230 @@
+"""Processes of a benchmark run: simulated engines, routers under test, the load generator.
+
+Everything is a child process of the harness (``sys.executable -m ...`` or the ``vllm-router``
+binary), started on 127.0.0.1 with free ports and stopped (terminate, then kill) on exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL = "bench-model"
+PEER_BINARY = "vllm-router"
+
+
+class BenchError(RuntimeError):
+    """A benchmark process failed to start or answer."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A router under test: ``ours`` (a routing strategy), ``peer`` (a vllm-router policy) or
+    ``direct`` (no router; the client spreads requests round robin)."""
+
+    kind: str
+    strategy: str
+
+    @property
+    def name(self) -> str:
+        return "direct" if self.kind == "direct" else f"{self.kind}/{self.strategy}"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise BenchError(f"{proc.args!r} exited with {proc.returncode} before {url} answered")
+        try:
+            if http_get(url, timeout=1.0)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise BenchError(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
+def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def spawn(argv: list[str], log: Path, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with output to ``log``, optionally pinned to ``cpus`` (Linux only)."""
+    pre: Callable[[], None] | None = None
+    if cpus and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        pre = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pre)
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    engines: int = 8
+    profile: str = "llama-3.1-8b-h100"
+    time_scale: float = 1.0
+    max_num_seqs: int = 32
+    gpu_blocks: int | None = None
+    max_model_len: int = 16384
+    extra: tuple[str, ...] = ()
+
+
+@dataclass
+class Fleet:
+    urls: list[str]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def prefix_counters(self) -> tuple[float, float]:
+        """Sum over engines of (prefix_cache_hits_total, prefix_cache_queries_total)."""
+        hits = queries = 0.0
+        for url in self.urls:
+            for line in http_get(url + "/metrics")[1].splitlines():
+                if line.startswith("vllm:prefix_cache_hits_total"):
+                    hits += float(line.rsplit(" ", 1)[1])
+                elif line.startswith("vllm:prefix_cache_queries_total"):
+                    queries += float(line.rsplit(" ", 1)[1])
+        return hits, queries
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no engine has running or waiting requests (leftovers of a run)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            busy = 0.0
+            for url in self.urls:
+                for line in http_get(url + "/metrics")[1].splitlines():
+                    if line.startswith(("vllm:num_requests_running", "vllm:num_requests_waiting")):
+                        busy += float(line.rsplit(" ", 1)[1])
+            if busy == 0:
+                return
+            time.sleep(0.2)
+
+
+@contextmanager
+def fleet(spec: FleetSpec, workdir: Path, seed: int) -> Iterator[Fleet]:
+    """Start ``spec.engines`` simulators; yield their URLs; stop them on exit."""
+    ports = free_ports(spec.engines)
+    f = Fleet([f"http://127.0.0.1:{p}" for p in ports])
+    try:
+        for i, port in enumerate(ports):
+            argv = [sys.executable, "-m", "sagellm_sim", "--model", MODEL, "--host", "127.0.0.1",
+                    "--port", str(port), "--sim-profile", spec.profile,
+                    "--sim-time-scale", str(spec.time_scale), "--max-num-seqs",
+                    str(spec.max_num_seqs), "--max-model-len", str(spec.max_model_len),
+                    "--sim-seed", str(seed), "--sim-log-level", "warning",
+                    *spec.extra]  # fmt: skip
+            if spec.gpu_blocks:
+                argv += ["--num-gpu-blocks-override", str(spec.gpu_blocks)]
+            f.procs.append(spawn(argv, workdir / f"engine-{i}.log"))
+        for url, proc in zip(f.urls, f.procs, strict=True):
+            wait_ready(url + "/health", proc)
+        yield f
+    finally:
+        stop(f.procs)
+
+
+def peer_available() -> bool:
+    return (
+        shutil.which(PEER_BINARY) is not None
+        or (Path(sys.executable).parent / PEER_BINARY).exists()
+    )
+
+
+def _peer_binary() -> str:
+    local = Path(sys.executable).parent / PEER_BINARY
+    return str(local) if local.exists() else (shutil.which(PEER_BINARY) or PEER_BINARY)
+
+
+def router_argv(c: Contender, urls: Sequence[str], port: int, workdir: Path) -> list[str]:
+    """The command line starting contender ``c`` in front of ``urls`` on ``port``."""
+    if c.kind == "peer":
+        return [_peer_binary(), "--host", "127.0.0.1", "--port", str(port), "--policy", c.strategy,
+                "--worker-urls", *urls, "--worker-startup-check-interval", "1",
+                "--log-level", "warning"]  # fmt: skip
+    config: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "discovery": {"type": "static", "pools": [{
+            "name": "bench", "model": MODEL, "routing": c.strategy,
+            "endpoints": [{"url": u} for u in urls]}]},
+    }  # fmt: skip
+    path = workdir / f"router-{c.strategy}.yaml"
+    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    code = ("from sagellm_router.cli import router; "
+            f"router.main(['--config', {str(path)!r}, '--log-level', 'warning'])")  # fmt: skip
+    return [sys.executable, "-c", code]
+
+
+@contextmanager
+def router(
+    c: Contender, urls: Sequence[str], workdir: Path, cpus: set[int] | None = None
+) -> Iterator[list[str]]:
+    """Start contender ``c``; yield the target URL list the load generator should use."""
+    if c.kind == "direct":
+        yield list(urls)
+        return
+    (port,) = free_ports(1)
+    proc = spawn(router_argv(c, urls, port, workdir), workdir / f"router-{c.kind}-{c.strategy}.log",
+                 cpus)  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health", proc)
+        if c.kind == "ours":
+            wait_ready(f"http://127.0.0.1:{port}/ready", proc)
+        yield [f"http://127.0.0.1:{port}"]
+    finally:
+        stop([proc])
+
+
+def run_loadgen(spec: dict[str, Any], workdir: Path, tag: str, timeout: float) -> dict[str, Any]:
+    """Run the load generator in its own process on ``spec``; return its result."""
+    spec_path, out_path = workdir / f"{tag}.spec.json", workdir / f"{tag}.out.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    out_path.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "sagellm_router.bench.loadgen", str(spec_path), str(out_path)]
+    proc = spawn(argv, workdir / "loadgen.log")
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop([proc])
+        raise BenchError(f"load generator {tag} did not finish within {timeout:.0f} s") from None
+    if proc.returncode != 0 or not out_path.exists():
+        raise BenchError(f"load generator {tag} failed (exit {proc.returncode}); see loadgen.log")
+    result: dict[str, Any] = json.loads(out_path.read_text(encoding="utf-8"))
+    spec_path.unlink(missing_ok=True)
+    return result

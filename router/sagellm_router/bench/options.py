@@ -1,0 +1,43 @@
+"""What every scenario gets from the command line, and what it hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Parsed ``sagellm bench`` options (``None`` means the scenario's default)."""
+
+    duration: float | None = None
+    quick: bool = False
+    repeats: int = 1
+    seed: int = 0
+    engines: int | None = None
+
+
+@dataclass
+class Outcome:
+    """A finished scenario: raw result, summary rows, the table columns, written plot files."""
+
+    result: Mapping[str, Any]
+    summary: Sequence[Mapping[str, Any]]
+    columns: Sequence[str]
+    plots: list[Path] = field(default_factory=list)
+
+
+class Scenario:
+    """Interface of a scenario module: how many progress steps, and how to run."""
+
+    name: str = ""
+
+    def steps(self, opts: BenchOptions) -> int:
+        raise NotImplementedError
+
+    def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
+        raise NotImplementedError

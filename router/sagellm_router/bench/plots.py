@@ -1,0 +1,82 @@
+"""PNG plots of summary rows (matplotlib, Agg backend; imported only when plotting)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROUTING_PANELS = (
+    ("ttft_p90_ms", "TTFT p90 (ms, wall)"),
+    ("output_tok_s", "output tokens/s (wall)"),
+    ("prefix_hit_rate", "prefix-cache hit rate"),
+    ("itl_p99_ms", "ITL p99 (ms, wall)"),
+)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _err(row: Mapping[str, Any], key: str) -> tuple[float, float]:
+    mid = row.get(key, math.nan)
+    return mid - row.get(f"{key}_min", mid), row.get(f"{key}_max", mid) - mid
+
+
+def routing_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """One figure per workload: each panel a metric against load, one line per contender."""
+    plt = _pyplot()
+    paths = []
+    for workload in sorted({r["workload"] for r in rows}):
+        fig, axes = plt.subplots(1, len(ROUTING_PANELS), figsize=(4.2 * len(ROUTING_PANELS), 3.6))
+        mine = [r for r in rows if r["workload"] == workload]
+        for ax, (key, label) in zip(axes, ROUTING_PANELS, strict=True):
+            for contender in sorted({r["contender"] for r in mine}):
+                pts = sorted(
+                    (r for r in mine if r["contender"] == contender), key=lambda r: r["load"]
+                )
+                xs = [r["load"] * 100 for r in pts]
+                ys = [r.get(key, math.nan) for r in pts]
+                errs = list(zip(*(_err(r, key) for r in pts), strict=True))
+                style = "-" if contender.startswith("ours") else "--"
+                ax.errorbar(xs, ys, yerr=errs, fmt=style + "o", ms=3, capsize=2, label=contender)
+            ax.set_xlabel("offered load (% of measured capacity)")
+            ax.set_title(label, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"routing - {workload} (solid: ours, dashed: vllm-router)", fontsize=10)
+        fig.tight_layout()
+        path = out / f"routing_{workload}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def bar_plots(
+    rows: Sequence[Mapping[str, Any]], panels: Sequence[tuple[str, str]], title: str, path: Path
+) -> list[Path]:
+    """Horizontal bars per contender, one panel per metric (median with min-max whiskers)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 0.45 * len(rows) + 1.5))
+    axes = axes if len(panels) > 1 else [axes]
+    names = [r["contender"] for r in rows]
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        values = [r.get(key, math.nan) for r in rows]
+        errs = list(zip(*(_err(r, key) for r in rows), strict=True))
+        colors = ["tab:blue" if n.startswith("ours") else "tab:orange" if n.startswith("peer")
+                  else "tab:gray" for n in names]  # fmt: skip
+        ax.barh(names, values, xerr=errs, color=colors, capsize=2)
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]

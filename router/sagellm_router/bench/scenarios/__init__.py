@@ -1,0 +1,1 @@
+"""The scenarios of ``sagellm bench``, one module each."""
