@@ -8,6 +8,7 @@ Scenarios: routing, overhead, slo, pd, operator (see docs/benchmarks.md). Output
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def bench(
         make_bar: Any = click.progressbar  # its overloads confuse mypy
         bar = make_bar(
             length=chosen.steps(opts), label=f"bench {scenario}", show_pos=True,
-            file=click.get_text_stream("stderr"),
+            file=sys.stderr,
         )  # fmt: skip
         with bar:
             outcome = chosen.execute(opts, out_dir, workdir, lambda n: bar.update(n))

@@ -172,7 +172,9 @@ def _peer_binary() -> str:
     return str(local) if local.exists() else (shutil.which(PEER_BINARY) or PEER_BINARY)
 
 
-def router_argv(c: Contender, urls: Sequence[str], port: int, workdir: Path) -> list[str]:
+def router_argv(
+    c: Contender, urls: Sequence[str], port: int, workdir: Path, model: str = MODEL
+) -> list[str]:
     """The command line starting contender ``c`` in front of ``urls`` on ``port``."""
     if c.kind == "peer":
         return [_peer_binary(), "--host", "127.0.0.1", "--port", str(port), "--policy", c.strategy,
@@ -181,7 +183,7 @@ def router_argv(c: Contender, urls: Sequence[str], port: int, workdir: Path) -> 
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port},
         "discovery": {"type": "static", "pools": [{
-            "name": "bench", "model": MODEL, "routing": c.strategy,
+            "name": "bench", "model": model, "routing": c.strategy,
             "endpoints": [{"url": u} for u in urls]}]},
     }  # fmt: skip
     path = workdir / f"router-{c.strategy}.yaml"
@@ -193,15 +195,19 @@ def router_argv(c: Contender, urls: Sequence[str], port: int, workdir: Path) -> 
 
 @contextmanager
 def router(
-    c: Contender, urls: Sequence[str], workdir: Path, cpus: set[int] | None = None
+    c: Contender,
+    urls: Sequence[str],
+    workdir: Path,
+    cpus: set[int] | None = None,
+    model: str = MODEL,
 ) -> Iterator[list[str]]:
     """Start contender ``c``; yield the target URL list the load generator should use."""
     if c.kind == "direct":
         yield list(urls)
         return
     (port,) = free_ports(1)
-    proc = spawn(router_argv(c, urls, port, workdir), workdir / f"router-{c.kind}-{c.strategy}.log",
-                 cpus)  # fmt: skip
+    log = workdir / f"router-{c.kind}-{c.strategy}.log"
+    proc = spawn(router_argv(c, urls, port, workdir, model), log, cpus)
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", proc)
         if c.kind == "ours":

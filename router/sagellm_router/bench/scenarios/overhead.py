@@ -109,7 +109,7 @@ def run(opts: BenchOptions, workdir: Path, progress: Progress) -> dict[str, Any]
                 order = contenders(opts.quick)
                 order = order if rep % 2 == 0 else [order[0], *reversed(order[1:])]
                 for c in order:
-                    with fl.router(c, fake, workdir, cpus={0}) as targets:
+                    with fl.router(c, fake, workdir, cpus={0}, model="bench") as targets:
                         row = measure(ro, targets[0], seconds, bodies)
                     with fl.router(c, sim.urls, workdir, cpus={0}) as targets:
                         row["stream_tok_s"] = stream_rate(sim.urls, targets, seconds, workdir)
