@@ -98,22 +98,18 @@ def start_fleet(
     ]
     decode = [start_engine(f"decode-{i}", "tiny-pd", time_scale, *pd_args) for i in range(n_decode)]
     children = general + prefill + decode
-    for child in children:
-        wait_healthy(child, "/health")
-    config = workdir / "router.yaml"
-    config.write_text(json.dumps(fleet_config(port, strategy, general, prefill, decode), indent=2))
-    argv = [
-        sys.executable,
-        "-m",
-        "sagellm_router",
-        "--config",
-        str(config),
-        "--log-level",
-        "warning",
-    ]
-    router = Child("router", subprocess.Popen(argv), f"http://127.0.0.1:{port}")
-    children.append(router)
-    wait_healthy(router, "/ready")
+    try:
+        for child in children:
+            wait_healthy(child, "/health")
+        config = workdir / "router.yaml"
+        config.write_text(json.dumps(fleet_config(port, strategy, general, prefill, decode)))
+        argv = [sys.executable, "-m", "sagellm_router", "--config", str(config),
+                "--log-level", "warning"]  # fmt: skip
+        children.append(Child("router", subprocess.Popen(argv), f"http://127.0.0.1:{port}"))
+        wait_healthy(children[-1], "/ready")
+    except BaseException:
+        stop_fleet(children)  # never leave engines behind
+        raise
     return children
 
 

@@ -55,8 +55,13 @@ def start_sims(n: int, model: str = "tiny", *extra: str, time_scale: float = 0.0
                 "--sim-log-level", "warning", *extra]  # fmt: skip
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         procs.append(Proc(proc, f"http://127.0.0.1:{port}"))
-    for p in procs:
-        wait_http(p.url + "/health", p.proc)
+    try:
+        for p in procs:
+            wait_http(p.url + "/health", p.proc)
+    except BaseException:
+        for p in procs:  # never leave engines behind when one fails to start
+            p.stop()
+        raise
     return procs
 
 
