@@ -29,7 +29,10 @@ def machine() -> dict[str, Any]:
 
 
 def summarize(
-    runs: Sequence[Mapping[str, Any]], keys: Sequence[str], ratio_metrics: Sequence[str]
+    runs: Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    ratio_metrics: Sequence[str],
+    higher_is_better: Sequence[str] = HIGHER_IS_BETTER,
 ) -> list[dict[str, Any]]:
     """One row per group of ``keys``: medians (and min/max) of numeric fields, plus ratios."""
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
@@ -44,7 +47,7 @@ def summarize(
             row[metric] = agg["median"]
             row[f"{metric}_min"], row[f"{metric}_max"] = agg["min"], agg["max"]
         rows.append(row)
-    _add_ratios(rows, [k for k in keys if k != "contender"], ratio_metrics)
+    _add_ratios(rows, [k for k in keys if k != "contender"], ratio_metrics, higher_is_better)
     return rows
 
 
@@ -53,7 +56,10 @@ def _is_metric(key: str, value: Any, keys: Sequence[str]) -> bool:
 
 
 def _add_ratios(
-    rows: list[dict[str, Any]], group_keys: Sequence[str], metrics: Sequence[str]
+    rows: list[dict[str, Any]],
+    group_keys: Sequence[str],
+    metrics: Sequence[str],
+    higher_is_better: Sequence[str],
 ) -> None:
     by_group: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -64,7 +70,7 @@ def _add_ratios(
             values = [r[metric] for r in peers if metric in r and not math.isnan(r[metric])]
             if not values:
                 continue
-            best = max(values) if metric in HIGHER_IS_BETTER else min(values)
+            best = max(values) if metric in higher_is_better else min(values)
             for r in members:
                 if r["kind"] == "ours" and metric in r:
                     r[f"{metric}_vs_best_peer"] = stats.ratio(r[metric], best)

@@ -1,0 +1,106 @@
+"""Pure parts of the benchmark harness: workloads, statistics, summaries."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sagellm_router.bench import report, stats, workloads
+from sagellm_router.bench.workloads import WorkloadParams
+
+
+@pytest.mark.parametrize("kind", sorted(workloads.WORKLOADS))
+def test_workloads_are_seeded(kind: str) -> None:
+    params = WorkloadParams(rate=20.0, duration_s=3.0, seed=5)
+    first = workloads.generate(kind, params)
+    assert first == workloads.generate(kind, params)
+    assert first != workloads.generate(kind, WorkloadParams(rate=20.0, duration_s=3.0, seed=6))
+    assert all(0 <= s.start_s < 3.0 and s.turns for s in first)
+
+
+def test_shared_prefix_tenants_share_system_prompts() -> None:
+    sessions = workloads.generate("shared_prefix", WorkloadParams(rate=100.0, duration_s=2.0))
+    by_tenant: dict[int, set[str]] = {}
+    for s in sessions:
+        by_tenant.setdefault(s.tenant, set()).add(s.system)
+    assert all(len(prompts) == 1 for prompts in by_tenant.values())
+    assert len(by_tenant) < len(sessions)
+
+
+def test_poisson_rate_is_close_to_target() -> None:
+    import random
+
+    starts = workloads.poisson_starts(random.Random(1), 50.0, 200.0)
+    assert 0.95 < len(starts) / (50.0 * 200.0) < 1.05
+
+
+def test_slo_mix_sets_headers_scaled_by_time_scale() -> None:
+    params = WorkloadParams(rate=50.0, duration_s=2.0, time_scale=4.0, mix=workloads.SLO_MIX)
+    sessions = workloads.generate("short_chat", params)
+    interactive = [s for s in sessions if s.klass == "interactive"]
+    assert interactive
+    assert interactive[0].headers == {"x-priority": "HIGH", "x-slo-ttft-ms": "1200"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"rate": 0.0}, "rate and duration"),
+        ({"mix": (workloads.TrafficClass("a", 0.5),)}, "sum to 1"),
+    ],
+)
+def test_bad_workload_params(bad: dict[str, object], message: str) -> None:
+    kwargs: dict[str, object] = {"rate": 1.0, "duration_s": 1.0, **bad}
+    with pytest.raises(ValueError, match=message):
+        WorkloadParams(**kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_workload() -> None:
+    with pytest.raises(ValueError, match="unknown workload 'nope'"):
+        workloads.generate("nope", WorkloadParams(rate=1.0, duration_s=1.0))
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [([1.0], 99, 1.0), ([1.0, 2.0, 3.0, 4.0], 50, 2.5), ([4.0, 1.0, 3.0, 2.0], 100, 4.0)],
+)
+def test_percentile(values: list[float], q: float, expected: float) -> None:
+    assert stats.percentile(values, q) == expected
+
+
+def test_percentile_empty_is_nan() -> None:
+    assert math.isnan(stats.percentile([], 50))
+
+
+def test_run_metrics_counts_errors_and_throughput() -> None:
+    result = {
+        "fields": ["sid", "turn", "klass", "start", "ttft", "e2e", "out_tokens", "prompt_tokens",
+                   "error"],
+        "records": [[0, 0, "a", 0.0, 0.1, 1.0, 10, 5, None],
+                    [1, 0, "a", 1.0, 0.2, 1.0, 30, 5, None],
+                    [2, 0, "a", 1.5, None, None, 0, 0, "HTTP 503"]],
+        "itl": [0.01, 0.02],
+    }  # fmt: skip
+    m = stats.run_metrics(result)
+    assert m["requests"] == 3
+    assert m["errors"] == 1
+    assert m["output_tok_s"] == pytest.approx(40 / 2.0)
+    assert m["ttft_p50_ms"] == pytest.approx(150.0)
+    assert stats.class_attainment(result, {"a": 150.0}) == {"slo_a": pytest.approx(1 / 3)}
+
+
+def test_summary_ratios_use_best_peer_per_group() -> None:
+    runs = [
+        {"load": 0.8, "contender": "ours/x", "kind": "ours", "repeat": 0, "tok": 12.0, "lat": 5.0},
+        {"load": 0.8, "contender": "ours/x", "kind": "ours", "repeat": 1, "tok": 8.0, "lat": 7.0},
+        {"load": 0.8, "contender": "peer/a", "kind": "peer", "repeat": 0, "tok": 5.0, "lat": 10.0},
+        {"load": 0.8, "contender": "peer/b", "kind": "peer", "repeat": 0, "tok": 4.0, "lat": 12.0},
+    ]
+    summary = report.summarize(runs, ("load", "contender"), ("tok", "lat"), ("tok",))
+    rows = {r["contender"]: r for r in summary}
+    ours = rows["ours/x"]
+    assert (ours["tok"], ours["tok_min"], ours["tok_max"]) == (10.0, 8.0, 12.0)
+    assert ours["tok_vs_best_peer"] == pytest.approx(2.0)
+    assert ours["lat_vs_best_peer"] == pytest.approx(0.6)
+    assert "tok_vs_best_peer" not in rows["peer/a"]
