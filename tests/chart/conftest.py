@@ -16,21 +16,32 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, HELM, NAMESPACE, RELEASE, ROOT, Manifest, run_helm
+from chart_helpers import CHART, HELM, HELM3, NAMESPACE, RELEASE, ROOT, Manifest, run_helm
 
 
-@pytest.fixture(scope="session")
-def helm() -> Path:
-    if not HELM.exists():
+def _fetch(binary: Path) -> Path:
+    if not binary.exists():
         fetched = subprocess.run(
             ["bash", str(ROOT / "tools" / "fetch-helm.sh")],
             capture_output=True,
             text=True,
             check=False,
         )
-        if fetched.returncode != 0 or not HELM.exists():
-            pytest.skip(f"helm is not at {HELM} and tools/fetch-helm.sh failed: {fetched.stderr}")
-    return HELM
+        if fetched.returncode != 0 or not binary.exists():
+            pytest.skip(f"{binary} is missing and tools/fetch-helm.sh failed: {fetched.stderr}")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """helm v4."""
+    return _fetch(HELM)
+
+
+@pytest.fixture(scope="session")
+def helm3() -> Path:
+    """helm v3: the chart must work with both."""
+    return _fetch(HELM3)
 
 
 Render = Callable[[dict[str, Any]], list[Manifest]]
