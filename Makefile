@@ -36,8 +36,8 @@ unit: $(STAMP)
 	$(BIN)/pytest tests
 
 # Real helm and kubectl binaries for the chart tests, fetched once into .tools/bin.
-tools: .tools/bin/helm
-.tools/bin/helm:
+# fetch-helm.sh is idempotent: it fetches only what is missing.
+tools:
 	bash tools/fetch-helm.sh
 
 # pytest exits with status 5 when it collects no tests, which fails this target.
@@ -46,6 +46,7 @@ test: lint typecheck imports tools unit
 crds: $(STAMP)
 	$(BIN)/python -m sagellm_core.crdgen crds
 	$(BIN)/python -m sagellm_core.apidoc docs/api.md
+	cp crds/*.yaml charts/sagellm/crds/
 
 run: $(STAMP)
 	$(BIN)/sagellm plan --params 7 --gpu-memory 80 --gpus-per-node 8 -o table
