@@ -18,6 +18,11 @@ from pathlib import Path
 
 VOCAB_SIZE = 512
 SPECIAL_TOKENS = ["<s>", "</s>", "<unk>"]
+CORPUS_WORDS = (
+    "the quick brown fox jumps over a lazy dog hello world my name is once upon a time "
+    "there was an engine that served tokens to many users count say hi router cache "
+    "prefix decode prefill batch request response stream latency throughput model "
+)
 CHAT_TEMPLATE = (
     "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
     "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
@@ -26,11 +31,7 @@ CHAT_TEMPLATE = (
 
 def corpus() -> list[str]:
     """A fixed English-ish corpus, so the trained merges are the same on every machine."""
-    words = (
-        "the quick brown fox jumps over a lazy dog hello world my name is once upon a time "
-        "there was an engine that served tokens to many users count say hi router cache "
-        "prefix decode prefill batch request response stream latency throughput model "
-    ).split()
+    words = CORPUS_WORDS.split()
     lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
     return lines * 20 + ["0123456789 !?.,;:'\"()[]{}<>/\\|-_+=*&^%$#@~`"]
 
