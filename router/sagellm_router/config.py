@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sagellm_core.api.common import SchedulingPolicy
+from sagellm_core.api.pool import SchedulingSpec
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 
 DEFAULT_STRATEGY = "load_balanced"
@@ -40,6 +42,9 @@ class EndpointSettings(_Model):
     instance: str | None = None
     ready: bool = True
     draining: bool = False
+    max_concurrency: int | None = Field(None, gt=0, description="admission slots (engine seqs)")
+    gpus: int | None = Field(None, gt=0)
+    tokens_per_s: float | None = Field(None, gt=0, description="declared output throughput")
 
     @field_validator("url")
     @classmethod
@@ -50,12 +55,17 @@ class EndpointSettings(_Model):
 
 
 class PoolSettings(_Model):
-    """A static pool: a model served by a list of endpoints."""
+    """A static pool: a model served by a list of endpoints.
+
+    ``scheduling`` mirrors the InferencePool CRD's ``spec.scheduling`` (camelCase or snake_case
+    keys); ``policy`` is a shorthand for ``scheduling.policy`` and wins when both are set.
+    """
 
     name: str
     model: str
     routing: str | None = None
-    policy: str | None = None
+    policy: SchedulingPolicy | None = None
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
     def snapshot(self) -> PoolSnapshot:
@@ -67,10 +77,19 @@ class PoolSettings(_Model):
                 weight=e.weight,
                 ready=e.ready,
                 draining=e.draining,
+                max_concurrency=e.max_concurrency,
+                gpus=e.gpus,
+                tokens_per_s=e.tokens_per_s,
             )
             for i, e in enumerate(self.endpoints)
         )
-        return PoolSnapshot(self.name, self.model, self.routing, self.policy, endpoints)
+        policy = str(self.policy) if self.policy else None
+        routing = self.routing
+        if routing is None and "routing" in self.scheduling.model_fields_set:
+            routing = str(self.scheduling.routing)
+        return PoolSnapshot(
+            self.name, self.model, routing, policy, endpoints, scheduling=self.scheduling
+        )
 
 
 class StaticDiscoverySettings(_Model):
@@ -108,8 +127,50 @@ class RoutingSettings(_Model):
 class LimitSettings(_Model):
     """Admission limits."""
 
-    max_concurrent_requests: int = Field(4096, gt=0, description="beyond this: 429")
-    max_in_flight_per_endpoint: int = Field(256, gt=0, description="saturation point")
+    max_concurrent_requests: int = Field(
+        4096, gt=0, description="requests inside the router (queued + running); beyond: 429"
+    )
+    max_in_flight_per_endpoint: int = Field(
+        256, gt=0, description="admission slots per endpoint unless the endpoint sets its own"
+    )
+
+
+class QueueSettings(_Model):
+    """Router-side admission-queue knobs (per-pool settings come from ``scheduling``)."""
+
+    tick_interval_s: float = Field(0.25, gt=0, description="re-evaluate queues this often")
+    aging_interval_s: float | None = Field(30.0, gt=0, description="priority aging; null: off")
+    shed_on_slo_miss: bool = False
+    adaptive_min_dwell_s: float = Field(30.0, ge=0, description="adaptive: min time per mode")
+
+
+class PdAutoSettings(_Model):
+    """Online tuning of the PD threshold (``pdThresholdMode: Auto``); see docs/router.md."""
+
+    min_tokens: int = Field(32, gt=0)
+    max_tokens: int = Field(32768, gt=0)
+    step: float = Field(1.25, gt=1, description="threshold moves by this factor at most")
+    min_samples: int = Field(8, gt=0, description="per bucket and path before a move")
+    explore_every: int = Field(8, gt=1, description="1 in N boundary requests takes the other path")
+    margin: float = Field(0.1, ge=0, lt=1, description="relative advantage needed to move")
+    itl_tokens: int = Field(32, ge=0, description="cost = TTFT + itl_tokens x mean ITL")
+    cooldown_s: float = Field(5.0, ge=0, description="min time between moves")
+
+
+class PdSettings(_Model):
+    """Prefill/decode orchestration for pools with Prefill and Decode endpoints."""
+
+    enabled: bool = True
+    prefill_routing: str = DEFAULT_STRATEGY
+    decode_routing: str | None = Field(None, description="null: the pool's strategy")
+    prefill_timeout_s: float = Field(60.0, gt=0)
+    auto: PdAutoSettings = Field(default_factory=PdAutoSettings)
+
+
+class AdminSettings(_Model):
+    """``POST /admin/policy`` and ``GET /admin/status``; off unless enabled."""
+
+    enabled: bool = False
 
 
 class RetrySettings(_Model):
@@ -169,6 +230,9 @@ class RouterSettings(_Model):
     discovery: DiscoverySettings = Field(default_factory=StaticDiscoverySettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    pd: PdSettings = Field(default_factory=PdSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     retries: RetrySettings = Field(default_factory=RetrySettings)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)

@@ -18,6 +18,8 @@ class RouterMetrics:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._define_request_metrics(self.registry)
         self._define_endpoint_metrics(self.registry)
+        self._define_scheduling_metrics(self.registry)
+        self._define_pd_metrics(self.registry)
 
     def _define_request_metrics(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -61,9 +63,6 @@ class RouterMetrics:
             ["pool", "endpoint"],
             registry=r,
         )
-        self.queued = Gauge(
-            "sagellm_router_queued_requests", "Requests waiting for admission", registry=r
-        )
         self.retries = Counter(
             "sagellm_router_retries",
             "Attempts repeated on another endpoint, by reason",
@@ -80,6 +79,73 @@ class RouterMetrics:
             "sagellm_router_endpoints",
             "Known endpoints by pool and state (routable, draining, not_ready, ejected)",
             ["pool", "state"],
+            registry=r,
+        )
+
+    def _define_scheduling_metrics(self, r: CollectorRegistry) -> None:
+        self.queued = Gauge(
+            "sagellm_router_queued_requests",
+            "Requests waiting in the pool's admission queue",
+            ["pool"],
+            registry=r,
+        )
+        self.admitted_active = Gauge(
+            "sagellm_router_admitted_requests",
+            "Requests holding an admission slot",
+            ["pool"],
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "sagellm_router_queue_wait_seconds",
+            "Time from arrival to admission, by priority",
+            ["pool", "priority"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejections = Counter(
+            "sagellm_router_admission_rejections",
+            "Requests refused by admission (rate_limited, queue_full, queue_timeout, shed, "
+            "over_budget)",
+            ["pool", "kind"],
+            registry=r,
+        )
+        self.slo = Counter(
+            "sagellm_router_slo",
+            "Requests with an SLO, by outcome (attained, violated)",
+            ["pool", "outcome"],
+            registry=r,
+        )
+        self.policy = Gauge(
+            "sagellm_router_scheduling_policy",
+            "1 for the pool's configured policy and the one in force (differs under adaptive)",
+            ["pool", "policy", "active"],
+            registry=r,
+        )
+
+    def _define_pd_metrics(self, r: CollectorRegistry) -> None:
+        self.pd_requests = Counter(
+            "sagellm_router_pd_requests",
+            "Requests of disaggregated pools by path (pd = prefill then decode; direct)",
+            ["pool", "path"],
+            registry=r,
+        )
+        self.pd_fallbacks = Counter(
+            "sagellm_router_pd_fallbacks",
+            "PD requests served decode-only after the prefill leg failed, by reason",
+            ["pool", "reason"],
+            registry=r,
+        )
+        self.pd_leg = Histogram(
+            "sagellm_router_pd_leg_seconds",
+            "PD leg latency: prefill (whole leg), decode (dispatch to first byte)",
+            ["pool", "leg"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.pd_threshold = Gauge(
+            "sagellm_router_pd_threshold_tokens",
+            "Uncached prompt tokens from which requests go prefill-then-decode",
+            ["pool"],
             registry=r,
         )
 

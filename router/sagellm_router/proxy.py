@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass, field
 
-from aiohttp import web
-
+from sagellm_router.admission_queue import Ticket
+from sagellm_router.downstream import Downstream
 from sagellm_router.errors import ApiError, sse_error_event
 from sagellm_router.sse import UsageScanner, usage_of
 from sagellm_router.state import RouterState
@@ -24,21 +24,44 @@ from sagellm_router.validation import ParsedRequest
 
 log = logging.getLogger(__name__)
 
+#: Picks the (pool, endpoint) for the next attempt, skipping the URLs already tried.
+Chooser = Callable[[Collection[str]], "tuple[PoolSnapshot, Endpoint] | None"]
+
 
 @dataclass(slots=True)
 class Exchange:
-    """One client request as it moves through the router (for metrics and logs)."""
+    """One client request as it moves through the router (for metrics, logs and PD).
 
-    request: web.Request
+    ``raw`` is the body sent upstream (the client's bytes, or the decode-leg body with
+    ``kv_transfer_params``); ``choose`` picks each attempt's endpoint.
+    """
+
+    down: Downstream
     parsed: ParsedRequest
     raw: bytes
     request_id: str
     override: str | None
     started: float
+    choose: Chooser | None = None
+    ticket: Ticket | None = None
     pool: str = ""
     instance: str = ""
+    prefill_instance: str = ""
     status: int = 0
     tried: set[str] = field(default_factory=set)
+    first_byte_s: float | None = None
+    itl_total_s: float = 0.0
+    itl_count: int = 0
+
+    @property
+    def mean_itl_s(self) -> float | None:
+        return self.itl_total_s / self.itl_count if self.itl_count else None
+
+    def reached_client(self, now: float) -> None:
+        if self.first_byte_s is None:
+            self.first_byte_s = now
+            if self.ticket is not None:
+                self.ticket.first_token()
 
 
 class Retryable(Exception):
@@ -59,8 +82,9 @@ class Opened:
     chunks: AsyncGenerator[bytes, None] | None = None
 
 
-async def forward(state: RouterState, session: UpstreamPool, ex: Exchange) -> web.StreamResponse:
-    pools = state.table.for_model(ex.parsed.model)
+async def forward(state: RouterState, session: UpstreamPool, ex: Exchange) -> None:
+    """Send ``ex`` upstream (retrying before the first byte) and relay the answer downstream."""
+    assert ex.choose is not None
     retries = state.settings.retries
     last: Retryable | None = None
     for attempt in range(retries.max_attempts):
@@ -68,11 +92,13 @@ async def forward(state: RouterState, session: UpstreamPool, ex: Exchange) -> we
             await asyncio.sleep(
                 min(retries.backoff_max_s, retries.backoff_initial_s * 2 ** (attempt - 1))
             )
-        choice = state.choose(ex.parsed, pools, ex.override, ex.tried)
+        choice = ex.choose(ex.tried)
         if choice is None:
             break
         pool, endpoint = choice
         ex.tried.add(endpoint.url)
+        if ex.ticket is not None:
+            ex.ticket.rebind(endpoint.url)
         ex.pool, ex.instance = pool.name, endpoint.instance
         try:
             return await _attempt(state, session, ex, pool, endpoint)
@@ -84,7 +110,10 @@ async def forward(state: RouterState, session: UpstreamPool, ex: Exchange) -> we
             503, f"no ready endpoint for model {ex.parsed.model!r}; retry later", retry_after=1
         )
     if last.body:
-        return web.Response(status=last.status, body=last.body, content_type="application/json")
+        ex.status = last.status
+        headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id}
+        await ex.down.whole(last.status, headers, last.body)
+        return
     raise ApiError(502, f"upstream failed after {len(ex.tried)} attempt(s): {last.reason}")
 
 
@@ -102,7 +131,7 @@ async def _attempt(
     ex: Exchange,
     pool: PoolSnapshot,
     endpoint: Endpoint,
-) -> web.StreamResponse:
+) -> None:
     tracker, gauge = (
         state.tracker,
         state.metrics.child(state.metrics.in_flight, pool.name, endpoint.instance),
@@ -117,8 +146,9 @@ async def _attempt(
         tracker.first_byte(endpoint.url, started)
         failed = False
         if opened.body is not None:
-            return _buffered(state, ex, opened)
-        return await _relay_stream(state, ex, opened, endpoint)
+            await _buffered(state, ex, opened)
+        else:
+            await _relay_stream(state, ex, opened, endpoint)
     finally:
         if opened is not None:
             if opened.chunks is not None:
@@ -150,19 +180,24 @@ async def _open(state: RouterState, pool: UpstreamPool, ex: Exchange, endpoint: 
 
 
 def _response_headers(ex: Exchange, resp: Response) -> dict[str, str]:
-    return {
+    headers = {
         "Content-Type": resp.headers.get("content-type", "application/json"),
         "X-Request-Id": ex.request_id,
         "X-Sagellm-Instance": ex.instance,
     }
+    if ex.prefill_instance:
+        headers["X-Sagellm-Prefill-Instance"] = ex.prefill_instance
+    return headers
 
 
-def _buffered(state: RouterState, ex: Exchange, opened: Opened) -> web.Response:
+async def _buffered(state: RouterState, ex: Exchange, opened: Opened) -> None:
     assert opened.body is not None
     resp = opened.response
     if resp.status == 200:
         _count_tokens(state, ex, usage_of(opened.body))
-    return web.Response(status=resp.status, body=opened.body, headers=_response_headers(ex, resp))
+    ex.status = ex.status or resp.status
+    ex.reached_client(state.clock())
+    await ex.down.whole(resp.status, _response_headers(ex, resp), opened.body)
 
 
 def _count_tokens(state: RouterState, ex: Exchange, usage: dict[str, object] | None) -> None:
@@ -177,13 +212,14 @@ def _count_tokens(state: RouterState, ex: Exchange, usage: dict[str, object] | N
 
 async def _relay_stream(
     state: RouterState, ex: Exchange, opened: Opened, endpoint: Endpoint
-) -> web.StreamResponse:
+) -> None:
     upstream = opened.response
-    client = web.StreamResponse(status=upstream.status, headers=_response_headers(ex, upstream))
-    client.headers["Cache-Control"] = "no-cache"
-    await client.prepare(ex.request)
+    client = ex.down
+    ex.status = ex.status or upstream.status
+    await client.start(upstream.status, _response_headers(ex, upstream))
     m, clock = state.metrics, state.clock
     labels = (ex.parsed.model, ex.pool)
+    ex.reached_client(clock())
     m.child(m.ttft, *labels).observe(clock() - ex.started)
     itl = m.child(m.itl, *labels)
     scanner = UsageScanner()
@@ -201,6 +237,8 @@ async def _relay_stream(
             break
         now = clock()
         itl.observe(now - last)
+        ex.itl_total_s += now - last
+        ex.itl_count += 1
         last = now
         if now > deadline and chunk:
             await _break_stream(state, ex, client, endpoint, "total_timeout")
@@ -209,14 +247,13 @@ async def _relay_stream(
         if b"[DONE]" not in tail:
             await _break_stream(state, ex, client, endpoint, "truncated")
     _count_tokens(state, ex, scanner.usage)
-    await client.write_eof()
-    return client
+    await client.end()
 
 
 async def _break_stream(
     state: RouterState,
     ex: Exchange,
-    client: web.StreamResponse,
+    client: Downstream,
     endpoint: Endpoint,
     reason: str,
 ) -> None:

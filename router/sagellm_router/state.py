@@ -1,15 +1,15 @@
 """The router's per-app state and the routing pipeline: filters -> strategy -> endpoint.
 
-Request path: parse -> resolve pool -> admission -> candidates (ready, not draining, not ejected,
-right role) -> strategy -> proxy. ``serving_candidates`` is where PD orchestration will pick
-prefill/decode pairs once it lands; today a pool without General endpoints is served by its
-Decode endpoints (a vLLM decode instance can also prefill locally).
+Request path: parse -> resolve pool -> admission (router-wide cap, then the pool's queue) ->
+candidates (ready, not draining, not ejected, right role, allowed by the ticket) -> strategy ->
+PD orchestration (``pd.orchestrator``) -> proxy. A pool without General endpoints is served by
+its Decode endpoints; its Prefill endpoints only take prefill legs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from sagellm_router.admission import ConcurrencyLimit
@@ -18,6 +18,7 @@ from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
 from sagellm_router.health import HealthBook
 from sagellm_router.metrics import RouterMetrics
+from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
 from sagellm_router.routing.registry import StrategyBook, default_strategies
 from sagellm_router.stats.engine import EngineStats
@@ -40,6 +41,17 @@ def serving_candidates(
     return general or [e for e in usable if e.role is Role.DECODE]
 
 
+def prefill_candidates(
+    pool: PoolSnapshot, ejected: Collection[str], exclude: Collection[str] = ()
+) -> list[Endpoint]:
+    """Prefill endpoints of a disaggregated pool that may take a prefill leg."""
+    return [
+        e
+        for e in pool.endpoints
+        if e.role is Role.PREFILL and routable(e, ejected) and e.url not in exclude
+    ]
+
+
 @dataclass
 class RouterState:
     """Everything one router app owns; created by ``build_state``, never global."""
@@ -54,6 +66,7 @@ class RouterState:
     admission: ConcurrencyLimit
     engine_stats: dict[str, EngineStats] = field(default_factory=dict)
     loads: Loads | None = None
+    runtimes: dict[str, PoolRuntime] = field(default_factory=dict)
     shutting_down: bool = False
     _warned: set[str] = field(default_factory=set)
 
@@ -68,12 +81,76 @@ class RouterState:
     def apply_pools(self, pools: Iterable[PoolSnapshot]) -> None:
         """Swap in a new set of pools and drop state of endpoints that went away."""
         self.table.replace(pools)
+        self._sync_runtimes()
         urls = {e.url for e in self.table.endpoints()}
         self.health.forget(urls)
         self.tracker.forget(urls)
         for pool in self.table.pools:
             self.strategies.forget(pool.name, {e.url for e in pool.endpoints})
         self.update_endpoint_gauges()
+
+    def _sync_runtimes(self) -> None:
+        """One runtime per pool; rebuilt only when the pool's scheduling settings change."""
+        assert self.loads is not None
+        sources = LoadSources(
+            self.tracker, self.engine_stats, self.loads, self.clock,
+            self.settings.scrape.stale_after_s,
+        )  # fmt: skip
+        fresh: dict[str, PoolRuntime] = {}
+        for pool in self.table.pools:
+            spec = pool.effective_scheduling()
+            current = self.runtimes.get(pool.name)
+            if current is None or current.spec != spec:
+                current = build_runtime(
+                    pool.name, spec, self.settings, self._routable_of(pool.name), sources
+                )
+            fresh[pool.name] = current
+        self.runtimes = fresh
+
+    def _routable_of(self, name: str) -> Callable[[], list[Endpoint]]:
+        def endpoints() -> list[Endpoint]:
+            pool = self.table.get(name)
+            if pool is None:
+                return []
+            return [e for e in pool.endpoints if routable(e, self.health.ejected)]
+
+        return endpoints
+
+    def runtime(self, pool: PoolSnapshot) -> PoolRuntime:
+        runtime = self.runtimes.get(pool.name)
+        if runtime is None:  # a pool table swapped in without apply_pools
+            self._sync_runtimes()
+            runtime = self.runtimes[pool.name]
+        return runtime
+
+    def set_policy(self, pool_name: str | None, policy: str) -> list[str]:
+        """Switch the scheduling policy of one pool (or all when None); returns the pools."""
+        if pool_name is not None and pool_name not in self.runtimes:
+            known = ", ".join(sorted(self.runtimes)) or "none"
+            raise ApiError(404, f"unknown pool {pool_name!r}; known: {known}", param="pool")
+        names = [pool_name] if pool_name is not None else sorted(self.runtimes)
+        for name in names:
+            try:
+                self.runtimes[name].queue.set_policy(policy)
+            except ValueError as exc:
+                raise ApiError(400, str(exc), param="policy") from exc
+        return names
+
+    def scheduling_status(self) -> dict[str, object]:
+        """Per pool: configured and active policy (and why, for adaptive), queue, PD threshold."""
+        return {name: rt.status() for name, rt in sorted(self.runtimes.items())}
+
+    def refresh_scheduling_gauges(self) -> None:
+        m = self.metrics
+        m.policy.clear()
+        for name, rt in self.runtimes.items():
+            snap = rt.queue.snapshot()
+            status = snap.get("policy_status")
+            active = status.get("active") if isinstance(status, dict) else snap["policy"]
+            m.policy.labels(name, str(snap["policy"]), str(active)).set(1)
+            m.queued.labels(name).set(rt.queue.queued)
+            m.admitted_active.labels(name).set(rt.queue.active)
+            m.pd_threshold.labels(name).set(rt.tuner.threshold)
 
     def update_endpoint_gauges(self) -> None:
         gauge = self.metrics.endpoints
@@ -124,11 +201,18 @@ class RouterState:
         pools: Iterable[PoolSnapshot],
         override: str | None,
         exclude: Collection[str],
+        allowed: Collection[str] | None = None,
     ) -> tuple[PoolSnapshot, Endpoint] | None:
-        """The first pool with candidates, and the endpoint its strategy picks."""
+        """The first pool with candidates, and the endpoint its strategy picks.
+
+        Candidates in ``allowed`` (the admission ticket's instances) are preferred; when none
+        of them is left (a retry), any other candidate is used rather than failing.
+        """
         assert self.loads is not None
         for pool in pools:
             candidates = serving_candidates(pool, self.health.ejected, exclude)
+            if allowed is not None:
+                candidates = [e for e in candidates if e.url in allowed] or candidates
             if candidates:
                 strategy = self.strategies.get(pool.name, self.strategy_name(pool, override))
                 return pool, strategy.pick(request, candidates, self.loads)
@@ -143,11 +227,16 @@ def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None)
         settings.limits.max_in_flight_per_endpoint,
         seed=seed,
     )
-    if not strategies.knows(settings.routing.default):
-        raise ValueError(
-            f"routing.default {settings.routing.default!r} is not a known strategy; "
-            f"known: {', '.join(strategies.names)}"
-        )
+    named = {
+        "routing.default": settings.routing.default,
+        "pd.prefill_routing": settings.pd.prefill_routing,
+        "pd.decode_routing": settings.pd.decode_routing,
+    }
+    for where, name in named.items():
+        if name is not None and not strategies.knows(name):
+            raise ValueError(
+                f"{where} {name!r} is not a known strategy; known: {', '.join(strategies.names)}"
+            )
     return RouterState(
         settings=settings,
         clock=clock,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from sagellm_core.api.pool import SchedulingSpec
 
 
 class Role(StrEnum):
@@ -20,7 +22,9 @@ class Endpoint:
 
     ``url`` is the base URL without a trailing slash (``http://10.0.0.5:8000``); ``instance`` is a
     human-readable name (the ExecutionInstance name in Kubernetes); ``weight`` is a relative
-    capacity used by ``weighted_round_robin``.
+    capacity used by ``weighted_round_robin``. ``max_concurrency`` (None: the router's
+    ``limits.max_in_flight_per_endpoint``), ``gpus`` and ``tokens_per_s`` (declared throughput,
+    None: unknown) feed the admission queue's slots and cost estimates.
     """
 
     url: str
@@ -29,11 +33,16 @@ class Endpoint:
     weight: float = 1.0
     ready: bool = True
     draining: bool = False
+    max_concurrency: int | None = None
+    gpus: int | None = None
+    tokens_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PoolSnapshot:
-    """The live view of one pool: the model it serves, its default strategy and its endpoints."""
+    """The live view of one pool: the model it serves, its default strategy, its endpoints and
+    its scheduling settings (the CRD's ``spec.scheduling``: policy, PD threshold, SLO defaults,
+    queue limits, rate limits, cost)."""
 
     name: str
     model: str
@@ -41,3 +50,10 @@ class PoolSnapshot:
     policy: str | None = None
     endpoints: tuple[Endpoint, ...] = ()
     namespace: str | None = None
+    scheduling: SchedulingSpec = field(default_factory=SchedulingSpec)
+
+    def effective_scheduling(self) -> SchedulingSpec:
+        """``scheduling`` with the pool-level ``policy`` (when set) taking precedence."""
+        if self.policy and self.policy != self.scheduling.policy:
+            return self.scheduling.model_copy(update={"policy": self.policy})
+        return self.scheduling

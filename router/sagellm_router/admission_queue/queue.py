@@ -59,6 +59,14 @@ class Ticket:
         self._on_bind(self, instance)
         self.instance = instance
 
+    def rebind(self, instance: str) -> None:
+        """Move the held slot to ``instance`` (a retry on another endpoint); binds if unbound."""
+        if self.instance is None:
+            self.bind(instance)
+        elif instance != self.instance:
+            self._on_bind(self, instance)
+            self.instance = instance
+
     def first_token(self) -> None:
         """Record that the first token reached the client (for TTFT SLO accounting)."""
         if self.first_token_s is None:
@@ -249,17 +257,23 @@ class AdmissionQueue:
         waiter.future.set_result(ticket)
 
     def _on_bind(self, ticket: Ticket, instance: str) -> None:
-        self._unbound -= 1
+        if ticket.instance is None:
+            self._unbound -= 1
+        else:
+            self._unhold(ticket.instance)
         self._bound[instance] += 1
+
+    def _unhold(self, instance: str) -> None:
+        self._bound[instance] -= 1
+        if self._bound[instance] <= 0:
+            del self._bound[instance]
 
     def _release(self, ticket: Ticket, *, failed: bool, record: bool = True) -> None:
         now = self._clock()
         if ticket.instance is None:
             self._unbound -= 1
         else:
-            self._bound[ticket.instance] -= 1
-            if self._bound[ticket.instance] <= 0:
-                del self._bound[ticket.instance]
+            self._unhold(ticket.instance)
         if record:
             self.stats.completed += 1
             self._service_s += 0.2 * ((now - ticket.admitted_s) - self._service_s)

@@ -17,6 +17,7 @@ def instance_views(
     ttft_s: Callable[[str], float | None] = lambda url: None,
     gpus: int = 1,
     cost_per_gpu_hour: float = 0.0,
+    tokens_per_s: float | None = None,
     pool: str = "",
 ) -> tuple[InstanceView, ...]:
     """One view per ready, non-draining endpoint that holds a concurrency slot.
@@ -24,19 +25,21 @@ def instance_views(
     In a disaggregated pool the slot is on the decode instance (prefill instances are not
     listed); ``in_flight`` is the larger of the router's own count and the engine's scraped
     ``running``, as the caller sees it. Views are named by endpoint URL, which is what
-    ``Ticket.bind`` takes.
+    ``Ticket.bind`` takes. An endpoint's own ``max_concurrency``, ``gpus`` and ``tokens_per_s``
+    win over the arguments, which are the pool-wide defaults.
     """
     roles = {e.role for e in endpoints}
     slot_role = Role.DECODE if Role.DECODE in roles else Role.GENERAL
     return tuple(
         InstanceView(
             name=e.url,
-            max_concurrency=max_concurrency,
+            max_concurrency=e.max_concurrency or max_concurrency,
             in_flight=round(in_flight(e.url)),
             waiting=round(waiting(e.url)),
             ttft_s=ttft_s(e.url),
-            gpus=gpus,
+            gpus=e.gpus or gpus,
             cost_per_gpu_hour=cost_per_gpu_hour,
+            tokens_per_s=e.tokens_per_s or tokens_per_s,
             pool=pool,
         )
         for e in endpoints

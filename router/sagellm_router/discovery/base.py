@@ -30,6 +30,10 @@ class PoolTable:
         for pool in self.pools:
             by_model.setdefault(pool.model, []).append(pool)
         self._by_model = {model: tuple(pools) for model, pools in by_model.items()}
+        self._by_name = {pool.name: pool for pool in self.pools}
+
+    def get(self, name: str) -> PoolSnapshot | None:
+        return self._by_name.get(name)
 
     def for_model(self, model: str) -> tuple[PoolSnapshot, ...]:
         return self._by_model.get(model, ())

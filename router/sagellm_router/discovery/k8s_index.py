@@ -10,6 +10,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from sagellm_core.api.pool import InferencePoolSpec, SchedulingSpec
+from sagellm_core.scheduling.capacity import concurrency_limit
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 
 log = logging.getLogger(__name__)
@@ -27,7 +31,16 @@ class WatchFailed(Exception):
     """The API answered with an error: back off, then list again."""
 
 
-def _endpoint(raw: object, pool: str) -> Endpoint | None:
+def _limits(spec: Mapping[str, Any]) -> dict[Role, int]:
+    """Admission slots per role from the pool spec (``concurrency_limit``); {} if it won't parse."""
+    try:
+        parsed = InferencePoolSpec.model_validate(spec)
+        return {role: concurrency_limit(parsed, role.value) for role in Role}
+    except (ValidationError, ValueError):
+        return {}
+
+
+def _endpoint(raw: object, pool: str, limits: Mapping[Role, int]) -> Endpoint | None:
     if not isinstance(raw, Mapping):
         return None
     url, instance = raw.get("url"), raw.get("instance")
@@ -47,7 +60,19 @@ def _endpoint(raw: object, pool: str) -> Endpoint | None:
         role=role,
         ready=raw.get("ready") is True,
         draining=raw.get("draining") is True,
+        max_concurrency=limits.get(role),
     )
+
+
+def _scheduling(raw: object, pool: str) -> SchedulingSpec:
+    """``spec.scheduling`` as a typed object; defaults (with a warning) when it does not parse."""
+    if not isinstance(raw, Mapping):
+        return SchedulingSpec()
+    try:
+        return SchedulingSpec.model_validate(raw)
+    except ValidationError as exc:
+        log.warning("pool %s: ignoring invalid spec.scheduling: %s", pool, exc)
+        return SchedulingSpec()
 
 
 def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
@@ -63,8 +88,9 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
     scheduling = spec.get("scheduling") or {}
     routing, policy = scheduling.get("routing"), scheduling.get("policy")
     raw_endpoints = status.get("endpoints") or []
+    limits = _limits(spec) if raw_endpoints else {}
     endpoints = tuple(
-        e for e in (_endpoint(r, key) for r in raw_endpoints if raw_endpoints) if e is not None
+        e for e in (_endpoint(r, key, limits) for r in raw_endpoints) if e is not None
     )
     return PoolSnapshot(
         name=key,
@@ -73,6 +99,7 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
         policy=policy if isinstance(policy, str) else None,
         endpoints=endpoints,
         namespace=namespace,
+        scheduling=_scheduling(scheduling, key),
     )
 
 

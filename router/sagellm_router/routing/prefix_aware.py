@@ -70,11 +70,22 @@ class PrefixAware:
             count += 1
         return count
 
+    def _hashes(self, text: str) -> list[int]:
+        p = self._params
+        return block_hashes(text, p.block_chars, p.max_blocks_per_request)
+
+    def cached_chars(self, url: str, text: str) -> int:
+        """How many leading characters of ``text`` ``url`` likely holds in its prefix cache."""
+        return self.matched_blocks(url, self._hashes(text)) * self._params.block_chars
+
+    def record(self, url: str, text: str) -> None:
+        """Remember that ``text`` was sent to ``url`` (for picks made by another strategy)."""
+        self._record(url, self._hashes(text))
+
     def pick(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:
-        p = self._params
-        hashes = block_hashes(request.prompt_text, p.block_chars, p.max_blocks_per_request)
+        hashes = self._hashes(request.prompt_text)
         chosen = self._choose(hashes, candidates, loads)
         self._record(chosen.url, hashes)
         return chosen

@@ -1,0 +1,138 @@
+"""The request pipeline shared by the HTTP app and the embedded ``ControlPlaneManager``.
+
+``handle(state, upstream, job, downstream)``: resolve the pool by model -> request metadata
+(400 naming a bad header) -> router-wide cap (429) -> the pool's admission queue (scheduling
+policy; 429/503 with Retry-After, 422 over budget) -> PD orchestration for disaggregated pools,
+else the routing strategy over the ticket's allowed endpoints -> proxy into ``downstream``.
+A cancelled caller (client disconnect, ``cancel_request``) leaves the queue or frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from sagellm_core.scheduling.metadata import H_REQUEST_ID, RequestMetadata
+from sagellm_core.scheduling.slo import slo_met
+from sagellm_router.admission_queue import Rejected, Ticket, metadata_from_request
+from sagellm_router.downstream import Downstream
+from sagellm_router.errors import ApiError
+from sagellm_router.pd.orchestrator import disaggregated, run_pd
+from sagellm_router.pool_runtime import PoolRuntime
+from sagellm_router.proxy import Exchange, forward
+from sagellm_router.state import RouterState, serving_candidates
+from sagellm_router.types import Endpoint, PoolSnapshot
+from sagellm_router.upstream import UpstreamPool
+from sagellm_router.validation import ParsedRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A validated request: the parsed body, the bytes to forward and lower-cased headers."""
+
+    parsed: ParsedRequest
+    raw: bytes
+    headers: Mapping[str, str]
+
+
+def safe_request_id(given: str | None) -> str:
+    """The client's request id if it is short printable ASCII, else a fresh one."""
+    if given and len(given) <= 128 and given.isascii() and given.isprintable():
+        return given.replace(" ", "_")
+    return uuid.uuid4().hex
+
+
+def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnapshot:
+    """The first pool (by name) with a candidate; it owns the request's queue."""
+    for pool in pools:
+        if serving_candidates(pool, state.health.ejected):
+            return pool
+    return pools[0]
+
+
+def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> RequestMetadata:
+    headers = {**job.headers, H_REQUEST_ID: rid}
+    return metadata_from_request(headers, job.parsed.body, runtime.spec, now=state.clock())
+
+
+async def handle(
+    state: RouterState, upstream: UpstreamPool, job: Job, down: Downstream
+) -> Exchange:
+    """Serve ``job`` into ``down``; raises ``ApiError`` for answers the caller must render."""
+    parsed = job.parsed
+    pools = state.table.for_model(parsed.model)
+    if not pools:
+        served = ", ".join(state.table.models()) or "none"
+        raise ApiError(
+            404, f"model {parsed.model!r} does not exist; served models: {served}", param="model"
+        )
+    rid = safe_request_id(job.headers.get(H_REQUEST_ID))
+    ex = Exchange(down, parsed, job.raw, rid, job.headers.get("x-routing-strategy"), state.clock())
+    pool = _home_pool(state, pools)
+    ex.pool = pool.name
+    runtime = state.runtime(pool)
+    try:
+        state.strategy_name(pool, ex.override)  # 400 on an unknown override, before queueing
+        meta = _metadata(state, job, runtime, rid)
+        async with (
+            state.admission.admit(parsed, pool),
+            runtime.queue.admit(meta) as ticket,
+        ):
+            ex.ticket = ticket
+            _observe_admission(state, pool, ticket)
+            await _dispatch(state, upstream, ex, pools, pool, runtime)
+    except Rejected as err:
+        state.metrics.child(state.metrics.rejections, pool.name, err.kind).inc()
+        ex.status = err.status
+        raise
+    except ApiError as err:
+        ex.status = err.status
+        raise
+    except asyncio.CancelledError:
+        ex.status = 499  # client closed the request
+        raise
+    finally:
+        _observe(state, ex)
+    return ex
+
+
+async def _dispatch(
+    state: RouterState,
+    upstream: UpstreamPool,
+    ex: Exchange,
+    pools: tuple[PoolSnapshot, ...],
+    pool: PoolSnapshot,
+    runtime: PoolRuntime,
+) -> None:
+    if state.settings.pd.enabled and disaggregated(pool):
+        await run_pd(state, upstream, ex, pool, runtime)
+        return
+    ordered = (pool, *(p for p in pools if p is not pool))
+    allowed = ex.ticket.allowed if ex.ticket else None
+
+    def choose(exclude: Collection[str]) -> tuple[PoolSnapshot, Endpoint] | None:
+        return state.choose(ex.parsed, ordered, ex.override, exclude, allowed)
+
+    ex.choose = choose
+    await forward(state, upstream, ex)
+
+
+def _observe_admission(state: RouterState, pool: PoolSnapshot, ticket: Ticket) -> None:
+    m = state.metrics
+    priority = str(ticket.meta.priority)
+    m.child(m.queue_wait, pool.name, priority).observe(ticket.waited_s)
+
+
+def _observe(state: RouterState, ex: Exchange) -> None:
+    m = state.metrics
+    m.child(m.requests, ex.parsed.model, ex.pool, ex.instance, str(ex.status or 500)).inc()
+    m.child(m.e2e, ex.parsed.model, ex.pool).observe(state.clock() - ex.started)
+    ticket = ex.ticket
+    if ticket is None or ex.status == 499:
+        return
+    met = slo_met(ticket.meta, ticket.first_token_s, state.clock())
+    if met is not None:
+        outcome = "attained" if met and ex.status == 200 else "violated"
+        m.child(m.slo, ex.pool, outcome).inc()

@@ -1,0 +1,88 @@
+"""The router core's background services, shared by the HTTP app and ``ControlPlaneManager``:
+upstream connections, discovery, engine scraping, health probes and admission-queue ticks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import aiohttp
+
+from sagellm_router.discovery.base import Discovery
+from sagellm_router.health import probe_ejected
+from sagellm_router.state import RouterState
+from sagellm_router.stats.scraper import Scraper
+from sagellm_router.upstream import UpstreamPool
+
+log = logging.getLogger(__name__)
+
+
+class CoreServices:
+    """Owns the HTTP clients and background tasks of one router core; ``start``/``stop``."""
+
+    def __init__(self, state: RouterState, discovery: Discovery) -> None:
+        self.state = state
+        self.discovery = discovery
+        t = state.settings.timeouts
+        self.upstream = UpstreamPool(t.connect_s, t.read_idle_s)
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        t = self.state.settings.timeouts
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60)
+        timeout = aiohttp.ClientTimeout(
+            total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_idle_s
+        )
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._discovery_loop, self._probe_loop, self._queue_loop,
+        ]  # fmt: skip
+        if self.state.settings.scrape.enabled:
+            loops.append(self._scrape_loop)
+        self._tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in loops]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.session is not None:
+            await self.session.close()
+        await self.upstream.close()
+
+    async def _discovery_loop(self) -> None:
+        async for pools in self.discovery.updates():
+            self.state.apply_pools(pools)
+            log.info("pools updated", extra={"pools": [p.name for p in pools]})
+
+    async def _scrape_loop(self) -> None:
+        assert self.session is not None
+        settings = self.state.settings.scrape
+        scraper = Scraper(self.session, settings, self.state.clock, self.state.engine_stats)
+        while True:
+            await scraper.scrape_all(e.url for e in self.state.table.endpoints())
+            await asyncio.sleep(settings.interval_s)
+
+    async def _probe_loop(self) -> None:
+        assert self.session is not None
+        state = self.state
+        settings = state.settings.health
+        while True:
+            await asyncio.sleep(settings.probe_interval_s)
+            if state.health.ejected and await probe_ejected(
+                state.health, self.session, settings.probe_timeout_s
+            ):
+                state.update_endpoint_gauges()
+
+    async def _queue_loop(self) -> None:
+        """Re-run every pool's policy: capacity freed outside the router, adaptive switches."""
+        while True:
+            for runtime in list(self.state.runtimes.values()):
+                runtime.queue.poke()
+            await asyncio.sleep(self.state.settings.queue.tick_interval_s)
