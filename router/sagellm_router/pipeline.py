@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from sagellm_core.scheduling.metadata import H_REQUEST_ID, RequestMetadata
@@ -30,11 +30,13 @@ from sagellm_router.validation import ParsedRequest
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A validated request: the parsed body, the bytes to forward and lower-cased headers."""
+    """A validated request: the parsed body, the bytes to forward and lower-cased headers;
+    ``on_admitted`` is called when the admission queue lets it through."""
 
     parsed: ParsedRequest
     raw: bytes
     headers: Mapping[str, str]
+    on_admitted: Callable[[Exchange], None] | None = None
 
 
 def safe_request_id(given: str | None) -> str:
@@ -82,6 +84,8 @@ async def handle(
         ):
             ex.ticket = ticket
             _observe_admission(state, pool, ticket)
+            if job.on_admitted is not None:
+                job.on_admitted(ex)
             await _dispatch(state, upstream, ex, pools, pool, runtime)
     except Rejected as err:
         state.metrics.child(state.metrics.rejections, pool.name, err.kind).inc()
