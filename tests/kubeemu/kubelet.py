@@ -147,6 +147,12 @@ class FakeKubelet:
         return f"{prefix}.{n // 250}.{n % 250 + 2}"
 
     async def _run(self) -> None:
+        while True:  # list, then watch; relist after any stream error (as informers do)
+            with contextlib.suppress(aiohttp.ClientError, KeyError):
+                await self._list_and_watch()
+            await asyncio.sleep(0.1)
+
+    async def _list_and_watch(self) -> None:
         assert self._session is not None
         listing = await (await self._session.get(self._pods_url())).json()
         for pod in listing["items"]:
@@ -154,6 +160,8 @@ class FakeKubelet:
         rv = listing["metadata"]["resourceVersion"]
         while True:
             async for event in self._watch(rv):
+                if event["type"] == "ERROR":
+                    return
                 rv = event["object"]["metadata"].get("resourceVersion", rv)
                 await self._on_event(event["type"], event["object"])
 

@@ -113,12 +113,19 @@ class KubeEmulator(KubernetesScaffold):
 
     async def _serve_create(self, request: kmock.Request) -> kmock.Response:
         obj = self.store.create(self._type(request), request.namespace, self._data(request))
+        if obj["metadata"].get("ownerReferences"):
+            self._schedule_gc()  # like the real GC: a dependent of a gone owner is collected
         return kmock.Response(status=201, payload=obj)
+
+    def _gc_if_removed(self, before: int) -> None:
+        if self.store.removals != before:  # e.g. the last finalizer was removed by a patch
+            self._schedule_gc()
 
     async def _serve_patch(self, request: kmock.Request) -> Obj:
         assert request.name is not None
         ctype = request.headers.get("Content-Type", "")
-        return self.store.patch(
+        before = self.store.removals
+        obj = self.store.patch(
             self._type(request),
             request.namespace,
             request.name,
@@ -126,13 +133,18 @@ class KubeEmulator(KubernetesScaffold):
             self._data(request),
             request.subresource,
         )
+        self._gc_if_removed(before)
+        return obj
 
     async def _serve_replace(self, request: kmock.Request) -> Obj:
         if request.name is None:
             raise api_error(405, "MethodNotAllowed", "PUT needs an object URL")
         rt = self._type(request)
         data = self._data(request)
-        return self.store.replace(rt, request.namespace, request.name, data, request.subresource)
+        before = self.store.removals
+        obj = self.store.replace(rt, request.namespace, request.name, data, request.subresource)
+        self._gc_if_removed(before)
+        return obj
 
     async def _serve_delete(self, request: kmock.Request) -> Obj:
         assert request.name is not None

@@ -85,6 +85,7 @@ class Store:
         self.history: deque[WatchEvent] = deque(maxlen=history)
         self.watchers: dict[Key, set[asyncio.Queue[WatchEvent]]] = {}
         self._names = itertools.count(1)
+        self.removals = 0  # objects removed so far (the server runs GC when this moves)
 
     # -- resource types -----------------------------------------------------------------------
     def resource(self, group: str, plural: str) -> ResourceType:
@@ -297,6 +298,7 @@ class Store:
 
     def _remove(self, rt: ResourceType, key: tuple[str | None, str]) -> Obj:
         obj = self._bucket(rt).pop(key)
+        self.removals += 1
         self._bump(obj)
         self._emit(rt, "DELETED", obj, None)
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):

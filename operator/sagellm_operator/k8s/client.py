@@ -144,7 +144,7 @@ class Kube:
     # -- LeaderWorkerSet ----------------------------------------------------------------------
     async def lws_installed(self) -> bool:
         try:
-            await self.api.call_api(f"/apis/{LWS[0]}/{LWS[1]}", "GET", _preload_content=False)
+            await self.custom.list_cluster_custom_object(*LWS, limit=1)
         except ApiException as exc:
             if exc.status == 404:
                 return False

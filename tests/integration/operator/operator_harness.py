@@ -11,11 +11,11 @@ from typing import Any
 
 import aiohttp
 import yaml
+
 from sagellm_core.api import labels as L
 from sagellm_operator.cli import run
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.settings import OperatorSettings
-
 from tests.kubeemu import FakeKubelet, KubeEmulator, PodBehaviour, running_emulator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,8 +72,9 @@ class Cluster:
         return [e for e in events if e["involvedObject"]["name"] == name]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 20.0) -> Any:
     """Poll ``check`` until it returns something truthy (conditions, not sleeps)."""
+    timeout = within
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await check()
@@ -88,8 +89,11 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0)
 async def operator_running(
     emu: KubeEmulator, **overrides: Any
 ) -> AsyncIterator[asyncio.Task[None]]:
-    settings = OperatorSettings(api_server=str(emu.url), metrics_port=None, resync_seconds=0.5,
-                                drain_timeout_seconds=overrides.pop("drain", 0.5), **overrides)  # fmt: skip
+    drain = overrides.pop("drain", 0.5)
+    settings = OperatorSettings(
+        api_server=str(emu.url), metrics_port=None, resync_seconds=0.5,
+        drain_timeout_seconds=drain, **overrides,
+    )  # fmt: skip
     stop = asyncio.Event()
     task = asyncio.create_task(run(settings, Metrics(), stop))
     try:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sagellm_core.api import labels as L
-
-from tests.kubeemu import PodBehaviour
-
 from operator_harness import cluster, eventually, operator_running, sample
+
+from sagellm_core.api import labels as L
+from tests.kubeemu import PodBehaviour
 
 Obj = dict[str, Any]
 

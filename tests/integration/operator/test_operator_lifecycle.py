@@ -1,0 +1,149 @@
+"""Lifecycle against the emulated API: scale, self-heal, deletion, restart, rollout, LWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operator_harness import BASE, NS, cluster, eventually, operator_running, sample
+
+from sagellm_core.api import labels as L
+
+Obj = dict[str, Any]
+
+
+def _general(name: str, replicas: int = 1) -> Obj:
+    pool = sample("general-pool", name)
+    pool["spec"]["roles"]["general"]["replicas"] = replicas
+    return pool
+
+
+def _names(items: list[Obj]) -> list[str]:
+    return sorted(i["metadata"]["name"] for i in items)
+
+
+async def _ready(c: Any, name: str, n: int) -> Obj | None:
+    status: Obj = (await c.pool(name)).get("status") or {}
+    ok = status.get("phase") == "Ready" and status.get("readyReplicas") == n
+    return status if ok else None
+
+
+async def test_scale_up_then_down_drains_before_deleting() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(_general("sc"))
+        await eventually(lambda: _ready(c, "sc", 1))
+        await c.patch_pool("sc", {"spec": {"roles": {"general": {"replicas": 3}}}})
+        await eventually(lambda: _ready(c, "sc", 3))
+        assert _names(await c.instances("sc")) == [f"sc-general-{i}" for i in range(3)]
+        await c.patch_pool("sc", {"spec": {"roles": {"general": {"replicas": 1}}}})
+
+        async def drained() -> bool:
+            return _names(await c.instances("sc")) == ["sc-general-0"]
+
+        await eventually(drained)
+        reasons = [e["reason"] for e in await c.events("sc")]
+        assert reasons.index("Draining") < reasons.index("DeletedInstance")
+        await eventually(lambda: _ready(c, "sc", 1))
+        pods = await eventually(lambda: _count(c.pods(f"{L.LABEL_POOL}=sc"), 1))
+        assert pods[0]["metadata"]["labels"][L.LABEL_INSTANCE] == "sc-general-0"
+
+
+async def test_self_heal_recreates_deleted_pod_and_instance() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(_general("heal"))
+        await eventually(lambda: _ready(c, "heal", 1))
+        pod = (await c.pods(f"{L.LABEL_POOL}=heal"))[0]
+        await c.http.delete(f"/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}")
+        again = await eventually(lambda: c.pods(f"{L.LABEL_POOL}=heal"))
+        assert again[0]["metadata"]["name"] == pod["metadata"]["name"]  # deterministic name
+        assert again[0]["metadata"]["uid"] != pod["metadata"]["uid"]
+        inst = (await c.instances("heal"))[0]
+        await c.http.delete(f"{BASE}/executioninstances/{inst['metadata']['name']}")
+
+        async def recreated() -> bool:
+            items = await c.instances("heal")
+            return bool(items) and items[0]["metadata"]["uid"] != inst["metadata"]["uid"]
+
+        await eventually(recreated)
+        await eventually(lambda: _ready(c, "heal", 1))
+
+
+async def test_deleting_pool_removes_instances_and_pods() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(sample("pd-pool", "gone"))
+        await eventually(lambda: c.pods(f"{L.LABEL_POOL}=gone"))
+        await c.http.delete(f"{BASE}/inferencepools/gone")
+
+        async def empty() -> bool:
+            return not await c.instances("gone") and not await c.pods(f"{L.LABEL_POOL}=gone")
+
+        await eventually(empty)
+
+
+async def test_operator_restart_creates_no_duplicates() -> None:
+    async with cluster() as c:
+        async with operator_running(c.emu):
+            await c.create_pool(_general("rs"))
+            await eventually(lambda: _ready(c, "rs", 1))
+        before = await c.instances("rs")
+        pods_before = await c.pods(f"{L.LABEL_POOL}=rs")
+        async with operator_running(c.emu):
+            await eventually(lambda: _ready(c, "rs", 1))
+            status = await c.pool("rs")
+        after = await c.instances("rs")
+        assert [i["metadata"]["uid"] for i in after] == [i["metadata"]["uid"] for i in before]
+        assert _names(await c.pods(f"{L.LABEL_POOL}=rs")) == _names(pods_before)
+        assert status["status"]["readyReplicas"] == 1
+
+
+async def test_rolling_update_replaces_one_instance_at_a_time() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(_general("ru", 3))
+        await eventually(lambda: _ready(c, "ru", 3))
+        min_ready = [3]
+
+        async def updated() -> bool:
+            status = (await c.pool("ru")).get("status") or {}
+            min_ready[0] = min(min_ready[0], status.get("readyReplicas", 0))
+            args = [p["spec"]["containers"][0]["args"] for p in await c.pods(f"{L.LABEL_POOL}=ru")]
+            return len(args) == 3 and all("--enforce-eager" in a for a in args)
+
+        await c.patch_pool("ru", {"spec": {"engine": {"extraArgs": ["--enforce-eager"]}}})
+        await eventually(updated, within=40)
+        assert min_ready[0] >= 2  # never more than one instance out at a time
+        events = [e["message"] for e in await c.events("ru") if e["reason"] == "RollingUpdate"]
+        assert events == [
+            f"rolling update: instance ru-general-{i} gets the new spec" for i in range(3)
+        ]
+
+
+async def test_multinode_plan_yields_leaderworkerset() -> None:
+    async with cluster(lws=True) as c, operator_running(c.emu):
+        await c.create_pool(sample("multinode-70b-pool", "big"))
+        lws_path = f"/apis/leaderworkerset.x-k8s.io/v1/namespaces/{NS}/leaderworkersets"
+        items = await eventually(lambda: c.items(lws_path, f"{L.LABEL_POOL}=big"))
+        tmpl = items[0]["spec"]["leaderWorkerTemplate"]
+        assert tmpl["size"] == 2
+        worker = tmpl["workerTemplate"]["spec"]["containers"][0]["args"]
+        assert "--headless" in worker
+        assert "$(LWS_WORKER_INDEX)" in worker
+        leader = tmpl["leaderTemplate"]["spec"]["containers"][0]
+        assert leader["resources"]["limits"]["nvidia.com/gpu"] == 8
+
+
+async def test_multinode_without_lws_crd_reports_clearly() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(sample("multinode-70b-pool", "nolws"))
+
+        async def failed() -> Obj | None:
+            items = await c.instances("nolws")
+            status: Obj = (items[0].get("status") or {}) if items else {}
+            return status if status.get("phase") == "Failed" else None
+
+        status = await eventually(failed)
+        assert "LeaderWorkerSet" in status["message"]
+        assert status["conditions"][0]["reason"] == L.REASON_LWS_MISSING
+
+
+async def _count(coro: Any, n: int) -> list[Obj] | None:
+    items: list[Obj] = await coro
+    return items if len(items) == n else None
