@@ -50,7 +50,7 @@ def config(
     """Default (~10 min on 2 cores) or ``--quick`` (~1-2 min) settings."""
     spec = fl.FleetSpec(engines=8, time_scale=4.0, max_num_seqs=32, gpu_blocks=4096)
     cfg = RoutingConfig(spec, ("shared_prefix", "multi_turn"), (0.5, 0.8, 0.95), OURS, PEERS,
-                        4.0, repeats, seed)  # fmt: skip
+                        3.0, repeats, seed)  # fmt: skip
     if quick:
         cfg = replace(cfg, fleet=replace(spec, engines=4), workloads=("shared_prefix",),
                       loads=(0.8,), ours=("round_robin", "prefix_aware"),
@@ -77,7 +77,12 @@ def measure_capacity(cfg: RoutingConfig, fleet: fl.Fleet, kind: str, workdir: Pa
 
 
 def one_run(
-    cfg: RoutingConfig, fleet: fl.Fleet, c: Contender, sessions: list[dict[str, Any]], workdir: Path
+    cfg: RoutingConfig,
+    fleet: fl.Fleet,
+    c: Contender,
+    sessions: list[dict[str, Any]],
+    workdir: Path,
+    tag: str,
 ) -> dict[str, float]:
     salt = f"[run {uuid.uuid4().hex[:12]}] "
     salted = [{**s, "system": salt + s["system"]} for s in sessions]
@@ -86,7 +91,7 @@ def one_run(
     with fl.router(c, fleet.urls, workdir) as targets:
         spec = {"targets": targets, "model": fl.MODEL, "sessions": salted, "mode": "open",
                 "drain_timeout_s": 30.0 * cfg.fleet.time_scale}  # fmt: skip
-        result = fl.run_loadgen(spec, workdir, f"run-{c.kind}-{c.strategy}",
+        result = fl.run_loadgen(spec, workdir, f"{tag}-{c.kind}-{c.strategy}",
                                 timeout=cfg.duration_s + 60.0 * cfg.fleet.time_scale
                                 + 60)  # fmt: skip
     hits1, queries1 = fleet.prefix_counters()
@@ -119,11 +124,17 @@ def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]
                     if (li + rep) % 2:
                         order.reverse()
                     for c in order:
-                        metrics = one_run(cfg, fleet, c, sessions, workdir)
+                        metrics = one_run(cfg, fleet, c, sessions, workdir, f"{kind}-{load}-{rep}")
                         runs.append({"workload": kind, "load": load, "repeat": rep,
                                      "contender": c.name, "kind": c.kind, "strategy": c.strategy,
                                      "offered_req_s": rate * turns, **metrics})  # fmt: skip
                         progress(1)
+    notes += [
+        f"{r['contender']} {r['workload']} load {r['load']}: {r['errors']:.0f} of "
+        f"{r['requests']:.0f} requests failed (see the logs)"
+        for r in runs
+        if r["errors"]
+    ]
     settings = {"fleet": vars(cfg.fleet), "workloads": list(cfg.workloads),
                 "loads": list(cfg.loads), "duration_s": cfg.duration_s, "repeats": cfg.repeats,
                 "seed": cfg.seed, "capacity_req_s": capacity}  # fmt: skip
