@@ -102,7 +102,7 @@ def _opt(*names: str, **kw: Any) -> Callable[[F], F]:
 @_opt("--max-model-len", default=None, type=_model_len, help="Default: the profile model's.")
 @_opt("--max-num-seqs", default=256, type=int)
 @_opt("--max-num-batched-tokens", default=8192, type=int)
-@_opt("--gpu-memory-utilization", default=0.9, type=float)
+@_opt("--gpu-memory-utilization", default=0.92, type=float)
 @_opt("--block-size", default=16, type=int)
 @_opt("--enable-prefix-caching/--no-enable-prefix-caching", default=True)
 @_opt("--num-gpu-blocks-override", default=None, type=int)

@@ -17,9 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from sagellm_sim.engine import SimRequest, Status
+from sagellm_sim.errors import not_found_model
 from sagellm_sim.kvcache import block_hashes
 from sagellm_sim.pd import producer_params
-from sagellm_sim.protocol import ApiError, Kind, Prepared, decode_json, prepare
+from sagellm_sim.protocol import Kind, Prepared, decode_json, prepare
 from sagellm_sim.responses import DONE, ResponseCtx, chunk, full_response, usage, usage_chunk
 from sagellm_sim.runner import EngineRunner, RequestHandle
 from sagellm_sim.state import SERVER_KEY, SimServer
@@ -43,9 +44,19 @@ class Job:
     def req(self) -> SimRequest:
         return self.handle.req
 
-    def usage(self) -> dict[str, Any]:
+    def usage(self, *, final: bool = True) -> dict[str, Any]:
         cached = self.req.cached_tokens if self.srv.config.enable_prompt_tokens_details else None
-        return usage(self.req.prompt_len, self.req.num_output, cached)
+        return usage(self.req.prompt_len, self.req.num_output, cached, final=final)
+
+    def chunk_usage(self, sent: int) -> dict[str, Any] | None:
+        """Per-chunk usage with ``continuous_usage_stats`` (chat adds completion details)."""
+        if not (self.prep.continuous_usage and self.prep.include_usage):
+            return None
+        cached = self.req.cached_tokens if self.srv.config.enable_prompt_tokens_details else None
+        use = usage(self.req.prompt_len, sent, cached, final=False)
+        if self.prep.kind == "chat":
+            use["completion_tokens_details"] = None
+        return use
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
@@ -61,10 +72,11 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
     prep = prepare(kind, decode_json(await request.read()), srv.config.served_name,
                    srv.max_model_len)  # fmt: skip
     if prep.model not in srv.config.accepted_names:
-        raise ApiError(f"The model `{prep.model}` does not exist.", 404, "NotFoundError", "model")
+        raise not_found_model(prep.model, srv.config.accepted_names)
     runner = srv.pick_runner(request.headers.get("X-data-parallel-rank"))
     srv.check_admission(runner)
-    job = _submit(srv, runner, prep, request.headers.get("X-Request-Id") or uuid.uuid4().hex)
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    job = _submit(srv, runner, prep, request_id)
     try:
         if prep.stream:
             return await _stream(request, job)
@@ -81,7 +93,8 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
 def _submit(srv: SimServer, runner: EngineRunner, prep: Prepared, request_id: str) -> Job:
     srv.sequence += 1
     prefix = "cmpl" if prep.kind == "completion" else "chatcmpl"
-    ctx = ResponseCtx(prep.kind, f"{prefix}-{request_id}", int(time.time()), prep.model)
+    ctx = ResponseCtx(prep.kind, f"{prefix}-{request_id}", int(time.time()), prep.model,
+                      srv.fingerprint)  # fmt: skip
     gen = TextGenerator(srv.config.sim_seed, prep.seed, prep.prompt_ids)
     out_len = prep.max_tokens if prep.ignore_eos else min(prep.max_tokens, gen.natural_length)
     now = srv.clock()
@@ -139,7 +152,7 @@ async def _stream(request: web.Request, job: Job) -> web.StreamResponse:
     faults, sent, finished = job.srv.faults, 0, False
     try:
         if job.prep.kind == "chat":
-            await resp.write(chunk(job.ctx, "", None, role=True))
+            await resp.write(chunk(job.ctx, "", None, role=True, use=job.chunk_usage(0)))
         while not finished:
             n, finished = await job.handle.next()
             limit = _fault_limit(faults.stall_after_tokens, faults.cut_stream_after_tokens)
@@ -147,11 +160,12 @@ async def _stream(request: web.Request, job: Job) -> web.StreamResponse:
                 await _partial(resp, job, limit - sent)
                 return await _break_stream(request, resp, job, faults.stall_after_tokens == limit)
             reason = job.req.finish_reason if finished else None
-            use = job.usage() if job.prep.continuous_usage and job.prep.include_usage else None
-            await resp.write(chunk(job.ctx, "".join(job.gen.next_words(n)), reason, use=use))
             sent += n
+            text = "".join(job.gen.next_words(n))
+            last = finished and not job.prep.include_usage
+            await resp.write(chunk(job.ctx, text, reason, use=job.chunk_usage(sent), last=last))
         if job.prep.include_usage:
-            await resp.write(usage_chunk(job.ctx, job.usage()))
+            await resp.write(usage_chunk(job.ctx, job.usage(final=False)))
         await resp.write(DONE)
         await resp.write_eof()
     except ConnectionResetError:

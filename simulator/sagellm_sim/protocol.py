@@ -2,7 +2,8 @@
 
 Unknown fields are accepted and ignored, as vLLM does (it logs them). Sampling fields
 (temperature, top_p, stop, logprobs, ...) are accepted but do not change the simulated output.
-Every validation failure raises ``ApiError`` carrying vLLM's error type, status and the field.
+Every validation failure raises ``ApiError`` in the style vLLM 0.32 answers it (see errors.py):
+schema failures as FastAPI's "Bad Request", semantic checks as "BadRequestError".
 """
 
 from __future__ import annotations
@@ -11,30 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sagellm_sim.errors import ApiError, invalid, json_error, schema_error
 from sagellm_sim.pd import KvParamsError, KvRequest, parse_kv_params
 from sagellm_sim.tokenizer import render_chat, tokenize
 
 Kind = Literal["completion", "chat"]
-
-
-class ApiError(Exception):
-    """An error answered with vLLM's ``{"error": {...}}`` JSON shape."""
-
-    def __init__(
-        self, message: str, status: int = 400, err_type: str = "BadRequestError",
-        param: str | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.err_type = err_type
-        self.param = param
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.err_type,
-                          "param": self.param, "code": self.status}}  # fmt: skip
 
 
 class _Body(BaseModel):
@@ -42,25 +26,39 @@ class _Body(BaseModel):
 
 
 class StreamOptions(_Body):
-    include_usage: bool = True  # vLLM's default when stream_options is present
-    continuous_usage_stats: bool = False
+    include_usage: bool | None = False
+    continuous_usage_stats: bool | None = False
 
 
 class _Common(_Body):
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    stream: bool = False
+    max_tokens: int | None = None
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
     seed: int | None = None
     ignore_eos: bool = False
-    min_tokens: int = Field(default=0, ge=0)
-    n: int = Field(default=1, ge=1)
+    min_tokens: int = 0
+    n: int = 1
     kv_transfer_params: dict[str, Any] | None = None
     cache_salt: str | None = None
+    # Sampling fields: typed as in vLLM (a wrong type is a 400), no effect on the output.
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    stop: str | list[str] | None = None
+    stop_token_ids: list[int] | None = None
+    user: str | None = None
+    priority: int = 0
 
 
 class CompletionBody(_Common):
     prompt: str | list[int] | list[str] | list[list[int]]
+    logprobs: int | None = None
+    echo: bool | None = False
 
 
 class ContentPart(_Body):
@@ -74,8 +72,10 @@ class ChatMessage(_Body):
 
 
 class ChatBody(_Common):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    messages: list[ChatMessage]
+    max_completion_tokens: int | None = None
+    logprobs: bool | None = False
+    top_logprobs: int | None = None
 
 
 class TokenizeBody(_Body):
@@ -105,17 +105,33 @@ class Prepared:
 def decode_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(f"Invalid JSON body: {exc}", param="body") from exc
+    except json.JSONDecodeError as exc:
+        raise json_error(exc.pos, exc.msg) from exc
+    except UnicodeDecodeError as exc:
+        raise json_error(exc.start, "invalid UTF-8") from exc
 
 
 def validate(model: type[_Body], data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise schema_error([{"type": "model_attributes_type", "loc": ("body",), "input": data,
+                             "msg": "Input should be a valid dictionary or object to extract "
+                                    "fields from"}])  # fmt: skip
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        raise ApiError(f"{where}: {err['msg']} (got {err.get('input')!r})", param=where) from exc
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise schema_error(errors) from exc
+
+
+def check_before(kind: Kind, data: Any) -> None:
+    """vLLM's ``mode="before"`` model validators, which run ahead of the field checks."""
+    if not isinstance(data, dict):
+        return
+    if data.get("stream_options") and not data.get("stream"):
+        raise invalid("Stream options can only be defined when `stream=True`.", "stream_options")
+    prompt = data.get("prompt")
+    if kind == "completion" and (prompt is None or prompt == ""):
+        raise invalid("Either prompt or prompt_embeds must be provided and non-empty.", "prompt")
 
 
 def chat_prompt_ids(messages: list[ChatMessage]) -> list[int]:
@@ -133,11 +149,10 @@ def completion_prompt_ids(body: CompletionBody) -> list[int]:
     prompt = body.prompt
     if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
         if len(prompt) != 1:
-            raise ApiError(
-                "prompt: batched prompts (a list of several prompts) are not supported by the "
-                "simulator; send one prompt per request",
-                param="prompt",
-            )
+            raise invalid(
+                "Batched prompts (a list of several prompts) are not supported by the "
+                "simulator; send one prompt per request", "prompt",
+            )  # fmt: skip
         single = prompt[0]
         ids = tokenize(single) if isinstance(single, str) else list(single)
     elif isinstance(prompt, str):
@@ -145,26 +160,29 @@ def completion_prompt_ids(body: CompletionBody) -> list[int]:
     else:
         ids = [t for t in prompt if isinstance(t, int)]
     if not ids:
-        raise ApiError("prompt: the prompt cannot be empty", param="prompt")
+        raise invalid("Either prompt or prompt_embeds must be provided and non-empty.", "prompt")
     return ids
 
 
 def prepare(kind: Kind, data: Any, default_model: str, max_model_len: int) -> Prepared:
     """Validate a completion or chat body and compute its prompt tokens and limits."""
+    check_before(kind, data)
     body: CompletionBody | ChatBody
     if kind == "completion":
         body = completion = validate(CompletionBody, data)
         ids = completion_prompt_ids(completion)
-        limit, limit_field, prompt_field = body.max_tokens, "max_tokens", "prompt"
+        limit, limit_field = body.max_tokens, "max_tokens"
     else:
         body = chat = validate(ChatBody, data)
+        if not chat.messages:
+            raise ApiError("Cannot apply chat template to an empty conversation. Provide at "
+                           "least one message.")  # fmt: skip
         ids = chat_prompt_ids(chat.messages)
-        limit = chat.max_completion_tokens or chat.max_tokens
-        limit_field = "max_completion_tokens" if chat.max_completion_tokens else "max_tokens"
-        prompt_field = "messages"
-    if body.n != 1:
-        raise ApiError("n: only n=1 is supported by the simulator", param="n")
-    max_tokens = _check_lengths(len(ids), limit, (prompt_field, limit_field), max_model_len)
+        use_mct = chat.max_completion_tokens is not None
+        limit = chat.max_completion_tokens if use_mct else chat.max_tokens
+        limit_field = "max_completion_tokens" if use_mct else "max_tokens"
+    _check_sampling(body)
+    max_tokens = check_lengths(len(ids), limit, limit_field, max_model_len)
     try:
         kv = parse_kv_params(body.kv_transfer_params)
     except KvParamsError as exc:
@@ -172,30 +190,43 @@ def prepare(kind: Kind, data: Any, default_model: str, max_model_len: int) -> Pr
     opts = body.stream_options
     return Prepared(
         kind=kind, model=body.model or default_model, prompt_ids=ids, max_tokens=max_tokens,
-        stream=body.stream, include_usage=bool(opts and opts.include_usage),
+        stream=bool(body.stream), include_usage=bool(opts and opts.include_usage),
         continuous_usage=bool(opts and opts.continuous_usage_stats), seed=body.seed,
         ignore_eos=body.ignore_eos, min_tokens=body.min_tokens, kv=kv,
         cache_salt=body.cache_salt,
     )  # fmt: skip
 
 
-def _check_lengths(
-    prompt_len: int, limit: int | None, fields: tuple[str, str], max_model_len: int
-) -> int:
-    prompt_field, field = fields
-    if prompt_len >= max_model_len:
-        raise ApiError(
+def _check_sampling(body: _Common) -> None:
+    if body.n < 1:
+        raise ApiError(f"n must be at least 1, got {body.n}.")
+    if body.n != 1:
+        raise invalid("n > 1 is not supported by the simulator; send n=1", "n", body.n)
+    if body.min_tokens < 0:
+        raise ApiError(f"min_tokens must be greater than or equal to 0, got {body.min_tokens}.")
+
+
+def check_lengths(prompt_len: int, limit: int | None, field: str, max_model_len: int) -> int:
+    """vLLM 0.32's length rules; returns the effective ``max_tokens``.
+
+    ``max_tokens`` above ``max_model_len`` and a prompt longer than ``max_model_len`` are
+    refused; otherwise ``max_tokens`` is clamped to ``max_model_len - prompt`` (not refused),
+    and an effective value below 1 is refused.
+    """
+    if limit is not None and limit > max_model_len:
+        raise invalid(
+            f"{field}={limit} cannot be greater than max_model_len={max_model_len}. "
+            "Please request fewer output tokens.", field, limit,
+        )  # fmt: skip
+    if prompt_len > max_model_len:
+        raise invalid(
             f"This model's maximum context length is {max_model_len} tokens. However, your "
-            f"request has {prompt_len} input tokens. Please reduce the length of the input.",
-            param=prompt_field,
-        )
-    if limit is None:
-        return max_model_len - prompt_len
-    if prompt_len + limit > max_model_len:
-        raise ApiError(
-            f"'{field}' is too large: {limit}. This model's maximum context length is "
-            f"{max_model_len} tokens and your request has {prompt_len} input tokens "
-            f"({limit} > {max_model_len} - {prompt_len}).",
-            param=field,
-        )
-    return limit
+            f"prompt contains {prompt_len} input tokens, which exceeds this limit even without "
+            "any output tokens. Please reduce the length of the input prompt.",
+            "input_tokens", prompt_len,
+        )  # fmt: skip
+    room = max_model_len - prompt_len
+    max_tokens = room if limit is None else min(room, limit)
+    if max_tokens < 1:
+        raise invalid(f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens", max_tokens)
+    return max_tokens

@@ -1,7 +1,14 @@
-"""Response bodies and SSE chunks in vLLM's OpenAI-compatible shapes (pure functions)."""
+"""Response bodies and SSE chunks in vLLM's OpenAI-compatible shapes (pure functions).
+
+Field sets and their order follow what vLLM 0.32 sends (captured from the real server):
+``token_ids``/``prompt_token_ids``/``routed_experts`` on choices, ``ec_transfer_params`` and
+``metrics`` next to ``kv_transfer_params``, ``system_fingerprint`` on non-streaming bodies and
+on the last chunk of a stream (the usage chunk when ``include_usage``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +26,7 @@ class ResponseCtx:
     id: str
     created: int
     model: str
+    fingerprint: str | None = None
 
     @property
     def chunk_object(self) -> str:
@@ -29,14 +37,19 @@ def sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
 
-def usage(prompt: int, completion: int, cached: int | None = None) -> dict[str, Any]:
-    details = None if cached is None else {"cached_tokens": cached}
-    return {
-        "prompt_tokens": prompt,
-        "total_tokens": prompt + completion,
-        "completion_tokens": completion,
-        "prompt_tokens_details": details,
-    }
+def usage(
+    prompt: int, completion: int, cached: int | None = None, *, final: bool = True
+) -> dict[str, Any]:
+    """Usage of a non-streaming body (``final``) or of a stream's usage chunk (not final)."""
+    out: dict[str, Any] = {"prompt_tokens": prompt, "total_tokens": prompt + completion,
+                           "completion_tokens": completion}  # fmt: skip
+    if cached is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    elif final:
+        out["prompt_tokens_details"] = None
+    if final:
+        out["completion_tokens_details"] = None
+    return out
 
 
 def full_response(
@@ -44,34 +57,45 @@ def full_response(
     kv_params: dict[str, Any] | None,
 ) -> dict[str, Any]:  # fmt: skip
     """The non-streaming body of a completion or chat completion."""
+    head = {"id": ctx.id, "object": "", "created": ctx.created, "model": ctx.model}
     if ctx.kind == "completion":
-        choice: dict[str, Any] = {"index": 0, "text": text, "logprobs": None,
-                                  "finish_reason": finish_reason, "stop_reason": None,
-                                  "prompt_logprobs": None}  # fmt: skip
-        obj = "text_completion"
+        choice: dict[str, Any] = {
+            "index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason,
+            "stop_reason": None, "token_ids": None, "prompt_logprobs": None,
+            "prompt_token_ids": None, "routed_experts": None,
+        }  # fmt: skip
+        head["object"] = "text_completion"
+        extra: dict[str, Any] = {}
     else:
         message: dict[str, Any] = {
             "role": "assistant", "content": text, "refusal": None, "annotations": None,
-            "audio": None, "function_call": None, "tool_calls": [], "reasoning_content": None,
+            "audio": None, "function_call": None, "reasoning": None,
         }  # fmt: skip
         choice = {"index": 0, "message": message, "logprobs": None,
-                  "finish_reason": finish_reason, "stop_reason": None}  # fmt: skip
-        obj = "chat.completion"
+                  "finish_reason": finish_reason, "stop_reason": None, "token_ids": None,
+                  "routed_experts": None}  # fmt: skip
+        head["object"] = "chat.completion"
+        extra = {"prompt_logprobs": None, "prompt_token_ids": None, "prompt_text": None}
     return {
-        "id": ctx.id, "object": obj, "created": ctx.created, "model": ctx.model,
-        "choices": [choice], "service_tier": None, "system_fingerprint": None, "usage": use,
-        "prompt_logprobs": None, "kv_transfer_params": kv_params,
+        **head, "choices": [choice], "service_tier": None,
+        "system_fingerprint": ctx.fingerprint, "usage": use, **extra,
+        "kv_transfer_params": kv_params, "ec_transfer_params": None, "metrics": None,
     }  # fmt: skip
 
 
 def chunk(
     ctx: ResponseCtx, text: str, finish_reason: str | None, *, role: bool = False,
-    use: dict[str, Any] | None = None,
+    use: dict[str, Any] | None = None, last: bool = False,
 ) -> bytes:  # fmt: skip
-    """One SSE event carrying a text delta (and the finish reason on the last one)."""
+    """One SSE event carrying a text delta (and the finish reason on the last one).
+
+    ``last`` stamps ``system_fingerprint``: vLLM puts it on the finishing chunk unless a usage
+    chunk follows.
+    """
     if ctx.kind == "completion":
         choice: dict[str, Any] = {"index": 0, "text": text, "logprobs": None,
-                                  "finish_reason": finish_reason, "stop_reason": None}  # fmt: skip
+                                  "finish_reason": finish_reason, "stop_reason": None,
+                                  "prompt_token_ids": None, "token_ids": None}  # fmt: skip
     else:
         delta: dict[str, Any] = (
             {"role": "assistant", "content": text} if role else {"content": text}
@@ -79,20 +103,33 @@ def chunk(
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         if finish_reason is not None:
             choice["stop_reason"] = None
+        if not role:
+            choice["token_ids"] = None
     obj: dict[str, Any] = {"id": ctx.id, "object": ctx.chunk_object, "created": ctx.created,
                            "model": ctx.model, "choices": [choice]}  # fmt: skip
     if use is not None:
         obj["usage"] = use
+    if role:
+        obj.update(prompt_token_ids=None, prompt_text=None)
+    if last and ctx.fingerprint is not None:
+        obj["system_fingerprint"] = ctx.fingerprint
     return sse(obj)
 
 
 def usage_chunk(ctx: ResponseCtx, use: dict[str, Any]) -> bytes:
-    return sse({"id": ctx.id, "object": ctx.chunk_object, "created": ctx.created,
-                "model": ctx.model, "choices": [], "usage": use})  # fmt: skip
+    obj = {"id": ctx.id, "object": ctx.chunk_object, "created": ctx.created,
+           "model": ctx.model, "choices": [], "usage": use}  # fmt: skip
+    if ctx.fingerprint is not None:
+        obj["system_fingerprint"] = ctx.fingerprint
+    return sse(obj)
 
 
 def error_event(message: str, err_type: str, code: int) -> bytes:
     return sse({"error": {"message": message, "type": err_type, "param": None, "code": code}})
+
+
+def _perm_id(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def models_list(
@@ -101,7 +138,7 @@ def models_list(
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": "vllm", "root": root,
          "parent": None, "max_model_len": max_model_len,
-         "permission": [{"id": f"modelperm-{name}", "object": "model_permission",
+         "permission": [{"id": f"modelperm-{_perm_id(name)}", "object": "model_permission",
                          "created": created, "allow_create_engine": False,
                          "allow_sampling": True, "allow_logprobs": True,
                          "allow_search_indices": False, "allow_view": True,

@@ -22,9 +22,10 @@ from typing import Any
 from aiohttp import web
 
 from sagellm_sim.config import VLLM_COMPAT_VERSION, SimConfig
+from sagellm_sim.errors import ApiError, not_found_model, schema_error
 from sagellm_sim.handlers import chat_completions, completions
 from sagellm_sim.metrics import CONTENT_TYPE
-from sagellm_sim.protocol import ApiError, TokenizeBody, chat_prompt_ids, decode_json, validate
+from sagellm_sim.protocol import TokenizeBody, chat_prompt_ids, decode_json, validate
 from sagellm_sim.responses import models_list
 from sagellm_sim.runner import Clock
 from sagellm_sim.state import SERVER_KEY, SimServer
@@ -46,11 +47,10 @@ async def _errors(
         return response
     except ApiError as err:
         return error_response(err)
-    except web.HTTPNotFound:
-        return error_response(ApiError(f"Not Found: {request.path}", 404, "NotFoundError"))
+    except web.HTTPNotFound:  # an unknown path: FastAPI's plain answer, as vLLM gives it
+        return web.json_response({"detail": "Not Found"}, status=404)
     except web.HTTPMethodNotAllowed:
-        return error_response(ApiError(f"Method Not Allowed: {request.method} {request.path}",
-                                       405, "MethodNotAllowedError"))  # fmt: skip
+        return web.json_response({"detail": "Method Not Allowed"}, status=405)
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -76,14 +76,17 @@ async def _metrics(request: web.Request) -> web.Response:
 async def _tokenize(request: web.Request) -> web.Response:
     srv = request.app[SERVER_KEY]
     body: TokenizeBody = validate(TokenizeBody, decode_json(await request.read()))
+    if body.model is not None and body.model not in srv.config.accepted_names:
+        raise not_found_model(body.model, srv.config.accepted_names)
     if body.messages is not None:
         ids = chat_prompt_ids(body.messages)
     elif isinstance(body.prompt, str):
         ids = tokenize(body.prompt)
     elif body.prompt is not None:
         ids = list(body.prompt)
-    else:
-        raise ApiError("either prompt or messages is required", param="prompt")
+    else:  # vLLM's body is a union of the two request kinds: both branches report
+        raise schema_error([{"type": "missing", "loc": ("body", f), "msg": "Field required",
+                             "input": {}} for f in ("prompt", "messages")])  # fmt: skip
     return web.json_response(
         {"count": len(ids), "max_model_len": srv.max_model_len, "tokens": ids, "token_strs": None}
     )

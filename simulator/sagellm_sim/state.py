@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
@@ -13,12 +14,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from sagellm_sim.config import SimConfig
+from sagellm_sim.config import VLLM_COMPAT_VERSION, SimConfig
 from sagellm_sim.engine import EngineCore
+from sagellm_sim.errors import ApiError
 from sagellm_sim.kvcache import KVCache
-from sagellm_sim.metrics import SimMetrics
+from sagellm_sim.metrics import SimMetrics, cache_config_labels
 from sagellm_sim.profiles import CostModel, Parallelism, Profile, get_profile
-from sagellm_sim.protocol import ApiError
 from sagellm_sim.runner import Clock, EngineRunner
 
 log = logging.getLogger("sagellm_sim.server")
@@ -30,6 +31,22 @@ def _engine_ids(config: SimConfig) -> list[str]:
     if kvt is None:
         return [f"engine-{i}" for i in range(dp)]
     return [kvt.engine_id] if dp == 1 else [f"{kvt.engine_id}_dp{i}" for i in range(dp)]
+
+
+def system_fingerprint(config: SimConfig) -> str:
+    """``vllm-<version>[-tpN][-ppN][-dpN]-<hash8>``, vLLM's default ``full`` fingerprint mode.
+
+    The hash covers what identifies the simulated deployment (model, profile, parallelism,
+    length and cache settings), as vLLM's ``compute_hash()`` covers its config.
+    """
+    c = config
+    ident = repr((c.model, c.sim_profile, c.tensor_parallel_size, c.pipeline_parallel_size,
+                  c.data_parallel_size, c.max_model_len, c.block_size,
+                  c.enable_prefix_caching))  # fmt: skip
+    degrees = (("tp", c.tensor_parallel_size), ("pp", c.pipeline_parallel_size),
+               ("dp", c.data_parallel_size))  # fmt: skip
+    parts = [f"vllm-{VLLM_COMPAT_VERSION}", *(f"{k}{n}" for k, n in degrees if n > 1)]
+    return "-".join([*parts, hashlib.sha256(ident.encode()).hexdigest()[:8]])
 
 
 def _exit_process() -> None:
@@ -64,7 +81,12 @@ class SimServer:
                 f"{self.num_gpu_blocks} fit; lower --max-model-len or add GPUs"
             )
         cores = [self._core() for _ in range(config.data_parallel_size)]
-        self.metrics = SimMetrics(config.served_name, cores, self._cache_info())
+        info = cache_config_labels(
+            config.block_size, self.num_gpu_blocks, config.num_gpu_blocks_override,
+            config.enable_prefix_caching, config.gpu_memory_utilization, self.max_model_len,
+        )  # fmt: skip
+        self.metrics = SimMetrics(config.served_name, cores, info, self.max_model_len, clock)
+        self.fingerprint = system_fingerprint(config)
         self.runners = [
             EngineRunner(c, i, config.sim_time_scale, self.faults, self.metrics, clock)
             for i, c in enumerate(cores)
@@ -81,19 +103,6 @@ class SimServer:
         c = self.config
         cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching)
         return EngineCore(self.cost, cache, c.max_num_seqs, c.max_num_batched_tokens)
-
-    def _cache_info(self) -> dict[str, str]:
-        c = self.config
-        return {
-            "block_size": str(c.block_size),
-            "cache_dtype": "auto",
-            "enable_prefix_caching": str(c.enable_prefix_caching),
-            "gpu_memory_utilization": str(c.gpu_memory_utilization),
-            "num_cpu_blocks": "None",
-            "num_gpu_blocks": str(self.num_gpu_blocks),
-            "num_gpu_blocks_override": str(c.num_gpu_blocks_override),
-            "prefix_caching_hash_algo": "builtin",
-        }
 
     # -- request plumbing used by the generation handler -----------------------------------
     def pick_runner(self, pinned: str | None) -> EngineRunner:
@@ -114,6 +123,7 @@ class SimServer:
             raise ApiError("simulated engine error (--sim-error-rate)", 500, "InternalServerError")
         limit = self.config.sim_max_waiting
         if limit is not None and len(runner.core.waiting) >= limit:
+            self.metrics.on_rejected()
             raise ApiError(
                 f"The engine is overloaded: {len(runner.core.waiting)} requests are waiting "
                 f"(--sim-max-waiting {limit}); retry later", 503, "ServiceUnavailableError",

@@ -61,11 +61,11 @@ def raw(
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     req = urllib.request.Request(f"{base}{path}", data=data, method=method, headers=all_headers)
-    try:
+    try:  # header names lower-cased: vLLM (uvicorn) sends them in lower case
         with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, resp.read(), dict(resp.headers)
+            return resp.status, resp.read(), {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(), dict(exc.headers)
+        return exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()}
 
 
 def test_models_list(client: openai.OpenAI, model: str) -> None:
@@ -127,7 +127,7 @@ def test_sse_wire_format_ends_with_done(base_url: str, model: str) -> None:
             "stream_options": {"include_usage": True}}  # fmt: skip
     status, data, headers = raw(base_url, "/v1/completions", body)
     assert status == 200
-    assert headers["Content-Type"].startswith("text/event-stream")
+    assert headers["content-type"].startswith("text/event-stream")
     events = data.decode().split("\n\n")
     assert events[-1] == ""
     assert events[-2] == "data: [DONE]"
@@ -137,6 +137,87 @@ def test_sse_wire_format_ends_with_done(base_url: str, model: str) -> None:
     assert usage["usage"]["completion_tokens"] >= 1
 
 
+def sse_events(base: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    status, data, _ = raw(base, path, {**body, "stream": True})
+    assert status == 200
+    events = [e for e in data.decode().split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    return [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+
+
+COMPLETION_KEYS = {"id", "object", "created", "model", "choices", "service_tier",
+                   "system_fingerprint", "usage", "kv_transfer_params", "ec_transfer_params",
+                   "metrics"}  # fmt: skip
+CHAT_KEYS = COMPLETION_KEYS | {"prompt_logprobs", "prompt_token_ids", "prompt_text"}
+USAGE_KEYS = {"prompt_tokens", "total_tokens", "completion_tokens", "prompt_tokens_details",
+              "completion_tokens_details"}  # fmt: skip
+
+
+def test_response_body_fields(base_url: str, model: str) -> None:
+    body = {"model": model, "prompt": "Hello", "max_tokens": 2}
+    out = json.loads(raw(base_url, "/v1/completions", body)[1])
+    assert set(out) == COMPLETION_KEYS
+    assert set(out["choices"][0]) == {"index", "text", "logprobs", "finish_reason", "stop_reason",
+                                      "token_ids", "prompt_logprobs", "prompt_token_ids",
+                                      "routed_experts"}  # fmt: skip
+    assert set(out["usage"]) == USAGE_KEYS
+    assert out["system_fingerprint"].startswith("vllm-")
+    chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    out = json.loads(raw(base_url, "/v1/chat/completions", chat)[1])
+    assert set(out) == CHAT_KEYS
+    assert set(out["choices"][0]) == {"index", "message", "logprobs", "finish_reason",
+                                      "stop_reason", "token_ids", "routed_experts"}  # fmt: skip
+    assert set(out["choices"][0]["message"]) == {"role", "content", "refusal", "annotations",
+                                                 "audio", "function_call", "reasoning"}  # fmt: skip
+
+
+def test_chat_stream_chunk_fields(base_url: str, model: str) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3,
+            "ignore_eos": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    chunks = sse_events(base_url, "/v1/chat/completions", body)
+    head = {"id", "object", "created", "model", "choices"}
+    assert set(chunks[0]) == head | {"prompt_token_ids", "prompt_text"}
+    assert set(chunks[0]["choices"][0]) == {"index", "delta", "logprobs", "finish_reason"}
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    last = chunks[-2]["choices"][0]
+    assert set(chunks[-2]) == head
+    assert set(last) == {"index", "delta", "logprobs", "finish_reason", "stop_reason", "token_ids"}
+    assert set(chunks[-1]) == head | {"usage", "system_fingerprint"}
+    assert chunks[-1]["usage"]["completion_tokens"] == 3
+    assert set(chunks[-1]["usage"]) == {"prompt_tokens", "total_tokens", "completion_tokens"}
+
+
+def test_completion_stream_fingerprint_on_last_chunk(base_url: str, model: str) -> None:
+    body = {"model": model, "prompt": "Hello", "max_tokens": 2, "ignore_eos": True}
+    chunks = sse_events(base_url, "/v1/completions", body)
+    assert all(set(c["choices"][0]) == {"index", "text", "logprobs", "finish_reason",
+                                        "stop_reason", "prompt_token_ids", "token_ids"}
+               for c in chunks)  # fmt: skip
+    assert "system_fingerprint" in chunks[-1]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert all("system_fingerprint" not in c for c in chunks[:-1])
+
+
+@pytest.mark.parametrize(
+    ("options", "usage_chunk", "per_chunk"),
+    [({}, False, False), ({"include_usage": False}, False, False),
+     ({"include_usage": True}, True, False),
+     ({"include_usage": True, "continuous_usage_stats": True}, True, True),
+     ({"continuous_usage_stats": True}, False, False)],
+)  # fmt: skip
+def test_stream_options_usage(
+    base_url: str, model: str, options: dict[str, bool], usage_chunk: bool, per_chunk: bool
+) -> None:
+    body = {"model": model, "prompt": "Hello", "max_tokens": 3, "ignore_eos": True,
+            "stream_options": options}  # fmt: skip
+    chunks = sse_events(base_url, "/v1/completions", body)
+    assert (chunks[-1]["choices"] == []) is usage_chunk
+    text_chunks = [c for c in chunks if c["choices"]]
+    assert all(("usage" in c) is per_chunk for c in text_chunks)
+    if per_chunk:
+        assert text_chunks[-1]["usage"]["completion_tokens"] == 3
+
+
 def test_request_id_header(base_url: str, model: str) -> None:
     body = {"model": model, "prompt": "x", "max_tokens": 1}
     status, data, _ = raw(base_url, "/v1/completions", body, headers={"X-Request-Id": "conf-1"})
@@ -144,23 +225,83 @@ def test_request_id_header(base_url: str, model: str) -> None:
     assert json.loads(data)["id"] == "cmpl-conf-1"
 
 
+LONG_PROMPT = [5] * 600  # token ids: longer than --max-model-len 512 in both servers
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "err_type"),
+    ("path", "body", "status", "err_type", "param"),
     [
-        ('{"prompt": ', 400, "BadRequestError"),
-        ({"prompt": "x", "max_tokens": 100000}, 400, "BadRequestError"),
-        ({"model": "no-such-model", "prompt": "x"}, 404, "NotFoundError"),
+        ("/v1/completions", '{"prompt": ', 400, "Bad Request", "body.11"),
+        ("/v1/completions", [1, 2], 400, "Bad Request", "body"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": "ten"}, 400, "Bad Request",
+         "body.max_tokens"),
+        ("/v1/completions", {"prompt": "x", "temperature": "hot"}, 400, "Bad Request",
+         "body.temperature"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": 100000}, 400, "BadRequestError",
+         "max_tokens"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": 0}, 400, "BadRequestError",
+         "max_tokens"),
+        ("/v1/completions", {"prompt": LONG_PROMPT, "max_tokens": 1}, 400, "BadRequestError",
+         "input_tokens"),
+        ("/v1/completions", {"prompt": [5] * 512, "max_tokens": 1}, 400, "BadRequestError",
+         "max_tokens"),
+        ("/v1/completions", {"max_tokens": 1}, 400, "BadRequestError", "prompt"),
+        ("/v1/completions", {"prompt": "x", "stream_options": {"include_usage": True}}, 400,
+         "BadRequestError", "stream_options"),
+        ("/v1/chat/completions", {"messages": []}, 400, "BadRequestError", None),
+        ("/v1/chat/completions", {"messages": "hi"}, 400, "Bad Request", "body.messages"),
+        ("/v1/chat/completions", {}, 400, "Bad Request", "body.messages"),
+        ("/v1/completions", {"model": "no-such-model", "prompt": "x"}, 404, "NotFoundError",
+         "model"),
+        ("/v1/chat/completions", {"model": "no-such-model", "messages": [{"role": "user",
+         "content": "x"}]}, 404, "NotFoundError", "model"),
+        ("/tokenize", {"model": "no-such-model", "prompt": "x"}, 404, "NotFoundError", "model"),
+        ("/tokenize", {}, 400, "Bad Request", "body.prompt"),
     ],
-)
-def test_error_shape(base_url: str, model: str, body: Any, status: int, err_type: str) -> None:
+)  # fmt: skip
+def test_error_shape(
+    base_url: str, model: str, path: str, body: Any, status: int, err_type: str,
+    param: str | None,
+) -> None:  # fmt: skip
     if isinstance(body, dict):
         body = {"model": model, **body}
-    got, data, _ = raw(base_url, "/v1/completions", body)
+    got, data, _ = raw(base_url, path, body)
     assert got == status
     error = json.loads(data)["error"]
-    assert set(error) >= {"message", "type", "param", "code"}
-    assert error["type"] == err_type
-    assert error["code"] == status or isinstance(error["code"], str)  # vLLM PR #37011
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["param"], error["code"]) == (err_type, param, status)
+    assert isinstance(error["message"], str)
+    assert error["message"]
+
+
+def test_validation_message_lists_pydantic_errors(base_url: str, model: str) -> None:
+    body = {"model": model, "prompt": "x", "max_tokens": "ten"}
+    error = json.loads(raw(base_url, "/v1/completions", body)[1])["error"]
+    assert error["message"] == (
+        "1 validation error:\n  {'type': 'int_parsing', 'loc': 'body.max_tokens', 'msg': "
+        "'Input should be a valid integer, unable to parse string as an integer', 'input': 'ten'}"
+    )
+
+
+def test_max_tokens_is_clamped_to_the_context_left(base_url: str, model: str) -> None:
+    body = {"model": model, "prompt": [5] * 500, "max_tokens": 20, "ignore_eos": True}
+    status, data, _ = raw(base_url, "/v1/completions", body)
+    assert status == 200
+    usage = json.loads(data)["usage"]
+    assert usage == {"prompt_tokens": 500, "completion_tokens": 12, "total_tokens": 512,
+                     "prompt_tokens_details": None, "completion_tokens_details": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "detail"),
+    [("GET", "/v1/nothing", 404, "Not Found"), ("GET", "/v1/completions", 405,
+      "Method Not Allowed")],
+)  # fmt: skip
+def test_unknown_route_and_method(
+    base_url: str, method: str, path: str, status: int, detail: str
+) -> None:
+    got, data, _ = raw(base_url, path, method=method)
+    assert (got, json.loads(data)) == (status, {"detail": detail})
 
 
 def test_openai_client_raises_typed_errors(client: openai.OpenAI, model: str) -> None:
@@ -187,36 +328,76 @@ def test_tokenize(base_url: str, model: str) -> None:
     assert isinstance(out["max_model_len"], int)
 
 
-EXPECTED_TYPES = {
-    "vllm:num_requests_running": "gauge",
-    "vllm:num_requests_waiting": "gauge",
-    "vllm:kv_cache_usage_perc": "gauge",
-    "vllm:prefix_cache_queries": "counter",
-    "vllm:prefix_cache_hits": "counter",
-    "vllm:prompt_tokens": "counter",
-    "vllm:generation_tokens": "counter",
-    "vllm:request_success": "counter",
-    "vllm:time_to_first_token_seconds": "histogram",
-    "vllm:inter_token_latency_seconds": "histogram",
-    "vllm:e2e_request_latency_seconds": "histogram",
-    "vllm:request_queue_time_seconds": "histogram",
-    "vllm:cache_config_info": "gauge",
-}
+ML = {"model_name", "engine"}
+# Family -> (type, label names), as a real vLLM 0.32 exports them (the ones the simulator has).
+EXPECTED_FAMILIES: dict[str, tuple[str, set[str]]] = {
+    "vllm:num_requests_running": ("gauge", ML),
+    "vllm:num_requests_waiting": ("gauge", ML),
+    "vllm:num_requests_waiting_by_reason": ("gauge", ML | {"reason"}),
+    "vllm:engine_sleep_state": ("gauge", ML | {"sleep_state"}),
+    "vllm:kv_cache_usage_perc": ("gauge", ML),
+    **{name: ("counter", ML) for name in (
+        "vllm:prefix_cache_queries", "vllm:prefix_cache_hits",
+        "vllm:external_prefix_cache_queries", "vllm:external_prefix_cache_hits",
+        "vllm:mm_cache_queries", "vllm:mm_cache_hits", "vllm:num_preemptions",
+        "vllm:prompt_tokens", "vllm:prompt_tokens_cached", "vllm:generation_tokens")},
+    "vllm:prompt_tokens_by_source": ("counter", ML | {"source"}),
+    "vllm:prompt_tokens_cached_by_source": ("counter", ML | {"source"}),
+    "vllm:request_success": ("counter", ML | {"finished_reason"}),
+    "vllm:admission_rejections": ("counter", {"model_name", "reason"}),
+    **{name: ("histogram", ML | {"le"}) for name in (
+        "vllm:request_prompt_tokens", "vllm:request_generation_tokens",
+        "vllm:request_max_num_generation_tokens", "vllm:request_params_n",
+        "vllm:request_params_max_tokens", "vllm:time_to_first_token_seconds",
+        "vllm:inter_token_latency_seconds", "vllm:request_time_per_output_token_seconds",
+        "vllm:e2e_request_latency_seconds", "vllm:request_queue_time_seconds",
+        "vllm:request_inference_time_seconds", "vllm:request_prefill_time_seconds",
+        "vllm:request_decode_time_seconds", "vllm:request_num_preemptions",
+        "vllm:request_prefill_kv_computed_tokens")},
+    "vllm:cache_config_info": ("gauge", {
+        "_block_size_resolved", "block_size", "cache_dtype", "cache_hit_alignment_tokens",
+        "effective_attention_block_size", "enable_mamba_shared_prefix_checkpoint",
+        "enable_prefix_caching", "engine", "gpu_memory_utilization", "hash_block_size",
+        "is_attention_free", "kv_cache_dtype_skip_layers", "kv_cache_layout",
+        "kv_cache_max_concurrency", "kv_cache_memory_bytes", "kv_cache_size_tokens",
+        "kv_offloading_backend", "kv_offloading_size", "kv_sharing_fast_prefill",
+        "mamba_block_size", "mamba_cache_dtype", "mamba_cache_mode", "mamba_page_size_padded",
+        "mamba_ssm_cache_dtype", "num_cpu_blocks", "num_gpu_blocks", "num_gpu_blocks_override",
+        "prefix_cache_retention_interval", "prefix_caching_hash_algo", "prefix_match_unit",
+        "replayssm_buffer_len", "skip_page_size_padded", "sliding_window", "swa_bounded_replay",
+        "use_kda_recoverssm", "use_replayssm", "user_specified_block_size"}),
+}  # fmt: skip
+LABEL_VALUES = {
+    ("vllm:request_success", "finished_reason"): {"stop", "length", "abort", "error",
+                                                  "repetition"},
+    ("vllm:prompt_tokens_by_source", "source"): {"local_compute", "local_cache_hit",
+                                                 "external_kv_transfer"},
+    ("vllm:prompt_tokens_cached_by_source", "source"): {"device", "host", "p2p", "disk",
+                                                        "external_unspecified"},
+    ("vllm:num_requests_waiting_by_reason", "reason"): {"capacity", "deferred"},
+    ("vllm:admission_rejections", "reason"): {"max_num_queued_reqs", "max_num_queued_tokens"},
+}  # fmt: skip
 
 
 def test_metrics_names_types_labels(base_url: str, client: openai.OpenAI, model: str) -> None:
     client.completions.create(model=model, prompt="warm up", max_tokens=2)
     status, data, headers = raw(base_url, "/metrics")
     assert status == 200
-    assert headers["Content-Type"].startswith("text/plain")
+    assert headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8"
     families = {f.name: f for f in text_string_to_metric_families(data.decode())}
-    for name, kind in EXPECTED_TYPES.items():
+    for name, (kind, labels) in EXPECTED_FAMILIES.items():
         assert families[name].type == kind, name
-        labels = set(families[name].samples[0].labels)
-        assert "engine" in labels, name
-        if name != "vllm:cache_config_info":
-            assert "model_name" in labels, name
-    info = families["vllm:cache_config_info"].samples[0]
-    assert {"block_size", "num_gpu_blocks", "enable_prefix_caching"} <= set(info.labels)
-    success = families["vllm:request_success"].samples
-    assert {s.labels.get("finished_reason") for s in success} >= {"length"}
+        main = [s for s in families[name].samples if not s.name.endswith("_created")]
+        assert {frozenset(s.labels) for s in main if not s.name.endswith(("_sum", "_count"))} \
+            == {frozenset(labels)}, name  # fmt: skip
+    for (name, label), values in LABEL_VALUES.items():
+        assert {s.labels[label] for s in families[name].samples} == values, name
+    info = families["vllm:cache_config_info"].samples[0].labels
+    assert info["prefix_caching_hash_algo"] == "sha256"
+    assert int(info["kv_cache_size_tokens"]) == int(info["num_gpu_blocks"]) * int(
+        info["block_size"]
+    )
+    length = [s for s in families["vllm:request_success"].samples
+              if s.labels["finished_reason"] == "length" and s.name.endswith("_total")]  # fmt: skip
+    assert length[0].value >= 1
+    assert families["vllm:request_params_n"].samples

@@ -27,18 +27,19 @@ async def post(http: aiohttp.ClientSession, url: str, body: Any, **kw: Any) -> t
 @pytest.mark.parametrize(
     ("path", "body", "status", "err_type", "param"),
     [
-        ("/v1/completions", "{not json", 400, "BadRequestError", "body"),
-        ("/v1/completions", {"prompt": "hi", "max_tokens": "ten"}, 400, "BadRequestError",
-         "max_tokens"),
+        ("/v1/completions", "{not json", 400, "Bad Request", "body.1"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": "ten"}, 400, "Bad Request",
+         "body.max_tokens"),
         ("/v1/completions", {"max_tokens": 3}, 400, "BadRequestError", "prompt"),
         ("/v1/completions", {"prompt": "hi", "max_tokens": 5000}, 400, "BadRequestError",
          "max_tokens"),
-        ("/v1/chat/completions", {"messages": []}, 400, "BadRequestError", "messages"),
+        ("/v1/chat/completions", {"messages": []}, 400, "BadRequestError", None),
         ("/v1/chat/completions", {"model": "other", "messages": [{"role": "user",
          "content": "x"}]}, 404, "NotFoundError", "model"),
         ("/v1/completions", {"prompt": "x", "kv_transfer_params": {"do_remote_prefill": True,
          "remote_engine_id": 5}}, 400, "BadRequestError", "kv_transfer_params.remote_engine_id"),
-        ("/v1/nothing", {}, 404, "NotFoundError", None),
+        ("/tokenize", {"model": "other", "prompt": "x"}, 404, "NotFoundError", "model"),
+        ("/tokenize", {"model": "sim-model"}, 400, "Bad Request", "body.prompt"),
     ],
 )  # fmt: skip
 async def test_errors_use_vllm_shape(
@@ -53,6 +54,21 @@ async def test_errors_use_vllm_shape(
     assert data["error"]["code"] == status
     assert data["error"]["param"] == param
     assert data["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "detail"),
+    [("GET", "/v1/nothing", 404, "Not Found"), ("GET", "/v1/completions", 405,
+      "Method Not Allowed")],
+)  # fmt: skip
+async def test_unknown_routes_answer_like_fastapi(
+    start_sim: StartSim, http: aiohttp.ClientSession, method: str, path: str, status: int,
+    detail: str,
+) -> None:  # fmt: skip
+    base = await start_sim()
+    async with http.request(method, base + path) as resp:
+        assert resp.status == status
+        assert await resp.json() == {"detail": detail}
 
 
 async def test_request_id_header_is_the_response_id(
@@ -114,7 +130,7 @@ async def test_metrics_names_types_and_labels(
     base = await start_sim(served_model_names=("served",), model="org/model")
     await post(http, f"{base}/v1/completions", {"model": "served", "prompt": "hi", "max_tokens": 3})
     async with http.get(f"{base}/metrics") as resp:
-        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert resp.headers["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8"
         text = await resp.text()
     for line in (
         "# TYPE vllm:num_requests_running gauge",
@@ -130,6 +146,11 @@ async def test_metrics_names_types_and_labels(
     assert m["vllm:num_requests_running{engine=0}"] == 0
     assert m["vllm:generation_tokens_total{engine=0}"] == 3
     assert m["vllm:request_success_total{engine=0,finished_reason=length}"] == 1
+    assert m["vllm:request_generation_tokens_sum{engine=0}"] == 3
+    assert m["vllm:request_params_n_count{engine=0}"] == 1
+    prompt = m["vllm:prompt_tokens_total{engine=0}"]
+    assert m["vllm:prompt_tokens_by_source_total{engine=0,source=local_compute}"] == prompt
+    assert m["vllm:num_requests_waiting_by_reason{engine=0,reason=capacity}"] == 0
     assert 'model_name="served"' in text
     assert 'model_name="org/model"' not in text
     info = next(ln for ln in text.splitlines() if ln.startswith("vllm:cache_config_info{"))
