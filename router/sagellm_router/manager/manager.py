@@ -235,6 +235,10 @@ class ControlPlaneManager:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        record = self._records[request_id]
+        if record.status in (RequestStatus.QUEUED, RequestStatus.RUNNING):
+            record.status = RequestStatus.CANCELLED  # cancelled before its task ever ran
+            record.finished_s = self._clock()
         return True
 
     async def process_request(
