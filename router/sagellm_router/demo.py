@@ -23,6 +23,7 @@ class Outcome:
     model: str
     instance: str
     status: int
+    prefill: str
     ttft_s: float | None
     e2e_s: float
     completion_tokens: int
@@ -58,8 +59,13 @@ def summarize(outcomes: Sequence[Outcome], wall_s: float) -> Summary:
         ttft_p99_ms=percentile(ttfts, 0.99) * 1000,
         e2e_p50_ms=percentile([o.e2e_s for o in ok], 0.5) * 1000,
         tokens_per_s=sum(o.completion_tokens for o in ok) / wall_s if wall_s > 0 else 0.0,
-        per_instance=dict(sorted(Counter(f"{o.model} @ {o.instance}" for o in ok).items())),
+        per_instance=dict(sorted(Counter(_route(o) for o in ok).items())),
     )
+
+
+def _route(o: Outcome) -> str:
+    """``model @ instance``, or ``model @ prefill -> decode`` for a prefill-then-decode request."""
+    return f"{o.model} @ {o.prefill} -> {o.instance}" if o.prefill else f"{o.model} @ {o.instance}"
 
 
 def render(summary: Summary) -> str:
@@ -69,24 +75,35 @@ def render(summary: Summary) -> str:
         f"e2e p50        {summary.e2e_p50_ms:.1f} ms",
         f"output tokens  {summary.tokens_per_s:.0f} tokens/s",
         "",
-        f"{'model @ instance':<40}{'requests':>10}",
+        f"{'model @ instance (prefill -> decode)':<48}{'requests':>10}",
     ]
-    lines += [f"{name:<40}{count:>10}" for name, count in summary.per_instance.items()]
+    lines += [f"{name:<48}{count:>10}" for name, count in summary.per_instance.items()]
     return "\n".join(lines)
 
 
 def demo_bodies(models: Sequence[str], n: int, seed: int = 0) -> list[dict[str, object]]:
-    """``n`` streamed chat requests; a few long shared system prompts make prefixes matter."""
+    """``n`` streamed chat requests; a few long shared system prompts make prefixes matter, and
+    every other request to a ``-pd`` model carries a long document of its own, long enough to
+    go prefill-then-decode."""
     rng = random.Random(seed)
     systems = [
         f"You are assistant #{i}. " + "Answer briefly and precisely. " * 20 for i in range(4)
     ]
+    words = ("river", "stone", "cloud", "market", "engine", "garden", "signal", "harbor")
+
+    def question(i: int, model: str) -> str:
+        ask = f"Question {i}: what is {rng.randint(2, 99)} squared?"
+        if model.endswith("-pd") and (i // len(models)) % 2 == 0:
+            document = " ".join(rng.choice(words) for _ in range(400))
+            return f"Read this report #{i}: {document}\n{ask}"
+        return ask
+
     return [
         {
-            "model": models[i % len(models)],
+            "model": (model := models[i % len(models)]),
             "messages": [
                 {"role": "system", "content": rng.choice(systems)},
-                {"role": "user", "content": f"Question {i}: what is {rng.randint(2, 99)} squared?"},
+                {"role": "user", "content": question(i, model)},
             ],
             "max_tokens": rng.randint(8, 48),
             "stream": True,
@@ -102,13 +119,15 @@ async def _one(session: aiohttp.ClientSession, url: str, body: dict[str, object]
     tokens = 0
     async with session.post(url + "/v1/chat/completions", json=body) as resp:
         instance = resp.headers.get("X-Sagellm-Instance", "?")
+        prefill = resp.headers.get("X-Sagellm-Prefill-Instance", "")
         async for line in resp.content:
             if ttft is None:
                 ttft = time.perf_counter() - start
             if line.startswith(b"data: {") and b'"usage":{' in line:
                 tokens = orjson.loads(line[6:])["usage"].get("completion_tokens", 0)
         status = resp.status
-    return Outcome(str(body["model"]), instance, status, ttft, time.perf_counter() - start, tokens)
+    elapsed = time.perf_counter() - start
+    return Outcome(str(body["model"]), instance, status, prefill, ttft, elapsed, tokens)
 
 
 async def run_demo(
@@ -127,7 +146,7 @@ async def run_demo(
             try:
                 return await _one(session, url, body)
             except aiohttp.ClientError:
-                return Outcome(str(body["model"]), "?", 0, None, 0.0, 0)
+                return Outcome(str(body["model"]), "?", 0, "", None, 0.0, 0)
             finally:
                 on_done()
 

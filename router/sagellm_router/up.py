@@ -1,8 +1,9 @@
 """``sagellm up``: a local fleet — simulator engines, the router, and a demo workload.
 
 By default: a General pool (``--general`` engines serving ``tiny``) and a disaggregated pool
-(``--prefill`` + ``--decode`` engines serving ``tiny-pd``). Until PD orchestration lands, the
-router serves the disaggregated pool through its Decode engines (which prefill locally).
+(``--prefill`` + ``--decode`` engines serving ``tiny-pd``). In the disaggregated pool, prompts of
+at least ``PD_THRESHOLD`` uncached tokens run prefill-then-decode (the demo sends some long
+ones); shorter ones go straight to a Decode engine.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import click
 from sagellm_router.demo import demo_bodies, render, run_demo, summarize
 
 PD_CONFIG = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"})
+PD_THRESHOLD = 256
 
 
 @dataclass
@@ -79,7 +81,8 @@ def fleet_config(
                       "endpoints": endpoints(general, "General")})  # fmt: skip
     if prefill or decode:
         pd = endpoints(prefill, "Prefill") + endpoints(decode, "Decode")
-        pools.append({"name": "pd", "model": "tiny-pd", "routing": strategy, "endpoints": pd})
+        pools.append({"name": "pd", "model": "tiny-pd", "routing": strategy, "endpoints": pd,
+                      "scheduling": {"pdThresholdInputTokens": PD_THRESHOLD}})  # fmt: skip
     return {
         "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout_s": 5},
         "discovery": {"type": "static", "pools": pools},

@@ -24,9 +24,12 @@ def test_up_demo_only_runs_fleet_and_prints_results() -> None:
     assert result.exit_code == 0, result.output
     assert "24 (0 failed)" in result.output
     assert "TTFT p50/p99" in result.output
-    for instance in ("tiny @ general-0", "tiny @ general-1", "tiny-pd @ decode-0"):
-        assert instance in result.output
-    assert "prefill-0" not in result.output  # PD orchestration is not built yet
+    rows = {line.rsplit(None, 1)[0]: int(line.rsplit(None, 1)[1])
+            for line in result.output.splitlines() if " @ " in line}  # fmt: skip
+    assert rows["tiny @ general-0"] + rows["tiny @ general-1"] == 12
+    # long prompts run prefill-then-decode, short ones go straight to the decode engine
+    assert rows["tiny-pd @ prefill-0 -> decode-0"] == 6
+    assert rows["tiny-pd @ decode-0"] == 6
 
 
 async def test_router_process_drains_streams_on_sigterm(tmp_path: Path) -> None:
