@@ -24,8 +24,8 @@ def test_up_demo_only_runs_fleet_and_prints_results() -> None:
     assert result.exit_code == 0, result.output
     assert "24 (0 failed)" in result.output
     assert "TTFT p50/p99" in result.output
-    rows = {line.rsplit(None, 1)[0]: int(line.rsplit(None, 1)[1])
-            for line in result.output.splitlines() if " @ " in line and line[-1].isdigit()}  # fmt: skip
+    table = [line.rsplit(None, 1) for line in result.output.splitlines() if " @ " in line]
+    rows = {name: int(count) for name, count in table if count.isdigit()}
     assert rows["tiny @ general-0"] + rows["tiny @ general-1"] == 12
     # long prompts run prefill-then-decode, short ones go straight to the decode engine
     assert rows["tiny-pd @ prefill-0 -> decode-0"] == 6
