@@ -75,7 +75,7 @@ def fleet_config(
     def endpoints(children: list[Child], role: str) -> list[dict[str, str]]:
         return [{"url": c.url, "role": role, "instance": c.name} for c in children]
 
-    pools = []
+    pools: list[dict[str, object]] = []
     if general:
         pools.append({"name": "general", "model": "tiny", "routing": strategy,
                       "endpoints": endpoints(general, "General")})  # fmt: skip
