@@ -30,6 +30,9 @@ class Context:
     metrics: Metrics
     clock: Callable[[], datetime.datetime] = utcnow
     _locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+    plans: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """Validation + planning results by (pool uid, generation): the spec is immutable per
+    generation, and CEL evaluation is too slow to repeat on every event."""
 
     def lock(self, kind: str, ns: str, name: str) -> asyncio.Lock:
         """One lock per object so event-, timer- and change-driven reconciles never overlap."""

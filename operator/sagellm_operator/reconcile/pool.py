@@ -37,15 +37,24 @@ def _user_view(pool: Obj) -> Obj:
             "spec": pool.get("spec", {})}  # fmt: skip
 
 
+def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
+    key = (pool["metadata"]["uid"], pool["metadata"].get("generation", 0))
+    if key not in ctx.plans:
+        problems = pool_problems(_user_view(pool))
+        if problems:
+            ctx.plans[key] = (problems, None, None)
+        else:
+            spec = parse_pool(_user_view(pool)).spec
+            planned = plan_pool(spec)
+            ctx.plans[key] = (list(planned.errors), spec, planned)
+    result: tuple[list[str], Any, Any] = ctx.plans[key]
+    return result
+
+
 async def _reconcile(ctx: Context, pool: Obj) -> None:
-    problems = pool_problems(_user_view(pool))
+    problems, spec, planned = _validate_and_plan(ctx, pool)
     if problems:
         await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems)
-        return
-    spec = parse_pool(_user_view(pool)).spec
-    planned = plan_pool(spec)
-    if planned.errors:
-        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, list(planned.errors))
         return
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():

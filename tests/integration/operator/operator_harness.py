@@ -91,7 +91,7 @@ async def operator_running(
 ) -> AsyncIterator[asyncio.Task[None]]:
     drain = overrides.pop("drain", 0.5)
     settings = OperatorSettings(
-        api_server=str(emu.url), metrics_port=None, resync_seconds=0.5,
+        api_server=str(emu.url), metrics_port=None, resync_seconds=2.0,
         drain_timeout_seconds=drain, **overrides,
     )  # fmt: skip
     stop = asyncio.Event()

@@ -108,7 +108,7 @@ async def test_rolling_update_replaces_one_instance_at_a_time() -> None:
             return len(args) == 3 and all("--enforce-eager" in a for a in args)
 
         await c.patch_pool("ru", {"spec": {"engine": {"extraArgs": ["--enforce-eager"]}}})
-        await eventually(updated, within=40)
+        await eventually(updated, within=90)
         assert min_ready[0] >= 2  # never more than one instance out at a time
         events = [e["message"] for e in await c.events("ru") if e["reason"] == "RollingUpdate"]
         assert events == [
