@@ -33,6 +33,9 @@ class KubeEmulator(KubernetesScaffold):
 
     store: Store = attrs.field(factory=Store)
     gc_delay: float = 0.0  # background GC: dependents go after the owner, not with it
+    request_log: int = 200
+    """How many recent requests kmock keeps for assertions. kmock matches each request by
+    scanning its whole log, so an unbounded log makes long runs quadratic."""
     _gc_tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -44,6 +47,12 @@ class KubeEmulator(KubernetesScaffold):
         self.fallback[kmock.action.UPDATE] << self._serve_patch
         self.fallback[kmock.action.DELETE] << self._serve_delete
         self.fallback["put"] << self._serve_replace
+
+    @override
+    async def _handle(self, request: kmock.Request) -> Any:
+        if len(self._requests) > self.request_log:
+            del self._requests[: -self.request_log]
+        return await super()._handle(request)
 
     # -- discovery ----------------------------------------------------------------------------
     @override
