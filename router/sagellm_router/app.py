@@ -19,7 +19,7 @@ from sagellm_router.errors import ApiError
 from sagellm_router.pipeline import Job, handle
 from sagellm_router.services import CoreServices
 from sagellm_router.state import RouterState
-from sagellm_router.validation import CHAT, COMPLETIONS, parse_body
+from sagellm_router.validation import CHAT, COMPLETIONS, EMBEDDINGS, parse_body
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def inference(request: web.Request) -> web.StreamResponse:
-    """POST /v1/completions and /v1/chat/completions: a thin layer over ``pipeline.handle``."""
+    """POST /v1/completions, /v1/chat/completions, /v1/embeddings: a layer over ``handle``."""
     state = request.app[STATE]
     raw = await _read_body(request, state.settings.server.client_max_size)
-    parsed = parse_body(raw, request.path)
+    parsed = parse_body(raw, request.path, state.settings.limits.max_embedding_inputs)
     parsed.session_key = request.headers.get("x-session-id") or parsed.session_key
     headers = {k.lower(): v for k, v in request.headers.items()}
     down = HttpDownstream(request)
@@ -123,6 +123,7 @@ def build_app(state: RouterState, discovery: Discovery, keys: KeyChecker) -> web
     app[KEYS] = keys
     app.router.add_post(COMPLETIONS, inference)
     app.router.add_post(CHAT, inference)
+    app.router.add_post(EMBEDDINGS, inference)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -6,10 +6,11 @@ import asyncio
 import json
 import logging
 import sys
+import time
 
 import click
 
-from sagellm_router.config import ConfigError, load_settings
+from sagellm_router.config import ConfigError, RouterSettings, load_settings
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,6 +47,17 @@ def run_event_loop(main: object) -> None:
     uvloop.run(main)  # type: ignore[arg-type]
 
 
+def check_plugins_and_names(settings: RouterSettings, source: str) -> None:
+    """Fail before serving on a bad plugin or an unknown strategy/policy name."""
+    from sagellm_core.plugins import PluginError
+    from sagellm_router.state import build_state
+
+    try:
+        build_state(settings, time.monotonic)
+    except (PluginError, ValueError) as exc:
+        raise click.ClickException(f"{source}: {exc}") from exc
+
+
 @click.command("router")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--host", default=None, help="override server.host")
@@ -60,6 +72,7 @@ def router(config_path: str, host: str | None, port: int | None, log_level: str)
         settings = load_settings(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    check_plugins_and_names(settings, config_path)
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if overrides:
         server = settings.server.model_copy(update=overrides)

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sagellm_core.api.common import SchedulingPolicy
 from sagellm_core.api.pool import SchedulingSpec
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 
@@ -63,8 +62,9 @@ class PoolSettings(_Model):
 
     name: str
     model: str
+    task: Literal["generate", "embed"] = "generate"
     routing: str | None = None
-    policy: SchedulingPolicy | None = None
+    policy: str | None = None
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
@@ -88,8 +88,9 @@ class PoolSettings(_Model):
         if routing is None and "routing" in self.scheduling.model_fields_set:
             routing = str(self.scheduling.routing)
         return PoolSnapshot(
-            self.name, self.model, routing, policy, endpoints, scheduling=self.scheduling
-        )
+            self.name, self.model, routing, policy, endpoints, scheduling=self.scheduling,
+            task=self.task,
+        )  # fmt: skip
 
 
 class StaticDiscoverySettings(_Model):
@@ -132,6 +133,9 @@ class LimitSettings(_Model):
     )
     max_in_flight_per_endpoint: int = Field(
         256, gt=0, description="admission slots per endpoint unless the endpoint sets its own"
+    )
+    max_embedding_inputs: int = Field(
+        2048, gt=0, description="inputs per /v1/embeddings request; beyond: 400"
     )
 
 
@@ -238,6 +242,10 @@ class RouterSettings(_Model):
     health: HealthSettings = Field(default_factory=HealthSettings)
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="extra strategies/policies: 'package.module:factory' (see custom-scheduling)",
+    )
 
 
 class ConfigError(Exception):

@@ -25,7 +25,7 @@ from sagellm_router.proxy import Exchange, forward
 from sagellm_router.state import RouterState, serving_candidates
 from sagellm_router.types import Endpoint, PoolSnapshot
 from sagellm_router.upstream import UpstreamPool
-from sagellm_router.validation import ParsedRequest
+from sagellm_router.validation import ParsedRequest, task_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,29 @@ def safe_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def _pools_for(state: RouterState, parsed: ParsedRequest) -> tuple[PoolSnapshot, ...]:
+    """The pools serving the request's model with the task its route needs (404 / 400)."""
+    pools = state.table.for_model(parsed.model)
+    if not pools:
+        served = ", ".join(state.table.models()) or "none"
+        raise ApiError(
+            404, f"model {parsed.model!r} does not exist; served models: {served}", param="model"
+        )
+    task = task_of(parsed.path)
+    fitting = tuple(p for p in pools if p.task == task)
+    if not fitting:
+        embed = pools[0].task == "embed"
+        what = "an embedding model" if embed else "a generative model"
+        route = "/v1/embeddings" if embed else "/v1/completions or /v1/chat/completions"
+        raise ApiError(
+            400,
+            f"model {parsed.model!r} is {what} (pool task {pools[0].task!r}) and cannot serve "
+            f"{parsed.path}; use {route}",
+            param="model",
+        )
+    return fitting
+
+
 def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnapshot:
     """The first pool (by name) with a candidate; it owns the request's queue."""
     for pool in pools:
@@ -64,12 +87,7 @@ async def handle(
 ) -> Exchange:
     """Serve ``job`` into ``down``; raises ``ApiError`` for answers the caller must render."""
     parsed = job.parsed
-    pools = state.table.for_model(parsed.model)
-    if not pools:
-        served = ", ".join(state.table.models()) or "none"
-        raise ApiError(
-            404, f"model {parsed.model!r} does not exist; served models: {served}", param="model"
-        )
+    pools = _pools_for(state, parsed)
     rid = safe_request_id(job.headers.get(H_REQUEST_ID))
     ex = Exchange(down, parsed, job.raw, rid, job.headers.get("x-routing-strategy"), state.clock())
     pool = _home_pool(state, pools)
@@ -110,7 +128,7 @@ async def _dispatch(
     pool: PoolSnapshot,
     runtime: PoolRuntime,
 ) -> None:
-    if state.settings.pd.enabled and disaggregated(pool):
+    if state.settings.pd.enabled and pool.task == "generate" and disaggregated(pool):
         await run_pd(state, upstream, ex, pool, runtime)
         return
     ordered = (pool, *(p for p in pools if p is not pool))

@@ -8,12 +8,13 @@ endpoint updates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sagellm_core.api.pool import SchedulingSpec
+from sagellm_core.plugins import Plugin
 from sagellm_core.scheduling.policies.adaptive import AdaptiveConfig
-from sagellm_core.scheduling.registry import PolicySettings
+from sagellm_core.scheduling.registry import PolicySettings, policies_with_plugins
 from sagellm_core.scheduling.view import InstanceView
 from sagellm_router.admission_queue import AdmissionQueue, QueueConfig, instance_views
 from sagellm_router.config import RouterSettings
@@ -82,6 +83,7 @@ def build_runtime(
     settings: RouterSettings,
     endpoints: Callable[[], Sequence[Endpoint]],
     sources: LoadSources,
+    plugins: Mapping[str, Plugin] | None = None,
 ) -> PoolRuntime:
     """A fresh queue and tuner for pool ``name``; ``endpoints`` returns its routable ones."""
 
@@ -97,7 +99,8 @@ def build_runtime(
         )
 
     config = QueueConfig.from_spec(spec, policy_settings(settings))
-    queue = AdmissionQueue(name, config, views, clock=sources.clock)
+    policies = policies_with_plugins(plugins or {}, config.policies, now=sources.clock())
+    queue = AdmissionQueue(name, config, views, clock=sources.clock, policies=policies)
     auto = settings.pd.auto
     tuner = ThresholdTuner(
         threshold=float(spec.pd_threshold_input_tokens),

@@ -12,15 +12,26 @@ import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
+from sagellm_core.api.pool import SchedulingSpec
+from sagellm_core.plugins import Plugin
+from sagellm_core.scheduling.registry import (
+    BUILTIN_POLICIES,
+    policies_with_plugins,
+    policy_plugins,
+)
 from sagellm_router.admission import ConcurrencyLimit
-from sagellm_router.config import RouterSettings
+from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
 from sagellm_router.health import HealthBook
 from sagellm_router.metrics import RouterMetrics
-from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime
+from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime, policy_settings
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
-from sagellm_router.routing.registry import StrategyBook, default_strategies
+from sagellm_router.routing.registry import (
+    StrategyBook,
+    strategies_with_plugins,
+    strategy_plugins,
+)
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import Clock, RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
@@ -67,6 +78,7 @@ class RouterState:
     engine_stats: dict[str, EngineStats] = field(default_factory=dict)
     loads: Loads | None = None
     runtimes: dict[str, PoolRuntime] = field(default_factory=dict)
+    policy_plugins: dict[str, Plugin] = field(default_factory=dict)
     shutting_down: bool = False
     _warned: set[str] = field(default_factory=set)
 
@@ -98,14 +110,31 @@ class RouterState:
         )  # fmt: skip
         fresh: dict[str, PoolRuntime] = {}
         for pool in self.table.pools:
-            spec = pool.effective_scheduling()
+            spec = self._known_policy(pool, pool.effective_scheduling())
             current = self.runtimes.get(pool.name)
             if current is None or current.spec != spec:
                 current = build_runtime(
-                    pool.name, spec, self.settings, self._routable_of(pool.name), sources
-                )
+                    pool.name, spec, self.settings, self._routable_of(pool.name), sources,
+                    self.policy_plugins,
+                )  # fmt: skip
             fresh[pool.name] = current
         self.runtimes = fresh
+
+    @property
+    def policy_names(self) -> list[str]:
+        return sorted([*BUILTIN_POLICIES, *self.policy_plugins])
+
+    def _known_policy(self, pool: PoolSnapshot, spec: SchedulingSpec) -> SchedulingSpec:
+        """``spec``, or fifo with a warning when it names a policy nobody provides."""
+        if str(spec.policy) in self.policy_names:
+            return spec
+        if pool.name not in self._warned:
+            self._warned.add(pool.name)
+            log.warning(
+                "pool %s names unknown scheduling policy %r; using 'fifo' (known: %s)",
+                pool.name, str(spec.policy), ", ".join(self.policy_names),
+            )  # fmt: skip
+        return spec.model_copy(update={"policy": "fifo"})
 
     def _routable_of(self, name: str) -> Callable[[], list[Endpoint]]:
         def endpoints() -> list[Endpoint]:
@@ -220,8 +249,11 @@ class RouterState:
 
 
 def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None) -> RouterState:
+    """The router core's state; raises ``PluginError`` / ``ValueError`` on a bad plugin or name."""
+    policies = policy_plugins(settings.plugins)
+    policies_with_plugins(policies, policy_settings(settings))  # fail now on a bad factory
     strategies = StrategyBook(
-        default_strategies(),
+        strategies_with_plugins(strategy_plugins(settings.plugins)),
         settings.routing.params,
         clock,
         settings.limits.max_in_flight_per_endpoint,
@@ -237,7 +269,9 @@ def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None)
             raise ValueError(
                 f"{where} {name!r} is not a known strategy; known: {', '.join(strategies.names)}"
             )
+    _check_static_policies(settings, [*BUILTIN_POLICIES, *policies])
     return RouterState(
+        policy_plugins=policies,
         settings=settings,
         clock=clock,
         table=PoolTable(),
@@ -247,3 +281,16 @@ def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None)
         metrics=RouterMetrics(),
         admission=ConcurrencyLimit(settings.limits.max_concurrent_requests),
     )
+
+
+def _check_static_policies(settings: RouterSettings, known: list[str]) -> None:
+    discovery = settings.discovery
+    if not isinstance(discovery, StaticDiscoverySettings):
+        return
+    for pool in discovery.pools:
+        name = str(pool.snapshot().effective_scheduling().policy)
+        if name not in known:
+            raise ValueError(
+                f"pool {pool.name!r}: scheduling policy {name!r} is not known; "
+                f"known: {', '.join(sorted(known))}"
+            )

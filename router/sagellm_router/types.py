@@ -42,7 +42,9 @@ class Endpoint:
 class PoolSnapshot:
     """The live view of one pool: the model it serves, its default strategy, its endpoints and
     its scheduling settings (the CRD's ``spec.scheduling``: policy, PD threshold, SLO defaults,
-    queue limits, rate limits, cost)."""
+    queue limits, rate limits, cost). ``task`` is the model's task (the CRD's
+    ``spec.model.task``): ``generate`` pools take completions and chat, ``embed`` pools
+    embeddings."""
 
     name: str
     model: str
@@ -51,6 +53,7 @@ class PoolSnapshot:
     endpoints: tuple[Endpoint, ...] = ()
     namespace: str | None = None
     scheduling: SchedulingSpec = field(default_factory=SchedulingSpec)
+    task: str = "generate"
 
     def effective_scheduling(self) -> SchedulingSpec:
         """``scheduling`` with the pool-level ``policy`` (when set) taking precedence."""

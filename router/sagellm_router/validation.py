@@ -16,6 +16,13 @@ from sagellm_router.errors import ApiError
 
 COMPLETIONS = "/v1/completions"
 CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+MAX_EMBEDDING_INPUTS = 2048
+
+
+def task_of(path: str) -> str:
+    """The model task a route needs: ``embed`` for embeddings, else ``generate``."""
+    return "embed" if path == EMBEDDINGS else "generate"
 
 
 @dataclass(slots=True)
@@ -37,8 +44,11 @@ class ParsedRequest:
         return self._prompt_text
 
 
-def parse_body(raw: bytes, path: str) -> ParsedRequest:
-    """Validate ``raw`` as a completions or chat request for ``path``; raise ApiError if bad."""
+def parse_body(raw: bytes, path: str, max_inputs: int = MAX_EMBEDDING_INPUTS) -> ParsedRequest:
+    """Validate ``raw`` as a completions, chat or embeddings request for ``path``.
+
+    Raises ApiError naming the problem; ``max_inputs`` caps the inputs of one embeddings request.
+    """
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -50,6 +60,9 @@ def parse_body(raw: bytes, path: str) -> ParsedRequest:
         raise ApiError(400, "'model' is required and must be a non-empty string", param="model")
     if path == CHAT:
         _check_messages(body.get("messages"))
+    elif path == EMBEDDINGS:
+        _check_inputs(body.get("input"), max_inputs)
+        _check_dimensions(body.get("dimensions"))
     else:
         _check_prompt(body.get("prompt"))
     stream = body.get("stream", False)
@@ -101,6 +114,39 @@ def _check_prompt(prompt: object) -> None:
     )
 
 
+def _check_inputs(inputs: object, max_inputs: int) -> None:
+    """Embeddings ``input``: a non-empty string or a non-empty array of non-empty strings."""
+    if inputs is None:
+        raise ApiError(400, "'input' is required for embeddings", param="input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list):
+        raise ApiError(
+            400, f"'input' must be a string or an array of strings, got {_kind(inputs)}",
+            param="input",
+        )  # fmt: skip
+    if not texts:
+        raise ApiError(400, "'input' must not be an empty array", param="input")
+    if len(texts) > max_inputs:
+        raise ApiError(
+            400, f"'input' has {len(texts)} items; at most {max_inputs} are allowed per request",
+            param="input",
+        )  # fmt: skip
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ApiError(400, f"input[{i}] must be a string, got {_kind(text)}", param="input")
+        if not text:
+            raise ApiError(400, f"input[{i}] is an empty string", param="input")
+
+
+def _check_dimensions(value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ApiError(
+            400, f"'dimensions' must be a positive integer, got {value!r}", param="dimensions"
+        )
+
+
 def _check_positive_int(body: dict[str, Any], name: str) -> None:
     value = body.get(name)
     if value is None:
@@ -118,7 +164,7 @@ def render_prompt(path: str, body: dict[str, Any]) -> str:
         for message in body.get("messages") or ():
             parts.append(f"{message.get('role')}:{_content_text(message.get('content'))}\n")
         return "".join(parts)
-    prompt = body.get("prompt")
+    prompt = body.get("input") if path == EMBEDDINGS else body.get("prompt")
     if isinstance(prompt, str):
         return prompt
     if isinstance(prompt, list) and prompt:

@@ -111,6 +111,15 @@ def _opt(*names: str, **kw: Any) -> Callable[[F], F]:
 @_opt("--enable-expert-parallel", "-ep", is_flag=True, default=False)
 @_opt("--enable-prompt-tokens-details", is_flag=True, default=False)
 @_opt("--seed", "vllm_seed", default=None, type=int, help="vLLM's seed (used if no --sim-seed).")
+@_opt(
+    "--runner",
+    default="auto",
+    type=click.Choice(["auto", "generate", "pooling", "draft"]),
+    help="pooling: serve an embedding model (/v1/embeddings).",
+)
+@_opt("--convert", default="auto", help="embed: run the model as an embedding model.")
+@_opt("--task", "legacy_task", default=None, help="Older vLLM spelling: embed = --runner pooling.")
+@_opt("--sim-embedding-dim", default=None, type=int, help="Default: the model's hidden size.")
 @_opt("--sim-profile", default="llama-3.1-8b-h100", type=click.Choice(sorted(builtin_profiles())))
 @_opt("--sim-time-scale", default=1.0, type=float, help="0.01 runs 100x faster than real time.")
 @_opt("--sim-seed", default=None, type=int)
@@ -162,6 +171,9 @@ def config_from_options(opts: dict[str, Any], unknown: list[str]) -> SimConfig:
     if opts["sim_kv_hold_seconds"] is not None:
         extra["sim_kv_hold_seconds"] = opts["sim_kv_hold_seconds"]
     seed = opts["sim_seed"] if opts["sim_seed"] is not None else opts["vllm_seed"]
+    runner = opts["runner"]
+    if opts["legacy_task"] in ("embed", "embedding"):
+        runner = "pooling"
     return SimConfig(
         model=model, served_model_names=tuple(opts["served"]), host=opts["host"],
         port=opts["port"], tensor_parallel_size=opts["tp"], pipeline_parallel_size=opts["pp"],
@@ -177,5 +189,6 @@ def config_from_options(opts: dict[str, Any], unknown: list[str]) -> SimConfig:
         sim_time_scale=opts["sim_time_scale"], sim_seed=seed or 0, sim_faults=faults,
         sim_startup_delay=opts["sim_startup_delay"], sim_admin=opts["sim_admin"],
         sim_max_waiting=opts["sim_max_waiting"], sim_advertise_host=opts["sim_advertise_host"],
+        runner=runner, convert=opts["convert"], sim_embedding_dim=opts["sim_embedding_dim"],
         **extra,
     )  # fmt: skip

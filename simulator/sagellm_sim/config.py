@@ -14,6 +14,7 @@ from sagellm_sim.profiles import DEFAULT_PROFILE
 
 KV_ROLES = ("kv_producer", "kv_consumer", "kv_both")
 VLLM_COMPAT_VERSION = "0.32.0"
+RUNNERS = ("auto", "generate", "pooling", "draft")
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,9 @@ class SimConfig:
     sim_max_waiting: int | None = None
     sim_kv_hold_seconds: float = field(default_factory=default_kv_hold_seconds)
     sim_advertise_host: str | None = None
+    runner: str = "auto"  # vLLM --runner: auto | generate | pooling (| draft)
+    convert: str = "auto"  # vLLM --convert: auto | none | embed | classify | ...
+    sim_embedding_dim: int | None = None  # None: the profile model's hidden size
 
     def __post_init__(self) -> None:
         for name in (
@@ -155,6 +159,17 @@ class SimConfig:
             raise ValueError("--gpu-memory-utilization must be within (0, 1]")
         _positive_number("--sim-time-scale", self.sim_time_scale, allow_zero=False)
         _positive_number("--sim-startup-delay", self.sim_startup_delay)
+        if self.runner not in RUNNERS:
+            raise ValueError(f"--runner must be one of {', '.join(RUNNERS)}, got {self.runner!r}")
+        if self.sim_embedding_dim is not None and self.sim_embedding_dim < 1:
+            raise ValueError(f"--sim-embedding-dim must be >= 1, got {self.sim_embedding_dim}")
+
+    @property
+    def task(self) -> str:
+        """``embed`` when vLLM would run the model as an embedding model, else ``generate``."""
+        if self.runner == "pooling" or self.convert in ("embed", "embedding"):
+            return "embed"
+        return "generate"
 
     @property
     def served_name(self) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from sagellm_sim.config import VLLM_COMPAT_VERSION, SimConfig
+from sagellm_sim.embeddings import embeddings
 from sagellm_sim.errors import ApiError, not_found_model, schema_error
 from sagellm_sim.handlers import chat_completions, completions
 from sagellm_sim.metrics import CONTENT_TYPE
@@ -128,8 +129,11 @@ def build_app(
     app.on_startup.append(srv.start)
     app.on_cleanup.append(srv.stop)
     r = app.router
-    r.add_post("/v1/completions", completions)
-    r.add_post("/v1/chat/completions", chat_completions)
+    if config.task == "embed":
+        r.add_post("/v1/embeddings", embeddings)
+    else:
+        r.add_post("/v1/completions", completions)
+        r.add_post("/v1/chat/completions", chat_completions)
     r.add_get("/v1/models", _models)
     r.add_get("/health", _health)
     r.add_get("/ping", _health)

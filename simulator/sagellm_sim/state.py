@@ -68,6 +68,7 @@ class SimServer:
         self.faults = type(config.sim_faults)(**config.sim_faults.as_dict())
         self.profile: Profile = get_profile(config.sim_profile)
         self.max_model_len = config.max_model_len or self.profile.model.max_position
+        self.embedding_dim = config.sim_embedding_dim or self.profile.model.hidden
         par = Parallelism(config.tensor_parallel_size, config.pipeline_parallel_size)
         self.cost = CostModel(self.profile, par)
         self.num_gpu_blocks = config.num_gpu_blocks_override or self.cost.num_gpu_blocks(

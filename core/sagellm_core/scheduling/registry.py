@@ -1,9 +1,15 @@
-"""The one place that builds the scheduling policies (one fresh set per pool: some keep state)."""
+"""The one place that builds the scheduling policies (one fresh set per pool: some keep state).
+
+``default_policies`` are the built-ins; ``policy_plugins`` + ``policies_with_plugins`` add
+third-party ones (``sagellm_core.plugins``: entry points or ``"module:attr"`` references).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from sagellm_core.plugins import SCHEDULING_POLICY, EntryPoints, Plugin, build, discover
 from sagellm_core.scheduling.base import SchedulingPolicy
 from sagellm_core.scheduling.policies.adaptive import AdaptiveConfig, AdaptivePolicy
 from sagellm_core.scheduling.policies.cost_optimized import CostOptimizedPolicy
@@ -41,4 +47,32 @@ def default_policies(
         ),
     }
     policies["adaptive"] = AdaptivePolicy(dict(policies), s.adaptive, now=now)
+    return policies
+
+
+BUILTIN_POLICIES = ("fifo", "priority", "slo_aware", "cost_optimized", "adaptive")
+
+
+def policy_plugins(
+    references: Iterable[str] = (), entry_points: EntryPoints | None = None
+) -> dict[str, Plugin]:
+    """Third-party policies (entry points + ``"module:attr"`` references), validated by name;
+    raises ``PluginError``. Build them per pool with ``policies_with_plugins``."""
+    return discover(SCHEDULING_POLICY, references, BUILTIN_POLICIES, entry_points)
+
+
+def policies_with_plugins(
+    plugins: Mapping[str, Plugin],
+    settings: PolicySettings | None = None,
+    *,
+    now: float = 0.0,
+) -> dict[str, SchedulingPolicy]:
+    """``default_policies`` plus one fresh instance of each plugin policy (factory(settings)).
+
+    A factory that fails or returns something without the policy methods raises ``PluginError``.
+    """
+    s = settings or PolicySettings()
+    policies = default_policies(s, now=now)
+    for name, item in plugins.items():
+        policies[name] = build(item, s)
     return policies

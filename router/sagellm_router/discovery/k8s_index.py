@@ -100,6 +100,7 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
         endpoints=endpoints,
         namespace=namespace,
         scheduling=_scheduling(scheduling, key),
+        task="embed" if (spec.get("model") or {}).get("task") == "embed" else "generate",
     )
 
 

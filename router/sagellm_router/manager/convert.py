@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sagellm_core.api.common import SchedulingPolicy
 from sagellm_core.api.pool import SchedulingSpec
 from sagellm_core.scheduling.metadata import BANDS
 from sagellm_router.manager.types import (
@@ -49,11 +48,10 @@ def pools_of(
     for model, members in sorted(by_model.items()):
         prices = [i.cost_per_gpu_hour for i in members if i.cost_per_gpu_hour is not None]
         spec = SchedulingSpec(
-            policy=SchedulingPolicy(policy),
             pd_threshold_mode="Auto" if pd.routing_policy == "adaptive" else "Fixed",
             pd_threshold_input_tokens=pd.prefilling_threshold_input_tokens,
             cost_per_gpu_hour=max(prices) if prices else None,
-        )
+        ).model_copy(update={"policy": policy})  # not validated: plugin policies are plain names
         endpoints = tuple(endpoint_of(i) for i in sorted(members, key=lambda i: i.instance_id))
         pools.append(PoolSnapshot(model, model, routing, policy, endpoints, scheduling=spec))
     return pools

@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 
-from sagellm_core.api.common import SchedulingPolicy
 from sagellm_router.config import PdSettings, RouterSettings, ScrapeSettings
 from sagellm_router.downstream import Collector
 from sagellm_router.errors import ApiError
@@ -90,7 +89,7 @@ class ControlPlaneManager:
 
     # -- configuration -----------------------------------------------------------------------
     def _known_policy(self, name: str) -> str:
-        known = [p.value for p in SchedulingPolicy]
+        known = self.state.policy_names
         if name not in known:
             raise ValueError(f"unknown scheduling policy {name!r}; known: {', '.join(known)}")
         return name

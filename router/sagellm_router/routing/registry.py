@@ -1,11 +1,18 @@
-"""The one place where routing strategies are registered, and the per-pool strategy book."""
+"""The one place where routing strategies are registered, and the per-pool strategy book.
+
+``default_strategies`` are the built-ins; ``strategies_with_plugins`` adds third-party ones
+(``sagellm_core.plugins``: entry points in ``sagellm.routing_strategies`` or ``"module:attr"``
+references from the config's ``plugins:``), each checked for ``pick`` when first built.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from functools import partial
+from typing import Any, cast
 
+from sagellm_core.plugins import ROUTING_STRATEGY, EntryPoints, Plugin, build, discover
 from sagellm_router.routing.affinity import Affinity
 from sagellm_router.routing.base import Strategy, StrategyContext, StrategyFactory
 from sagellm_router.routing.load_balanced import LoadBalanced
@@ -30,6 +37,25 @@ def default_strategies() -> dict[str, StrategyFactory]:
         "locality": Locality.create,
         "prefix_aware": PrefixAware.create,
     }
+
+
+def strategy_plugins(
+    references: Iterable[str] = (), entry_points: EntryPoints | None = None
+) -> dict[str, Plugin]:
+    """Third-party strategies, validated by name (no clash with built-ins); ``PluginError``."""
+    return discover(ROUTING_STRATEGY, references, default_strategies(), entry_points)
+
+
+def _plugin_factory(item: Plugin, ctx: StrategyContext) -> Strategy:
+    return cast(Strategy, build(item, ctx))
+
+
+def strategies_with_plugins(plugins: Mapping[str, Plugin]) -> dict[str, StrategyFactory]:
+    """Built-ins plus plugins; a plugin's product without ``pick`` raises ``PluginError``."""
+    factories = default_strategies()
+    for name, item in plugins.items():
+        factories[name] = partial(_plugin_factory, item)
+    return factories
 
 
 class StrategyBook:

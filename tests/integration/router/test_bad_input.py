@@ -58,7 +58,8 @@ CASES = [
         "x-routing-strategy",
     ),
     ("/v1/completions", b'{"model":"m","prompt":"' + b"x" * 5000 + b'"}', {}, 413, "limit", None),
-    ("/v1/embeddings", b"{}", {}, 404, "Not Found", None),
+    ("/v1/embeddings", b"{}", {}, 400, "'model' is required", "model"),
+    ("/v1/unknown", b"{}", {}, 404, "Not Found", None),
 ]
 
 
