@@ -3,8 +3,9 @@
 Each checks whether what it measures exists in this checkout and, if not, finishes at once with
 a result whose note says what is missing (exit status 0, no runs). Checks:
 * ``slo`` needs scheduling policies wired into the router's admission (a ``scheduling`` or
-  ``admission`` section in the router settings);
-* ``pd`` needs prefill/decode orchestration in the router (``sagellm_router.pd``);
+  ``admission`` section in the router or pool settings); the runner itself is still to be
+  written, so today it always reports what is missing;
+* ``pd`` needs prefill/decode orchestration in the router (``sagellm_router.pd``); same state;
 * ``operator`` runs ``bench/operator_scale.py`` of the source checkout when it exists and
   keeps its stdout.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
-from sagellm_router.config import RouterSettings
+from sagellm_router.config import PoolSettings, RouterSettings
 
 REPO_BENCH = Path(__file__).resolve().parents[4] / "bench"
 
@@ -37,7 +38,10 @@ class SloScenario(Scenario):
 
     def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
         progress(1)
-        wired = {"scheduling", "admission"} & set(RouterSettings.model_fields)
+        wired = {"scheduling", "admission"} & {
+            *RouterSettings.model_fields,
+            *PoolSettings.model_fields,
+        }
         why = ("the router settings have no scheduling/admission section yet, so requests are "
                "admitted first come first served" if not wired else
                "scheduling is configurable but this scenario's runner is not written "
