@@ -53,10 +53,10 @@ crds: $(STAMP)
 	$(BIN)/python -m sagellm_core.apidoc docs/api.md
 	cp crds/*.yaml charts/sagellm/crds/
 
+# See it work: a parallelism plan, then a local simulated fleet + router (Ctrl-C to stop).
 run: $(STAMP)
-	$(BIN)/sagellm plan --params 7 --gpu-memory 80 --gpus-per-node 8 -o table
-	$(BIN)/sagellm plan --params 70 --gpu-memory 80 --gpus-per-node 8 --gpus 16 -o table
-	$(BIN)/sagellm plan --params 47 --moe --experts 8 --gpu-memory 80 --gpus-per-node 8 -o table
+	$(BIN)/sagellm plan --params 70 --gpu-memory 80 --gpus-per-node 8 -o table
+	$(BIN)/sagellm up
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
