@@ -1,0 +1,58 @@
+"""Embeddings request validation and the pool task from discovery (table-driven)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from sagellm_router.config import parse_settings
+from sagellm_router.discovery.k8s_index import pool_from_object
+from sagellm_router.errors import ApiError
+from sagellm_router.validation import EMBEDDINGS, parse_body, task_of
+
+
+@pytest.mark.parametrize(
+    ("body", "prompt_text"),
+    [({"model": "m", "input": "abc"}, "abc"), ({"model": "m", "input": ["x", "y"]}, "x")],
+)
+def test_valid_embedding_bodies(body: dict[str, object], prompt_text: str) -> None:
+    parsed = parse_body(orjson.dumps(body), EMBEDDINGS)
+    assert (parsed.model, parsed.stream, parsed.prompt_text) == ("m", False, prompt_text)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "fragment"),
+    [(None, "'input' is required"), (3, "got number"), ([], "empty array"),
+     ([1], "input[0] must be a string, got number"), (["a", ""], "input[1] is an empty string"),
+     (["a"] * 3, "3 items; at most 2")],
+)  # fmt: skip
+def test_bad_embedding_inputs(inputs: object, fragment: str) -> None:
+    body = {"model": "m"} if inputs is None else {"model": "m", "input": inputs}
+    with pytest.raises(ApiError) as err:
+        parse_body(orjson.dumps(body), EMBEDDINGS, max_inputs=2)
+    assert err.value.status == 400
+    assert fragment in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("path", "task"),
+    [(EMBEDDINGS, "embed"), ("/v1/completions", "generate"), ("/v1/chat/completions", "generate")],
+)
+def test_task_of_route(path: str, task: str) -> None:
+    assert task_of(path) == task
+
+
+@pytest.mark.parametrize(
+    ("model", "task"), [({"name": "e", "task": "embed"}, "embed"), ({"name": "g"}, "generate")]
+)
+def test_kubernetes_pool_task(model: dict[str, str], task: str) -> None:
+    pool = pool_from_object({"metadata": {"name": "p"}, "spec": {"model": model}})
+    assert pool is not None
+    assert pool.task == task
+
+
+def test_static_pool_task_and_bad_task() -> None:
+    doc = "discovery: {type: static, pools: [{name: p, model: m, task: embed}]}"
+    assert parse_settings(doc).discovery.pools[0].snapshot().task == "embed"  # type: ignore[union-attr]
+    with pytest.raises(Exception, match="task"):
+        parse_settings("discovery: {type: static, pools: [{name: p, model: m, task: rerank}]}")
