@@ -24,7 +24,7 @@ from sagellm_router.pool_runtime import PoolRuntime
 from sagellm_router.proxy import Exchange, forward
 from sagellm_router.state import RouterState, serving_candidates
 from sagellm_router.types import Endpoint, PoolSnapshot
-from sagellm_router.upstream import UpstreamPool
+from sagellm_router.upstream import Upstream
 from sagellm_router.validation import ParsedRequest, task_of
 
 
@@ -83,7 +83,7 @@ def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> R
 
 
 async def handle(
-    state: RouterState, upstream: UpstreamPool, job: Job, down: Downstream
+    state: RouterState, upstream: Upstream, job: Job, down: Downstream
 ) -> Exchange:
     """Serve ``job`` into ``down``; raises ``ApiError`` for answers the caller must render."""
     parsed = job.parsed
@@ -122,7 +122,7 @@ async def handle(
 
 async def _dispatch(
     state: RouterState,
-    upstream: UpstreamPool,
+    upstream: Upstream,
     ex: Exchange,
     pools: tuple[PoolSnapshot, ...],
     pool: PoolSnapshot,

@@ -19,7 +19,7 @@ from sagellm_router.errors import ApiError, sse_error_event
 from sagellm_router.sse import UsageScanner, usage_of
 from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint, PoolSnapshot
-from sagellm_router.upstream import Response, UpstreamError, UpstreamPool
+from sagellm_router.upstream import Upstream, UpstreamError, UpstreamResponse
 from sagellm_router.validation import ParsedRequest
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,13 @@ class Retryable(Exception):
 class Opened:
     """A successful attempt: either a buffered body or a live stream plus its first chunk."""
 
-    response: Response
+    response: UpstreamResponse
     body: bytes | None = None
     first_chunk: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
 
 
-async def forward(state: RouterState, session: UpstreamPool, ex: Exchange) -> None:
+async def forward(state: RouterState, session: Upstream, ex: Exchange) -> None:
     """Send ``ex`` upstream (retrying before the first byte) and relay the answer downstream."""
     assert ex.choose is not None
     retries = state.settings.retries
@@ -127,7 +127,7 @@ def _count_failure(state: RouterState, pool: PoolSnapshot, endpoint: Endpoint, r
 
 async def _attempt(
     state: RouterState,
-    session: UpstreamPool,
+    session: Upstream,
     ex: Exchange,
     pool: PoolSnapshot,
     endpoint: Endpoint,
@@ -158,7 +158,7 @@ async def _attempt(
         gauge.dec()
 
 
-async def _open(state: RouterState, pool: UpstreamPool, ex: Exchange, endpoint: Endpoint) -> Opened:
+async def _open(state: RouterState, pool: Upstream, ex: Exchange, endpoint: Endpoint) -> Opened:
     headers = {"Content-Type": "application/json", "X-Request-Id": ex.request_id}
     try:
         resp = await pool.post(endpoint.url, ex.parsed.path, ex.raw, headers)
@@ -179,7 +179,7 @@ async def _open(state: RouterState, pool: UpstreamPool, ex: Exchange, endpoint: 
         raise
 
 
-def _response_headers(ex: Exchange, resp: Response) -> dict[str, str]:
+def _response_headers(ex: Exchange, resp: UpstreamResponse) -> dict[str, str]:
     headers = {
         "Content-Type": resp.headers.get("content-type", "application/json"),
         "X-Request-Id": ex.request_id,

@@ -13,21 +13,35 @@ import aiohttp
 
 from sagellm_router.discovery.base import Discovery
 from sagellm_router.health import probe_ejected
+from sagellm_router.inprocess.adapter import LocalEngine
+from sagellm_router.inprocess.transport import INPROCESS_SCHEME, MixedUpstream
 from sagellm_router.state import RouterState
 from sagellm_router.stats.scraper import Scraper
-from sagellm_router.upstream import UpstreamPool
+from sagellm_router.upstream import Upstream, UpstreamPool
 
 log = logging.getLogger(__name__)
 
 
 class CoreServices:
-    """Owns the HTTP clients and background tasks of one router core; ``start``/``stop``."""
+    """Owns the HTTP clients and background tasks of one router core; ``start``/``stop``.
 
-    def __init__(self, state: RouterState, discovery: Discovery) -> None:
+    ``local``: in-process engines by their ``inprocess://`` URL (``ControlPlaneManager``); their
+    load comes from the adapters instead of a ``/metrics`` scrape, and an ejected one is
+    re-admitted at the next probe tick (there is no separate process whose health to probe).
+    """
+
+    def __init__(
+        self,
+        state: RouterState,
+        discovery: Discovery,
+        local: dict[str, LocalEngine] | None = None,
+    ) -> None:
         self.state = state
         self.discovery = discovery
+        self.local = local if local is not None else {}
         t = state.settings.timeouts
-        self.upstream = UpstreamPool(t.connect_s, t.read_idle_s)
+        http = UpstreamPool(t.connect_s, t.read_idle_s)
+        self.upstream: Upstream = MixedUpstream(http, self.local) if local is not None else http
         self.session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -66,7 +80,10 @@ class CoreServices:
         settings = self.state.settings.scrape
         scraper = Scraper(self.session, settings, self.state.clock, self.state.engine_stats)
         while True:
-            await scraper.scrape_all(e.url for e in self.state.table.endpoints())
+            urls = [e.url for e in self.state.table.endpoints()]
+            await scraper.scrape_all(u for u in urls if not u.startswith(INPROCESS_SCHEME))
+            for url, engine in self.local.items():
+                self.state.engine_stats[url] = engine.stats()
             await asyncio.sleep(settings.interval_s)
 
     async def _probe_loop(self) -> None:
@@ -75,6 +92,9 @@ class CoreServices:
         settings = state.settings.health
         while True:
             await asyncio.sleep(settings.probe_interval_s)
+            for url in [u for u in state.health.ejected if u in self.local]:
+                state.health.readmit(url)
+                state.update_endpoint_gauges()
             if state.health.ejected and await probe_ejected(
                 state.health, self.session, settings.probe_timeout_s
             ):

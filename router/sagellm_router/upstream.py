@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Protocol
 from urllib.parse import urlsplit
 
 _RECOVERABLE = (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError)
@@ -21,6 +22,32 @@ class UpstreamError(Exception):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+class UpstreamResponse(Protocol):
+    """What the proxy reads from an engine: status, headers, then the body once."""
+
+    status: int
+    headers: dict[str, str]
+
+    @property
+    def content_type(self) -> str: ...
+
+    async def read(self) -> bytes: ...
+
+    def chunks(self) -> AsyncGenerator[bytes, None]: ...
+
+    def close(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """Sends requests to engines: over HTTP (``UpstreamPool``) or in-process (``inprocess``)."""
+
+    async def post(
+        self, base: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> UpstreamResponse: ...
+
+    async def close(self) -> None: ...
 
 
 class _Conn:

@@ -53,7 +53,10 @@ def pools_of(
             cost_per_gpu_hour=max(prices) if prices else None,
         ).model_copy(update={"policy": policy})  # not validated: plugin policies are plain names
         endpoints = tuple(endpoint_of(i) for i in sorted(members, key=lambda i: i.instance_id))
-        pools.append(PoolSnapshot(model, model, routing, policy, endpoints, scheduling=spec))
+        task = "embed" if any(i.task == "embed" for i in members) else "generate"
+        pools.append(
+            PoolSnapshot(model, model, routing, policy, endpoints, scheduling=spec, task=task)
+        )
     return pools
 
 

@@ -13,16 +13,18 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from sagellm_router.config import PdSettings, RouterSettings, ScrapeSettings
-from sagellm_router.downstream import Collector
+from sagellm_router.downstream import Collector, Downstream
 from sagellm_router.errors import ApiError
+from sagellm_router.inprocess.adapter import LocalEngine
 from sagellm_router.manager.convert import headers_of, pools_of
+from sagellm_router.manager.local import make_local, shutdown
 from sagellm_router.manager.records import Record, percentile, summarize
 from sagellm_router.manager.types import (
     ExecutionInstance,
@@ -33,6 +35,7 @@ from sagellm_router.manager.types import (
     RequestStatus,
 )
 from sagellm_router.pipeline import Job, handle
+from sagellm_router.proxy import Exchange
 from sagellm_router.services import CoreServices
 from sagellm_router.state import RouterState, build_state
 from sagellm_router.stats.tracker import Clock
@@ -86,6 +89,8 @@ class ControlPlaneManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._services: CoreServices | None = None
         self._started_s: float | None = None
+        self._local: dict[str, LocalEngine] = {}
+        self._owned: set[str] = set()
 
     # -- configuration -----------------------------------------------------------------------
     def _known_policy(self, name: str) -> str:
@@ -115,12 +120,28 @@ class ControlPlaneManager:
 
     def register_instance(self, instance: ExecutionInstance) -> None:
         self._instances[instance.instance_id] = instance
+        if self._services is not None and instance.executor == "inprocess":
+            self._start_local(instance)
         self._publish()
 
     def unregister_instance(self, instance_id: str) -> bool:
-        removed = self._instances.pop(instance_id, None) is not None
+        instance = self._instances.pop(instance_id, None)
         self._publish()
-        return removed
+        if instance is not None and instance.url in self._local:
+            local = self._local.pop(instance.url)
+            if instance.url in self._owned:
+                self._owned.discard(instance.url)
+                task = asyncio.ensure_future(shutdown(local))
+                self._tasks[f"shutdown {instance_id}"] = task
+        return instance is not None
+
+    def _start_local(self, instance: ExecutionInstance) -> None:
+        if instance.url in self._local:
+            return
+        local, owned = make_local(instance)
+        self._local[instance.url] = local
+        if owned:
+            self._owned.add(instance.url)
 
     def _publish(self) -> None:
         pools = pools_of(self._instances.values(), self._policy, self._routing, self.pd_config)
@@ -130,7 +151,10 @@ class ControlPlaneManager:
     async def start(self) -> None:
         if self._services is not None:
             return
-        self._services = CoreServices(self.state, _NoDiscovery())
+        for instance in self._instances.values():
+            if instance.executor == "inprocess":
+                self._start_local(instance)
+        self._services = CoreServices(self.state, _NoDiscovery(), self._local)
         await self._services.start()
         self._started_s = self._clock()
         log.info("control plane started", extra={"instances": len(self._instances)})
@@ -144,6 +168,10 @@ class ControlPlaneManager:
         if self._services is not None:
             await self._services.stop()
             self._services = None
+        for url in sorted(self._owned):
+            await shutdown(self._local.pop(url))
+        self._owned.clear()
+        self._local.clear()
 
     # -- requests ----------------------------------------------------------------------------
     async def submit_request(self, request: RequestMetadata) -> str:
@@ -161,6 +189,27 @@ class ControlPlaneManager:
         self._tasks[request.request_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(request.request_id, None))
         return request.request_id
+
+    async def execute(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        down: Downstream,
+        headers: Mapping[str, str] | None = None,
+    ) -> Exchange:
+        """Serve one OpenAI request (``/v1/completions``, ``/v1/chat/completions``,
+        ``/v1/embeddings``; streaming too) through the pipeline into ``down``.
+
+        Raises ``ApiError`` (status, message, Retry-After) for answers the router would render
+        as an error body; upstream errors arrive in ``down`` like any answer.
+        """
+        if self._services is None:
+            raise RuntimeError("call await manager.start() before sending requests")
+        raw = orjson.dumps(body)
+        parsed = parse_body(raw, path, self.settings.limits.max_embedding_inputs)
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        parsed.session_key = lowered.get("x-session-id") or parsed.session_key
+        return await handle(self.state, self._upstream(), Job(parsed, raw, lowered), down)
 
     def _body(self, request: RequestMetadata) -> dict[str, Any]:
         models = sorted({i.model_name for i in self._instances.values()})

@@ -8,6 +8,7 @@ from them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -102,9 +103,14 @@ class PDSeparationConfig:
             raise ValueError("PDSeparationConfig.prefilling_threshold_input_tokens must be >= 0")
 
 
+EXECUTORS = ("http", "inprocess")
+
+
 @dataclass
 class ExecutionInstance:
-    """A vLLM-compatible engine reachable at ``http://host:port``."""
+    """A vLLM-compatible engine: reachable at ``http://host:port`` (``executor="http"``), or
+    started inside this process (``executor="inprocess"``: vLLM's ``AsyncLLM`` for
+    ``model_path`` with ``engine_args``, or the ready ``engine`` object given)."""
 
     instance_id: str
     host: str
@@ -127,9 +133,30 @@ class ExecutionInstance:
     max_concurrent_requests: int = 100
     cost_per_gpu_hour: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    task: str = "generate"
+    executor: str = "http"
+    model_path: str | None = None
+    engine_args: dict[str, Any] = field(default_factory=dict)
+    engine: Any = None
+    sampling_params_factory: Callable[..., Any] | None = None  # default: vllm.SamplingParams
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(
+                f"ExecutionInstance.executor {self.executor!r} must be one of {EXECUTORS}"
+            )
+        if self.executor == "inprocess" and self.engine is None and not self.model_path:
+            raise ValueError(
+                f"instance {self.instance_id!r}: executor='inprocess' needs model_path "
+                "(or a ready engine object)"
+            )
+        if self.task not in ("generate", "embed"):
+            raise ValueError(f"ExecutionInstance.task {self.task!r} must be generate or embed")
 
     @property
     def url(self) -> str:
+        if self.executor == "inprocess":
+            return f"inprocess://{self.instance_id}"
         return f"http://{self.host}:{self.port}"
 
 

@@ -17,7 +17,7 @@ import orjson
 
 from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint
-from sagellm_router.upstream import UpstreamError, UpstreamPool
+from sagellm_router.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def transfer_params(status: int, payload: bytes) -> tuple[dict[str, Any] | None,
 
 async def run_prefill(
     state: RouterState,
-    upstream: UpstreamPool,
+    upstream: Upstream,
     endpoint: Endpoint,
     path: str,
     body: Mapping[str, Any],

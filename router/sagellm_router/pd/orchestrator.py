@@ -23,7 +23,7 @@ from sagellm_router.proxy import Exchange, forward
 from sagellm_router.routing.prefix_aware import PrefixAware
 from sagellm_router.state import RouterState, prefill_candidates, serving_candidates
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
-from sagellm_router.upstream import UpstreamPool
+from sagellm_router.upstream import Upstream
 
 log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4
@@ -60,7 +60,7 @@ def _pick_decode(
 
 
 async def _prefill(
-    state: RouterState, upstream: UpstreamPool, ex: Exchange, pool: PoolSnapshot
+    state: RouterState, upstream: Upstream, ex: Exchange, pool: PoolSnapshot
 ) -> bytes | None:
     """Run the prefill leg; the decode-leg body, or None after counting the fallback."""
     assert state.loads is not None
@@ -89,7 +89,7 @@ async def _prefill(
 
 async def run_pd(
     state: RouterState,
-    upstream: UpstreamPool,
+    upstream: Upstream,
     ex: Exchange,
     pool: PoolSnapshot,
     runtime: PoolRuntime,
