@@ -18,9 +18,11 @@ import click
 from sagellm_router.bench import report
 from sagellm_router.bench.fleet import BenchError
 from sagellm_router.bench.options import BenchOptions, Scenario
-from sagellm_router.bench.scenarios.availability import OperatorScenario, PdScenario, SloScenario
+from sagellm_router.bench.scenarios.availability import OperatorScenario
 from sagellm_router.bench.scenarios.overhead import OverheadScenario
+from sagellm_router.bench.scenarios.pd import PdScenario
 from sagellm_router.bench.scenarios.routing import RoutingScenario
+from sagellm_router.bench.scenarios.slo import SloScenario
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -35,7 +37,7 @@ def scenarios() -> dict[str, Scenario]:
               help="Seconds of traffic per run (default: the scenario's).")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("bench-results"), show_default=True)  # fmt: skip
-@click.option("--quick", is_flag=True, help="A small version that runs in about a minute.")
+@click.option("--quick", is_flag=True, help="A small version that runs in 1-2 minutes.")
 @click.option("--repeats", type=click.IntRange(1, 20), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--engines", type=click.IntRange(1, 64), default=None,

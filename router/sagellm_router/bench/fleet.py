@@ -15,8 +15,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,26 @@ class BenchError(RuntimeError):
 @dataclass(frozen=True)
 class Contender:
     """A router under test: ``ours`` (a routing strategy), ``peer`` (a vllm-router policy) or
-    ``direct`` (no router; the client spreads requests round robin)."""
+    ``direct`` (no router; the client spreads requests round robin).
+
+    ``label`` (default: the strategy) names it; ``options`` shape our router's config:
+    ``pool`` (merged into the pool, e.g. ``scheduling``), ``config`` (top-level sections),
+    ``roles`` (one per engine URL, e.g. Prefill/Decode) and ``endpoint`` (fields of every
+    endpoint, e.g. ``max_concurrency``).
+    """
 
     kind: str
     strategy: str
+    label: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self) -> str:
-        return "direct" if self.kind == "direct" else f"{self.kind}/{self.strategy}"
+        return "direct" if self.kind == "direct" else f"{self.kind}/{self.label or self.strategy}"
+
+    @property
+    def slug(self) -> str:
+        return self.name.replace("/", "-")
 
 
 def free_ports(n: int) -> list[int]:
@@ -177,20 +189,31 @@ def router_argv(
 ) -> list[str]:
     """The command line starting contender ``c`` in front of ``urls`` on ``port``."""
     if c.kind == "peer":
+        (metrics_port,) = free_ports(1)  # its own Prometheus port, so peers can run side by side
         return [_peer_binary(), "--host", "127.0.0.1", "--port", str(port), "--policy", c.strategy,
                 "--worker-urls", *urls, "--worker-startup-check-interval", "1",
+                "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port),
                 "--log-level", "warning"]  # fmt: skip
-    config: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": port},
-        "discovery": {"type": "static", "pools": [{
-            "name": "bench", "model": model, "routing": c.strategy,
-            "endpoints": [{"url": u} for u in urls]}]},
-    }  # fmt: skip
-    path = workdir / f"router-{c.strategy}.yaml"
-    path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
+    path = workdir / f"router-{c.slug}.yaml"
+    path.write_text(json.dumps(our_config(c, urls, port, model)), encoding="utf-8")  # JSON is YAML
     code = ("from sagellm_router.cli import router; "
             f"router.main(['--config', {str(path)!r}, '--log-level', 'warning'])")  # fmt: skip
     return [sys.executable, "-c", code]
+
+
+def our_config(c: Contender, urls: Sequence[str], port: int, model: str = MODEL) -> dict[str, Any]:
+    """Our router's config for contender ``c`` (see ``Contender.options``)."""
+    opts = c.options
+    roles = list(opts.get("roles") or ["General"] * len(urls))
+    if len(roles) != len(urls):
+        raise BenchError(f"{c.name}: {len(roles)} roles for {len(urls)} engines")
+    endpoints = [
+        {"url": u, "role": r, **opts.get("endpoint", {})} for u, r in zip(urls, roles, strict=True)
+    ]
+    pool = {"name": "bench", "model": model, "routing": c.strategy, "endpoints": endpoints,
+            **opts.get("pool", {})}  # fmt: skip
+    return {"server": {"host": "127.0.0.1", "port": port},
+            "discovery": {"type": "static", "pools": [pool]}, **opts.get("config", {})}  # fmt: skip
 
 
 @contextmanager
@@ -206,7 +229,7 @@ def router(
         yield list(urls)
         return
     (port,) = free_ports(1)
-    log = workdir / f"router-{c.kind}-{c.strategy}.log"
+    log = workdir / f"router-{c.slug}.log"
     proc = spawn(router_argv(c, urls, port, workdir, model), log, cpus)
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", proc)
@@ -215,6 +238,32 @@ def router(
         yield [f"http://127.0.0.1:{port}"]
     finally:
         stop([proc])
+
+
+@contextmanager
+def routers(
+    cs: Sequence[Contender], urls: Sequence[str], workdir: Path
+) -> Iterator[dict[str, list[str]]]:
+    """Start every contender of ``cs`` side by side; yield their targets by name."""
+    with ExitStack() as stack:
+        yield {c.name: stack.enter_context(router(c, urls, workdir)) for c in cs}
+
+
+def scrape(url: str) -> dict[str, float]:
+    """``/metrics`` of ``url`` as {"name{labels}": value} (comments skipped; {} on failure)."""
+    try:
+        text = http_get(url + "/metrics")[1]
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            try:
+                out[key] = float(value)
+            except ValueError:
+                continue
+    return out
 
 
 def run_loadgen(spec: dict[str, Any], workdir: Path, tag: str, timeout: float) -> dict[str, Any]:

@@ -80,3 +80,38 @@ def bar_plots(
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return [path]
+
+
+PD_PANELS = (
+    ("output_tok_s", "output tokens/s (wall)"),
+    ("ttft_p50_ms", "TTFT p50 (ms, wall)"),
+    ("ttft_p99_ms", "TTFT p99 (ms, wall)"),
+    ("itl_p99_ms", "ITL p99 (ms, wall)"),
+)
+
+
+def pd_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """Grouped bars: one group per (workload, load), one bar per layout, one panel per metric."""
+    plt = _pyplot()
+    groups = sorted({(r["workload"], r["load"]) for r in rows})
+    names = sorted({r["contender"] for r in rows})
+    width = 0.8 / max(1, len(names))
+    fig, axes = plt.subplots(1, len(PD_PANELS), figsize=(4.2 * len(PD_PANELS), 3.8))
+    for ax, (key, label) in zip(axes, PD_PANELS, strict=True):
+        for i, name in enumerate(names):
+            pts = [next((r for r in rows if (r["workload"], r["load"]) == g
+                         and r["contender"] == name), {}) for g in groups]  # fmt: skip
+            xs = [j + i * width for j in range(len(groups))]
+            ax.bar(xs, [p.get(key, math.nan) for p in pts], width, label=name.split("/")[-1])
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))])
+        ax.set_xticklabels([f"{w}\n{load:.0%}" for w, load in groups], fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("pd - General vs Prefill/Decode on 4 simulated GPUs (load = % of General "
+                 "capacity)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    path = out / "pd.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]

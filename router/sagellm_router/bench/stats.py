@@ -64,6 +64,31 @@ def class_attainment(result: Mapping[str, Any], slo_ms: Mapping[str, float]) -> 
     return {f"slo_{k}": sum(v) / len(v) for k, v in sorted(by_class.items())}
 
 
+def class_metrics(
+    result: Mapping[str, Any], slo_ms: Mapping[str, float | None]
+) -> dict[str, float]:
+    """Per traffic class ``k`` of ``slo_ms`` (wall ms; None = no objective): ``requests_k``,
+    ``ttft_p50_k_ms``/``ttft_p99_k_ms`` of its successful requests and, with an objective,
+    ``slo_k`` = share of all its requests that succeeded with TTFT within it. Plus
+    ``rejected_429``/``rejected_503``: requests answered with those statuses."""
+    fields = result["fields"]
+    rows = [dict(zip(fields, r, strict=True)) for r in result["records"]]
+    out: dict[str, float] = {
+        f"rejected_{code}": float(sum(r["error"] == f"HTTP {code}" for r in rows))
+        for code in (429, 503)
+    }
+    for klass, limit in slo_ms.items():
+        mine = [r for r in rows if r["klass"] == klass]
+        ttft = [r["ttft"] * 1000 for r in mine if r["error"] is None and r["ttft"] is not None]
+        out[f"requests_{klass}"] = float(len(mine))
+        out[f"ttft_p50_{klass}_ms"] = percentile(ttft, 50)
+        out[f"ttft_p99_{klass}_ms"] = percentile(ttft, 99)
+        if limit is not None:
+            met = sum(t <= limit for t in ttft)
+            out[f"slo_{klass}"] = met / len(mine) if mine else math.nan
+    return out
+
+
 def simulated(metrics: Mapping[str, float], time_scale: float) -> dict[str, float]:
     """Convert wall-clock metrics to simulated-GPU time (latency / scale, rates x scale)."""
     out = {}

@@ -11,14 +11,21 @@ Text is made of short English words (one simulator token each, with their leadin
 ``random.Random(seed)``: the same seed gives the same sessions, byte for byte.
 
 Kinds (``WORKLOADS``):
-* ``shared_prefix`` - chat where each tenant has a long system prompt (~``prefix_tokens``) shared
-  by all its users; tenants are picked with a Zipf(1.1) popularity, so prefix reuse is high but
-  uneven. Short questions, short answers.
+* ``shared_prefix`` - RAG/agent-style chat: each of ``tenants`` (48) tenants has a long system
+  prompt (instructions, tool specs, retrieved policy text) of ``prefix_tokens`` (1000-2000,
+  fixed per tenant) shared by all its users; tenants are picked with a Zipf(1.1) popularity, so
+  reuse is high but uneven, and all tenants' prefixes together (~72k tokens) exceed one engine's
+  KV cache in the ``routing`` fleet: which engine holds which prefix matters. Short questions
+  (20-60 tokens), short answers (32-96).
 * ``multi_turn`` - conversations of 2-4 turns with a short system prompt; the context grows every
   turn (earlier turns are a prefix of later ones). Think time 0.05-0.25 s x ``time_scale``.
 * ``long_doc`` - document Q&A: a long unique document (~``doc_tokens``) plus a question and a
   short answer; a few follow-up questions per document reuse it.
 * ``short_chat`` - short unique prompts and answers (no reuse; pure load balancing).
+* ``long_prompt`` - summarisation/extraction: one unique 1500-4000-token prompt, 16-64-token
+  answer (prefill-heavy; for prefill/decode separation).
+* ``pd_mixed`` - 30 % ``long_prompt`` requests, 70 % chat with 50-200-token prompts and
+  64-256-token answers (decode-heavy streams that long prefills interrupt).
 
 A ``ClassMix`` assigns every session a traffic class (priority and TTFT SLO, sent as the
 ``x-priority`` and ``x-slo-ttft-ms`` headers).
@@ -66,6 +73,12 @@ SLO_MIX = (
     TrafficClass("standard", 0.5, "NORMAL", 1500.0),
     TrafficClass("batch", 0.2, "LOW", 10000.0),
 )
+# the ``slo`` scenario: 20 % HIGH with a tight TTFT objective, the rest loose or none
+OVERLOAD_MIX = (
+    TrafficClass("high", 0.2, "HIGH", 300.0),
+    TrafficClass("normal", 0.5, "NORMAL", 5000.0),
+    TrafficClass("low", 0.3, "LOW", None),
+)
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,7 @@ class WorkloadParams:
     seed: int = 0
     time_scale: float = 1.0
     tenants: int = 48
-    prefix_tokens: int = 1200
+    prefix_tokens: tuple[int, int] = (1000, 2000)
     doc_tokens: int = 3000
     salt: str = ""  # prepended to every system prompt: a fresh prefix-cache namespace per run
     mix: tuple[TrafficClass, ...] = DEFAULT_MIX
@@ -141,9 +154,8 @@ def _shared_prefix(
     rng: random.Random, p: WorkloadParams, _: int
 ) -> tuple[int, str, tuple[Turn, ...]]:
     tenant = rng.choices(range(p.tenants), weights=zipf_weights(p.tenants))[0]
-    system = f"Tenant {tenant} assistant. Rules:" + words(
-        random.Random(f"t{tenant}"), p.prefix_tokens
-    )
+    own = random.Random(f"t{tenant}")
+    system = f"Tenant {tenant} assistant. Rules:" + words(own, own.randint(*p.prefix_tokens))
     return tenant, system, (Turn(words(rng, rng.randint(20, 60)), rng.randint(32, 96)),)
 
 
@@ -176,11 +188,27 @@ def _short_chat(
     )
 
 
+def _long_prompt(
+    rng: random.Random, p: WorkloadParams, sid: int
+) -> tuple[int, str, tuple[Turn, ...]]:
+    text = f"Report {sid}. Summarise:" + words(rng, rng.randint(1500, 4000))
+    return sid, text, (Turn("Summary please:" + words(rng, 10), rng.randint(16, 64)),)
+
+
+def _pd_mixed(rng: random.Random, p: WorkloadParams, sid: int) -> tuple[int, str, tuple[Turn, ...]]:
+    if rng.random() < 0.3:
+        return _long_prompt(rng, p, sid)
+    chat = (Turn(words(rng, rng.randint(50, 200)), rng.randint(64, 256)),)
+    return sid, "Assistant:" + words(rng, 10), chat
+
+
 WORKLOADS: dict[str, SessionBody] = {
     "shared_prefix": _shared_prefix,
     "multi_turn": _multi_turn,
     "long_doc": _long_doc,
     "short_chat": _short_chat,
+    "long_prompt": _long_prompt,
+    "pd_mixed": _pd_mixed,
 }
 THINK_S = {"multi_turn": (0.05, 0.25), "long_doc": (0.05, 0.25)}
 

@@ -1,65 +1,43 @@
-"""``slo``, ``pd`` and ``operator``: scenarios that need features landing elsewhere.
+"""``operator``: runs ``bench/operator_scale.py`` of the source checkout when it exists.
 
-Each checks whether what it measures exists in this checkout and, if not, finishes at once with
-a result whose note says what is missing (exit status 0, no runs). Checks:
-* ``slo`` needs scheduling policies wired into the router's admission (a ``scheduling`` or
-  ``admission`` section in the router or pool settings); the runner itself is still to be
-  written, so today it always reports what is missing;
-* ``pd`` needs prefill/decode orchestration in the router (``sagellm_router.pd``); same state;
-* ``operator`` runs ``bench/operator_scale.py`` of the source checkout when it exists and
-  keeps its stdout.
+Without the script (an installed package, or a checkout before it landed) the scenario finishes
+at once with a "not available" note (exit status 0, no runs). With it, the script runs as
+``python -m bench.operator_scale`` from the repository root (it imports the test Kubernetes
+emulator); each line it prints ("N pool(s) x M instances: all instances+pods created in S s;
+operator RSS A MiB idle, B MiB after") becomes a run. ``--quick``: one pool of 8 instances.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
-from sagellm_router.config import PoolSettings, RouterSettings
 
-REPO_BENCH = Path(__file__).resolve().parents[4] / "bench"
+REPO = Path(__file__).resolve().parents[4]
+LINE = re.compile(r"(\d+) pool\(s\) x (\d+) instances: .* in ([\d.]+)s; operator RSS ([\d.]+) "
+                  r"MiB idle, ([\d.]+) MiB after")  # fmt: skip
+COLUMNS = ("contender", "pools", "replicas", "seconds", "idle_rss_mib", "rss_mib")
+
+
+def parse_lines(stdout: str) -> list[dict[str, Any]]:
+    """One run per result line of ``operator_scale.py``."""
+    out: list[dict[str, Any]] = []
+    for m in LINE.finditer(stdout):
+        pools, reps = int(m[1]), int(m[2])
+        out.append({"contender": f"{pools}x{reps}", "kind": "operator", "pools": pools,
+                    "replicas": reps, "seconds": float(m[3]), "idle_rss_mib": float(m[4]),
+                    "rss_mib": float(m[5])})  # fmt: skip
+    return out
 
 
 def _unavailable(name: str, why: str) -> Outcome:
     result: dict[str, Any] = {"scenario": name, "settings": {}, "available": False,
                               "notes": [f"{name}: not available - {why}"], "runs": []}  # fmt: skip
     return Outcome(result, [], ("contender",))
-
-
-class SloScenario(Scenario):
-    name = "slo"
-
-    def steps(self, opts: BenchOptions) -> int:
-        return 1
-
-    def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
-        progress(1)
-        wired = {"scheduling", "admission"} & {
-            *RouterSettings.model_fields,
-            *PoolSettings.model_fields,
-        }
-        why = ("the router settings have no scheduling/admission section yet, so requests are "
-               "admitted first come first served" if not wired else
-               "scheduling is configurable but this scenario's runner is not written "
-               "yet")  # fmt: skip
-        return _unavailable(self.name, why)
-
-
-class PdScenario(Scenario):
-    name = "pd"
-
-    def steps(self, opts: BenchOptions) -> int:
-        return 1
-
-    def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
-        progress(1)
-        if importlib.util.find_spec("sagellm_router.pd") is None:
-            return _unavailable(self.name, "the router has no prefill/decode orchestration yet")
-        return _unavailable(self.name, "PD orchestration exists but this runner is not written yet")
 
 
 class OperatorScenario(Scenario):
@@ -69,15 +47,19 @@ class OperatorScenario(Scenario):
         return 1
 
     def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
-        script = REPO_BENCH / "operator_scale.py"
+        script = REPO / "bench" / "operator_scale.py"
         if not script.exists():
             progress(1)
             return _unavailable(self.name, f"{script} is not in this checkout")
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              timeout=600, check=False)  # fmt: skip
+        args = ["--pools", "1", "--replicas", "8"] if opts.quick else []
+        argv = [sys.executable, "-m", "bench.operator_scale", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=1200,
+                              check=False)  # fmt: skip
         progress(1)
-        run = {"contender": "operator", "exit_code": proc.returncode}
-        result = {"scenario": self.name, "settings": {"script": str(script)}, "available": True,
-                  "notes": [] if proc.returncode == 0 else [proc.stderr[-2000:]], "runs": [run],
-                  "stdout": proc.stdout}  # fmt: skip
-        return Outcome(result, [run], ("contender", "exit_code"))
+        (workdir / "operator_scale.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+        found = parse_lines(proc.stdout)
+        notes = [] if proc.returncode == 0 and found else [
+            f"operator_scale.py exited with {proc.returncode}: {proc.stderr[-1500:]}"]  # fmt: skip
+        result = {"scenario": self.name, "available": True, "notes": notes, "runs": found,
+                  "settings": {"argv": argv[1:], "exit_code": proc.returncode}}  # fmt: skip
+        return Outcome(result, found, COLUMNS)

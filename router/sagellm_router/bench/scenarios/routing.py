@@ -6,17 +6,18 @@ sessions); each load level then offers Poisson session arrivals at that fraction
 (load, repeat) every contender plays the same seeded sessions (contender order alternates
 between rounds); each run's system prompts get a unique salt so no contender inherits the prefix
 cache of the one before it. Prefix-cache hit rate comes from the engines' ``/metrics`` deltas.
+All routers of a workload are started once, side by side, and stay up across its load levels
+(idle ones only poll the engines), which keeps the default run within ~10 minutes on 2 cores.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sagellm_router.bench import fleet as fl
-from sagellm_router.bench import plots, report, stats, workloads
+from sagellm_router.bench import plots, report, runs, stats, workloads
 from sagellm_router.bench.fleet import Contender
 from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
 
@@ -47,7 +48,7 @@ class RoutingConfig:
 def config(
     duration: float | None, quick: bool, repeats: int, seed: int, engines: int | None
 ) -> RoutingConfig:
-    """Default (~10 min on 2 cores) or ``--quick`` (~1-2 min) settings."""
+    """Default (~7-10 min on 2 cores) or ``--quick`` (~1 min) settings."""
     spec = fl.FleetSpec(engines=8, time_scale=4.0, max_num_seqs=32, gpu_blocks=4096)
     cfg = RoutingConfig(spec, ("shared_prefix", "multi_turn"), (0.5, 0.8, 0.95), OURS, PEERS,
                         3.0, repeats, seed)  # fmt: skip
@@ -62,38 +63,18 @@ def config(
     return cfg
 
 
-def measure_capacity(cfg: RoutingConfig, fleet: fl.Fleet, kind: str, workdir: Path) -> float:
-    """Requests per second the fleet completes at saturation (direct, client round robin)."""
-    f = cfg.fleet
-    params = workloads.WorkloadParams(rate=200.0, duration_s=2.0, seed=cfg.seed + 999,
-                                      time_scale=f.time_scale, salt="[probe] ")  # fmt: skip
-    sessions = [s.to_dict() for s in workloads.generate(kind, params)]
-    probe_s = max(3.0, min(cfg.duration_s, 6.0))
-    spec = {"targets": fleet.urls, "model": fl.MODEL, "sessions": sessions, "mode": "closed",
-            "concurrency": f.engines * f.max_num_seqs, "duration_s": probe_s}  # fmt: skip
-    result = fl.run_loadgen(spec, workdir, f"capacity-{kind}", timeout=probe_s * 10 + 60)
-    fleet.wait_idle()
-    return stats.run_metrics(result)["req_s"]
-
-
 def one_run(
     cfg: RoutingConfig,
     fleet: fl.Fleet,
-    c: Contender,
+    targets: list[str],
     sessions: list[dict[str, Any]],
     workdir: Path,
     tag: str,
 ) -> dict[str, float]:
-    salt = f"[run {uuid.uuid4().hex[:12]}] "
-    salted = [{**s, "system": salt + s["system"]} for s in sessions]
     fleet.wait_idle()
     hits0, queries0 = fleet.prefix_counters()
-    with fl.router(c, fleet.urls, workdir) as targets:
-        spec = {"targets": targets, "model": fl.MODEL, "sessions": salted, "mode": "open",
-                "drain_timeout_s": 30.0 * cfg.fleet.time_scale}  # fmt: skip
-        result = fl.run_loadgen(spec, workdir, f"{tag}-{c.kind}-{c.strategy}",
-                                timeout=cfg.duration_s + 60.0 * cfg.fleet.time_scale
-                                + 60)  # fmt: skip
+    drain_s = 30.0 * cfg.fleet.time_scale
+    result = runs.open_run(targets, sessions, workdir, tag, cfg.duration_s, drain_s)
     hits1, queries1 = fleet.prefix_counters()
     metrics = stats.run_metrics(result)
     dq = queries1 - queries0
@@ -101,44 +82,54 @@ def one_run(
     return metrics
 
 
+def workload_runs(
+    cfg: RoutingConfig, fleet: fl.Fleet, kind: str, order: list[Contender], workdir: Path,
+    progress: Progress,
+) -> tuple[float, list[dict[str, Any]]]:  # fmt: skip
+    """Capacity of the fleet on ``kind``, then every (load, repeat, contender) run of it."""
+    probe_s = max(3.0, min(cfg.duration_s, 6.0))
+    capacity = runs.measure_capacity(fleet, cfg.fleet, kind, workdir, cfg.seed, probe_s)
+    progress(1)
+    turns = workloads.mean_turns(kind, cfg.seed)
+
+    def sessions_for(load: float, rep: int) -> list[dict[str, Any]]:
+        params = workloads.WorkloadParams(rate=load * capacity / turns, duration_s=cfg.duration_s,
+                                          seed=cfg.seed + rep,
+                                          time_scale=cfg.fleet.time_scale)  # fmt: skip
+        return [s.to_dict() for s in workloads.generate(kind, params)]
+
+    def measure(c: Contender, target: list[str], sessions: list[dict[str, Any]], tag: str) -> Any:
+        return {"offered_req_s": sum(len(s["turns"]) for s in sessions) / cfg.duration_s,
+                **one_run(cfg, fleet, target, sessions, workdir, tag)}  # fmt: skip
+
+    with fl.routers(order, fleet.urls, workdir) as targets:
+        out = runs.sweep(order, targets, cfg.loads, cfg.repeats, sessions_for, measure, progress,
+                         {"workload": kind})  # fmt: skip
+    return capacity, out
+
+
 def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
     """Run the scenario; returns the raw runs plus settings and notes."""
     peer_ok = fl.peer_available()
     notes = [] if peer_ok else ["vllm-router is not installed: peer contenders skipped "
                                 "(pip install vllm-router)"]  # fmt: skip
-    runs: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     capacity: dict[str, float] = {}
     with fl.fleet(cfg.fleet, workdir, cfg.seed) as fleet:
         for kind in cfg.workloads:
-            capacity[kind] = measure_capacity(cfg, fleet, kind, workdir)
-            progress(1)
-            turns = workloads.mean_turns(kind, cfg.seed)
-            for li, load in enumerate(cfg.loads):
-                rate = load * capacity[kind] / turns
-                for rep in range(cfg.repeats):
-                    params = workloads.WorkloadParams(rate=rate, duration_s=cfg.duration_s,
-                                                      seed=cfg.seed + rep,
-                                                      time_scale=cfg.fleet.time_scale)  # fmt: skip
-                    sessions = [s.to_dict() for s in workloads.generate(kind, params)]
-                    order = cfg.contenders(peer_ok)
-                    if (li + rep) % 2:
-                        order.reverse()
-                    for c in order:
-                        metrics = one_run(cfg, fleet, c, sessions, workdir, f"{kind}-{load}-{rep}")
-                        runs.append({"workload": kind, "load": load, "repeat": rep,
-                                     "contender": c.name, "kind": c.kind, "strategy": c.strategy,
-                                     "offered_req_s": rate * turns, **metrics})  # fmt: skip
-                        progress(1)
+            capacity[kind], rows = workload_runs(cfg, fleet, kind, cfg.contenders(peer_ok),
+                                                 workdir, progress)  # fmt: skip
+            out += rows
     notes += [
         f"{r['contender']} {r['workload']} load {r['load']}: {r['errors']:.0f} of "
         f"{r['requests']:.0f} requests failed (see the logs)"
-        for r in runs
+        for r in out
         if r["errors"]
     ]
     settings = {"fleet": vars(cfg.fleet), "workloads": list(cfg.workloads),
                 "loads": list(cfg.loads), "duration_s": cfg.duration_s, "repeats": cfg.repeats,
                 "seed": cfg.seed, "capacity_req_s": capacity}  # fmt: skip
-    return {"scenario": "routing", "settings": settings, "notes": notes, "runs": runs}
+    return {"scenario": "routing", "settings": settings, "notes": notes, "runs": out}
 
 
 COLUMNS = ("workload", "load", "contender", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",

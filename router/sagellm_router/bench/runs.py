@@ -1,0 +1,78 @@
+"""Runs shared by the scenarios: the capacity probe, one open-loop run, and the sweep.
+
+``measure_capacity`` is a closed loop straight to the engines (client-side round robin) with
+``engines x max_num_seqs`` concurrent sessions: the request rate the fleet completes at
+saturation. ``open_run`` plays seeded sessions (Poisson arrivals) against a target with a fresh
+salt on every system prompt, so no run inherits the engines' prefix cache from the one before.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sagellm_router.bench import fleet as fl
+from sagellm_router.bench import stats, workloads
+from sagellm_router.bench.fleet import Contender
+from sagellm_router.bench.options import Progress
+
+
+def measure_capacity(
+    fleet: fl.Fleet, spec: fl.FleetSpec, kind: str, workdir: Path, seed: int, probe_s: float
+) -> float:
+    """Requests per second the fleet completes at saturation on workload ``kind``."""
+    params = workloads.WorkloadParams(rate=200.0, duration_s=2.0, seed=seed + 999,
+                                      time_scale=spec.time_scale, salt="[probe] ")  # fmt: skip
+    sessions = [s.to_dict() for s in workloads.generate(kind, params)]
+    load = {"targets": fleet.urls, "model": fl.MODEL, "sessions": sessions, "mode": "closed",
+            "concurrency": spec.engines * spec.max_num_seqs, "duration_s": probe_s}  # fmt: skip
+    result = fl.run_loadgen(load, workdir, f"capacity-{kind}", timeout=probe_s * 10 + 60)
+    fleet.wait_idle()
+    return stats.run_metrics(result)["req_s"]
+
+
+def open_run(
+    targets: list[str],
+    sessions: list[dict[str, Any]],
+    workdir: Path,
+    tag: str,
+    duration_s: float,
+    drain_s: float,
+) -> dict[str, Any]:
+    """Play ``sessions`` open loop against ``targets`` (salted); the load generator's result."""
+    salt = f"[run {uuid.uuid4().hex[:12]}] "
+    salted = [{**s, "system": salt + s["system"]} for s in sessions]
+    spec = {"targets": targets, "model": fl.MODEL, "sessions": salted, "mode": "open",
+            "drain_timeout_s": drain_s}  # fmt: skip
+    return fl.run_loadgen(spec, workdir, tag, timeout=duration_s + drain_s + 60.0)
+
+
+SessionsFor = Callable[[float, int], list[dict[str, Any]]]
+Measure = Callable[[Contender, list[str], list[dict[str, Any]], str], dict[str, float]]
+
+
+def sweep(
+    order: Sequence[Contender],
+    targets: Mapping[str, list[str]],
+    loads: Sequence[float],
+    repeats: int,
+    sessions_for: SessionsFor,
+    measure: Measure,
+    progress: Progress,
+    base: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Every (load, repeat, contender) run: the same sessions per (load, repeat) for all
+    contenders, contender order reversed every other round. Rows = ``base`` + keys + metrics."""
+    out: list[dict[str, Any]] = []
+    for li, load in enumerate(loads):
+        for rep in range(repeats):
+            sessions = sessions_for(load, rep)
+            for c in order if (li + rep) % 2 == 0 else list(reversed(order)):
+                tag = "-".join([*map(str, base.values()), str(load), str(rep), c.slug])
+                metrics = measure(c, targets[c.name], sessions, tag)
+                out.append({**base, "load": load, "repeat": rep, "contender": c.name,
+                            "kind": c.kind, "strategy": c.strategy, **metrics})  # fmt: skip
+                progress(1)
+    return out

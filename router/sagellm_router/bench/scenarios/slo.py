@@ -1,0 +1,153 @@
+"""``slo``: admission policies under overload - does HIGH-priority traffic keep its TTFT SLO?
+
+One fleet of simulated engines (4, ``llama-3.1-8b-h100``, time scale 4, ``--max-num-seqs 8``)
+and our router in front of it with one scheduling policy per contender: ``fifo``, ``priority``,
+``slo_aware``, ``adaptive``. Every endpoint gets ``max_concurrency`` = the engines'
+``max_num_seqs``, so requests beyond the fleet's batch slots wait in the router's admission queue
+(where the policy orders them), not inside the engines. Traffic: ``short_chat`` at 1.5 x the
+fleet's measured capacity, classes from ``workloads.OVERLOAD_MIX`` (20 % HIGH with a 300 ms TTFT
+objective, 50 % NORMAL with 5 s, 30 % LOW without; simulated ms, sent as wall ms x time scale).
+Adaptive's minimum dwell per mode is lowered to 1 s (``queue.adaptive_min_dwell_s``; default
+30 s) so it can switch within a run. Per run: SLO attainment and TTFT p50/p99 per class,
+throughput, 429/503 rejections, and for ``adaptive`` the policy in force at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sagellm_router.bench import fleet as fl
+from sagellm_router.bench import plots, report, runs, stats, workloads
+from sagellm_router.bench.fleet import Contender
+from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
+
+POLICIES = ("fifo", "priority", "slo_aware", "adaptive")
+CLASSES = workloads.OVERLOAD_MIX
+COLUMNS = ("contender", "slo_high", "slo_normal", "ttft_p50_high_ms", "ttft_p99_high_ms",
+           "ttft_p50_normal_ms", "ttft_p99_normal_ms", "ttft_p50_low_ms", "ttft_p99_low_ms",
+           "output_tok_s", "rejected_429", "rejected_503", "errors")  # fmt: skip
+GOAL_HIGH_MET, GOAL_FIFO_BELOW = 0.95, 0.5
+
+
+@dataclass(frozen=True)
+class SloConfig:
+    fleet: fl.FleetSpec
+    workload: str
+    overload: float
+    duration_s: float
+    repeats: int
+    seed: int
+    policies: tuple[str, ...] = POLICIES
+
+    def contenders(self) -> list[Contender]:
+        return [policy_contender(p, self.fleet.max_num_seqs) for p in self.policies]
+
+    def slo_wall_ms(self) -> dict[str, float | None]:
+        scale = self.fleet.time_scale
+        return {c.name: None if c.slo_ttft_ms is None else c.slo_ttft_ms * scale for c in CLASSES}
+
+
+def config(opts: BenchOptions) -> SloConfig:
+    """Default (~2-3 min on 2 cores) or ``--quick`` (~1.5 min) settings."""
+    spec = fl.FleetSpec(engines=4, time_scale=4.0, max_num_seqs=8)
+    cfg = SloConfig(spec, "short_chat", 1.5, 10.0, opts.repeats, opts.seed)
+    if opts.quick:
+        cfg = replace(cfg, fleet=replace(spec, engines=2), duration_s=6.0)
+    if opts.duration is not None:
+        cfg = replace(cfg, duration_s=opts.duration)
+    if opts.engines is not None:
+        cfg = replace(cfg, fleet=replace(cfg.fleet, engines=opts.engines))
+    return cfg
+
+
+def policy_contender(policy: str, slots: int) -> Contender:
+    """Our router (load_balanced) with scheduling ``policy`` and ``slots`` per endpoint."""
+    options = {"pool": {"scheduling": {"policy": policy}},
+               "endpoint": {"max_concurrency": slots},
+               "config": {"queue": {"adaptive_min_dwell_s": 1.0},
+                          "admin": {"enabled": True}}}  # fmt: skip
+    return Contender("ours", "load_balanced", label=policy, options=options)
+
+
+def active_policy(target: str) -> str:
+    """The policy in force in the router at ``target`` (``/admin/status``), with its reason."""
+    import json
+
+    code, body = fl.http_get(target + "/admin/status")
+    if code != 200:
+        return f"unknown (HTTP {code})"
+    pools = json.loads(body).get("pools", json.loads(body))
+    pool = pools.get("bench", {}) if isinstance(pools, dict) else {}
+    status = pool.get("policy_status") or {}
+    return f"{status.get('active', '?')} ({status.get('reason', '')})"
+
+
+def run(cfg: SloConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
+    """Measure capacity, then play the same overload once per policy (order alternates)."""
+    notes: list[str] = []
+    order = cfg.contenders()
+    with fl.fleet(cfg.fleet, workdir, cfg.seed) as fleet:
+        capacity = runs.measure_capacity(fleet, cfg.fleet, cfg.workload, workdir, cfg.seed,
+                                         max(3.0, min(cfg.duration_s, 6.0)))  # fmt: skip
+        progress(1)
+
+        def sessions_for(load: float, rep: int) -> list[dict[str, Any]]:
+            rate = load * capacity / workloads.mean_turns(cfg.workload, cfg.seed)
+            params = workloads.WorkloadParams(rate=rate, duration_s=cfg.duration_s,
+                                              seed=cfg.seed + rep, mix=CLASSES,
+                                              time_scale=cfg.fleet.time_scale)  # fmt: skip
+            return [s.to_dict() for s in workloads.generate(cfg.workload, params)]
+
+        def measure(c: Contender, target: list[str], sessions: list[dict[str, Any]],
+                    tag: str) -> Any:  # fmt: skip
+            fleet.wait_idle()
+            result = runs.open_run(target, sessions, workdir, tag, cfg.duration_s,
+                                   30.0 * cfg.fleet.time_scale)  # fmt: skip
+            if c.label == "adaptive":
+                notes.append(f"adaptive ({tag}) ended with {active_policy(target[0])}")
+            return {"policy": c.label, **stats.run_metrics(result),
+                    **stats.class_metrics(result, cfg.slo_wall_ms())}  # fmt: skip
+
+        with fl.routers(order, fleet.urls, workdir) as targets:
+            out = runs.sweep(order, targets, (cfg.overload,), cfg.repeats, sessions_for, measure,
+                             progress, {"workload": cfg.workload})  # fmt: skip
+    settings = {"fleet": vars(cfg.fleet), "workload": cfg.workload, "overload": cfg.overload,
+                "duration_s": cfg.duration_s, "repeats": cfg.repeats, "seed": cfg.seed,
+                "capacity_req_s": capacity, "slo_ttft_wall_ms": cfg.slo_wall_ms(),
+                "classes": [vars(c) for c in CLASSES]}  # fmt: skip
+    return {"scenario": "slo", "settings": settings, "notes": notes, "runs": out}
+
+
+def goal_note(summary: list[dict[str, Any]]) -> str:
+    """Whether slo_aware/priority keep >= 95 % of HIGH within SLO where fifo keeps < 50 %."""
+    got = {r["contender"].split("/", 1)[1]: r.get("slo_high", float("nan")) for r in summary}
+    fifo = got.get("fifo", float("nan"))
+    good = [p for p in ("priority", "slo_aware") if got.get(p, 0.0) >= GOAL_HIGH_MET]
+    met = bool(good) and fifo < GOAL_FIFO_BELOW
+    parts = ", ".join(f"{p} {v:.0%}" for p, v in got.items())
+    return (
+        f"goal (priority/slo_aware HIGH >= 95 %, fifo < 50 %): {'met' if met else 'not met'}"
+        f" - HIGH within SLO: {parts}"
+    )
+
+
+class SloScenario(Scenario):
+    name = "slo"
+
+    def steps(self, opts: BenchOptions) -> int:
+        cfg = config(opts)
+        return 1 + len(cfg.policies) * cfg.repeats
+
+    def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
+        result = run(config(opts), workdir, progress)
+        summary = report.summarize(result["runs"], ("contender",), ())
+        result["notes"].append(goal_note(summary))
+        panels = (("slo_high", "HIGH: share within TTFT SLO"),
+                  ("ttft_p99_high_ms", "HIGH: TTFT p99 (ms, wall)"),
+                  ("ttft_p99_normal_ms", "NORMAL: TTFT p99 (ms, wall)"),
+                  ("output_tok_s", "output tokens/s (wall)"))  # fmt: skip
+        png = plots.bar_plots(summary, panels, "slo - 1.5x overload, 20 % HIGH (policy per bar)",
+                              out / "slo.png")  # fmt: skip
+        return Outcome(result, summary, COLUMNS, png)
