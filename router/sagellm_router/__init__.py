@@ -4,6 +4,7 @@ The embeddable API is importable from here (loaded on first use, so ``sagellm ro
 config parsing do not pay for it)::
 
     from sagellm_router import ControlPlaneManager, ExecutionInstance, RequestMetadata
+    from sagellm_router import UnifiedInferenceClient, ClientError
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ _MANAGER_EXPORTS = (
     "RequestPriority",
     "RequestStatus",
 )
-__all__ = list(_MANAGER_EXPORTS)
+_CLIENT_EXPORTS = ("ClientError", "UnifiedInferenceClient")
+__all__ = [*_MANAGER_EXPORTS, *_CLIENT_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
@@ -33,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from sagellm_router import manager
 
         return getattr(manager, name)
+    if name in _CLIENT_EXPORTS:
+        from sagellm_router import client
+
+        return getattr(client, name)
     raise AttributeError(f"module 'sagellm_router' has no attribute {name!r}")
