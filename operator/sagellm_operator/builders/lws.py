@@ -1,8 +1,9 @@
 """LeaderWorkerSet for instances whose TP×PP spans nodes (multi-node vLLM, mp executor).
 
-Group size = nodes. The leader runs ``--nnodes $(LWS_GROUP_SIZE) --node-rank 0 --master-addr
-$(LWS_LEADER_ADDRESS)`` and serves HTTP; workers run ``--node-rank $(LWS_WORKER_INDEX)
---headless``. ``RecreateGroupOnPodRestart`` because a vLLM group cannot survive losing a rank.
+Group size = nodes. The leader runs the instance's argv (core's builder: ``--nnodes N --node-rank 0
+--master-addr $(LWS_LEADER_ADDRESS)``) and serves HTTP; workers run ``--node-rank
+$(LWS_WORKER_INDEX) --headless``. ``RecreateGroupOnPodRestart`` because a vLLM group cannot
+survive losing a rank.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sagellm_core.api import ExecutionInstanceSpec
+from sagellm_operator.builders.args import worker_args
 from sagellm_operator.builders.instance import owner_reference
 from sagellm_operator.builders.pod import container, pod_labels, pod_name, pod_spec
 from sagellm_operator.settings import PodDefaults
@@ -18,7 +20,6 @@ Obj = dict[str, Any]
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 LWS_VERSION = "v1"
 LWS_PLURAL = "leaderworkersets"
-_GROUP_ARGS = ["--nnodes", "$(LWS_GROUP_SIZE)", "--master-addr", "$(LWS_LEADER_ADDRESS)"]
 
 
 def needs_lws(spec: ExecutionInstanceSpec) -> bool:
@@ -34,10 +35,8 @@ def _template(
 
 def build_lws(instance: Obj, defaults: PodDefaults) -> Obj:
     spec = ExecutionInstanceSpec.model_validate(instance["spec"])
-    leader_args = [*spec.args, *_GROUP_ARGS, "--node-rank", "0"]
-    worker_args = [*spec.args, *_GROUP_ARGS, "--node-rank", "$(LWS_WORKER_INDEX)", "--headless"]
-    leader = container(spec, defaults, leader_args)
-    worker = container(spec, defaults, worker_args, serving=False)
+    leader = container(spec, defaults, list(spec.args))
+    worker = container(spec, defaults, worker_args(list(spec.args), spec.nodes), serving=False)
     return {
         "apiVersion": f"{LWS_GROUP}/{LWS_VERSION}",
         "kind": "LeaderWorkerSet",

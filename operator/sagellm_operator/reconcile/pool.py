@@ -6,7 +6,7 @@ from typing import Any
 
 from sagellm_core.api import labels as L
 from sagellm_core.validation import parse_pool, pool_problems
-from sagellm_operator.builders.argv import engine_args
+from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance, instance_name
 from sagellm_operator.builders.plans import plan_pool, role_plan
 from sagellm_operator.reconcile.context import Context, iso
@@ -58,7 +58,7 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
         return
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():
-        args = engine_args(spec, role, plan, ctx.settings.pods.port)
+        args = instance_args(spec, role, plan, ctx.settings.pods.port)
         for index in range(spec.replicas_for(role)):
             desired[instance_name(pool["metadata"]["name"], role, index)] = build_instance(
                 pool, spec, role, plan, index, args
