@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,21 +87,36 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 20.0) 
 
 
 @contextlib.asynccontextmanager
-async def operator_running(
-    emu: KubeEmulator, **overrides: Any
-) -> AsyncIterator[asyncio.Task[None]]:
+async def operator_running(emu: KubeEmulator, **overrides: Any) -> AsyncIterator[Metrics]:
+    """The operator in its own thread and event loop.
+
+    kopf treats every task of its loop as its own and, on stop, waits 5 s for them and then
+    cancels them; sharing the test's loop would cost every test 5 s and cancel the emulator's
+    tasks. Its own loop keeps both apart.
+    """
     drain = overrides.pop("drain", 0.5)
     settings = OperatorSettings(
-        api_server=str(emu.url), metrics_port=None, resync_seconds=2.0,
+        api_server=str(emu.url), metrics_port=None, resync_seconds=overrides.pop("resync", 2.0),
         drain_timeout_seconds=drain, **overrides,
     )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(run(settings, Metrics(), stop))
+    metrics = Metrics()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(run(settings, metrics))
+    thread = threading.Thread(target=_run_until_cancelled, args=(loop, task), daemon=True)
+    thread.start()
     try:
-        yield task
+        yield metrics
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        # Cancelling (rather than kopf's stop flag) ends every task at once; a stop flag
+        # waits 5 s for timers spawned by events that arrived while stopping.
+        loop.call_soon_threadsafe(task.cancel)
+        await asyncio.to_thread(thread.join, 30)
+        loop.close()
+
+
+def _run_until_cancelled(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        loop.run_until_complete(task)
 
 
 @contextlib.asynccontextmanager
