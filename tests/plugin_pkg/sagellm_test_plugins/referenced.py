@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sagellm_core.plugins import plugin
 from sagellm_router.routing.base import StrategyContext
+from sagellm_test_plugins.policies import PinFirst
 from sagellm_test_plugins.routing import LastCandidate
 
 
@@ -30,3 +31,8 @@ def exploding(settings: object) -> object:
 
 unmarked = LastCandidate.__init__
 NOT_CALLABLE = 3
+
+
+@plugin("scheduling_policy", "pinned")
+def pinned(settings: object) -> PinFirst:
+    return PinFirst()
