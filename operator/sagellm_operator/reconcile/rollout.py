@@ -45,7 +45,9 @@ def settled(inst: Obj) -> bool:
 
 def _drain_done(inst: Obj, now: datetime.datetime, timeout: float) -> bool:
     notes = inst["metadata"].get("annotations") or {}
-    if notes.get(L.ANNOTATION_IDLE) == "true" or not (inst.get("status") or {}).get("ready"):
+    # ``ready`` turns False as soon as the instance reports Draining, so "it served" is read
+    # from its URL: an instance that never had a serving pod has none.
+    if notes.get(L.ANNOTATION_IDLE) == "true" or not (inst.get("status") or {}).get("url"):
         return True  # the router says idle, or it never served
     started = notes.get(L.ANNOTATION_DRAIN_STARTED)
     if not started:
