@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from sagellm_router.bench.cli import bench
+from sagellm_router.bench.scenarios import availability
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -47,10 +48,11 @@ def test_routing_quick_writes_results(tmp_path: Path) -> None:
     assert "ours/prefix_aware" in result.output
 
 
-def test_unavailable_scenario_says_why(tmp_path: Path) -> None:
-    result = CliRunner().invoke(bench, ["pd", "--out", str(tmp_path)])
+def test_operator_without_script_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(availability, "REPO", tmp_path)  # a checkout without bench/
+    result = CliRunner().invoke(bench, ["operator", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    doc = json.loads((tmp_path / "pd.json").read_text())
+    doc = json.loads((tmp_path / "out" / "operator.json").read_text())
     assert doc["runs"] == []
     assert doc["available"] is False
     assert "not available" in result.output

@@ -104,3 +104,23 @@ def test_summary_ratios_use_best_peer_per_group() -> None:
     assert ours["tok_vs_best_peer"] == pytest.approx(2.0)
     assert ours["lat_vs_best_peer"] == pytest.approx(0.6)
     assert "tok_vs_best_peer" not in rows["peer/a"]
+
+
+def test_shared_prefix_system_prompts_are_1k_to_2k_tokens() -> None:
+    sessions = workloads.generate("shared_prefix", WorkloadParams(rate=200.0, duration_s=2.0))
+    lengths = {s.tenant: len(s.system.split()) for s in sessions}
+    assert all(1000 <= n - 3 <= 2000 for n in lengths.values())  # 3 header words
+    assert max(lengths.values()) - min(lengths.values()) > 300  # lengths differ per tenant
+
+
+@pytest.mark.parametrize(
+    ("kind", "long_share"), [("long_prompt", (1.0, 1.0)), ("pd_mixed", (0.2, 0.4))]
+)
+def test_pd_workloads_mix_long_and_short_prompts(
+    kind: str, long_share: tuple[float, float]
+) -> None:
+    sessions = workloads.generate(kind, WorkloadParams(rate=200.0, duration_s=2.0, seed=3))
+    long = [s for s in sessions if len(s.system.split()) >= 1500]
+    assert long_share[0] <= len(long) / len(sessions) <= long_share[1]
+    assert all(16 <= s.turns[0].max_tokens <= 64 for s in long)
+    assert all(len(s.turns) == 1 for s in sessions)
