@@ -26,7 +26,11 @@ T = TypeVar("T")
 
 
 class Cluster(Protocol):
-    """What a scenario needs from a cluster; all calls act in ``namespace``."""
+    """What a scenario needs from a cluster; all calls act in ``namespace``.
+
+    A backend may also set ``poll_interval_s`` (default 1 s): how often scenarios re-check a
+    condition (a local backend polls faster than kubectl can).
+    """
 
     namespace: str
     router_url: str
@@ -66,6 +70,11 @@ async def wait_for(
         await asyncio.sleep(interval_s)
 
 
+def _poll(cluster: Cluster) -> float:
+    interval: float = getattr(cluster, "poll_interval_s", 1.0)
+    return interval
+
+
 # --- pool state -------------------------------------------------------------------------------
 
 
@@ -103,7 +112,8 @@ async def wait_pool_ready(cluster: Cluster, name: str, replicas: int, timeout_s:
         return pool if seen["problem"] is None else None
 
     try:
-        return await wait_for(probe, f"pool {name} Ready with {replicas} endpoints", timeout_s)
+        what = f"pool {name} Ready with {replicas} endpoints"
+        return await wait_for(probe, what, timeout_s, _poll(cluster))
     except ScenarioFailed as exc:
         raise ScenarioFailed(f"{exc}; pool: {seen['problem']}") from None
 
@@ -206,7 +216,7 @@ async def serve_openai(cluster: Cluster, model: str, timeout_s: float = 120) -> 
         async def model_listed() -> bool:
             return model in await listed_models(session, cluster.router_url)
 
-        await wait_for(model_listed, f"router to list model {model}", timeout_s)
+        await wait_for(model_listed, f"router to list model {model}", timeout_s, _poll(cluster))
         plain = await chat(session, cluster.router_url, model, "Say hello")
         if plain.status != 200 or not plain.text:
             raise ScenarioFailed(f"chat completion: {plain}")
@@ -260,14 +270,39 @@ async def scale(
     cluster: Cluster, pool_name: str, model: str, replicas: int, timeout_s: float = 300
 ) -> None:
     """Change the replica count, wait for convergence, and check traffic still flows."""
+    await _scale_to(cluster, pool_name, replicas, timeout_s)
+    await serve_openai(cluster, model)
+
+
+async def scale_under_traffic(
+    cluster: Cluster, pool_name: str, model: str, steps: list[int], timeout_s: float = 300
+) -> Traffic:
+    """Scale through ``steps`` (e.g. 3 then 2) while clients keep sending; none may fail.
+
+    Scaling in must drain: the router stops sending to a draining endpoint before its pod goes.
+    """
+    traffic = Traffic(cluster.router_url, model)
+    runner = asyncio.create_task(traffic.run())
+    try:
+        await wait_for(lambda: _some(traffic.statuses), "the first traffic replies", 60, 0.2)
+        for replicas in steps:
+            await _scale_to(cluster, pool_name, replicas, timeout_s)
+    finally:
+        traffic.stop()
+        await runner
+    _no_failures(traffic, f"scaling {pool_name} through {steps}")
+    return traffic
+
+
+async def _scale_to(cluster: Cluster, pool_name: str, replicas: int, timeout_s: float) -> None:
     await cluster.patch(POOLS, pool_name, {"spec": {"roles": {"general": {"replicas": replicas}}}})
     await wait_pool_ready(cluster, pool_name, replicas, timeout_s)
 
     async def converged() -> bool:
         return len(await cluster.list(INSTANCES, f"{POOL_LABEL}={pool_name}")) == replicas
 
-    await wait_for(converged, f"{replicas} ExecutionInstances of {pool_name}", timeout_s)
-    await serve_openai(cluster, model)
+    what = f"{replicas} ExecutionInstances of {pool_name}"
+    await wait_for(converged, what, timeout_s, _poll(cluster))
 
 
 async def rolling_update_under_traffic(
@@ -290,17 +325,22 @@ async def rolling_update_under_traffic(
             hashes = {i["metadata"]["labels"].get(HASH_LABEL) for i in instances}
             return len(instances) == replicas and not hashes & old
 
-        await wait_for(rolled, f"every instance of {pool_name} on the new spec", timeout_s)
+        what = f"every instance of {pool_name} on the new spec"
+        await wait_for(rolled, what, timeout_s, _poll(cluster))
         await wait_pool_ready(cluster, pool_name, replicas, timeout_s)
     finally:
         traffic.stop()
         await runner
+    _no_failures(traffic, "the rollout")
+    return traffic
+
+
+def _no_failures(traffic: Traffic, during: str) -> None:
     if traffic.errors:
         raise ScenarioFailed(
-            f"{len(traffic.errors)} of {len(traffic.statuses)} requests failed during the "
-            f"rollout; first: {traffic.errors[:3]}"
+            f"{len(traffic.errors)} of {len(traffic.statuses)} requests failed during "
+            f"{during}; first: {traffic.errors[:3]}"
         )
-    return traffic
 
 
 async def _some(values: list[int]) -> bool:
@@ -316,10 +356,11 @@ async def delete_pool(cluster: Cluster, pool_name: str, model: str, timeout_s: f
         left = await cluster.list(INSTANCES, selector) + await cluster.list(PODS, selector)
         return await cluster.get(POOLS, pool_name) is None and not left
 
-    await wait_for(gone, f"pool {pool_name}, its instances and pods to be deleted", timeout_s)
+    what = f"pool {pool_name}, its instances and pods to be deleted"
+    await wait_for(gone, what, timeout_s, _poll(cluster))
     async with aiohttp.ClientSession() as session:
 
         async def unlisted() -> bool:
             return model not in await listed_models(session, cluster.router_url)
 
-        await wait_for(unlisted, f"router to stop listing {model}", 60)
+        await wait_for(unlisted, f"router to stop listing {model}", 60, _poll(cluster))

@@ -1,0 +1,176 @@
+"""The local backend of the shared e2e scenarios (``e2e/scenarios.py``).
+
+Everything runs on this machine: the emulated Kubernetes API (in the test's event loop), the
+real operator (``sagellm operator`` subprocess), a fake kubelet in simulate mode (one real
+``python -m sagellm_sim`` process per pod on its own loopback address 127.0.0.N:8000, reported
+as the pod IP) and the real router (``sagellm router`` subprocess) in ``kubernetes`` discovery
+mode, reading the emulator through a generated kubeconfig.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tests.kubeemu import FakeKubelet, running_emulator
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP_PATH = "/apis/sagellm.io/v1alpha1"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+SAGELLM = str(Path(sys.executable).with_name("sagellm"))
+Obj = dict[str, Any]
+
+
+class ApiError(RuntimeError):
+    """The emulated API answered with an unexpected status."""
+
+
+@dataclass
+class LocalCluster:
+    """``scenarios.Cluster`` over HTTP to the emulated API server."""
+
+    http: aiohttp.ClientSession
+    router_url: str
+    namespace: str = "default"
+    poll_interval_s: float = 0.1
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    def _path(self, plural: str, name: str = "") -> str:
+        base = "/api/v1" if plural in ("pods", "events") else GROUP_PATH
+        path = f"{base}/namespaces/{self.namespace}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    async def _call(self, method: str, path: str, ok: tuple[int, ...], **kw: Any) -> Obj | None:
+        async with self.http.request(method, path, **kw) as resp:
+            if resp.status == 404 and 404 in ok:
+                return None
+            if resp.status not in ok:
+                raise ApiError(f"{method} {path}: {resp.status} {await resp.text()}")
+            body: Obj = await resp.json()
+            return body
+
+    async def apply(self, manifest: Obj) -> None:
+        plural = manifest["kind"].lower() + "s"
+        name = manifest["metadata"]["name"]
+        created = await self._call("POST", self._path(plural), (201, 409), json=manifest)
+        if created is not None and created.get("kind") == "Status":  # 409: it exists
+            patch = {k: v for k, v in manifest.items() if k in ("spec", "metadata")}
+            await self.patch(plural, name, patch)
+
+    async def get(self, plural: str, name: str) -> Obj | None:
+        return await self._call("GET", self._path(plural, name), (200, 404))
+
+    async def list(self, plural: str, selector: str = "") -> list[Obj]:
+        params = {"labelSelector": selector} if selector else {}
+        body = await self._call("GET", self._path(plural), (200,), params=params)
+        return list((body or {}).get("items", []))
+
+    async def patch(self, plural: str, name: str, patch: Obj) -> None:
+        path = self._path(plural, name)
+        await self._call("PATCH", path, (200,), data=json.dumps(patch), headers=MERGE)
+
+    async def delete(self, plural: str, name: str) -> None:
+        await self._call("DELETE", self._path(plural, name), (200, 404))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def kubeconfig(api_url: str, namespace: str) -> Obj:
+    """A kubeconfig for the emulator: plain HTTP, no credentials."""
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "clusters": [{"name": "emulator", "cluster": {"server": api_url}}],
+        "users": [{"name": "emulator", "user": {}}],
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "emulator",
+                                                       "namespace": namespace}}],
+    }  # fmt: skip
+
+
+def router_config(port: int, namespace: str, kubeconfig_path: Path) -> Obj:
+    discovery = {"type": "kubernetes", "namespace": namespace, "kubeconfig": str(kubeconfig_path),
+                 "backoff_initial_s": 0.2, "backoff_max_s": 1}  # fmt: skip
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout_s": 1},
+        "discovery": discovery,
+        "health": {"probe_interval_s": 0.5},
+        "scrape": {"interval_s": 0.5},
+    }
+
+
+@contextlib.asynccontextmanager
+async def process(name: str, argv: list[str], workdir: Path) -> AsyncIterator[Path]:
+    """A subprocess with its output in ``workdir/<name>.log``; terminated on exit."""
+    log = workdir / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=out, stderr=asyncio.subprocess.STDOUT, env=env
+        )
+        try:
+            yield log
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def wait_http_ok(url: str, log: Path, timeout_s: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s}s; see {log}")
+
+
+@contextlib.asynccontextmanager
+async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncIterator[LocalCluster]:
+    """Emulated API + CRDs, fake kubelet (simulate mode), operator and router processes."""
+    async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
+        for path in sorted((ROOT / "crds").glob("*.yaml")):
+            crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+            async with http.post(crds, json=yaml.safe_load(path.read_text())) as resp:
+                if resp.status != 201:
+                    raise ApiError(f"CRD {path.name}: {resp.status} {await resp.text()}")
+        config_path = workdir / "kubeconfig.yaml"
+        config_path.write_text(yaml.safe_dump(kubeconfig(str(emu.url).rstrip("/"), namespace)))
+        port = free_port()
+        router_path = workdir / "router.yaml"
+        router_path.write_text(yaml.safe_dump(router_config(port, namespace, config_path)))
+        operator_argv = [SAGELLM, "operator", "--api-server", str(emu.url), "--namespace",
+                         namespace, "--metrics-port", "0", "--resync-seconds", "1",
+                         "--drain-timeout", "2"]  # fmt: skip
+        router_argv = [SAGELLM, "router", "--config", str(router_path), "--log-level", "warning"]
+        kubelet = FakeKubelet(str(emu.url), namespace=namespace, simulate=True)
+        async with (
+            kubelet,
+            process("operator", operator_argv, workdir) as operator_log,
+            process("router", router_argv, workdir) as router_log,
+        ):
+            url = f"http://127.0.0.1:{port}"
+            await wait_http_ok(f"{url}/health", router_log)
+            logs = {"operator": operator_log, "router": router_log}
+            yield LocalCluster(http, url, namespace, logs=logs)
