@@ -31,3 +31,7 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError("condition not reached before the deadline")
         await asyncio.sleep(interval)
+
+
+#: ``await start_sim(config)`` -> base URL (the ``start_sim`` fixture of conftest.py).
+StartSim = Callable[..., Awaitable[str]]

@@ -10,8 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import StartSim
-from sim_helpers import scrape, wait_for
+from sim_helpers import StartSim, scrape, wait_for
 
 from sagellm_sim.engine import EngineCore
 
