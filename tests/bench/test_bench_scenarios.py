@@ -55,6 +55,10 @@ def test_slo_contender_queues_in_the_router() -> None:
     assert pool["scheduling"]["policy"] == "slo_aware"
     assert pool["endpoints"][0]["max_concurrency"] == 8
     assert config["admin"] == {"enabled": True}
+    assert "scrape" not in config
+    fast = fleet.our_config(slo.policy_contender("priority", 8, 0.1), ["http://a"], 1)
+    assert fast["scrape"] == {"interval_s": 0.1}
+    assert slo.policy_contender("priority", 8, 0.1).name == "ours/priority+scrape0.1s"
 
 
 def test_plain_contender_config_is_one_general_pool() -> None:
