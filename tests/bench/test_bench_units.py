@@ -124,3 +124,12 @@ def test_pd_workloads_mix_long_and_short_prompts(
     assert long_share[0] <= len(long) / len(sessions) <= long_share[1]
     assert all(16 <= s.turns[0].max_tokens <= 64 for s in long)
     assert all(len(s.turns) == 1 for s in sessions)
+
+
+def test_summary_rows_follow_the_first_round_order() -> None:
+    rounds = ((0.5, "abc"), (0.8, "cba"), (0.2, "abc"))
+    runs = [{"load": load, "contender": c, "kind": "ours", "repeat": 0, "x": 1.0}
+            for load, order in rounds for c in order]  # fmt: skip
+    rows = report.summarize(runs, ("load", "contender"), ())
+    assert [(r["load"], r["contender"]) for r in rows] == [
+        (load, c) for load in (0.5, 0.8, 0.2) for c in "abc"]  # fmt: skip

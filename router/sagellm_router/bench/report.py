@@ -47,8 +47,22 @@ def summarize(
             row[metric] = agg["median"]
             row[f"{metric}_min"], row[f"{metric}_max"] = agg["min"], agg["max"]
         rows.append(row)
-    _add_ratios(rows, [k for k in keys if k != "contender"], ratio_metrics, higher_is_better)
-    return rows
+    group_keys = [k for k in keys if k != "contender"]
+    _add_ratios(rows, group_keys, ratio_metrics, higher_is_better)
+    return _ordered(rows, runs, group_keys)
+
+
+def _ordered(
+    rows: list[dict[str, Any]], runs: Sequence[Mapping[str, Any]], group_keys: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Groups in the order they were first run; contenders in their first-round order (runs
+    alternate the contender order between rounds, which would otherwise show in the table)."""
+    first: dict[Any, int] = {}
+    for r in runs:
+        first.setdefault(tuple(r[k] for k in group_keys), len(first))
+    rank = {name: i for i, name in enumerate(dict.fromkeys(r.get("contender") for r in runs))}
+    return sorted(rows, key=lambda r: (first[tuple(r[k] for k in group_keys)],
+                                       rank.get(r.get("contender"), 0)))  # fmt: skip
 
 
 def _is_metric(key: str, value: Any, keys: Sequence[str]) -> bool:
