@@ -24,7 +24,8 @@ Kinds (``WORKLOADS``):
 * ``short_chat`` - short unique prompts and answers (no reuse; pure load balancing).
 * ``long_prompt`` - summarisation/extraction: one unique 1500-4000-token prompt, 16-64-token
   answer (prefill-heavy; for prefill/decode separation).
-* ``pd_mixed`` - 30 % ``long_prompt`` requests, 70 % chat with 50-200-token prompts and
+* ``pd_mixed`` - 30 % ``long_prompt`` requests, 70 % chat with 50-1200-token prompts
+  (log-uniform: most are short, some RAG-sized, so prompt sizes around a PD threshold occur) and
   64-256-token answers (decode-heavy streams that long prefills interrupt).
 
 A ``ClassMix`` assigns every session a traffic class (priority and TTFT SLO, sent as the
@@ -33,6 +34,7 @@ A ``ClassMix`` assigns every session a traffic class (priority and TTFT SLO, sen
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -198,7 +200,8 @@ def _long_prompt(
 def _pd_mixed(rng: random.Random, p: WorkloadParams, sid: int) -> tuple[int, str, tuple[Turn, ...]]:
     if rng.random() < 0.3:
         return _long_prompt(rng, p, sid)
-    chat = (Turn(words(rng, rng.randint(50, 200)), rng.randint(64, 256)),)
+    prompt = round(math.exp(rng.uniform(math.log(50), math.log(1200))))  # log-uniform
+    chat = (Turn(words(rng, prompt), rng.randint(64, 256)),)
     return sid, "Assistant:" + words(rng, 10), chat
 
 
