@@ -138,7 +138,8 @@ def test_sweep_alternates_order_and_shares_sessions() -> None:
         return {"x": 1.0}
 
     done: list[int] = []
-    rows = runs.sweep(order, {"ours/a": ["A"], "peer/b": ["B"]}, (0.5, 0.8), 2, sessions_for,
+    targets = fleet.RouterSet({"ours/a": ["A"], "peer/b": ["B"]})  # no processes: nothing paused
+    rows = runs.sweep(order, targets, (0.5, 0.8), 2, sessions_for,
                       measure, done.append, {"workload": "w"})  # fmt: skip
     assert [c[0] for c in calls] == ["ours/a", "peer/b", "peer/b", "ours/a",
                                      "peer/b", "ours/a", "ours/a", "peer/b"]  # fmt: skip

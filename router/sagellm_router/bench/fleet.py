@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,13 +241,58 @@ def router(
         stop([proc])
 
 
+@dataclass
+class RouterSet:
+    """Routers running side by side, paused (SIGSTOP) while another one is measured, so idle
+    ones (which keep polling the engines) do not take CPU from the run."""
+
+    targets: dict[str, list[str]]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    settle_s: float = 0.5
+
+    def __getitem__(self, name: str) -> list[str]:
+        return self.targets[name]
+
+    @contextmanager
+    def active(self, name: str) -> Iterator[list[str]]:
+        """Resume router ``name`` for the block (then pause it again); yield its targets."""
+        proc = self.procs.get(name)
+        if proc is None:
+            yield self.targets[name]
+            return
+        proc.send_signal(signal.SIGCONT)
+        try:
+            wait_ready(self.targets[name][0] + "/health", proc)
+            time.sleep(self.settle_s)  # timers that fired during the pause, a fresh scrape
+            yield self.targets[name]
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGSTOP)
+
+
 @contextmanager
-def routers(
-    cs: Sequence[Contender], urls: Sequence[str], workdir: Path
-) -> Iterator[dict[str, list[str]]]:
-    """Start every contender of ``cs`` side by side; yield their targets by name."""
-    with ExitStack() as stack:
-        yield {c.name: stack.enter_context(router(c, urls, workdir)) for c in cs}
+def routers(cs: Sequence[Contender], urls: Sequence[str], workdir: Path) -> Iterator[RouterSet]:
+    """Start every contender of ``cs`` at once, wait until all are ready, pause them all."""
+    started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for c in cs:
+            (port,) = free_ports(1)
+            argv = router_argv(c, urls, port, workdir)
+            started[c.name] = (spawn(argv, workdir / f"router-{c.slug}.log"), port)
+        for c in cs:
+            proc, port = started[c.name]
+            wait_ready(f"http://127.0.0.1:{port}/health", proc)
+            if c.kind == "ours":
+                wait_ready(f"http://127.0.0.1:{port}/ready", proc)
+        for proc, _ in started.values():
+            proc.send_signal(signal.SIGSTOP)
+        yield RouterSet({n: [f"http://127.0.0.1:{port}"] for n, (_, port) in started.items()},
+                        {n: proc for n, (proc, _) in started.items()})  # fmt: skip
+    finally:
+        for proc, _ in started.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        stop([proc for proc, _ in started.values()])
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -55,7 +55,7 @@ Measure = Callable[[Contender, list[str], list[dict[str, Any]], str], dict[str, 
 
 def sweep(
     order: Sequence[Contender],
-    targets: Mapping[str, list[str]],
+    targets: fl.RouterSet,
     loads: Sequence[float],
     repeats: int,
     sessions_for: SessionsFor,
@@ -64,14 +64,16 @@ def sweep(
     base: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """Every (load, repeat, contender) run: the same sessions per (load, repeat) for all
-    contenders, contender order reversed every other round. Rows = ``base`` + keys + metrics."""
+    contenders, contender order reversed every other round, only the measured router running.
+    Rows = ``base`` + keys + metrics."""
     out: list[dict[str, Any]] = []
     for li, load in enumerate(loads):
         for rep in range(repeats):
             sessions = sessions_for(load, rep)
             for c in order if (li + rep) % 2 == 0 else list(reversed(order)):
                 tag = "-".join([*map(str, base.values()), str(load), str(rep), c.slug])
-                metrics = measure(c, targets[c.name], sessions, tag)
+                with targets.active(c.name) as target:
+                    metrics = measure(c, target, sessions, tag)
                 out.append({**base, "load": load, "repeat": rep, "contender": c.name,
                             "kind": c.kind, "strategy": c.strategy, **metrics})  # fmt: skip
                 progress(1)
