@@ -20,7 +20,9 @@ import asyncio
 import json
 import os
 import random
+import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,16 @@ RESPONSE = json.dumps({
     "choices": [{"index": 0, "text": "hello world", "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 16, "completion_tokens": 2, "total_tokens": 18},
 }).encode()  # fmt: skip
+STREAM_EVENTS, STREAM_GAP_S = 32, 0.005
+STREAM_RE = re.compile(rb'"stream":\s*true')
+STREAM_EVENT = (
+    b'data: {"id":"cmpl-1","object":"text_completion","created":1,"model":"bench",'
+    b'"choices":[{"index":0,"text":" word","logprobs":null,"finish_reason":null}]}\n\n'
+)
+USAGE_EVENT = (
+    b'data: {"id":"cmpl-1","object":"text_completion","created":1,"model":"bench","choices":[],'
+    b'"usage":{"prompt_tokens":16,"completion_tokens":32,"total_tokens":48}}\n\n'
+)
 
 
 # ---------------------------------------------------------------- fake engine (subprocess)
@@ -56,7 +68,11 @@ class EngineProtocol(asyncio.Protocol):
                 length = int(head[marker + 15 :].split(b"\r\n", 1)[0])
             if len(self.buffer) < head_end + 4 + length:
                 return
+            body_in = self.buffer[head_end + 4 : head_end + 4 + length]
             self.buffer = self.buffer[head_end + 4 + length :]
+            if STREAM_RE.search(body_in):
+                self.stream()
+                continue
             body = RESPONSE if head.startswith(b"post") else b"# no metrics\n"
             self.transport.write(  # type: ignore[attr-defined]
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
@@ -64,6 +80,29 @@ class EngineProtocol(asyncio.Protocol):
                 + b"\r\n\r\n"
                 + body
             )
+
+    def stream(self) -> None:
+        """An SSE completion: STREAM_EVENTS events, one per STREAM_GAP_S, each its own write."""
+        write = self.transport.write  # type: ignore[attr-defined]
+        write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        loop = asyncio.get_running_loop()
+        for k in range(STREAM_EVENTS + 2):
+            event = (
+                STREAM_EVENT
+                if k < STREAM_EVENTS
+                else (USAGE_EVENT, b"data: [DONE]\n\n")[k - STREAM_EVENTS]
+            )
+            frame = f"{len(event):x}\r\n".encode() + event + b"\r\n"
+            if k == STREAM_EVENTS + 1:
+                frame += b"0\r\n\r\n"
+            loop.call_later(k * STREAM_GAP_S, self._send, frame)
+
+    def _send(self, frame: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(frame)  # type: ignore[attr-defined]
 
 
 async def engine_main(ports: list[int]) -> None:
@@ -100,6 +139,26 @@ class Conn:
         lower = head.lower()
         marker = lower.find(b"content-length:")
         await self.reader.readexactly(int(lower[marker + 15 :].split(b"\r\n", 1)[0]))
+
+    async def stream(self, body: bytes, gaps: list[float]) -> int:
+        """One streaming request; appends the gaps between content chunks; returns events."""
+        self.writer.write(
+            b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200") or b"chunked" not in head.lower():
+            raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+        events, last = 0, None
+        while size := int((await self.reader.readuntil(b"\r\n"))[:-2], 16):
+            data = await self.reader.readexactly(size + 2)
+            if n := data.count(b'" word"'):
+                now = time.perf_counter()
+                if last is not None:
+                    gaps.append(now - last)
+                events, last = events + n, now
+        await self.reader.readexactly(2)
+        return events
 
 
 async def connect(port: int, n: int) -> list[Conn]:
@@ -154,6 +213,31 @@ async def open_loop(port: int, rate: float, seconds: float, bodies: list[bytes])
     return sorted(latencies)
 
 
+async def stream_loop(
+    port: int, seconds: float, conns: int, bodies: list[bytes]
+) -> tuple[float, list[float]]:
+    """Closed loop of streaming requests: relayed SSE events/s and the gaps between chunks."""
+    pool = await connect(port, conns)
+    events, gaps = 0, []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(conn: Conn, offset: int) -> None:
+        nonlocal events
+        i = offset
+        while time.perf_counter() < deadline:
+            body = bodies[i % len(bodies)][:-1] + b', "stream": true}'
+            n = await conn.stream(body, gaps)  # not `events += await`: that reads first
+            events += n
+            i += conns
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c, i) for i, c in enumerate(pool)))
+    elapsed = time.perf_counter() - start
+    for c in pool:
+        c.writer.close()
+    return events / elapsed, sorted(gaps)
+
+
 def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
@@ -180,34 +264,83 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
+def _pin_cpu0() -> None:
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, {0})
+
+
 def start_router(
-    strategy: str, engine_ports: list[int], workdir: Path
+    target: str, engine_ports: list[int], workdir: Path
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """``ours/<strategy>`` (sagellm router) or ``peer/<policy>`` (vllm-router), on CPU 0."""
+    kind, _, strategy = target.partition("/")
     (port,) = free_ports(1)
-    config = {
-        "server": {"host": "127.0.0.1", "port": port},
-        "discovery": {"type": "static", "pools": [{
-            "name": "bench", "model": "bench", "routing": strategy,
-            "endpoints": [{"url": f"http://127.0.0.1:{p}"} for p in engine_ports],
-        }]},
-        "scrape": {"enabled": False},
-    }  # fmt: skip
-    path = workdir / f"router-{strategy}.yaml"
-    path.write_text(json.dumps(config))  # JSON is YAML
-    code = (
-        "import os, sys; os.sched_setaffinity(0, {0}); "
-        "from sagellm_router.cli import router; "
-        f"router.main(['--config', {str(path)!r}, '--log-level', 'warning'], standalone_mode=True)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    urls = [f"http://127.0.0.1:{p}" for p in engine_ports]
+    if kind == "peer":
+        binary = Path(sys.executable).parent / "vllm-router"
+        (metrics_port,) = free_ports(1)
+        argv = [str(binary if binary.exists() else "vllm-router"), "--host", "127.0.0.1",
+                "--port", str(port), "--policy", strategy, "--worker-urls", *urls,
+                "--worker-startup-check-interval", "1", "--prometheus-host", "127.0.0.1",
+                "--prometheus-port", str(metrics_port), "--log-level", "warning"]  # fmt: skip
+    else:
+        config = {
+            "server": {"host": "127.0.0.1", "port": port},
+            "discovery": {"type": "static", "pools": [{
+                "name": "bench", "model": "bench", "routing": strategy,
+                "endpoints": [{"url": u} for u in urls],
+            }]},
+            "scrape": {"enabled": False},
+        }  # fmt: skip
+        path = workdir / f"router-{strategy}.yaml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        code = (
+            "from sagellm_router.cli import router; "
+            f"router.main(['--config', {str(path)!r}, '--log-level', 'warning'])"
+        )
+        argv = [sys.executable, "-c", code]
+    quiet = subprocess.DEVNULL if kind == "peer" else None
+    proc = subprocess.Popen(argv, preexec_fn=_pin_cpu0, stdout=quiet, stderr=quiet)
     wait_port(port)
+    if kind == "peer":
+        time.sleep(2.0)  # vllm-router checks its workers before serving
     return proc, port
 
 
 async def measure(port: int, args: argparse.Namespace, bodies: list[bytes]) -> dict[str, float]:
     rps = await closed_loop(port, args.seconds, args.connections, bodies)
     lat = await open_loop(port, args.rate, args.seconds, bodies)
-    return {"rps": rps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
+    row = {"rps": rps, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
+    if args.stream:
+        ev_s, gaps = await stream_loop(port, args.seconds, args.stream, bodies)
+        row |= {"ev_s": ev_s, "itl_p50_ms": pct(gaps, 0.5), "itl_p99_ms": pct(gaps, 0.99)}
+    return row
+
+
+def run_target(
+    target: str, ports: list[int], args: argparse.Namespace, bodies: list[bytes], tmp: Path
+) -> dict[str, float]:
+    if target == "direct":
+        return asyncio.run(measure(ports[0], args, bodies))
+    router, port = start_router(target, ports, tmp)
+    try:
+        return asyncio.run(measure(port, args, bodies))
+    finally:
+        router.terminate()
+        router.wait()
+
+
+COLUMNS = (("rps", "req/s (1 core)", 16, 0), ("p50_ms", "p50 ms", 10, 2),
+           ("p99_ms", "p99 ms", 10, 2), ("add_p50", "+p50 ms", 10, 2),
+           ("add_p99", "+p99 ms", 10, 2), ("ev_s", "stream ev/s", 13, 0),
+           ("itl_p50_ms", "itl p50", 9, 2), ("itl_p99_ms", "itl p99", 9, 2))  # fmt: skip
+
+
+def print_rows(rows: list[tuple[str, dict[str, float]]]) -> None:
+    cols = [c for c in COLUMNS if any(c[0] in r for _, r in rows)]
+    print(f"{'target':<26}" + "".join(f"{title:>{w}}" for _, title, w, _ in cols))
+    for name, r in rows:
+        print(f"{name:<26}" + "".join(f"{r.get(k, float('nan')):>{w}.{d}f}" for k, _, w, d in cols))
 
 
 def main() -> None:
@@ -216,6 +349,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--strategies", default="round_robin,prefix_aware,load_balanced,locality")
+    parser.add_argument(
+        "--peers", default="", help="vllm-router policies, e.g. round_robin,cache_aware"
+    )
+    parser.add_argument("--stream", type=int, default=0, help="also stream with N connections")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds, order alternating")
     parser.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -229,31 +367,30 @@ def main() -> None:
         [sys.executable, __file__, "--engine", "--ports", ",".join(map(str, ports))]
     )
     bodies = make_bodies(4096)
+    targets = [f"ours/{s}" for s in args.strategies.split(",") if s]
+    targets += [f"peer/{p}" for p in args.peers.split(",") if p]
+    runs: dict[str, list[dict[str, float]]] = {}
     rows: list[tuple[str, dict[str, float]]] = []
     try:
         wait_port(ports[-1])
-        direct = asyncio.run(measure(ports[0], args, bodies))
-        rows.append(("direct", direct))
         with tempfile.TemporaryDirectory() as tmp:
-            for strategy in args.strategies.split(","):
-                router, port = start_router(strategy, ports, Path(tmp))
-                try:
-                    rows.append((f"router/{strategy}", asyncio.run(measure(port, args, bodies))))
-                finally:
-                    router.terminate()
-                    router.wait()
+            for rep in range(args.repeats):
+                order = ["direct", *(targets if rep % 2 == 0 else reversed(targets))]
+                for target in order:
+                    row = run_target(target, ports, args, bodies, Path(tmp))
+                    runs.setdefault(target, []).append(row)
+                    rows.append((f"{target}#{rep}", row))
     finally:
         engine.terminate()
         engine.wait()
-    header = ("req/s (1 core)", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms")
-    print(
-        f"{'target':<24}"
-        + "".join(f"{h:>16}" if i == 0 else f"{h:>10}" for i, h in enumerate(header))
-    )
-    for name, r in rows:
-        print(
-            f"{name:<24}{r['rps']:>16.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
-            f"{r['p50_ms'] - direct['p50_ms']:>10.2f}{r['p99_ms'] - direct['p99_ms']:>10.2f}"
+    for name, row in rows:
+        direct = runs["direct"][int(name.rsplit("#", 1)[1])]
+        row["add_p50"], row["add_p99"] = (row[k] - direct[k] for k in ("p50_ms", "p99_ms"))
+    print_rows(rows)
+    if args.repeats > 1:
+        print(f"\nmedians over {args.repeats} rounds:")
+        print_rows(
+            [(t, {k: statistics.median(r[k] for r in rs) for k in rs[0]}) for t, rs in runs.items()]
         )
 
 

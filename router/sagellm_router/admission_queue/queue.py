@@ -20,9 +20,16 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sagellm_core.scheduling.base import Placement, SchedulingPolicy, Shed, ranked, select_next
+from sagellm_core.scheduling.base import (
+    BasePolicy,
+    Placement,
+    SchedulingPolicy,
+    Shed,
+    ranked,
+    select_next,
+)
 from sagellm_core.scheduling.fairshare import FairShare
 from sagellm_core.scheduling.metadata import RequestMetadata
 from sagellm_core.scheduling.ratelimit import UserRateLimiter
@@ -151,6 +158,8 @@ class AdmissionQueue:
         self.poke()
         if len(self._waiters) > self.config.max_queue_length:
             self._evict_worst()
+        if future.done():  # granted (or refused) at once: no timeout to arm
+            return future.result()
         try:
             async with asyncio.timeout(self.config.queue_timeout_s):
                 return await waiter.future
@@ -196,19 +205,39 @@ class AdmissionQueue:
     def poke(self) -> None:
         """Re-evaluate the queue now (capacity or load may have changed)."""
         now = self._clock()
-        for seq in [s for s, w in self._waiters.items() if w.future.done()]:
-            del self._waiters[seq]  # cancelled; its task has not run its cleanup yet
-        self._expire(now)
+        if self._waiters:
+            for seq in [s for s, w in self._waiters.items() if w.future.done()]:
+                del self._waiters[seq]  # cancelled; its task has not run its cleanup yet
+            self._expire(now)
+        elif not self._observes:
+            return  # idle and the policy keeps no state: nothing to shed, grant or observe
         view = self.view(now)
         self._policy.observe(view, now)  # also when idle: adaptive follows the signals
         self._shed(view, now)
         while self._waiters:
-            items = [w.item for w in self._waiters.values()]
-            chosen = select_next(self._policy, items, view, now, self._fits(view), self._fair)
+            chosen = self._next(view, now)
             if chosen is None:
                 return
             self._grant(*chosen, view, now)
-            view = self.view(now)
+            if self._waiters:
+                view = self.view(now)
+
+    def _next(self, view: ClusterView, now: float) -> tuple[QueueItem, Placement] | None:
+        """The item to admit now; a lone waiter (the uncontended case) needs no ranking."""
+        if len(self._waiters) == 1:
+            (waiter,) = self._waiters.values()
+            placement = self._policy.placement(waiter.item, view, now)
+            if placement.instances and self._fits(view)(placement):
+                return waiter.item, placement
+            return None
+        items = [w.item for w in self._waiters.values()]
+        return select_next(self._policy, items, view, now, self._fits(view), self._fair)
+
+    @property
+    def _observes(self) -> bool:
+        """Whether the active policy overrides ``observe`` (keeps state from the view)."""
+        observe = getattr(type(self._policy), "observe", None)
+        return observe is not BasePolicy.observe
 
     tick = poke
 
@@ -290,13 +319,11 @@ class AdmissionQueue:
     # -- views and numbers ------------------------------------------------------------------
     def view(self, now: float) -> ClusterView:
         """Instances with the router's own held slots overlaid, and the pool's signals."""
+        bound = self._bound
         instances = tuple(
-            InstanceView(
-                i.name, i.max_concurrency, max(i.in_flight, self._bound.get(i.name, 0)),
-                i.waiting, i.ttft_s, i.gpus, i.cost_per_gpu_hour, i.tokens_per_s, i.pool,
-            )
+            i if bound.get(i.name, 0) <= i.in_flight else replace(i, in_flight=bound[i.name])
             for i in self._instances()
-        )  # fmt: skip
+        )
         slots = sum(i.max_concurrency for i in instances)
         busy = sum(min(i.in_flight, i.max_concurrency) for i in instances) + self._unbound
         signals = Signals(

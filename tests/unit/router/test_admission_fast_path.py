@@ -1,0 +1,67 @@
+"""The admission queue's uncontended fast path: a lone waiter is placed without ranking, and an
+idle queue whose policy keeps no state does not rebuild instance views on release."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sagellm_core.scheduling.metadata import RequestMetadata
+from sagellm_core.scheduling.view import InstanceView
+from sagellm_router.admission_queue import AdmissionQueue, QueueConfig
+
+
+def _meta(rid: str) -> RequestMetadata:
+    return RequestMetadata(request_id=rid, user_id="u", arrival_s=0.0, prompt_tokens=10)
+
+
+class CountingSource:
+    def __init__(self, *views: InstanceView) -> None:
+        self.views, self.calls = views, 0
+
+    def __call__(self) -> tuple[InstanceView, ...]:
+        self.calls += 1
+        return self.views
+
+
+@pytest.mark.parametrize(("policy", "views_on_release"), [("fifo", False), ("adaptive", True)])
+async def test_idle_release_builds_views_only_for_observing_policies(
+    policy: str, views_on_release: bool
+) -> None:
+    source = CountingSource(InstanceView("http://a", max_concurrency=2))
+    queue = AdmissionQueue("p", QueueConfig(policy=policy), source, clock=lambda: 0.0)
+    async with queue.admit(_meta("r1")) as ticket:
+        assert ticket.allowed == ("http://a",)
+        ticket.bind("http://a")
+        before = source.calls
+    assert (source.calls > before) is views_on_release
+    assert queue.active == 0
+    assert queue.queued == 0
+
+
+async def test_lone_waiter_without_a_free_slot_waits_for_the_release() -> None:
+    source = CountingSource(InstanceView("http://a", max_concurrency=1))
+    queue = AdmissionQueue("p", QueueConfig(), source, clock=lambda: 0.0)
+    release = asyncio.Event()
+    admitted: list[str] = []
+    first_in = asyncio.Event()
+
+    async def hold(rid: str) -> None:
+        async with queue.admit(_meta(rid)) as ticket:
+            ticket.bind("http://a")
+            admitted.append(rid)
+            first_in.set()
+            await release.wait()
+
+    first = asyncio.create_task(hold("r1"))
+    await first_in.wait()
+    second = asyncio.create_task(hold("r2"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert admitted == ["r1"]
+    assert queue.queued == 1  # the bound slot is overlaid on the view
+    release.set()
+    await asyncio.gather(first, second)
+    assert admitted == ["r1", "r2"]
+    assert queue.active == 0
