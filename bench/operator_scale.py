@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -36,15 +38,34 @@ async def count(http: aiohttp.ClientSession, path: str) -> int:
 
 
 async def converged(http: aiohttp.ClientSession, want: int) -> None:
-    for _ in range(36000):  # polls every 0.1 s, gives up after an hour
+    for _ in range(18000):  # polls every 0.2 s, gives up after an hour
         instances = await count(http, f"{BASE}/executioninstances")
         if instances >= want and await count(http, "/api/v1/namespaces/default/pods") >= want:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
     raise TimeoutError("the operator did not converge within an hour")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(600):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within a minute")
+
+
 async def scenario(pools: int, replicas: int) -> dict[str, float]:
+    liveness = free_port()
     async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
         for path in sorted((ROOT / "crds").glob("*.yaml")):
             await http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -52,11 +73,11 @@ async def scenario(pools: int, replicas: int) -> dict[str, float]:
         proc = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).with_name("sagellm")), "operator",
             "--api-server", str(emu.url),
-            "--metrics-port", "0", "--resync-seconds", "30",
+            "--metrics-port", "0", "--liveness-port", str(liveness), "--resync-seconds", "30",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            await asyncio.sleep(3)  # let kopf start and list
+            await ready(f"http://127.0.0.1:{liveness}/healthz")  # startup done, watching
             idle_rss = rss_mib(proc.pid)
             sample = yaml.safe_load((ROOT / "crds/samples/general-pool.yaml").read_text())
             sample["spec"]["roles"]["general"]["replicas"] = replicas

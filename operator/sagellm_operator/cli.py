@@ -31,6 +31,9 @@ async def run(
         peering_name=None if settings.standalone else settings.peering_name,
         stop_flag=stop,
         memo=kopf.Memo(),
+        liveness_endpoint=(
+            f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+        ),
     )
 
 
@@ -38,7 +41,9 @@ async def run(
 @click.option("--namespace", "namespaces", multiple=True, help="Namespace to serve (repeatable).")
 @click.option("--all-namespaces", is_flag=True, help="Serve every namespace (the default).")
 @click.option("--api-server", envvar="SAGELLM_API_SERVER", help="API server URL override.")
-@click.option("--metrics-port", type=int, default=9090, show_default=True)
+@click.option("--metrics-port", type=int, default=9090, show_default=True, help="0 disables.")
+@click.option("--liveness-port", type=int, default=8080, show_default=True,
+              help="Serve http://0.0.0.0:PORT/healthz (kopf liveness); 0 disables.")  # fmt: skip
 @click.option("--peering/--standalone", default=False, help="kopf peering (needs its CRD).")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True)
 @click.option("--drain-timeout", type=float, default=30.0, show_default=True)
@@ -46,13 +51,15 @@ async def run(
 @click.option("--simulator-image", default=PodDefaults.simulator_image, show_default=True)
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
-             metrics_port: int, peering: bool, resync_seconds: float, drain_timeout: float,
-             vllm_image: str, simulator_image: str, verbose: bool) -> None:  # fmt: skip
+             metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
+             drain_timeout: float, vllm_image: str, simulator_image: str,
+             verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
     try:
         settings = OperatorSettings(
             namespaces=namespaces, all_namespaces=all_namespaces or not namespaces,
-            api_server=api_server, metrics_port=metrics_port or None, standalone=not peering,
+            api_server=api_server, metrics_port=metrics_port or None,
+            liveness_port=liveness_port or None, standalone=not peering,
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
             pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image),
         )  # fmt: skip

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,7 +17,8 @@ from sagellm_operator.k8s import connect
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
-from sagellm_operator.reconcile.pool import reconcile_pool
+from sagellm_operator.reconcile.pool import reconcile_pool, warm_up
+from sagellm_operator.reconcile.resync import resync_forever
 from sagellm_operator.settings import OperatorSettings
 
 POOLS = (L.GROUP, L.VERSION, L.POOL_PLURAL)
@@ -35,12 +37,18 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.peering.standalone = settings.standalone
 
 
-async def _pool_of(ctx: Context, obj: Any) -> None:
+def _pool_of(ctx: Context, obj: Any) -> None:
+    """Schedule a (coalesced) reconcile of the pool that owns ``obj``."""
     name = (obj.get("metadata", {}).get("labels") or {}).get(L.LABEL_POOL)
     if name:
-        pool = await ctx.kube.get(L.POOL_PLURAL, obj["metadata"]["namespace"], name)
-        if pool is not None:
-            await reconcile_pool(ctx, pool)
+        ns = obj["metadata"]["namespace"]
+        ctx.children.trigger(("pool", ns, name), lambda: _reconcile_pool_named(ctx, ns, name))
+
+
+async def _reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
+    pool = await ctx.kube.get(L.POOL_PLURAL, ns, name)
+    if pool is not None:
+        await reconcile_pool(ctx, pool)
 
 
 async def _instance_of(ctx: Context, pod: Any) -> None:
@@ -65,9 +73,16 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings, _settings)
         memo.ctx = Context(await connect(_settings.api_server), _settings, metrics)
+        problems = await asyncio.to_thread(warm_up)
+        if problems:
+            msg = f"the built-in pool schema rejects a minimal pool: {problems}"
+            raise kopf.PermanentError(msg)
+        memo.resync = asyncio.create_task(resync_forever(memo.ctx))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        memo.resync.cancel()
+        await asyncio.gather(memo.resync, return_exceptions=True)
         await memo.ctx.kube.close()
 
     @kopf.on.create(*POOLS, registry=registry)
@@ -76,19 +91,11 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
     async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await reconcile_pool(memo.ctx, dict(body))
 
-    @kopf.timer(*POOLS, interval=settings.resync_seconds, registry=registry)
-    async def pool_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        await reconcile_pool(memo.ctx, dict(body))
-
     @kopf.on.event(*INSTANCES, registry=registry)
     async def instance_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
         if type != "DELETED":
             await reconcile_instance(memo.ctx, dict(body))
-        await _pool_of(memo.ctx, dict(body))
-
-    @kopf.timer(*INSTANCES, interval=settings.resync_seconds, registry=registry)
-    async def instance_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        await reconcile_instance(memo.ctx, dict(body))
+        _pool_of(memo.ctx, dict(body))
 
     @kopf.on.event("", "v1", "pods", labels=managed, registry=registry)
     async def pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

@@ -29,6 +29,9 @@ class OperatorSettings:
     api_server: str | None = None
     """Override the API server URL (tests, local runs); else kubeconfig / in-cluster."""
     metrics_port: int | None = 9090
+    liveness_port: int | None = 8080
+    """kopf's liveness endpoint ``http://0.0.0.0:<port>/healthz`` (None: off). It answers 200
+    once startup finished and while the operator's watch loops are alive."""
     standalone: bool = True
     """No peering: one operator replica (kopf peering needs its own CRD)."""
     peering_name: str = "sagellm-operator"
@@ -43,5 +46,6 @@ class OperatorSettings:
             raise ValueError("give --namespace at least once, or --all-namespaces")
         if self.resync_seconds <= 0 or self.drain_timeout_seconds < 0:
             raise ValueError("resync interval must be > 0 and drain timeout >= 0 seconds")
-        if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
-            raise ValueError(f"metrics port {self.metrics_port} is not a TCP port")
+        for name, port in (("metrics", self.metrics_port), ("liveness", self.liveness_port)):
+            if port is not None and not 0 < port < 65536:
+                raise ValueError(f"{name} port {port} is not a TCP port")

@@ -157,11 +157,12 @@ async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncItera
                     raise ApiError(f"CRD {path.name}: {resp.status} {await resp.text()}")
         config_path = workdir / "kubeconfig.yaml"
         config_path.write_text(yaml.safe_dump(kubeconfig(str(emu.url).rstrip("/"), namespace)))
-        port = free_port()
+        port, liveness = free_port(), free_port()
         router_path = workdir / "router.yaml"
         router_path.write_text(yaml.safe_dump(router_config(port, namespace, config_path)))
         operator_argv = [SAGELLM, "operator", "--api-server", str(emu.url), "--namespace",
-                         namespace, "--metrics-port", "0", "--resync-seconds", "1",
+                         namespace, "--metrics-port", "0", "--liveness-port", str(liveness),
+                         "--resync-seconds", "1",
                          "--drain-timeout", "2"]  # fmt: skip
         router_argv = [SAGELLM, "router", "--config", str(router_path), "--log-level", "warning"]
         kubelet = FakeKubelet(str(emu.url), namespace=namespace, simulate=True)
@@ -171,6 +172,7 @@ async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncItera
             process("router", router_argv, workdir) as router_log,
         ):
             url = f"http://127.0.0.1:{port}"
+            await wait_http_ok(f"http://127.0.0.1:{liveness}/healthz", operator_log)
             await wait_http_ok(f"{url}/health", router_log)
             logs = {"operator": operator_log, "router": router_log}
             yield LocalCluster(http, url, namespace, logs=logs)

@@ -58,12 +58,18 @@ class Kube:
         return obj
 
     async def list_objects(
-        self, plural: str, ns: str, selector: str, group: tuple[str, str] | None = None
+        self, plural: str, ns: str | None, selector: str, group: tuple[str, str] | None = None
     ) -> list[Obj]:
+        """Objects in ``ns`` (None: every namespace) matching the label ``selector``."""
         grp, ver = group or (L.GROUP, L.VERSION)
-        result = await self.custom.list_namespaced_custom_object(
-            grp, ver, ns, plural, label_selector=selector
-        )
+        if ns is None:
+            result = await self.custom.list_cluster_custom_object(
+                grp, ver, plural, label_selector=selector
+            )
+        else:
+            result = await self.custom.list_namespaced_custom_object(
+                grp, ver, ns, plural, label_selector=selector
+            )
         items: list[Obj] = result.get("items", [])
         return items
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sagellm_operator.k8s import Kube
 from sagellm_operator.metrics import Metrics
+from sagellm_operator.reconcile.coalesce import Coalescer
 from sagellm_operator.settings import OperatorSettings
 
 Obj = dict[str, Any]
@@ -30,6 +31,9 @@ class Context:
     metrics: Metrics
     clock: Callable[[], datetime.datetime] = utcnow
     _locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+    children: Coalescer = field(default_factory=lambda: Coalescer(0.05))
+    """Pool reconciles triggered by instance events, coalesced per pool: creating or updating N
+    instances makes a burst of events that needs one pool reconcile, not N."""
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""

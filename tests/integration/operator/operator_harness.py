@@ -96,8 +96,8 @@ async def operator_running(emu: KubeEmulator, **overrides: Any) -> AsyncIterator
     """
     drain = overrides.pop("drain", 0.5)
     settings = OperatorSettings(
-        api_server=str(emu.url), metrics_port=None, resync_seconds=overrides.pop("resync", 2.0),
-        drain_timeout_seconds=drain, **overrides,
+        api_server=str(emu.url), metrics_port=None, liveness_port=None,
+        resync_seconds=overrides.pop("resync", 2.0), drain_timeout_seconds=drain, **overrides,
     )  # fmt: skip
     metrics = Metrics()
     loop = asyncio.new_event_loop()
