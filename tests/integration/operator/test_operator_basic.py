@@ -91,13 +91,20 @@ async def test_invalid_spec_sets_condition_and_event_and_creates_nothing() -> No
 
 
 async def test_simulator_engine_runs_sagellm_sim_without_gpus() -> None:
-    async with cluster() as c, operator_running(c.emu):
+    async with cluster() as c, operator_running(c.emu, resync=0.3) as metrics:
         await c.create_pool(sample("simulator-pool", "sim"))
         pods = await eventually(lambda: c.pods(f"{L.LABEL_POOL}=sim"))
         container = pods[0]["spec"]["containers"][0]
         assert container["command"] == ["sagellm", "sim"]
         assert "nvidia.com/gpu" not in json.dumps(container.get("resources", {}))
         assert container["securityContext"]["runAsNonRoot"] is True
+
+        async def gauges() -> bool:  # filled by the resync loop
+            value = metrics.registry.get_sample_value
+            return (value("sagellm_operator_pools", {"phase": "Ready"}) == 1
+                    and value("sagellm_operator_instances", {"phase": "Ready"}) == 2)  # fmt: skip
+
+        await eventually(gauges)
 
 
 async def _n(coro: Any, n: int) -> list[Obj] | None:
