@@ -169,7 +169,7 @@ async def _open(state: RouterState, pool: Upstream, ex: Exchange, endpoint: Endp
             raise Retryable(f"status_{resp.status}", resp.status, await resp.read())
         if resp.content_type != "text/event-stream":
             return Opened(resp, body=await resp.read())
-        chunks = resp.chunks()
+        chunks = resp.batches()  # events that arrived together go out in one write
         return Opened(resp, first_chunk=await anext(chunks, b""), chunks=chunks)
     except UpstreamError as exc:
         resp.close()

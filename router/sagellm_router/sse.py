@@ -21,6 +21,8 @@ class UsageScanner:
         self.usage: dict[str, Any] | None = None
 
     def feed(self, chunk: bytes) -> None:
+        if not self._tail and chunk.endswith(b"\n") and b'"completion_tokens"' not in chunk:
+            return  # only whole lines, none with usage: nothing to parse or keep
         data = self._tail + chunk if self._tail else chunk
         lines = data.split(b"\n")
         tail = lines.pop()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
+
+from sagellm_router.chunked import ChunkDecoder
 
 _RECOVERABLE = (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError)
 
@@ -36,6 +38,10 @@ class UpstreamResponse(Protocol):
     async def read(self) -> bytes: ...
 
     def chunks(self) -> AsyncGenerator[bytes, None]: ...
+
+    def batches(self) -> AsyncGenerator[bytes, None]:
+        """The body like ``chunks``, but what arrived together comes as one piece."""
+        ...
 
     def close(self) -> None: ...
 
@@ -76,13 +82,24 @@ class Response:
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
+    def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body, de-chunked, piece by piece as it arrives."""
+        return self._body(batched=False)
+
+    def batches(self) -> AsyncGenerator[bytes, None]:
+        """The body, de-chunked, one piece per socket read (chunks that came together)."""
+        return self._body(batched=True)
+
+    async def _body(self, *, batched: bool) -> AsyncGenerator[bytes, None]:
         reader, deadline = self._conn.reader, self._pool.read_timeout
         try:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
-                async for piece in _dechunk(reader, deadline):
-                    yield piece
+                async for pieces in _dechunk(reader, deadline, self._no_reuse):
+                    if batched:
+                        yield b"".join(pieces) if len(pieces) > 1 else pieces[0]
+                    else:
+                        for piece in pieces:
+                            yield piece
             elif "content-length" in self.headers:
                 remaining = int(self.headers["content-length"])
                 while remaining > 0:
@@ -102,6 +119,9 @@ class Response:
             raise UpstreamError("disconnected", str(exc) or type(exc).__name__) from exc
         self._done = True
 
+    def _no_reuse(self) -> None:
+        self.headers["connection"] = "close"
+
     def close(self) -> None:
         """Return the connection to the pool if the body was fully read, else drop it."""
         reusable = self._done and self.headers.get("connection", "").lower() != "close"
@@ -113,17 +133,19 @@ async def _timed(coro: object, idle_s: float) -> bytes:
         return await coro  # type: ignore[misc, no-any-return]
 
 
-async def _dechunk(reader: asyncio.StreamReader, idle_s: float) -> AsyncIterator[bytes]:
-    while True:
-        line = await _timed(reader.readuntil(b"\r\n"), idle_s)
-        size = int(line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            while await _timed(reader.readuntil(b"\r\n"), idle_s) != b"\r\n":
-                pass  # trailers
-            return
-        async with asyncio.timeout(idle_s):
-            data = await reader.readexactly(size + 2)
-        yield data[:-2]
+async def _dechunk(
+    reader: asyncio.StreamReader, idle_s: float, on_leftover: Callable[[], None]
+) -> AsyncIterator[list[bytes]]:
+    """The de-chunked body: per socket read, the payload pieces it completed."""
+    decoder = ChunkDecoder()
+    while not decoder.done:
+        data = await _timed(reader.read(1 << 16), idle_s)
+        if not data:
+            raise ConnectionError("connection closed inside a chunked body")
+        if pieces := decoder.feed(data):
+            yield pieces
+    if decoder.leftover:
+        on_leftover()  # bytes after the body: the connection is out of step, do not reuse it
 
 
 class UpstreamPool:

@@ -186,5 +186,8 @@ class LocalResponse:
     def chunks(self) -> AsyncGenerator[bytes, None]:
         return self._body
 
+    def batches(self) -> AsyncGenerator[bytes, None]:
+        return self._body  # in-process pieces are already whole renders
+
     def close(self) -> None:
         return None  # the proxy closes the chunk generator; that aborts unfinished work

@@ -127,3 +127,19 @@ async def test_header_timeout_and_short_body(serve) -> None:  # type: ignore[no-
         await resp.read()
     assert cut.value.reason == "disconnected"
     resp.close()
+
+
+async def test_batches_join_chunks_that_arrived_together(serve) -> None:  # type: ignore[no-untyped-def]
+    chunked = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n"
+               b"6;ext=1\r\ndata: \r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n")  # fmt: skip
+    raw, url = await serve([lambda _: chunked, ok(b"2")])
+    pool = UpstreamPool(1.0, 1.0)
+    resp = await pool.post(url, "/v1/completions", b"{}", {})
+    assert [c async for c in resp.batches()] == [b"data: abc"]
+    resp.close()
+    second = await pool.post(url, "/x", b"", {})  # the connection was kept alive and reused
+    assert await second.read() == b"2"
+    second.close()
+    assert raw.connections == 1
+    await pool.close()
