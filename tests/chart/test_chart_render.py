@@ -122,8 +122,12 @@ def test_probes_hit_the_health_endpoints(render: Render) -> None:
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     operator = one(docs, "Deployment", "sag-sagellm-operator")["spec"]["template"]["spec"]
     (container,) = operator["containers"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
-    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+    ]
+    assert "--liveness-port=8080" in container["args"], "the probe port must be the one served"
 
 
 def test_router_rollout_keeps_capacity_and_drains(render: Render) -> None:
