@@ -45,6 +45,10 @@ async def test_scale_out_and_in(cluster: KindCluster) -> None:
     await scenarios.scale(cluster, NAME, MODEL, 2)
 
 
+async def test_scale_under_traffic_fails_no_request(cluster: KindCluster) -> None:
+    await scenarios.scale_under_traffic(cluster, NAME, MODEL, [3, 2])
+
+
 async def test_rolling_update_keeps_serving(cluster: KindCluster) -> None:
     args = pool_manifest()["spec"]["engine"].get("extraArgs", [])
     patch = {"engine": {"extraArgs": [*args, "--sim-seed", "7"]}}
