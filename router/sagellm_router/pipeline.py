@@ -39,11 +39,11 @@ class Job:
     on_admitted: Callable[[Exchange], None] | None = None
 
 
-def safe_request_id(given: str | None) -> str:
+def safe_request_id(given: str | None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> str:
     """The client's request id if it is short printable ASCII, else a fresh one."""
     if given and len(given) <= 128 and given.isascii() and given.isprintable():
         return given.replace(" ", "_")
-    return uuid.uuid4().hex
+    return new_id()
 
 
 def _pools_for(state: RouterState, parsed: ParsedRequest) -> tuple[PoolSnapshot, ...]:
@@ -82,13 +82,11 @@ def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> R
     return metadata_from_request(headers, job.parsed.body, runtime.spec, now=state.clock())
 
 
-async def handle(
-    state: RouterState, upstream: Upstream, job: Job, down: Downstream
-) -> Exchange:
+async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstream) -> Exchange:
     """Serve ``job`` into ``down``; raises ``ApiError`` for answers the caller must render."""
     parsed = job.parsed
     pools = _pools_for(state, parsed)
-    rid = safe_request_id(job.headers.get(H_REQUEST_ID))
+    rid = safe_request_id(job.headers.get(H_REQUEST_ID), state.new_request_id)
     ex = Exchange(down, parsed, job.raw, rid, job.headers.get("x-routing-strategy"), state.clock())
     pool = _home_pool(state, pools)
     ex.pool = pool.name

@@ -17,6 +17,7 @@ from sagellm_core.scheduling.policies.adaptive import AdaptiveConfig
 from sagellm_core.scheduling.registry import PolicySettings, policies_with_plugins
 from sagellm_core.scheduling.view import InstanceView
 from sagellm_router.admission_queue import AdmissionQueue, QueueConfig, instance_views
+from sagellm_router.admission_queue.sources import ViewCache
 from sagellm_router.config import RouterSettings
 from sagellm_router.pd.threshold import AutoParams, ThresholdTuner
 from sagellm_router.routing.base import Loads
@@ -86,6 +87,7 @@ def build_runtime(
     plugins: Mapping[str, Plugin] | None = None,
 ) -> PoolRuntime:
     """A fresh queue and tuner for pool ``name``; ``endpoints`` returns its routable ones."""
+    cache = ViewCache()
 
     def views() -> tuple[InstanceView, ...]:
         return instance_views(
@@ -96,6 +98,7 @@ def build_runtime(
             ttft_s=sources.ttft_s,
             cost_per_gpu_hour=spec.cost_per_gpu_hour or 0.0,
             pool=name,
+            cache=cache,
         )
 
     config = QueueConfig.from_spec(spec, policy_settings(settings))

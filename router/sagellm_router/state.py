@@ -9,6 +9,8 @@ its Decode endpoints; its Prefill endpoints only take prefill legs.
 from __future__ import annotations
 
 import logging
+import os
+import random
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
@@ -81,6 +83,7 @@ class RouterState:
     policy_plugins: dict[str, Plugin] = field(default_factory=dict)
     shutting_down: bool = False
     _warned: set[str] = field(default_factory=set)
+    _ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
 
     def __post_init__(self) -> None:
         self.loads = Loads(
@@ -89,6 +92,10 @@ class RouterState:
             self.clock,
             LoadModel(stale_after_s=self.settings.scrape.stale_after_s),
         )
+
+    def new_request_id(self) -> str:
+        """A fresh 32-hex-digit request id (seeded once from the OS; no syscall per request)."""
+        return f"{self._ids.getrandbits(128):032x}"
 
     def apply_pools(self, pools: Iterable[PoolSnapshot]) -> None:
         """Swap in a new set of pools and drop state of endpoints that went away."""

@@ -8,6 +8,24 @@ from sagellm_core.scheduling.view import InstanceView
 from sagellm_router.types import Endpoint, Role
 
 
+class ViewCache:
+    """Reuses an instance's last ``InstanceView`` while its fields are unchanged (views are
+    frozen, so sharing is safe): building one costs more than comparing its fields."""
+
+    def __init__(self) -> None:
+        self._last: dict[object, tuple[tuple[object, ...], InstanceView]] = {}
+
+    def get(self, *fields: object) -> InstanceView:
+        last = self._last.get(fields[0])
+        if last is not None and last[0] == fields:
+            return last[1]
+        view = InstanceView(*fields)  # type: ignore[arg-type]
+        if len(self._last) > 4096:  # endpoints come and go; never grow without bound
+            self._last.clear()
+        self._last[fields[0]] = (fields, view)
+        return view
+
+
 def instance_views(
     endpoints: Sequence[Endpoint],
     *,
@@ -19,6 +37,7 @@ def instance_views(
     cost_per_gpu_hour: float = 0.0,
     tokens_per_s: float | None = None,
     pool: str = "",
+    cache: ViewCache | None = None,
 ) -> tuple[InstanceView, ...]:
     """One view per ready, non-draining endpoint that holds a concurrency slot.
 
@@ -26,21 +45,22 @@ def instance_views(
     listed); ``in_flight`` is the larger of the router's own count and the engine's scraped
     ``running``, as the caller sees it. Views are named by endpoint URL, which is what
     ``Ticket.bind`` takes. An endpoint's own ``max_concurrency``, ``gpus`` and ``tokens_per_s``
-    win over the arguments, which are the pool-wide defaults.
+    win over the arguments, which are the pool-wide defaults. ``cache`` reuses equal views.
     """
     roles = {e.role for e in endpoints}
     slot_role = Role.DECODE if Role.DECODE in roles else Role.GENERAL
+    make = cache.get if cache is not None else InstanceView
     return tuple(
-        InstanceView(
-            name=e.url,
-            max_concurrency=e.max_concurrency or max_concurrency,
-            in_flight=round(in_flight(e.url)),
-            waiting=round(waiting(e.url)),
-            ttft_s=ttft_s(e.url),
-            gpus=e.gpus or gpus,
-            cost_per_gpu_hour=cost_per_gpu_hour,
-            tokens_per_s=e.tokens_per_s or tokens_per_s,
-            pool=pool,
+        make(
+            e.url,
+            e.max_concurrency or max_concurrency,
+            round(in_flight(e.url)),
+            round(waiting(e.url)),
+            ttft_s(e.url),
+            e.gpus or gpus,
+            cost_per_gpu_hour,
+            e.tokens_per_s or tokens_per_s,
+            pool,
         )
         for e in endpoints
         if e.ready and not e.draining and e.role == slot_role

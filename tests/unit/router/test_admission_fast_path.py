@@ -1,5 +1,6 @@
-"""The admission queue's uncontended fast path: a lone waiter is placed without ranking, and an
-idle queue whose policy keeps no state does not rebuild instance views on release."""
+"""Hot-path shortcuts: the admission queue's uncontended fast path (a lone waiter is placed
+without ranking; an idle queue whose policy keeps no state builds no views on release), reused
+instance views, and request ids without a syscall."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from sagellm_core.scheduling.metadata import RequestMetadata
 from sagellm_core.scheduling.view import InstanceView
 from sagellm_router.admission_queue import AdmissionQueue, QueueConfig
+from sagellm_router.admission_queue.sources import ViewCache
+from sagellm_router.config import RouterSettings
+from sagellm_router.state import build_state
 
 
 def _meta(rid: str) -> RequestMetadata:
@@ -65,3 +69,19 @@ async def test_lone_waiter_without_a_free_slot_waits_for_the_release() -> None:
     await asyncio.gather(first, second)
     assert admitted == ["r1", "r2"]
     assert queue.active == 0
+
+
+def test_view_cache_reuses_unchanged_views_and_rebuilds_changed_ones() -> None:
+    cache = ViewCache()
+    first = cache.get("http://a", 4, 1, 0, None, 1, 0.0, None, "p")
+    assert cache.get("http://a", 4, 1, 0, None, 1, 0.0, None, "p") is first
+    busier = cache.get("http://a", 4, 2, 0, None, 1, 0.0, None, "p")
+    assert busier == InstanceView("http://a", max_concurrency=4, in_flight=2, pool="p")
+    assert cache.get("http://b", 4, 2, 0, None, 1, 0.0, None, "p").name == "http://b"
+
+
+def test_request_ids_are_fresh_32_hex_digits() -> None:
+    state = build_state(RouterSettings(), lambda: 0.0)
+    ids = {state.new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
