@@ -17,7 +17,7 @@ Kinds (``WORKLOADS``):
   reuse is high but uneven, and all tenants' prefixes together (~72k tokens) exceed one engine's
   KV cache in the ``routing`` fleet: which engine holds which prefix matters. Short questions
   (20-60 tokens), short answers (32-96).
-* ``multi_turn`` - conversations of 2-4 turns with a short system prompt; the context grows every
+* ``multi_turn`` - conversations of 2-3 turns with a short system prompt; the context grows every
   turn (earlier turns are a prefix of later ones). Think time 0.05-0.25 s x ``time_scale``.
 * ``long_doc`` - document Q&A: a long unique document (~``doc_tokens``) plus a question and a
   short answer; a few follow-up questions per document reuse it.
@@ -167,7 +167,7 @@ def _multi_turn(
     system = "You are a helpful assistant. Be brief:" + words(rng, 60)
     turns = tuple(
         Turn(words(rng, rng.randint(60, 200)), rng.randint(24, 64))
-        for _ in range(rng.randint(2, 4))
+        for _ in range(rng.randint(2, 3))
     )
     return sid, system, turns
 

@@ -51,7 +51,7 @@ def config(
     """Default (~7-10 min on 2 cores) or ``--quick`` (~1 min) settings."""
     spec = fl.FleetSpec(engines=8, time_scale=4.0, max_num_seqs=32, gpu_blocks=4096)
     cfg = RoutingConfig(spec, ("shared_prefix", "multi_turn"), (0.5, 0.8, 0.95), OURS, PEERS,
-                        3.0, repeats, seed)  # fmt: skip
+                        2.5, repeats, seed)  # fmt: skip
     if quick:
         cfg = replace(cfg, fleet=replace(spec, engines=4), workloads=("shared_prefix",),
                       loads=(0.8,), ours=("round_robin", "prefix_aware"),
