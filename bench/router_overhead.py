@@ -302,9 +302,22 @@ def start_router(
     quiet = subprocess.DEVNULL if kind == "peer" else None
     proc = subprocess.Popen(argv, preexec_fn=_pin_cpu0, stdout=quiet, stderr=quiet)
     wait_port(port)
-    if kind == "peer":
-        time.sleep(2.0)  # vllm-router checks its workers before serving
+    if kind != "peer":
+        wait_ready(port)
+    time.sleep(2.0)  # both settle (vllm-router checks its workers) before being measured
     return proc, port
+
+
+def wait_ready(port: int, timeout: float = 20.0) -> None:
+    """Until our router's ``/ready`` answers 200 (discovery has found the endpoints)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"router on port {port} never became ready")
 
 
 async def measure(port: int, args: argparse.Namespace, bodies: list[bytes]) -> dict[str, float]:
