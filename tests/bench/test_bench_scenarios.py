@@ -147,3 +147,17 @@ def test_sweep_alternates_order_and_shares_sessions() -> None:
     assert len(done) == len(rows) == 8
     assert rows[0] == {"workload": "w", "load": 0.5, "repeat": 0, "contender": "ours/a",
                        "kind": "ours", "strategy": "a", "x": 1.0}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"pools": {"bench": {"policy": "adaptive", "policy_status": {
+            "active": "slo_aware", "reason": "SLO attainment 0.8 < 0.9"}}}},
+         "slo_aware (SLO attainment 0.8 < 0.9)"),
+        ({"pools": {"bench": {"policy": "fifo", "policy_status": None}}}, "fifo"),
+        ({"pools": {}}, "?"),
+    ],
+)  # fmt: skip
+def test_active_policy_from_admin_status(status: dict[str, Any], expected: str) -> None:
+    assert slo.active_policy(status) == expected

@@ -17,6 +17,8 @@ force at the end.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -84,17 +86,17 @@ def policy_contender(policy: str, slots: int, scrape_s: float | None = None) -> 
     return Contender("ours", "load_balanced", label=label, options=options)
 
 
-def active_policy(target: str) -> str:
-    """The policy in force in the router at ``target`` (``/admin/status``), with its reason."""
-    import json
+def active_policy(status: Mapping[str, Any], pool: str = "bench") -> str:
+    """The policy in force in ``pool`` of an ``/admin/status`` document, with its reason."""
+    found = (status.get("pools") or {}).get(pool) or {}
+    detail = found.get("policy_status") or {}
+    active = detail.get("active") or found.get("policy") or "?"
+    return f"{active} ({detail.get('reason', '')})" if detail else str(active)
 
+
+def fetch_active_policy(target: str) -> str:
     code, body = fl.http_get(target + "/admin/status")
-    if code != 200:
-        return f"unknown (HTTP {code})"
-    pools = json.loads(body).get("pools", json.loads(body))
-    pool = pools.get("bench", {}) if isinstance(pools, dict) else {}
-    status = pool.get("policy_status") or {}
-    return f"{status.get('active', '?')} ({status.get('reason', '')})"
+    return active_policy(json.loads(body)) if code == 200 else f"unknown (HTTP {code})"
 
 
 def run(cfg: SloConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
@@ -119,7 +121,7 @@ def run(cfg: SloConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
             result = runs.open_run(target, sessions, workdir, tag, cfg.duration_s,
                                    30.0 * cfg.fleet.time_scale)  # fmt: skip
             if c.label == "adaptive":
-                notes.append(f"adaptive ({tag}) ended with {active_policy(target[0])}")
+                notes.append(f"adaptive ({tag}) ended with {fetch_active_policy(target[0])}")
             return {"policy": c.label, **stats.run_metrics(result),
                     **stats.class_metrics(result, cfg.slo_wall_ms())}  # fmt: skip
 
