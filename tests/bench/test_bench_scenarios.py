@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +162,11 @@ def test_sweep_alternates_order_and_shares_sessions() -> None:
 )  # fmt: skip
 def test_active_policy_from_admin_status(status: dict[str, Any], expected: str) -> None:
     assert slo.active_policy(status) == expected
+
+
+def test_direct_contenders_start_no_router(tmp_path: Path) -> None:
+    with fleet.routers([Contender("direct", "")], ["http://e0", "http://e1"], tmp_path) as rs:
+        assert rs["direct"] == ["http://e0", "http://e1"]
+        assert rs.procs == {}
+        with rs.active("direct") as target:
+            assert target == ["http://e0", "http://e1"]

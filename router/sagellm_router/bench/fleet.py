@@ -272,7 +272,13 @@ class RouterSet:
 
 @contextmanager
 def routers(cs: Sequence[Contender], urls: Sequence[str], workdir: Path) -> Iterator[RouterSet]:
-    """Start every contender of ``cs`` at once, wait until all are ready, pause them all."""
+    """Start every contender of ``cs`` at once, wait until all are ready, pause them all
+    (``direct`` contenders get the engine URLs and no process)."""
+    if any(c.kind == "direct" for c in cs):
+        with routers([c for c in cs if c.kind != "direct"], urls, workdir) as rest:
+            rest.targets.update({c.name: list(urls) for c in cs if c.kind == "direct"})
+            yield rest
+        return
     started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
         for c in cs:
