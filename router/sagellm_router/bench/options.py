@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 Progress = Callable[[int], None]
 
@@ -31,13 +31,13 @@ class Outcome:
     plots: list[Path] = field(default_factory=list)
 
 
-class Scenario:
+class Scenario(Protocol):
     """Interface of a scenario module: how many progress steps, and how to run."""
 
-    name: str = ""
+    name: str
 
-    def steps(self, opts: BenchOptions) -> int:
-        raise NotImplementedError
+    def steps(self, opts: BenchOptions) -> int: ...
 
-    def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
-        raise NotImplementedError
+    def execute(
+        self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress
+    ) -> Outcome: ...
