@@ -59,7 +59,7 @@ class LoadSources:
 
     def in_flight(self, url: str) -> float:
         stats = self._scraped(url)
-        return max(float(self.tracker.in_flight(url)), stats.running if stats else 0.0)
+        return self.tracker.in_flight(url) + (stats.others(stats.running) if stats else 0.0)
 
     def waiting(self, url: str) -> float:
         stats = self._scraped(url)

@@ -78,7 +78,8 @@ class CoreServices:
     async def _scrape_loop(self) -> None:
         assert self.session is not None
         settings = self.state.settings.scrape
-        scraper = Scraper(self.session, settings, self.state.clock, self.state.engine_stats)
+        scraper = Scraper(self.session, settings, self.state.clock, self.state.engine_stats,
+                          self.state.tracker.in_flight)  # fmt: skip
         while True:
             urls = [e.url for e in self.state.table.endpoints()]
             await scraper.scrape_all(u for u in urls if not u.startswith(INPROCESS_SCHEME))

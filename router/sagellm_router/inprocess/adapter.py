@@ -72,7 +72,8 @@ class LocalEngine:
         self.counters = LocalCounters()
 
     def stats(self) -> EngineStats:
-        return EngineStats(running=float(self.counters.running), at=self._clock())
+        running = float(self.counters.running)  # all of it sent by this router
+        return EngineStats(running=running, own_in_flight=running, at=self._clock())
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> LocalResponse:
         """Start serving ``body`` (an OpenAI request for ``path``); errors come back as 4xx."""

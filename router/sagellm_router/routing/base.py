@@ -65,10 +65,11 @@ class StrategyParamError(ValueError):
 class LoadModel:
     """How scraped engine numbers and router in-flight counts combine into one load number.
 
-    ``load = max(in_flight, running + waiting) + waiting_weight * waiting + kv_weight * kv``:
-    the router's own count is fresh but blind to other routers; the scrape sees everyone but is
-    up to one interval old, so the larger of the two is used. Queued work and a full KV cache
-    cost extra because they delay new requests most.
+    ``load = in_flight + others + waiting_weight * waiting + kv_weight * kv`` where ``others`` is
+    the engine's ``running + waiting`` at the last scrape minus what this router had in flight
+    then: the router's own count is exact and fresh but blind to other routers; the scrape sees
+    everyone but is up to one interval old. Queued work and a full KV cache cost extra because
+    they delay new requests most.
     """
 
     waiting_weight: float = 1.0
@@ -100,7 +101,7 @@ class Loads:
         if stats is None or self._clock() - stats.at > self._model.stale_after_s:
             return float(in_flight)
         m = self._model
-        busy = max(float(in_flight), stats.running + stats.waiting)
+        busy = in_flight + stats.others(stats.running + stats.waiting)
         return busy + m.waiting_weight * stats.waiting + m.kv_weight * stats.kv_usage
 
 

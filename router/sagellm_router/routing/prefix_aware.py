@@ -2,10 +2,17 @@
 
 Inputs: the prompt text, the candidates and ``LoadView.load``. The router keeps, per endpoint, an
 LRU set of chained block hashes of the prompts it sent there (block = ``block_chars`` characters;
-hash i covers blocks 0..i, so a hit on hash i implies the whole prefix). Score: the number of
-leading blocks an endpoint holds. The longest match wins unless its load exceeds the least load by
-more than ``balance_abs`` and by a factor ``balance_rel`` — then the least-loaded endpoint wins
-(SGLang's cache_aware rule). After the pick the prompt's blocks are recorded for the winner.
+hash i covers blocks 0..i, so a hit on hash i implies the whole prefix).
+
+Each candidate costs ``load + miss_cost * uncached`` where ``uncached`` is the share of the
+prompt's blocks it does not hold (0 = whole prefix cached, 1 = nothing): a cache miss is worth
+``miss_cost`` requests of load, because recomputing a long prefix delays this request and every
+request batched with it. The cheapest candidate wins, ties going to the lower load, then at
+random — so a popular prefix held by several engines is spread over all of them, and spills to
+a new engine only once its holders are ``miss_cost`` busier than the rest. As a guard, when the
+winner's load exceeds the least load by more than ``balance_abs`` and by a factor
+``balance_rel`` the least-loaded endpoint wins instead (SGLang's cache_aware rule). After the
+pick the prompt's blocks are recorded for the winner.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ class PrefixAwareParams:
     block_chars: int = 64
     max_blocks_per_endpoint: int = 100_000
     max_blocks_per_request: int = 256
+    miss_cost: float = 8.0
     balance_abs: float = 8.0
     balance_rel: float = 1.5
 
@@ -93,21 +101,26 @@ class PrefixAware:
     def _choose(
         self, hashes: Sequence[int], candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:
-        lightest = least_loaded(candidates, loads, self._rng)
         if not hashes:
-            return lightest
-        best, best_match = lightest, 0
+            return least_loaded(candidates, loads, self._rng)
+        miss_cost = self._params.miss_cost / len(hashes)
+        best: list[Endpoint] = []
+        best_key = (float("inf"), float("inf"))
+        min_load = float("inf")
         for endpoint in candidates:
-            match = self.matched_blocks(endpoint.url, hashes)
-            if match > best_match:
-                best, best_match = endpoint, match
-        if best_match == 0:
-            return lightest
-        best_load, min_load = loads.load(best.url), loads.load(lightest.url)
+            load = loads.load(endpoint.url)
+            min_load = min(min_load, load)
+            missing = len(hashes) - self.matched_blocks(endpoint.url, hashes)
+            key = (load + miss_cost * missing, load)
+            if key < best_key:
+                best, best_key = [endpoint], key
+            elif key == best_key:
+                best.append(endpoint)
         p = self._params
+        best_load = best_key[1]
         if best_load - min_load > p.balance_abs and best_load > p.balance_rel * min_load:
-            return lightest
-        return best
+            return least_loaded(candidates, loads, self._rng)
+        return best[0] if len(best) == 1 else self._rng.choice(best)
 
     def _record(self, url: str, hashes: Sequence[int]) -> None:
         cache = self._cache.setdefault(url, OrderedDict())

@@ -32,6 +32,15 @@ class EngineStats:
     prefix_hits: float = 0.0
     prefix_queries: float = 0.0
     at: float = 0.0
+    own_in_flight: float = 0.0  # this router's in-flight requests to the engine at scrape time
+
+    def others(self, value: float) -> float:
+        """The part of an engine count (running, running + waiting) not sent by this router.
+
+        The scrape is up to one interval old while the router's own count is exact, so loads add
+        the router's current count to what other routers had in flight when the page was read
+        (the larger of the two, as before, kept freed slots busy until the next scrape)."""
+        return max(0.0, value - self.own_in_flight)
 
 
 def _samples(text: str) -> Iterator[tuple[str, float]]:
@@ -53,7 +62,7 @@ def _samples(text: str) -> Iterator[tuple[str, float]]:
             continue
 
 
-def parse_engine_stats(text: str, at: float = 0.0) -> EngineStats:
+def parse_engine_stats(text: str, at: float = 0.0, own_in_flight: float = 0.0) -> EngineStats:
     """Extract running/waiting/KV usage/prefix-cache counters from Prometheus text."""
     sums: dict[str, float] = {}
     kv: dict[str, float] = {}
@@ -71,4 +80,5 @@ def parse_engine_stats(text: str, at: float = 0.0) -> EngineStats:
         prefix_hits=sums.get(_HITS[0], sums.get(_HITS[1], 0.0)),
         prefix_queries=sums.get(_QUERIES[0], sums.get(_QUERIES[1], 0.0)),
         at=at,
+        own_in_flight=own_in_flight,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 
@@ -24,8 +24,10 @@ class Scraper:
         settings: ScrapeSettings,
         clock: Clock,
         stats: dict[str, EngineStats],
+        own_in_flight: Callable[[str], int] = lambda url: 0,
     ) -> None:
         self._session = session
+        self._own_in_flight = own_in_flight
         self._settings = settings
         self._clock = clock
         self.stats = stats
@@ -50,6 +52,7 @@ class Scraper:
                 log.debug("scrape of %s failed: %s", url, exc)
                 return
         try:
-            self.stats[url] = parse_engine_stats(text, at=self._clock())
+            own = float(self._own_in_flight(url))
+            self.stats[url] = parse_engine_stats(text, at=self._clock(), own_in_flight=own)
         except ValueError as exc:
             log.warning("unparseable /metrics from %s: %s", url, exc)

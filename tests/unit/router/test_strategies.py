@@ -145,6 +145,41 @@ def test_prefix_aware_follows_cached_prefix_until_imbalanced() -> None:
     assert strategy.pick(Req(doc_a + "again"), E, loads).url not in {first_a}
 
 
+def test_prefix_aware_spreads_a_hot_prefix_over_its_holders_by_load() -> None:
+    strategy = make("prefix_aware", block_chars=8, miss_cost=4)
+    hot = "H" * 80
+    loads = FakeLoads({e.url: 0 for e in E})
+    first = strategy.pick(Req(hot + "q0"), E, loads).url
+    picks = []
+    for i in range(1, 13):  # every request adds one unit of load to the endpoint it went to
+        url = strategy.pick(Req(hot + f"q{i}"), E, loads).url
+        loads.values[url] += 1
+        picks.append(url)
+    # the holder takes requests until it is ~miss_cost busier than an empty engine, then the
+    # prefix spills and the holders share it by load (never pinned to the first holder)
+    assert picks[:4] == [first] * 4
+    assert len(set(picks)) == 3
+    assert max(loads.values.values()) - min(loads.values.values()) <= 1
+
+
+@pytest.mark.parametrize(
+    ("holder_load", "other_load", "winner"),
+    [
+        (0, 0, "holder"),  # equal load: the cache decides
+        (3, 0, "holder"),  # 3 + 4/9 < 0 + 4: the holder misses 1 of 9 blocks, the other all
+        (4, 0, "other"),  # 4 + 4/9 > 4: recomputing the prefix elsewhere is cheaper
+        (10, 8, "holder"),  # the difference counts, not the level
+    ],
+)
+def test_prefix_aware_cost_rule(holder_load: int, other_load: int, winner: str) -> None:
+    strategy = make("prefix_aware", block_chars=8, miss_cost=4)
+    prefix = "P" * 64  # 8 blocks; the prompt below has 9
+    strategy.record(E[0].url, prefix + "x" * 8)
+    loads = FakeLoads({E[0].url: holder_load, E[1].url: other_load})
+    expected = E[0] if winner == "holder" else E[1]
+    assert strategy.pick(Req(prefix + "question"), E[:2], loads) == expected
+
+
 def test_prefix_aware_lru_bound() -> None:
     strategy = make("prefix_aware", block_chars=4, max_blocks_per_endpoint=3)
     strategy.pick(Req("aaaabbbbccccdddd"), E[:1], FakeLoads())
@@ -159,15 +194,31 @@ def test_least_loaded_breaks_ties_randomly() -> None:
     assert set(picks) == {"e0", "e1", "e2"}
 
 
-def test_loads_combine_in_flight_and_fresh_scrapes() -> None:
+@pytest.mark.parametrize(
+    ("own_now", "own_at_scrape", "running", "waiting", "expected"),
+    [
+        (1, 0, 4, 2, 1 + 6 + 2 + 4 * 0.5),  # other routers' 6 are added to our fresh count
+        (1, 6, 4, 2, 1 + 0 + 2 + 4 * 0.5),  # all 6 were ours; 5 finished since the scrape
+        (3, 2, 4, 2, 3 + 4 + 2 + 4 * 0.5),  # 2 of 6 ours, 4 from others, 1 sent since
+        (0, 9, 4, 2, 0 + 0 + 2 + 4 * 0.5),  # engine saw fewer than we had sent: no others
+    ],
+)
+def test_loads_add_fresh_own_count_to_other_routers_scraped_work(
+    own_now: int, own_at_scrape: float, running: float, waiting: float, expected: float
+) -> None:
     now = [100.0]
     tracker = RequestTracker(lambda: now[0])
-    stats = {"http://e0": EngineStats(running=4, waiting=2, kv_usage=0.5, at=99.0)}
+    stats = {
+        "http://e0": EngineStats(
+            running=running, waiting=waiting, kv_usage=0.5, at=99.0, own_in_flight=own_at_scrape
+        )
+    }
     loads = Loads(tracker, stats, lambda: now[0])
-    tracker.start("http://e0")
-    assert loads.load("http://e0") == 6 + 2 + 4 * 0.5
+    for _ in range(own_now):
+        tracker.start("http://e0")
+    assert loads.load("http://e0") == expected
     now[0] = 200.0  # scrape is stale: only the router's own count remains
-    assert loads.load("http://e0") == 1
+    assert loads.load("http://e0") == own_now
 
 
 def test_strategy_book_rejects_unknown_params() -> None:
