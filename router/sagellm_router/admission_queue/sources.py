@@ -42,8 +42,8 @@ def instance_views(
     """One view per ready, non-draining endpoint that holds a concurrency slot.
 
     In a disaggregated pool the slot is on the decode instance (prefill instances are not
-    listed); ``in_flight`` is the larger of the router's own count and the engine's scraped
-    ``running``, as the caller sees it. Views are named by endpoint URL, which is what
+    listed); ``in_flight`` is the router's own count plus what other routers had running at the
+    last scrape, as the caller sees it. Views are named by endpoint URL, which is what
     ``Ticket.bind`` takes. An endpoint's own ``max_concurrency``, ``gpus`` and ``tokens_per_s``
     win over the arguments, which are the pool-wide defaults. ``cache`` reuses equal views.
     """
