@@ -90,6 +90,28 @@ def test_run_metrics_counts_errors_and_throughput() -> None:
     assert stats.class_attainment(result, {"a": 150.0}) == {"slo_a": pytest.approx(1 / 3)}
 
 
+def _closed_loop(done: list[tuple[float, float]]) -> dict[str, object]:
+    fields = ["sid", "turn", "klass", "start", "ttft", "e2e", "out_tokens", "prompt_tokens",
+              "error"]  # fmt: skip
+    rows = [[i, 0, "a", start, 0.1, end - start, 1, 1, None] for i, (start, end) in enumerate(done)]
+    return {"fields": fields, "records": rows, "itl": []}
+
+
+def test_saturated_rate_excludes_ramp_and_drain() -> None:
+    # 2 workers, 1 s requests, probe of 4 s: completions at 1, 1, 2, 2, 3, 3, 4, 4 (+ 2 draining
+    # requests started just before the deadline end at 4.9): steady state is 2 per second,
+    # counted over (2, 4]
+    done = [(0, 1), (0, 1), (1, 2), (1, 2), (2, 3), (2, 3), (3, 4), (3, 4), (3.9, 4.9), (3.9, 4.9)]
+    result = _closed_loop(done)
+    assert stats.saturated_rate(result, 4.0) == pytest.approx(2.0)
+    assert stats.run_metrics(result)["req_s"] == pytest.approx(10 / 4.9)  # the whole-span figure
+
+
+def test_saturated_rate_falls_back_to_the_whole_span() -> None:
+    result = _closed_loop([(0.0, 5.0), (0.0, 6.0)])  # nothing finished inside (2, 4]
+    assert stats.saturated_rate(result, 4.0) == pytest.approx(2 / 6.0)
+
+
 def test_summary_ratios_use_best_peer_per_group() -> None:
     runs = [
         {"load": 0.8, "contender": "ours/x", "kind": "ours", "repeat": 0, "tok": 12.0, "lat": 5.0},

@@ -50,6 +50,29 @@ def run_metrics(result: Mapping[str, Any], time_scale: float = 1.0) -> dict[str,
     }
 
 
+def saturated_rate(result: Mapping[str, Any], duration_s: float) -> float:
+    """Completions per second of a closed-loop run while it was saturated.
+
+    Counted over the second half of the ``duration_s`` the workers kept starting requests: by
+    then the first wave has finished and every worker always has one request in flight; after
+    ``duration_s`` the loop drains. The whole span, ramp and drain included, underestimates a
+    fleet whose requests take seconds by a third or more in a few-second probe. Falls back to
+    the whole span when fewer than two requests finish in the window.
+    """
+    fields = result["fields"]
+    half = duration_s / 2
+    inside = sum(
+        1
+        for r in (dict(zip(fields, raw, strict=True)) for raw in result["records"])
+        if r["error"] is None
+        and r["e2e"] is not None
+        and half < r["start"] + r["e2e"] <= duration_s
+    )
+    if inside < 2:
+        return run_metrics(result)["req_s"]
+    return inside / half
+
+
 def class_attainment(result: Mapping[str, Any], slo_ms: Mapping[str, float]) -> dict[str, float]:
     """Per traffic class: fraction of its requests that succeeded within their TTFT objective."""
     fields = result["fields"]
