@@ -11,9 +11,13 @@ Modes:
   order, ``think_s`` apart; the run ends when every session is done or ``drain_timeout_s``
   after the last arrival (unfinished requests count as errors).
 * ``closed``: ``concurrency`` workers send the sessions' turns back to back, ignoring start and
-  think times, for ``duration_s``: a saturation probe of capacity.
+  think times, for ``duration_s``: a saturation probe of capacity. Worker ``i`` always uses
+  target ``i mod len(targets)``, so every engine of a direct probe holds the same number of
+  requests (per-request round robin lets long requests pile up on some engines while others
+  idle, which under-measured a fleet by ~30 %).
 
-Several ``targets`` are used in client-side round robin (``direct`` runs without a router).
+In ``open`` mode several ``targets`` are used in client-side round robin (``direct`` runs
+without a router).
 """
 
 from __future__ import annotations
@@ -67,8 +71,15 @@ class Client:
     itl: list[float] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
 
-    async def chat(self, session: dict[str, Any], turn: int, messages: list[dict[str, str]]) -> str:
-        """Send one streaming request; return the reply text ("" on error)."""
+    async def chat(
+        self,
+        session: dict[str, Any],
+        turn: int,
+        messages: list[dict[str, str]],
+        target: str | None = None,
+    ) -> str:
+        """Send one streaming request (to ``target``, else the next target); return the reply
+        text ("" on error)."""
         spec = session["turns"][turn]
         rec = Record(session["sid"], turn, session["klass"], time.perf_counter() - self.t0)
         self.records.append(rec)
@@ -79,7 +90,9 @@ class Client:
         parts: list[str] = []
         try:
             async with self.http.post(
-                next(self.targets) + "/v1/chat/completions", json=body, headers=session["headers"]
+                (target or next(self.targets)) + "/v1/chat/completions",
+                json=body,
+                headers=session["headers"],
             ) as resp:
                 if resp.status != 200:
                     rec.error = f"HTTP {resp.status}"
@@ -119,7 +132,11 @@ class Client:
 
 
 async def play(
-    client: Client, session: dict[str, Any], think: bool, deadline: float = math.inf
+    client: Client,
+    session: dict[str, Any],
+    think: bool,
+    deadline: float = math.inf,
+    target: str | None = None,
 ) -> None:
     messages = [{"role": "system", "content": session["system"]}]
     for turn, spec in enumerate(session["turns"]):
@@ -128,7 +145,7 @@ async def play(
         if turn and think and session["think_s"] > 0:
             await asyncio.sleep(session["think_s"])
         messages.append({"role": "user", "content": spec["user"]})
-        reply = await client.chat(session, turn, messages)
+        reply = await client.chat(session, turn, messages, target)
         messages.append({"role": "assistant", "content": reply})
 
 
@@ -148,16 +165,20 @@ async def run_open(client: Client, sessions: list[dict[str, Any]], drain_timeout
 
 
 async def run_closed(
-    client: Client, sessions: list[dict[str, Any]], concurrency: int, duration_s: float
+    client: Client,
+    sessions: list[dict[str, Any]],
+    concurrency: int,
+    duration_s: float,
+    targets: list[str],
 ) -> None:
     feed = itertools.cycle(sessions)
     deadline = client.t0 + duration_s
 
-    async def worker() -> None:
+    async def worker(target: str) -> None:
         while time.perf_counter() < deadline:
-            await play(client, next(feed), think=False, deadline=deadline)
+            await play(client, next(feed), think=False, deadline=deadline, target=target)
 
-    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    workers = [asyncio.create_task(worker(targets[i % len(targets)])) for i in range(concurrency)]
     _, pending = await asyncio.wait(workers, timeout=duration_s + 30.0)
     for task in pending:
         task.cancel()
@@ -170,7 +191,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         client = Client(http, itertools.cycle(spec["targets"]), spec["model"], time.perf_counter())
         if spec.get("mode", "open") == "closed":
-            await run_closed(client, spec["sessions"], spec["concurrency"], spec["duration_s"])
+            await run_closed(client, spec["sessions"], spec["concurrency"], spec["duration_s"],
+                             list(spec["targets"]))  # fmt: skip
         else:
             await run_open(client, spec["sessions"], spec.get("drain_timeout_s", 60.0))
         elapsed = time.perf_counter() - client.t0

@@ -19,7 +19,7 @@ from sagellm_router.bench import stats, workloads
 from sagellm_router.bench.fleet import Contender
 from sagellm_router.bench.options import Progress
 
-MIN_PROBE_S = 6.0  # requests take 1-3 s of wall time at time scale 4: 3 s of saturated window
+MIN_PROBE_S = 20.0  # at saturation a request takes up to ~8 s of wall time (time scale 4)
 
 
 def measure_capacity(

@@ -37,8 +37,8 @@ class PrefixAwareParams:
     block_chars: int = 64
     max_blocks_per_endpoint: int = 100_000
     max_blocks_per_request: int = 256
-    miss_cost: float = 8.0
-    balance_abs: float = 8.0
+    miss_cost: float = 32.0
+    balance_abs: float = 32.0
     balance_rel: float = 1.5
 
 
