@@ -1,10 +1,10 @@
 """Runs shared by the scenarios: the capacity probe, one open-loop run, and the sweep.
 
-``measure_capacity`` is a closed loop straight to the engines (client-side round robin) with
-``engines x max_num_seqs`` concurrent sessions for at least ``MIN_PROBE_S``: the request rate
-the fleet completes while saturated (``stats.saturated_rate``: ramp-up and drain excluded).
-``open_run`` plays seeded sessions (Poisson arrivals) against a target with a fresh salt on
-every system prompt, so no run inherits the engines' prefix cache from the one before.
+``measure_capacity`` is a closed loop straight to the engines with ``engines x max_num_seqs``
+workers, each pinned to one engine, for ``PROBE_S`` (``--quick``: ``QUICK_PROBE_S``): the
+request rate the fleet completes while saturated (``stats.saturated_rate``: ramp-up and drain
+excluded). ``open_run`` plays seeded sessions (Poisson arrivals) against a target with a fresh
+salt on every system prompt, so no run inherits the engines' prefix cache from the one before.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from sagellm_router.bench import stats, workloads
 from sagellm_router.bench.fleet import Contender
 from sagellm_router.bench.options import Progress
 
-MIN_PROBE_S = 20.0  # at saturation a request takes up to ~8 s of wall time (time scale 4)
+PROBE_S = 20.0  # at saturation a request takes up to ~8 s of wall time (time scale 4)
+QUICK_PROBE_S = 8.0  # --quick: a rougher figure, sooner
 
 
 def measure_capacity(
     fleet: fl.Fleet, spec: fl.FleetSpec, kind: str, workdir: Path, seed: int, probe_s: float
 ) -> float:
     """Requests per second the fleet completes at saturation on workload ``kind``."""
-    probe_s = max(probe_s, MIN_PROBE_S)
     params = workloads.WorkloadParams(rate=200.0, duration_s=2.0, seed=seed + 999,
                                       time_scale=spec.time_scale, salt="[probe] ")  # fmt: skip
     sessions = [s.to_dict() for s in workloads.generate(kind, params)]

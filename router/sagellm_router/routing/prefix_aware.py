@@ -60,6 +60,8 @@ class PrefixAware:
     def __init__(self, params: PrefixAwareParams, rng: random.Random) -> None:
         if params.block_chars <= 0 or params.max_blocks_per_endpoint <= 0:
             raise ValueError("prefix_aware: block_chars and max_blocks_per_endpoint must be > 0")
+        if params.miss_cost < 0:
+            raise ValueError(f"prefix_aware: miss_cost must be >= 0, got {params.miss_cost}")
         self._params = params
         self._rng = rng
         self._cache: dict[str, OrderedDict[int, None]] = {}

@@ -224,6 +224,8 @@ def test_loads_add_fresh_own_count_to_other_routers_scraped_work(
 def test_strategy_book_rejects_unknown_params() -> None:
     with pytest.raises(ValueError, match=r"routing\.params\.locality"):
         StrategyBook(default_strategies(), {"locality": {"bogus": 1}}, lambda: 0.0, 10)
+    with pytest.raises(ValueError, match="miss_cost must be >= 0, got -1"):
+        StrategyBook(default_strategies(), {"prefix_aware": {"miss_cost": -1}}, lambda: 0.0, 10)
     with pytest.raises(ValueError, match="unknown strategies"):
         StrategyBook(default_strategies(), {"nope": {}}, lambda: 0.0, 10)
 

@@ -48,6 +48,7 @@ class PdConfig:
     duration_s: float
     repeats: int
     seed: int
+    probe_s: float = runs.PROBE_S
 
     def contenders(self) -> list[Contender]:
         return [layout_contender(name, self.fleet.engines) for name in self.layouts]
@@ -61,7 +62,8 @@ def config(opts: BenchOptions) -> PdConfig:
                    opts.repeats, opts.seed)  # fmt: skip
     if opts.quick:
         cfg = replace(cfg, workloads=("pd_mixed",), loads=(0.8,),
-                      layouts=("general", "1p3d-fixed", "1p3d-auto"), duration_s=4.0)  # fmt: skip
+                      layouts=("general", "1p3d-fixed", "1p3d-auto"), duration_s=4.0,
+                      probe_s=runs.QUICK_PROBE_S)  # fmt: skip
     if opts.duration is not None:
         cfg = replace(cfg, duration_s=opts.duration)
     if opts.engines is not None:
@@ -116,8 +118,7 @@ def workload_runs(
     cfg: PdConfig, fleet: fl.Fleet, kind: str, workdir: Path, progress: Progress
 ) -> tuple[float, list[dict[str, Any]]]:
     """Capacity of the fleet (all General, direct) on ``kind``, then every run of it."""
-    probe_s = max(3.0, min(cfg.duration_s, 6.0))
-    capacity = runs.measure_capacity(fleet, cfg.fleet, kind, workdir, cfg.seed, probe_s)
+    capacity = runs.measure_capacity(fleet, cfg.fleet, kind, workdir, cfg.seed, cfg.probe_s)
     progress(1)
 
     def sessions_for(load: float, rep: int) -> list[dict[str, Any]]:

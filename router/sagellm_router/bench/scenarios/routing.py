@@ -35,6 +35,7 @@ class RoutingConfig:
     duration_s: float
     repeats: int
     seed: int
+    probe_s: float = runs.PROBE_S
 
     def contenders(self, peer_ok: bool) -> list[Contender]:
         ours = [Contender("ours", s) for s in self.ours]
@@ -55,7 +56,8 @@ def config(
     if quick:
         cfg = replace(cfg, fleet=replace(spec, engines=4), workloads=("shared_prefix",),
                       loads=(0.8,), ours=("round_robin", "prefix_aware"),
-                      peers=("round_robin", "cache_aware"), duration_s=3.0)  # fmt: skip
+                      peers=("round_robin", "cache_aware"), duration_s=3.0,
+                      probe_s=runs.QUICK_PROBE_S)  # fmt: skip
     if duration is not None:
         cfg = replace(cfg, duration_s=duration)
     if engines is not None:
@@ -87,8 +89,7 @@ def workload_runs(
     progress: Progress,
 ) -> tuple[float, list[dict[str, Any]]]:  # fmt: skip
     """Capacity of the fleet on ``kind``, then every (load, repeat, contender) run of it."""
-    probe_s = max(3.0, min(cfg.duration_s, 6.0))
-    capacity = runs.measure_capacity(fleet, cfg.fleet, kind, workdir, cfg.seed, probe_s)
+    capacity = runs.measure_capacity(fleet, cfg.fleet, kind, workdir, cfg.seed, cfg.probe_s)
     progress(1)
     turns = workloads.mean_turns(kind, cfg.seed)
 

@@ -48,6 +48,7 @@ class SloConfig:
     repeats: int
     seed: int
     policies: tuple[str, ...] = POLICIES
+    probe_s: float = runs.PROBE_S
     fast_scrape: tuple[str, ...] = FAST_SCRAPE_POLICIES  # also run these with FAST_SCRAPE_S
 
     def contenders(self) -> list[Contender]:
@@ -65,7 +66,8 @@ def config(opts: BenchOptions) -> SloConfig:
     spec = fl.FleetSpec(engines=4, time_scale=4.0, max_num_seqs=8)
     cfg = SloConfig(spec, "short_chat", 1.5, 10.0, opts.repeats, opts.seed)
     if opts.quick:
-        cfg = replace(cfg, fleet=replace(spec, engines=2), duration_s=6.0, fast_scrape=())
+        cfg = replace(cfg, fleet=replace(spec, engines=2), duration_s=6.0, fast_scrape=(),
+                      probe_s=runs.QUICK_PROBE_S)  # fmt: skip
     if opts.duration is not None:
         cfg = replace(cfg, duration_s=opts.duration)
     if opts.engines is not None:
@@ -105,7 +107,7 @@ def run(cfg: SloConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
     order = cfg.contenders()
     with fl.fleet(cfg.fleet, workdir, cfg.seed) as fleet:
         capacity = runs.measure_capacity(fleet, cfg.fleet, cfg.workload, workdir, cfg.seed,
-                                         max(3.0, min(cfg.duration_s, 6.0)))  # fmt: skip
+                                         cfg.probe_s)  # fmt: skip
         progress(1)
 
         def sessions_for(load: float, rep: int) -> list[dict[str, Any]]:
