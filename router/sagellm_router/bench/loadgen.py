@@ -14,7 +14,7 @@ Modes:
   think times, for ``duration_s``: a saturation probe of capacity. Worker ``i`` always uses
   target ``i mod len(targets)``, so every engine of a direct probe holds the same number of
   requests (per-request round robin lets long requests pile up on some engines while others
-  idle, which under-measured a fleet by ~30 %).
+  idle; with a whole-span count it under-measured the routing fleet 2.5x).
 
 In ``open`` mode several ``targets`` are used in client-side round robin (``direct`` runs
 without a router).

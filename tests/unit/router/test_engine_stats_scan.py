@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from sagellm_router.config import ScrapeSettings
 from sagellm_router.stats.engine import EngineStats, parse_engine_stats
+from sagellm_router.stats.scraper import Scraper
 from sagellm_sim.config import SimConfig
 from sagellm_sim.server import build_app
 
@@ -61,3 +64,22 @@ async def test_real_simulator_page_matches_the_reference_parser() -> None:
     assert stats.prefix_hits == ref["vllm:prefix_cache_hits_total"] > 0
     assert stats.running == ref["vllm:num_requests_running"]
     assert stats.waiting == ref["vllm:num_requests_waiting"]
+
+
+async def test_scraper_notes_the_routers_own_in_flight_at_scrape_time() -> None:
+    app = build_app(SimConfig(model="m", sim_time_scale=0.01, max_model_len=512))
+    async with (
+        TestServer(app, host="127.0.0.1", port=0) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        url = str(server.make_url("")).rstrip("/")
+        stats: dict[str, EngineStats] = {}
+        own = {url: 3}
+        scraper = Scraper(session, ScrapeSettings(), lambda: 7.0, stats, own.__getitem__)
+        await scraper.scrape_all([url])
+        assert stats[url].own_in_flight == 3
+        assert stats[url].at == 7.0
+        # the idle engine runs nothing: none of it belongs to other routers
+        assert stats[url].others(stats[url].running) == 0.0
+        await scraper.scrape_all([])  # the endpoint left: its numbers go
+        assert stats == {}
