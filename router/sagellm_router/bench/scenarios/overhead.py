@@ -75,7 +75,7 @@ def measure(ro: ModuleType, url: str, seconds: float, bodies: list[bytes]) -> di
     port = int(url.rsplit(":", 1)[1])
 
     async def both() -> dict[str, float]:
-        rps = await ro.closed_loop(port, seconds, 32, bodies)
+        rps, _ = await ro.closed_loop(port, seconds, 32, bodies)
         try:
             lat = await ro.open_loop(port, 200.0, seconds, bodies)
         except IndexError:  # more than its 32 connections were busy: latency went past 160 ms
