@@ -38,8 +38,8 @@ class EngineStats:
         """The part of an engine count (running, running + waiting) not sent by this router.
 
         The scrape is up to one interval old while the router's own count is exact, so loads add
-        the router's current count to what other routers had in flight when the page was read
-        (the larger of the two, as before, kept freed slots busy until the next scrape)."""
+        the router's current count to what other routers had in flight when the page was read.
+        """
         return max(0.0, value - self.own_in_flight)
 
 
