@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
@@ -14,12 +14,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sagellm_router.admin import add_admin_routes
 from sagellm_router.auth import KeyChecker
 from sagellm_router.discovery.base import Discovery
-from sagellm_router.downstream import HttpDownstream
+from sagellm_router.downstream import Downstream, HttpDownstream
 from sagellm_router.errors import ApiError
+from sagellm_router.fastpath.protocol import Serve
 from sagellm_router.pipeline import Job, handle
 from sagellm_router.services import CoreServices
 from sagellm_router.state import RouterState
+from sagellm_router.upstream import Upstream
 from sagellm_router.validation import CHAT, COMPLETIONS, EMBEDDINGS, parse_body
+
+INFERENCE_PATHS = frozenset({COMPLETIONS, CHAT, EMBEDDINGS})
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +47,37 @@ async def inference(request: web.Request) -> web.StreamResponse:
     """POST /v1/completions, /v1/chat/completions, /v1/embeddings: a layer over ``handle``."""
     state = request.app[STATE]
     raw = await _read_body(request, state.settings.server.client_max_size)
-    parsed = parse_body(raw, request.path, state.settings.limits.max_embedding_inputs)
-    parsed.session_key = request.headers.get("x-session-id") or parsed.session_key
     headers = {k.lower(): v for k, v in request.headers.items()}
     down = HttpDownstream(request)
-    await handle(state, request.app[SERVICES].upstream, Job(parsed, raw, headers), down)
+    await run_inference(state, request.app[SERVICES].upstream, request.path, raw, headers, down)
     assert down.response is not None
     return down.response
+
+
+async def run_inference(
+    state: RouterState,
+    upstream: Upstream,
+    path: str,
+    raw: bytes,
+    headers: Mapping[str, str],
+    down: Downstream,
+) -> None:
+    """Validate the body of an inference request and serve it into ``down``."""
+    parsed = parse_body(raw, path, state.settings.limits.max_embedding_inputs)
+    parsed.session_key = headers.get("x-session-id") or parsed.session_key
+    await handle(state, upstream, Job(parsed, raw, headers), down)
+
+
+def fast_serve(app: web.Application) -> Serve:
+    """The fast path's handler: what ``errors_middleware`` and ``inference`` do, minus aiohttp
+    (``ApiError``s are rendered by the fast path itself)."""
+    state, keys, services = app[STATE], app[KEYS], app[SERVICES]
+
+    async def serve(path: str, raw: bytes, headers: Mapping[str, str], down: Downstream) -> None:
+        keys.check(headers.get("authorization"))
+        await run_inference(state, services.upstream, path, raw, headers, down)
+
+    return serve
 
 
 async def models(request: web.Request) -> web.Response:

@@ -44,16 +44,18 @@ class ApiError(Exception):
     def payload(self) -> dict[str, object]:
         return error_payload(self.status, self.message, param=self.param)
 
-    def response(self) -> web.Response:
-        headers = {}
+    def headers(self) -> dict[str, str]:
+        """``Content-Type`` and, for 429/503, ``Retry-After`` in whole seconds."""
+        headers = {"Content-Type": "application/json"}
         if self.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(self.retry_after)))
-        return web.Response(
-            status=self.status,
-            body=orjson.dumps(self.payload()),
-            content_type="application/json",
-            headers=headers,
-        )
+        return headers
+
+    def body(self) -> bytes:
+        return orjson.dumps(self.payload())
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.status, body=self.body(), headers=self.headers())
 
 
 def error_payload(status: int, message: str, *, param: str | None = None) -> dict[str, object]:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sagellm_router.app import build_app
+from sagellm_router.app import INFERENCE_PATHS, STATE, build_app, fast_serve
 from sagellm_router.auth import KeyChecker
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.discovery.base import Discovery
+from sagellm_router.fastpath.protocol import Listener
 from sagellm_router.state import build_state
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,54 @@ def make_app(
     return build_app(state, discovery or make_discovery(settings, config_path), keys)
 
 
+class RouterServer:
+    """The router app on a TCP socket: plain inference requests go the fast path, everything
+    else (and every connection once it sends something else) to aiohttp."""
+
+    def __init__(self, app: web.Application, shutdown_timeout_s: float) -> None:
+        self.app = app
+        self._timeout_s = shutdown_timeout_s
+        self._runner = web.AppRunner(
+            app,
+            handler_cancellation=True,  # a client that disconnects cancels its upstream request
+            shutdown_timeout=shutdown_timeout_s,
+            access_log=None,
+        )
+        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Start background services and listen; returns the bound port (``port`` 0: any)."""
+        await self._runner.setup()
+        assert self._runner.server is not None
+        state = self.app[STATE]
+        listener = Listener(
+            fast_serve(self.app),
+            self._runner.server,
+            INFERENCE_PATHS,
+            max_body=state.settings.server.client_max_size,
+        )
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(listener.protocol, host, port, backlog=1024)
+        self._listener, self._sweeper = listener, asyncio.create_task(listener.sweep())
+        port = int(self._server.sockets[0].getsockname()[1])
+        log.info("router listening on %s:%s", host, port)
+        return port
+
+    async def stop(self) -> None:
+        """Stop listening, let in-flight requests finish (``shutdown_timeout_s`` for the fast
+        path, then for aiohttp's connections), stop background services."""
+        self.app[STATE].shutting_down = True
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._listener is not None:
+            await self._listener.drain(self._timeout_s)
+        await self._runner.cleanup()
+
+
 async def serve(
     settings: RouterSettings,
     config_path: str | Path | None = None,
@@ -52,17 +101,8 @@ async def serve(
     started: asyncio.Event | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then drain in-flight requests for ``shutdown_timeout_s``."""
-    app = make_app(settings, config_path)
-    runner = web.AppRunner(
-        app,
-        handler_cancellation=True,  # a client that disconnects cancels its upstream request
-        shutdown_timeout=settings.server.shutdown_timeout_s,
-        access_log=None,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port, backlog=1024)
-    await site.start()
-    log.info("router listening on %s:%s", settings.server.host, settings.server.port)
+    server = RouterServer(make_app(settings, config_path), settings.server.shutdown_timeout_s)
+    await server.start(settings.server.host, settings.server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -73,4 +113,4 @@ async def serve(
         await stop.wait()
     finally:
         log.info("router stopping; draining in-flight requests")
-        await runner.cleanup()
+        await server.stop()

@@ -10,7 +10,7 @@ import yaml
 from aiohttp.test_utils import TestServer
 
 from sagellm_router.config import parse_settings
-from sagellm_router.server import make_app
+from sagellm_router.server import RouterServer, make_app
 from sagellm_sim.config import SimConfig
 from sagellm_sim.server import build_app
 
@@ -40,15 +40,17 @@ def sim(servers: list[TestServer]) -> Starter:
 
 
 @pytest.fixture
-def router(servers: list[TestServer], tmp_path: Any) -> Starter:
+async def router(tmp_path: Any) -> AsyncIterator[Starter]:
     """``await router(config_dict)`` -> base URL of a router serving that config."""
+    routers: list[RouterServer] = []
 
     async def start(doc: dict[str, Any]) -> str:
         path = tmp_path / "router.yaml"
         path.write_text(yaml.safe_dump(doc))
-        server = TestServer(make_app(parse_settings(path.read_text()), path, seed=3))
-        await server.start_server()
-        servers.append(server)
-        return str(server.make_url("")).rstrip("/")
+        server = RouterServer(make_app(parse_settings(path.read_text()), path, seed=3), 5.0)
+        routers.append(server)
+        return f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
 
-    return start
+    yield start
+    for server in routers:
+        await server.stop()

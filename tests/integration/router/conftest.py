@@ -1,4 +1,5 @@
-"""Fixtures: fake engines and an in-loop router on 127.0.0.1 (real HTTP both ways)."""
+"""Fixtures: fake engines and an in-loop router on 127.0.0.1 (real HTTP both ways; the router
+serves as in production: fast path for plain inference requests, aiohttp for the rest)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 from router_fakes import FakeEngine
 
 from sagellm_router.config import parse_settings
-from sagellm_router.server import make_app
+from sagellm_router.server import RouterServer, make_app
 
 ROOT = str(Path(__file__).resolve().parents[3])
 if ROOT not in sys.path:  # the shared tests.kubeemu emulator
@@ -42,16 +42,15 @@ async def engines() -> AsyncIterator[Callable[..., Awaitable[list[FakeEngine]]]]
 async def start_router(tmp_path: Any) -> AsyncIterator[RouterFactory]:
     import yaml
 
-    servers: list[TestServer] = []
+    servers: list[RouterServer] = []
 
     async def start(doc: dict[str, Any], seed: int = 7) -> str:
         path = tmp_path / "router.yaml"
         path.write_text(yaml.safe_dump(doc))
         settings = parse_settings(path.read_text())
-        server = TestServer(make_app(settings, path, seed=seed), host="127.0.0.1")
-        await server.start_server()
+        server = RouterServer(make_app(settings, path, seed=seed), shutdown_timeout_s=5.0)
         servers.append(server)
-        base = str(server.make_url("")).rstrip("/")
+        base = f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
         async with ClientSession() as s:  # wait until discovery has published the pools
             for _ in range(200):
                 async with s.get(base + "/ready") as r:
@@ -62,4 +61,4 @@ async def start_router(tmp_path: Any) -> AsyncIterator[RouterFactory]:
 
     yield start
     for server in servers:
-        await server.close()
+        await server.stop()

@@ -1,0 +1,98 @@
+"""HTTP/1.1 message heads for the router's fast path (pure: bytes in, values out).
+
+``parse_head`` accepts only the plain case the fast path serves — ``POST`` of an inference
+route over HTTP/1.1 with a ``Content-Length`` body, ASCII headers and nothing that changes the
+message framing or the connection (``Transfer-Encoding``, ``Expect``, ``Upgrade``, a
+``Connection`` other than keep-alive). Anything else raises ``Slow``: the connection is handed
+to aiohttp, which serves every route and answers malformed requests with its own 4xx.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from http import HTTPStatus
+
+#: A head longer than this without its blank line goes to aiohttp (which answers 431/400).
+MAX_HEAD = 16 * 1024
+_FRAMING = frozenset({"transfer-encoding", "expect", "upgrade"})
+_BAD_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than tab, incl. a bare LF
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
+
+class Slow(Exception):
+    """The request is not one the fast path serves; aiohttp takes the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A fast-path request head: route, lower-cased headers, body length, head size."""
+
+    path: str
+    headers: dict[str, str]
+    length: int
+    size: int
+
+
+def parse_head(buf: bytes | bytearray, paths: Set[str]) -> Head | None:
+    """The head at the start of ``buf``; ``None`` while incomplete; ``Slow`` if not fast."""
+    end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+    if end < 0:
+        if len(buf) > MAX_HEAD:
+            raise Slow("head too long")
+        return None
+    raw = bytes(buf[:end])
+    if not raw.isascii() or _BAD_BYTES.search(raw.replace(b"\r\n", b"")):
+        raise Slow("non-ASCII or control bytes in head")
+    request_line, *lines = raw.decode("ascii").split("\r\n")
+    method, _, rest = request_line.partition(" ")
+    path, _, version = rest.partition(" ")
+    if method != "POST" or version != "HTTP/1.1" or path not in paths:
+        raise Slow("not a POST of an inference route over HTTP/1.1")
+    headers = _headers(lines)
+    return Head(path, headers, _content_length(headers), end + 4)
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise Slow("malformed header line")
+        key = name.lower()
+        if key in _FRAMING or (key in headers and key in ("content-length", "host")):
+            raise Slow(f"{key} needs the full HTTP stack")
+        headers[key] = value.strip(" \t")
+    connection = headers.get("connection", "keep-alive").lower()
+    if connection != "keep-alive":
+        raise Slow("connection header other than keep-alive")
+    return headers
+
+
+def _content_length(headers: Mapping[str, str]) -> int:
+    value = headers.get("content-length")
+    if value is None or not value.isdigit() or len(value) > 12:
+        raise Slow("no plain Content-Length")
+    return int(value)
+
+
+def response_head(
+    status: int, headers: Mapping[str, str], length: int | None, *, close: bool, date: str
+) -> bytes:
+    """Status line and headers; ``length`` ``None`` means a chunked body follows."""
+    lines = [f"HTTP/1.1 {status} {_PHRASES.get(status, 'Unknown')}", f"Date: {date}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append("Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` framed as one chunk of a chunked body (empty data would end the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"

@@ -1,0 +1,178 @@
+"""The fast path over raw sockets: pipelining, hand-over to aiohttp, limits, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import yaml
+from router_fakes import pool, router_yaml
+
+from sagellm_router.config import parse_settings
+from sagellm_router.server import RouterServer, make_app
+
+BODY = json.dumps({"model": "m", "prompt": "hi", "max_tokens": 2}).encode()
+
+
+def post(body: bytes = BODY, path: str = "/v1/completions", extra: bytes = b"") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n".encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+class Wire:
+    """One raw client connection: write bytes, read HTTP/1.1 responses one by one."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, base: str) -> Wire:
+        host, port = base.removeprefix("http://").split(":")
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        head = (await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)).decode()
+        status_line, *lines = head.strip().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        else:
+            body = b""
+            while size := int((await self.reader.readuntil(b"\r\n"))[:-2], 16):
+                body += (await self.reader.readexactly(size + 2))[:-2]
+            await self.reader.readexactly(2)
+        return int(status_line.split()[1]), headers, body
+
+    async def closed(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(1), 5) == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture
+async def base(engines, start_router) -> str:  # type: ignore[no-untyped-def]
+    fleet = await engines(2)
+    return await start_router(router_yaml([pool("p", "m", [e.url for e in fleet])]))
+
+
+async def test_pipelined_requests_are_answered_in_order(base: str) -> None:
+    wire = await Wire.open(base)
+    bodies = [json.dumps({"model": m, "prompt": "x"}).encode() for m in ("m", "nope", "m")]
+    await wire.send(b"".join(post(b) for b in bodies))
+    statuses = [(await wire.response())[0] for _ in bodies]
+    assert statuses == [200, 404, 200]
+    wire.close()
+
+
+async def test_a_request_split_into_single_bytes_is_served(base: str) -> None:
+    wire = await Wire.open(base)
+    for byte in post():
+        await wire.send(bytes([byte]))
+    status, headers, body = await wire.response()
+    assert status == 200
+    assert headers["x-sagellm-instance"] in {"p-0", "p-1"}
+    assert json.loads(body)["usage"]["completion_tokens"] == 3
+    wire.close()
+
+
+async def test_other_routes_hand_the_connection_to_aiohttp_mid_stream(base: str) -> None:
+    wire = await Wire.open(base)
+    await wire.send(post())
+    assert (await wire.response())[0] == 200  # fast path: no Server header
+    await wire.send(b"GET /v1/models HTTP/1.1\r\nHost: r\r\n\r\n" + post())
+    status, headers, body = await wire.response()
+    assert (status, json.loads(body)["data"][0]["id"]) == (200, "m")
+    assert "aiohttp" in headers["server"]
+    status, headers, _ = await wire.response()  # the pipelined POST, now served by aiohttp
+    assert (status, "aiohttp" in headers["server"]) == (200, True)
+    wire.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "body"),
+    [
+        (b"Expect: 100-continue\r\n", BODY),
+        (b"Connection: close\r\n", BODY),
+    ],
+)
+async def test_requests_needing_the_full_stack_are_served_by_aiohttp(
+    base: str, extra: bytes, body: bytes
+) -> None:
+    wire = await Wire.open(base)
+    await wire.send(post(body, extra=extra))
+    if extra.startswith(b"Expect"):
+        assert (await wire.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+    status, headers, answer = await wire.response()
+    assert (status, "aiohttp" in headers["server"]) == (200, True)
+    assert json.loads(answer)["usage"]["total_tokens"] == 8
+    wire.close()
+
+
+async def test_chunked_request_body_is_served_by_aiohttp(base: str) -> None:
+    wire = await Wire.open(base)
+    head = b"POST /v1/completions HTTP/1.1\r\nHost: r\r\nTransfer-Encoding: chunked\r\n\r\n"
+    await wire.send(head + b"%x\r\n%b\r\n0\r\n\r\n" % (len(BODY), BODY))
+    status, headers, _ = await wire.response()
+    assert (status, "aiohttp" in headers["server"]) == (200, True)
+    wire.close()
+
+
+async def test_body_over_the_limit_is_refused_with_413_and_the_connection_closed(
+    engines,
+    start_router,  # type: ignore[no-untyped-def]
+) -> None:
+    fleet = await engines(1)
+    doc = router_yaml([pool("p", "m", [fleet[0].url])], server={"client_max_size": 64})
+    wire = await Wire.open(await start_router(doc))
+    await wire.send(post(b"x" * 65))
+    status, headers, body = await wire.response()
+    assert (status, headers["connection"]) == (413, "close")
+    assert "limit is 64" in json.loads(body)["error"]["message"]
+    assert await wire.closed()
+
+
+async def test_stop_finishes_running_requests_and_closes_idle_connections(
+    engines,
+    tmp_path: Any,  # type: ignore[no-untyped-def]
+) -> None:
+    hold = asyncio.Event()
+    (engine,) = await engines(1, hold=hold)
+    path = tmp_path / "router.yaml"
+    path.write_text(yaml.safe_dump(router_yaml([pool("p", "m", [engine.url])])))
+    server = RouterServer(make_app(parse_settings(path.read_text()), path), 5.0)
+    base = f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
+    for _ in range(200):  # until discovery has published the pool
+        probe = await Wire.open(base)
+        await probe.send(b"GET /ready HTTP/1.1\r\nHost: r\r\n\r\n")
+        ready = (await probe.response())[0] == 200
+        probe.close()
+        if ready:
+            break
+        await asyncio.sleep(0.01)
+    busy, idle = await Wire.open(base), await Wire.open(base)
+    await busy.send(post())
+    for _ in range(500):  # until the engine holds the request
+        if engine.seen:
+            break
+        await asyncio.sleep(0.01)
+    stopping = asyncio.create_task(server.stop())
+    assert await idle.closed()  # an idle keep-alive connection is closed at once
+    hold.set()  # the running request completes and is answered
+    status, _, body = await busy.response()
+    assert (status, json.loads(body)["choices"][0]["text"]) == (200, engine.name)
+    await stopping
+    assert await busy.closed()
+    with pytest.raises(ConnectionRefusedError):
+        await Wire.open(base)  # no longer listening
