@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 from sagellm_router.chunked import ChunkDecoder
 
+_PRELOAD_MAX = 1 << 16  # bodies up to this size are read with the response head
 _RECOVERABLE = (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError)
 
 
 class UpstreamError(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
+    """``answered``: the engine had sent a response head (resending would repeat the request)."""
+
+    def __init__(self, reason: str, detail: str = "", *, answered: bool = False) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+        self.reason, self.answered = reason, answered
 
 
 class UpstreamResponse(Protocol):
@@ -69,10 +72,16 @@ class Response:
     """An upstream response whose body is read once, as a whole or chunk by chunk."""
 
     def __init__(
-        self, pool: UpstreamPool, conn: _Conn, status: int, headers: dict[str, str]
+        self,
+        pool: UpstreamPool,
+        conn: _Conn,
+        status: int,
+        headers: dict[str, str],
+        body: bytes | None = None,
     ) -> None:
         self._pool, self._conn = pool, conn
         self.status, self.headers = status, headers
+        self._body_read = body  # a small Content-Length body, read with the head
         self._done = False
 
     @property
@@ -80,6 +89,9 @@ class Response:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
     async def read(self) -> bytes:
+        if self._body_read is not None:
+            self._done = True
+            return self._body_read
         return b"".join([chunk async for chunk in self.chunks()])
 
     def chunks(self) -> AsyncGenerator[bytes, None]:
@@ -92,6 +104,11 @@ class Response:
 
     async def _body(self, *, batched: bool) -> AsyncGenerator[bytes, None]:
         reader, deadline = self._conn.reader, self._pool.read_timeout
+        if self._body_read is not None:
+            if self._body_read:
+                yield self._body_read
+            self._done = True
+            return
         try:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
                 async for pieces in _dechunk(reader, deadline, self._no_reuse):
@@ -188,14 +205,14 @@ class UpstreamPool:
         return None
 
     async def post(self, base: str, path: str, body: bytes, headers: Mapping[str, str]) -> Response:
-        """Send a POST and read the status line and headers (not the body)."""
+        """Send a POST and read the status line and headers (and a body up to 64 KiB)."""
         head = self._request_head(base, path, len(body), headers)
         conn = self._take_idle(base)
         if conn is not None:
             try:
                 return await self._exchange(conn, head, body)
             except UpstreamError as exc:
-                if exc.reason != "disconnected":
+                if exc.reason != "disconnected" or exc.answered:
                     raise  # only a closed keep-alive connection is worth a fresh one
         return await self._exchange(await self._connect(base), head, body)
 
@@ -206,18 +223,24 @@ class UpstreamPool:
         return ("\r\n".join(lines) + f"\r\nHost: {netloc}\r\n\r\n").encode("latin-1")
 
     async def _exchange(self, conn: _Conn, head: bytes, body: bytes) -> Response:
+        """Send the request; read the response head and, if small, its whole body."""
+        status, headers, content = -1, dict[str, str](), None
         try:
             conn.writer.write(head + body)
             async with asyncio.timeout(self.read_timeout):
-                raw = await conn.reader.readuntil(b"\r\n\r\n")
-            status, headers = _parse_head(raw)
+                status, headers = _parse_head(await conn.reader.readuntil(b"\r\n\r\n"))
+                length = _small_length(headers)
+                if length is not None:
+                    content = await conn.reader.readexactly(length)
         except TimeoutError as exc:
             conn.writer.transport.abort()
-            raise UpstreamError("timeout", "no response headers in time") from exc
+            what = "response headers" if status < 0 else "the response body"
+            raise UpstreamError("timeout", f"no {what} in time", answered=status >= 0) from exc
         except (ValueError, *_RECOVERABLE) as exc:
             conn.writer.transport.abort()
-            raise UpstreamError("disconnected", str(exc) or type(exc).__name__) from exc
-        return Response(self, conn, status, headers)
+            detail = str(exc) or type(exc).__name__
+            raise UpstreamError("disconnected", detail, answered=status >= 0) from exc
+        return Response(self, conn, status, headers, content)
 
     def release(self, conn: _Conn, reusable: bool) -> None:
         idle = self._idle.setdefault(conn.key, [])
@@ -231,6 +254,15 @@ class UpstreamPool:
             for conn in idle:
                 conn.writer.close()
         self._idle.clear()
+
+
+def _small_length(headers: dict[str, str]) -> int | None:
+    """The Content-Length of a body small enough to read along with the head, else None."""
+    value = headers.get("content-length")
+    if value is None or "transfer-encoding" in headers or not value.isdigit():
+        return None
+    length = int(value)
+    return length if length <= _PRELOAD_MAX else None
 
 
 def _parse_head(raw: bytes) -> tuple[int, dict[str, str]]:
