@@ -51,22 +51,23 @@ class LoadSources:
     clock: Clock
     stale_after_s: float
 
-    def _scraped(self, url: str) -> EngineStats | None:
+    def numbers(self, url: str) -> tuple[float, float, float | None]:
+        """``(in_flight, waiting, ttft_s)`` of ``url`` in one lookup (the admission hot path)."""
         stats = self.engine_stats.get(url)
+        counters = self.tracker.counters(url)
         if stats is None or self.clock() - stats.at > self.stale_after_s:
-            return None
-        return stats
+            return counters.in_flight, 0.0, counters.ttft_ewma_s
+        return counters.in_flight + stats.others(stats.running), stats.waiting, counters.ttft_ewma_s
 
     def in_flight(self, url: str) -> float:
-        stats = self._scraped(url)
-        return self.tracker.in_flight(url) + (stats.others(stats.running) if stats else 0.0)
+        """The router's own in-flight count plus other routers' share of the fresh scrape."""
+        return self.numbers(url)[0]
 
     def waiting(self, url: str) -> float:
-        stats = self._scraped(url)
-        return stats.waiting if stats else 0.0
+        return self.numbers(url)[1]
 
     def ttft_s(self, url: str) -> float | None:
-        return self.tracker.counters(url).ttft_ewma_s
+        return self.numbers(url)[2]
 
 
 def policy_settings(settings: RouterSettings) -> PolicySettings:
@@ -93,9 +94,7 @@ def build_runtime(
         return instance_views(
             endpoints(),
             max_concurrency=settings.limits.max_in_flight_per_endpoint,
-            in_flight=sources.in_flight,
-            waiting=sources.waiting,
-            ttft_s=sources.ttft_s,
+            numbers=sources.numbers,
             cost_per_gpu_hour=spec.cost_per_gpu_hour or 0.0,
             pool=name,
             cache=cache,

@@ -28,6 +28,7 @@ class SloWindow:
     def __init__(self, window_s: float = 60.0) -> None:
         self.window_s = window_s
         self._events: deque[tuple[float, bool]] = deque()
+        self._met_in_window = 0
         self.attained = 0
         self.violated = 0
 
@@ -35,13 +36,16 @@ class SloWindow:
         self._events.append((now, met))
         if met:
             self.attained += 1
+            self._met_in_window += 1
         else:
             self.violated += 1
 
     def attainment(self, now: float) -> float | None:
         """Share of objectives met in the window; None when nothing finished in it."""
-        while self._events and self._events[0][0] < now - self.window_s:
-            self._events.popleft()
-        if not self._events:
+        events = self._events
+        while events and events[0][0] < now - self.window_s:
+            if events.popleft()[1]:
+                self._met_in_window -= 1
+        if not events:
             return None
-        return sum(1 for _, met in self._events if met) / len(self._events)
+        return self._met_in_window / len(events)

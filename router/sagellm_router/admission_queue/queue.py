@@ -152,8 +152,11 @@ class AdmissionQueue:
         decision = self._limiter.check(meta.user_id, meta.expected_tokens, now)
         if not decision.allowed:
             raise self._reject(429, decision.reason, decision.retry_after_s, "rate_limited")
+        item = QueueItem(meta, next(self._seq), now)
+        if not self._waiters and (ticket := self._admit_now(item, now)) is not None:
+            return ticket
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(QueueItem(meta, next(self._seq), now), future)
+        waiter = _Waiter(item, future)
         self._waiters[waiter.item.seq] = waiter
         self.poke()
         if len(self._waiters) > self.config.max_queue_length:
@@ -170,6 +173,19 @@ class AdmissionQueue:
             self._abandon(waiter)
             self.stats.cancelled += 1
             raise
+
+    def _admit_now(self, item: QueueItem, now: float) -> Ticket | None:
+        """The uncontended case (nobody waits): the ticket if ``item`` may go at once, else
+        ``None`` and it queues (where shedding and waiting are handled) as usual."""
+        view = self.view(now, queued=1)
+        if self._observes:
+            self._policy.observe(view, now)
+        if self._policy.should_shed(item, view, now) is not None:
+            return None
+        placement = self._policy.placement(item, view, now)
+        if not placement.instances or not self._fits(view)(placement):
+            return None
+        return self._ticket(item, placement, view, now)
 
     def _evict_worst(self) -> None:
         """Over the queue limit: the lowest-ranked waiter (often the newcomer) gets a 429."""
@@ -271,19 +287,24 @@ class AdmissionQueue:
         return lambda p: sum(free.get(n, 0) for n in p.instances) > self._unbound
 
     def _grant(self, item: QueueItem, placement: Placement, view: ClusterView, now: float) -> None:
+        waiter = self._waiters.pop(item.seq)
+        waiter.future.set_result(self._ticket(item, placement, view, now))
+
+    def _ticket(
+        self, item: QueueItem, placement: Placement, view: ClusterView, now: float
+    ) -> Ticket:
+        """Admit ``item`` to the placement's instances that have a free slot."""
         free = {i.name for i in view.instances if i.free_slots > 0}
         allowed = tuple(name for name in placement.instances if name in free)
-        waiter = self._waiters.pop(item.seq)
         self._fair.served(item.meta.user_id)
         self._unbound += 1
         waited = item.waited_s(now)
         self.stats.admitted += 1
         self.stats.waited(str(item.meta.priority), waited)
-        ticket = Ticket(
+        return Ticket(
             item.meta, allowed, placement.reason, now, waited,
             _clock=self._clock, _on_bind=self._on_bind,
         )  # fmt: skip
-        waiter.future.set_result(ticket)
 
     def _on_bind(self, ticket: Ticket, instance: str) -> None:
         if ticket.instance is None:
@@ -317,17 +338,21 @@ class AdmissionQueue:
         return task is not None and task.cancelling() > 0
 
     # -- views and numbers ------------------------------------------------------------------
-    def view(self, now: float) -> ClusterView:
-        """Instances with the router's own held slots overlaid, and the pool's signals."""
-        bound = self._bound
-        instances = tuple(
-            i if bound.get(i.name, 0) <= i.in_flight else replace(i, in_flight=bound[i.name])
-            for i in self._instances()
-        )
-        slots = sum(i.max_concurrency for i in instances)
-        busy = sum(min(i.in_flight, i.max_concurrency) for i in instances) + self._unbound
+    def view(self, now: float, queued: int | None = None) -> ClusterView:
+        """Instances with the router's own held slots overlaid, and the pool's signals
+        (``queued``: the queue depth to report, if not the number of waiters)."""
+        instances = tuple(self._instances())  # no copy when it is a tuple already
+        if bound := self._bound:
+            instances = tuple(
+                i if bound.get(i.name, 0) <= i.in_flight else replace(i, in_flight=bound[i.name])
+                for i in instances
+            )
+        slots, busy = 0, self._unbound
+        for i in instances:
+            slots += i.max_concurrency
+            busy += i.in_flight if i.in_flight < i.max_concurrency else i.max_concurrency
         signals = Signals(
-            queue_depth=len(self._waiters),
+            queue_depth=len(self._waiters) if queued is None else queued,
             slo_attainment=self._slo.attainment(now),
             utilisation=min(1.0, busy / slots) if slots else 1.0,
         )

@@ -26,13 +26,15 @@ class ViewCache:
         return view
 
 
+#: ``url -> (in_flight, waiting, ttft_s)``: an endpoint's load numbers as the caller sees them.
+Numbers = Callable[[str], "tuple[float, float, float | None]"]
+
+
 def instance_views(
     endpoints: Sequence[Endpoint],
     *,
     max_concurrency: int,
-    in_flight: Callable[[str], float],
-    waiting: Callable[[str], float] = lambda url: 0.0,
-    ttft_s: Callable[[str], float | None] = lambda url: None,
+    numbers: Numbers,
     gpus: int = 1,
     cost_per_gpu_hour: float = 0.0,
     tokens_per_s: float | None = None,
@@ -42,26 +44,33 @@ def instance_views(
     """One view per ready, non-draining endpoint that holds a concurrency slot.
 
     In a disaggregated pool the slot is on the decode instance (prefill instances are not
-    listed); ``in_flight`` is the router's own count plus what other routers had running at the
-    last scrape, as the caller sees it. Views are named by endpoint URL, which is what
-    ``Ticket.bind`` takes. An endpoint's own ``max_concurrency``, ``gpus`` and ``tokens_per_s``
-    win over the arguments, which are the pool-wide defaults. ``cache`` reuses equal views.
+    listed); ``numbers`` gives in-flight (the router's own count plus what other routers had
+    running at the last scrape), waiting and TTFT. Views are named by endpoint URL, which is
+    what ``Ticket.bind`` takes. An endpoint's own ``max_concurrency``, ``gpus`` and
+    ``tokens_per_s`` win over the arguments, which are the pool-wide defaults. ``cache`` reuses
+    equal views.
     """
-    roles = {e.role for e in endpoints}
-    slot_role = Role.DECODE if Role.DECODE in roles else Role.GENERAL
+    slot_role = Role.GENERAL
+    for e in endpoints:
+        if e.role is Role.DECODE:
+            slot_role = Role.DECODE
+            break
     make = cache.get if cache is not None else InstanceView
-    return tuple(
-        make(
-            e.url,
-            e.max_concurrency or max_concurrency,
-            round(in_flight(e.url)),
-            round(waiting(e.url)),
-            ttft_s(e.url),
-            e.gpus or gpus,
-            cost_per_gpu_hour,
-            e.tokens_per_s or tokens_per_s,
-            pool,
-        )
-        for e in endpoints
-        if e.ready and not e.draining and e.role == slot_role
-    )
+    views = []
+    for e in endpoints:
+        if e.ready and not e.draining and e.role is slot_role:
+            in_flight, waiting, ttft_s = numbers(e.url)
+            views.append(
+                make(
+                    e.url,
+                    e.max_concurrency or max_concurrency,
+                    round(in_flight),
+                    round(waiting),
+                    ttft_s,
+                    e.gpus or gpus,
+                    cost_per_gpu_hour,
+                    e.tokens_per_s or tokens_per_s,
+                    pool,
+                )
+            )
+    return tuple(views)

@@ -380,13 +380,13 @@ def test_instance_views_from_endpoints() -> None:
         Endpoint("http://d2", "d2", Role.DECODE, draining=True),
         Endpoint("http://d3", "d3", Role.DECODE, ready=False),
     ]
-    views = instance_views(
-        endpoints, max_concurrency=8, in_flight=lambda url: 3.0, ttft_s=lambda url: 0.2
-    )
+    views = instance_views(endpoints, max_concurrency=8, numbers=lambda url: (3.0, 0.0, 0.2))
     assert [(v.name, v.max_concurrency, v.in_flight, v.ttft_s) for v in views] == [
         ("http://d1", 8, 3, 0.2)
     ]
-    general = instance_views([Endpoint("http://g", "g")], max_concurrency=2, in_flight=len)
+    general = instance_views(
+        [Endpoint("http://g", "g")], max_concurrency=2, numbers=lambda url: (len(url), 0, None)
+    )
     assert [v.name for v in general] == ["http://g"]
 
 
