@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sagellm_core.scheduling.metadata import H_REQUEST_ID, RequestMetadata
 from sagellm_core.scheduling.slo import slo_met
-from sagellm_router.admission_queue import Rejected, Ticket, metadata_from_request
+from sagellm_router.admission_queue import Rejected, metadata_from_request
 from sagellm_router.downstream import Downstream
 from sagellm_router.errors import ApiError
 from sagellm_router.pd.orchestrator import disaggregated, run_pd
@@ -99,7 +99,6 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
             runtime.queue.admit(meta) as ticket,
         ):
             ex.ticket = ticket
-            _observe_admission(state, pool, ticket)
             if job.on_admitted is not None:
                 job.on_admitted(ex)
             await _dispatch(state, upstream, ex, pools, pool, runtime)
@@ -114,7 +113,7 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
         ex.status = 499  # client closed the request
         raise
     finally:
-        _observe(state, ex)
+        _observe(state, ex, pool.name)
     return ex
 
 
@@ -139,18 +138,16 @@ async def _dispatch(
     await forward(state, upstream, ex)
 
 
-def _observe_admission(state: RouterState, pool: PoolSnapshot, ticket: Ticket) -> None:
-    m = state.metrics
-    priority = str(ticket.meta.priority)
-    m.child(m.queue_wait, pool.name, priority).observe(ticket.waited_s)
-
-
-def _observe(state: RouterState, ex: Exchange) -> None:
+def _observe(state: RouterState, ex: Exchange, home: str) -> None:
+    """Request metrics, recorded when the request is done (off the latency path)."""
     m = state.metrics
     m.child(m.requests, ex.parsed.model, ex.pool, ex.instance, str(ex.status or 500)).inc()
     m.child(m.e2e, ex.parsed.model, ex.pool).observe(state.clock() - ex.started)
     ticket = ex.ticket
-    if ticket is None or ex.status == 499:
+    if ticket is None:
+        return
+    m.child(m.queue_wait, home, str(ticket.meta.priority)).observe(ticket.waited_s)
+    if ex.status == 499:
         return
     met = slo_met(ticket.meta, ticket.first_token_s, state.clock())
     if met is not None:

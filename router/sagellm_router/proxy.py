@@ -193,11 +193,11 @@ def _response_headers(ex: Exchange, resp: UpstreamResponse) -> dict[str, str]:
 async def _buffered(state: RouterState, ex: Exchange, opened: Opened) -> None:
     assert opened.body is not None
     resp = opened.response
-    if resp.status == 200:
-        _count_tokens(state, ex, usage_of(opened.body))
     ex.status = ex.status or resp.status
     ex.reached_client(state.clock())
     await ex.down.whole(resp.status, _response_headers(ex, resp), opened.body)
+    if resp.status == 200:  # after the answer is on its way: off the latency path
+        _count_tokens(state, ex, usage_of(opened.body))
 
 
 def _count_tokens(state: RouterState, ex: Exchange, usage: dict[str, object] | None) -> None:
