@@ -17,7 +17,7 @@ from sagellm_core.scheduling.policies.adaptive import AdaptiveConfig
 from sagellm_core.scheduling.registry import PolicySettings, policies_with_plugins
 from sagellm_core.scheduling.view import InstanceView
 from sagellm_router.admission_queue import AdmissionQueue, QueueConfig, instance_views
-from sagellm_router.admission_queue.sources import ViewCache
+from sagellm_router.admission_queue.sources import ViewCache, capacity
 from sagellm_router.config import RouterSettings
 from sagellm_router.pd.threshold import AutoParams, ThresholdTuner
 from sagellm_router.routing.base import Loads
@@ -89,20 +89,26 @@ def build_runtime(
 ) -> PoolRuntime:
     """A fresh queue and tuner for pool ``name``; ``endpoints`` returns its routable ones."""
     cache = ViewCache()
+    default_slots = settings.limits.max_in_flight_per_endpoint
 
     def views() -> tuple[InstanceView, ...]:
         return instance_views(
             endpoints(),
-            max_concurrency=settings.limits.max_in_flight_per_endpoint,
+            max_concurrency=default_slots,
             numbers=sources.numbers,
             cost_per_gpu_hour=spec.cost_per_gpu_hour or 0.0,
             pool=name,
             cache=cache,
         )
 
+    def slots() -> list[tuple[str, int, int]]:
+        return capacity(endpoints(), max_concurrency=default_slots, numbers=sources.numbers)
+
     config = QueueConfig.from_spec(spec, policy_settings(settings))
     policies = policies_with_plugins(plugins or {}, config.policies, now=sources.clock())
-    queue = AdmissionQueue(name, config, views, clock=sources.clock, policies=policies)
+    queue = AdmissionQueue(
+        name, config, views, clock=sources.clock, policies=policies, capacity=slots
+    )
     auto = settings.pd.auto
     tuner = ThresholdTuner(
         threshold=float(spec.pd_threshold_input_tokens),

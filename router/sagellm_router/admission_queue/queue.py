@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
@@ -43,6 +43,8 @@ from sagellm_router.admission_queue.stats import QueueStats
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 InstanceSource = Callable[[], Sequence[InstanceView]]
+#: ``(name, max_concurrency, in_flight)`` per instance: the instance views' slot numbers alone.
+CapacitySource = Callable[[], Iterable[tuple[str, int, int]]]
 
 
 @dataclass(slots=True)
@@ -80,6 +82,18 @@ class Ticket:
             self.first_token_s = self._clock()
 
 
+_BASE_REASON = Placement(()).reason
+
+
+def _plain(policy: SchedulingPolicy) -> bool:
+    """Whether ``policy`` keeps ``BasePolicy``'s placement, shedding and observing."""
+    kind = type(policy)
+    return all(
+        getattr(kind, name, None) is getattr(BasePolicy, name)
+        for name in ("placement", "should_shed", "observe")
+    )
+
+
 @dataclass(slots=True)
 class _Waiter:
     item: QueueItem
@@ -95,13 +109,18 @@ class AdmissionQueue:
         *,
         clock: Clock,
         policies: Mapping[str, SchedulingPolicy] | None = None,
+        capacity: CapacitySource | None = None,
     ) -> None:
+        """``capacity`` (optional) must agree with ``instances``; it lets a plain policy admit
+        an uncontended request without building views."""
         self.pool = pool
+        self._capacity = capacity
         self.config = config
         self._instances = instances
         self._clock = clock
         self._policies = dict(policies or default_policies(config.policies, now=clock()))
         self._policy = self._lookup(config.policy)
+        self._is_plain = _plain(self._policy)
         self._waiters: dict[int, _Waiter] = {}
         self._seq = itertools.count()
         self._bound: Counter[str] = Counter()
@@ -127,6 +146,7 @@ class AdmissionQueue:
     def set_policy(self, name: str) -> None:
         """Switch the active policy at runtime; queued requests are re-ranked at once."""
         self._policy = self._lookup(name)
+        self._is_plain = _plain(self._policy)
         log.info("scheduling policy switched", extra={"pool": self.pool, "policy": name})
         self.poke()
 
@@ -177,6 +197,8 @@ class AdmissionQueue:
     def _admit_now(self, item: QueueItem, now: float) -> Ticket | None:
         """The uncontended case (nobody waits): the ticket if ``item`` may go at once, else
         ``None`` and it queues (where shedding and waiting are handled) as usual."""
+        if self._capacity is not None and self._is_plain:
+            return self._admit_plain(item, now)
         view = self.view(now, queued=1)
         if self._observes:
             self._policy.observe(view, now)
@@ -186,6 +208,21 @@ class AdmissionQueue:
         if not placement.instances or not self._fits(view)(placement):
             return None
         return self._ticket(item, placement, view, now)
+
+    def _admit_plain(self, item: QueueItem, now: float) -> Ticket | None:
+        """``_admit_now`` for a policy with the base placement (every instance), no shedding
+        and no observing: the instances with a free slot, from the slot numbers alone."""
+        assert self._capacity is not None
+        bound, allowed, free_total = self._bound, [], 0
+        for name, slots, in_flight in self._capacity():
+            held = bound.get(name, 0)
+            free = slots - (held if held > in_flight else in_flight)
+            if free > 0:
+                allowed.append(name)
+                free_total += free
+        if free_total <= self._unbound:
+            return None
+        return self._issue(item, tuple(allowed), _BASE_REASON, now)
 
     def _evict_worst(self) -> None:
         """Over the queue limit: the lowest-ranked waiter (often the newcomer) gets a 429."""
@@ -296,13 +333,16 @@ class AdmissionQueue:
         """Admit ``item`` to the placement's instances that have a free slot."""
         free = {i.name for i in view.instances if i.free_slots > 0}
         allowed = tuple(name for name in placement.instances if name in free)
+        return self._issue(item, allowed, placement.reason, now)
+
+    def _issue(self, item: QueueItem, allowed: tuple[str, ...], reason: str, now: float) -> Ticket:
         self._fair.served(item.meta.user_id)
         self._unbound += 1
         waited = item.waited_s(now)
         self.stats.admitted += 1
         self.stats.waited(str(item.meta.priority), waited)
         return Ticket(
-            item.meta, allowed, placement.reason, now, waited,
+            item.meta, allowed, reason, now, waited,
             _clock=self._clock, _on_bind=self._on_bind,
         )  # fmt: skip
 

@@ -50,27 +50,39 @@ def instance_views(
     ``tokens_per_s`` win over the arguments, which are the pool-wide defaults. ``cache`` reuses
     equal views.
     """
-    slot_role = Role.GENERAL
-    for e in endpoints:
-        if e.role is Role.DECODE:
-            slot_role = Role.DECODE
-            break
     make = cache.get if cache is not None else InstanceView
     views = []
-    for e in endpoints:
-        if e.ready and not e.draining and e.role is slot_role:
-            in_flight, waiting, ttft_s = numbers(e.url)
-            views.append(
-                make(
-                    e.url,
-                    e.max_concurrency or max_concurrency,
-                    round(in_flight),
-                    round(waiting),
-                    ttft_s,
-                    e.gpus or gpus,
-                    cost_per_gpu_hour,
-                    e.tokens_per_s or tokens_per_s,
-                    pool,
-                )
+    for e in slot_holders(endpoints):
+        in_flight, waiting, ttft_s = numbers(e.url)
+        views.append(
+            make(
+                e.url,
+                e.max_concurrency or max_concurrency,
+                round(in_flight),
+                round(waiting),
+                ttft_s,
+                e.gpus or gpus,
+                cost_per_gpu_hour,
+                e.tokens_per_s or tokens_per_s,
+                pool,
             )
+        )
     return tuple(views)
+
+
+def slot_holders(endpoints: Sequence[Endpoint]) -> list[Endpoint]:
+    """Ready, non-draining endpoints of the role that holds the concurrency slot (decode in a
+    disaggregated pool, else general)."""
+    role = Role.DECODE if any(e.role is Role.DECODE for e in endpoints) else Role.GENERAL
+    return [e for e in endpoints if e.ready and not e.draining and e.role is role]
+
+
+def capacity(
+    endpoints: Sequence[Endpoint], *, max_concurrency: int, numbers: Numbers
+) -> list[tuple[str, int, int]]:
+    """``(url, max_concurrency, in_flight)`` of each endpoint ``instance_views`` would list,
+    with the same numbers: what a plain policy's admission needs, without building views."""
+    return [
+        (e.url, e.max_concurrency or max_concurrency, round(numbers(e.url)[0]))
+        for e in slot_holders(endpoints)
+    ]
