@@ -6,8 +6,7 @@ now ``ConcurrencyLimit`` admits up to ``max_concurrent`` requests and answers 42
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from sagellm_router.errors import ApiError
@@ -30,8 +29,11 @@ class ConcurrencyLimit:
         self._max = max_concurrent
         self.active = 0
 
-    @asynccontextmanager
-    async def admit(self, request: ParsedRequest, pool: PoolSnapshot) -> AsyncIterator[None]:
+    def admit(self, request: ParsedRequest, pool: PoolSnapshot) -> ConcurrencyLimit:
+        """``async with``: 429 when at the limit, else one slot until the block exits."""
+        return self  # no per-request state: the limiter is its own context manager
+
+    async def __aenter__(self) -> None:
         if self.active >= self._max:
             raise ApiError(
                 429,
@@ -39,7 +41,6 @@ class ConcurrencyLimit:
                 retry_after=1,
             )
         self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
+
+    async def __aexit__(self, *_: object) -> None:
+        self.active -= 1

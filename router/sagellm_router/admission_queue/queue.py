@@ -18,8 +18,7 @@ import asyncio
 import itertools
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from sagellm_core.scheduling.base import (
@@ -94,6 +93,28 @@ def _plain(policy: SchedulingPolicy) -> bool:
     )
 
 
+class Admitted:
+    """The ``async with`` of ``AdmissionQueue.admit`` (a class: cheaper than a generator-based
+    context manager on the per-request path)."""
+
+    __slots__ = ("_meta", "_queue", "_ticket")
+
+    def __init__(self, queue: AdmissionQueue, meta: RequestMetadata) -> None:
+        self._queue, self._meta = queue, meta
+        self._ticket: Ticket | None = None
+
+    async def __aenter__(self) -> Ticket:
+        self._ticket = await self._queue._acquire(self._meta)
+        return self._ticket
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        assert self._ticket is not None
+        cancelled = kind is not None and issubclass(kind, asyncio.CancelledError)
+        if cancelled:
+            self._queue.stats.cancelled += 1
+        self._queue._release(self._ticket, failed=kind is not None and not cancelled)
+
+
 @dataclass(slots=True)
 class _Waiter:
     item: QueueItem
@@ -151,21 +172,10 @@ class AdmissionQueue:
         self.poke()
 
     # -- admission --------------------------------------------------------------------------
-    @asynccontextmanager
-    async def admit(self, meta: RequestMetadata) -> AsyncIterator[Ticket]:
-        """Wait for a slot; raises ``Rejected`` (429/503/422). Releases the slot on exit."""
-        ticket = await self._acquire(meta)
-        failed = False
-        try:
-            yield ticket
-        except asyncio.CancelledError:
-            self.stats.cancelled += 1
-            raise
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            self._release(ticket, failed=failed)
+    def admit(self, meta: RequestMetadata) -> Admitted:
+        """``async with queue.admit(meta) as ticket``: wait for a slot; raises ``Rejected``
+        (429/503/422). Releases the slot on exit."""
+        return Admitted(self, meta)
 
     async def _acquire(self, meta: RequestMetadata) -> Ticket:
         now = self._clock()
