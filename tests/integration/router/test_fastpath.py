@@ -11,6 +11,7 @@ import yaml
 from router_fakes import pool, router_yaml
 
 from sagellm_router.config import parse_settings
+from sagellm_router.fastpath import Listener
 from sagellm_router.server import RouterServer, make_app
 
 BODY = json.dumps({"model": "m", "prompt": "hi", "max_tokens": 2}).encode()
@@ -176,3 +177,28 @@ async def test_stop_finishes_running_requests_and_closes_idle_connections(
     assert await busy.closed()
     with pytest.raises(ConnectionRefusedError):
         await Wire.open(base)  # no longer listening
+
+
+async def test_keep_alive_connections_idle_past_the_timeout_are_closed() -> None:
+    release = asyncio.Event()
+
+    async def serve(path: str, raw: bytes, headers: Any, down: Any) -> None:
+        if raw == b"wait":
+            await release.wait()
+        await down.whole(200, {"Content-Type": "text/plain"}, raw)
+
+    listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, 0.05)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(listener.protocol, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    sweeper = asyncio.create_task(listener.sweep(every_s=0.01))
+    idle, busy = await Wire.open(base), await Wire.open(base)
+    await idle.send(post(b"hi"))
+    assert (await idle.response())[2] == b"hi"
+    await busy.send(post(b"wait"))
+    assert await idle.closed()  # idle past 0.05 s
+    await asyncio.sleep(0.1)
+    release.set()  # a request running longer than the idle timeout is not cut
+    assert (await busy.response())[2] == b"wait"
+    sweeper.cancel()
+    server.close()
