@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
 from http import HTTPStatus
+from typing import NamedTuple
 
 #: A head longer than this without its blank line goes to aiohttp (which answers 431/400).
 MAX_HEAD = 16 * 1024
 _FRAMING = frozenset({"transfer-encoding", "expect", "upgrade"})
-_BAD_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than tab, incl. a bare LF
+_ONCE = frozenset({"content-length", "host"})
+_HEAD_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"  # visible ASCII, space, tab, CR, LF
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
 
@@ -26,8 +27,7 @@ class Slow(Exception):
     """The request is not one the fast path serves; aiohttp takes the connection."""
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
     """A fast-path request head: route, lower-cased headers, body length, head size."""
 
     path: str
@@ -44,29 +44,32 @@ def parse_head(buf: bytes | bytearray, paths: Set[str]) -> Head | None:
             raise Slow("head too long")
         return None
     raw = bytes(buf[:end])
-    if not raw.isascii() or _BAD_BYTES.search(raw.replace(b"\r\n", b"")):
-        raise Slow("non-ASCII or control bytes in head")
-    request_line, *lines = raw.decode("ascii").split("\r\n")
-    method, _, rest = request_line.partition(" ")
-    path, _, version = rest.partition(" ")
-    if method != "POST" or version != "HTTP/1.1" or path not in paths:
-        raise Slow("not a POST of an inference route over HTTP/1.1")
+    lines = raw.decode("latin-1").split("\r\n")
+    crlf = len(lines) - 1
+    if raw.translate(None, _HEAD_BYTES) or raw.count(b"\r") != crlf or raw.count(b"\n") != crlf:
+        raise Slow("control or non-ASCII bytes, or a bare CR or LF, in the head")
+    request = lines[0].split(" ")
+    if len(request) != 3 or request[0] != "POST" or request[2] != "HTTP/1.1":
+        raise Slow("not a POST over HTTP/1.1")
+    if request[1] not in paths:
+        raise Slow("not an inference route")
     headers = _headers(lines)
-    return Head(path, headers, _content_length(headers), end + 4)
+    return Head(request[1], headers, _content_length(headers), end + 4)
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for line in lines:
+    for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if not sep or not _TOKEN.fullmatch(name):
+        if not sep or not (name.replace("-", "").isalnum() or _TOKEN.fullmatch(name)):
             raise Slow("malformed header line")
         key = name.lower()
-        if key in _FRAMING or (key in headers and key in ("content-length", "host")):
-            raise Slow(f"{key} needs the full HTTP stack")
+        if key in _ONCE and key in headers:
+            raise Slow(f"repeated {key}")
         headers[key] = value.strip(" \t")
-    connection = headers.get("connection", "keep-alive").lower()
-    if connection != "keep-alive":
+    if not _FRAMING.isdisjoint(headers):
+        raise Slow("Transfer-Encoding, Expect or Upgrade needs the full HTTP stack")
+    if headers.get("connection", "keep-alive").lower() != "keep-alive":
         raise Slow("connection header other than keep-alive")
     return headers
 
