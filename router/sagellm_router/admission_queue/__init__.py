@@ -7,8 +7,9 @@ seam — already owns the name ``admission``.)
 
 from sagellm_router.admission_queue.config import QueueConfig
 from sagellm_router.admission_queue.errors import Rejected, metadata_from_request
-from sagellm_router.admission_queue.queue import AdmissionQueue, Ticket
+from sagellm_router.admission_queue.queue import AdmissionQueue
 from sagellm_router.admission_queue.sources import instance_views
+from sagellm_router.admission_queue.ticket import Ticket
 
 __all__ = [
     "AdmissionQueue",
