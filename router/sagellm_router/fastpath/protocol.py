@@ -188,17 +188,20 @@ class FastProtocol(asyncio.Protocol):
         if not down.finished:  # the handler never answered: do not leave the client waiting
             self.close()
 
-    def _error(self, down: RawDownstream, err: ApiError) -> None:
-        if down.started:  # too late for a status: cut the response so the client sees it
+    def _error(self, down: RawDownstream, err: ApiError, *, close: bool = False) -> None:
+        """Answer with ``err`` unless the response has begun; then cut it so the client sees."""
+        if not down.started:
+            try:
+                down.send(err.status, err.headers(), err.body(), close=close)
+            except ConnectionError:
+                close = True
+        if down.started != down.finished or close:
             self.close()
-            return
-        down.send(err.status, err.headers(), err.body())
 
     def _too_large(self, head: Head) -> None:
         limit = self._listener.max_body
         err = ApiError(413, f"request body is {head.length} bytes; the limit is {limit}")
-        RawDownstream(self).send(err.status, err.headers(), err.body(), close=True)
-        self.close()  # the unread body would be taken for the next request
+        self._error(RawDownstream(self), err, close=True)  # the unread body must not be parsed
 
     def _hand_over(self) -> None:
         """Give the connection, with the bytes not consumed yet, to aiohttp."""

@@ -179,6 +179,36 @@ async def test_stop_finishes_running_requests_and_closes_idle_connections(
         await Wire.open(base)  # no longer listening
 
 
+async def serve_with(serve: Any, idle_timeout_s: float = 75.0) -> tuple[str, asyncio.Server]:
+    """A bare fast-path listener (no router) around ``serve``."""
+    listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, idle_timeout_s)
+    server = await asyncio.get_running_loop().create_server(listener.protocol, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", server
+
+
+async def test_handler_failures_answer_500_or_cut_a_started_response() -> None:
+    async def serve(path: str, raw: bytes, headers: Any, down: Any) -> None:
+        if raw == b"late":
+            await down.start(200, {"Content-Type": "text/event-stream"})
+            await down.write(b"data: 1\n\n")
+        raise RuntimeError("boom")
+
+    base, server = await serve_with(serve)
+    wire = await Wire.open(base)
+    await wire.send(post(b"early"))
+    status, _, body = await wire.response()
+    assert (status, json.loads(body)["error"]["message"]) == (
+        500,
+        "internal router error; see router logs",
+    )
+    await wire.send(post(b"late"))  # same connection: it was kept alive after the 500
+    head = await wire.reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    rest = await asyncio.wait_for(wire.reader.read(), 5)  # until the router closes
+    assert rest == b"9\r\ndata: 1\n\n\r\n"  # cut: no last chunk, so the client sees a failure
+    server.close()
+
+
 async def test_keep_alive_connections_idle_past_the_timeout_are_closed() -> None:
     release = asyncio.Event()
 
@@ -188,8 +218,7 @@ async def test_keep_alive_connections_idle_past_the_timeout_are_closed() -> None
         await down.whole(200, {"Content-Type": "text/plain"}, raw)
 
     listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, 0.05)
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(listener.protocol, "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(listener.protocol, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     sweeper = asyncio.create_task(listener.sweep(every_s=0.01))
     idle, busy = await Wire.open(base), await Wire.open(base)
