@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from sagellm_core.api.common import Priority
-from sagellm_core.api.pool import SchedulingSpec
 from sagellm_core.scheduling.metadata import RequestMetadata
 from sagellm_core.scheduling.registry import PolicySettings
 from sagellm_core.scheduling.view import InstanceView
@@ -17,11 +16,7 @@ from sagellm_router.admission_queue import (
     QueueConfig,
     Rejected,
     Ticket,
-    instance_views,
-    metadata_from_request,
 )
-from sagellm_router.errors import ApiError
-from sagellm_router.types import Endpoint, Role
 
 from .helpers import meta
 
@@ -351,43 +346,6 @@ async def test_adaptive_reports_its_active_policy() -> None:
         "reason": "utilisation 0.25 <= 0.3, queue empty",
         "since": 31.0,
     }
-
-
-def test_config_from_pool_spec() -> None:
-    spec = SchedulingSpec.model_validate(
-        {"policy": "priority", "maxQueueLength": 7, "queueTimeoutMs": 2500,
-         "rateLimits": {"requestsPerMinute": 60, "tokensPerMinute": 1000}}
-    )  # fmt: skip
-    cfg = QueueConfig.from_spec(spec)
-    assert (cfg.policy, cfg.max_queue_length, cfg.queue_timeout_s) == ("priority", 7, 2.5)
-    assert (cfg.requests_per_minute, cfg.tokens_per_minute) == (60, 1000)
-    with pytest.raises(ValueError, match="queue_timeout_s"):
-        QueueConfig(queue_timeout_s=0)
-
-
-def test_bad_header_becomes_a_400_naming_it() -> None:
-    with pytest.raises(ApiError) as err:
-        metadata_from_request({"x-priority": "asap"}, {}, SchedulingSpec(), now=0.0)
-    assert (err.value.status, err.value.param) == (400, "x-priority")
-    ok = metadata_from_request({"x-priority": "low"}, {"user": "u"}, SchedulingSpec(), now=1.0)
-    assert (ok.priority, ok.user_id, ok.arrival_s) == (Priority.LOW, "u", 1.0)
-
-
-def test_instance_views_from_endpoints() -> None:
-    endpoints = [
-        Endpoint("http://p", "p", Role.PREFILL),
-        Endpoint("http://d1", "d1", Role.DECODE),
-        Endpoint("http://d2", "d2", Role.DECODE, draining=True),
-        Endpoint("http://d3", "d3", Role.DECODE, ready=False),
-    ]
-    views = instance_views(endpoints, max_concurrency=8, numbers=lambda url: (3.0, 0.0, 0.2))
-    assert [(v.name, v.max_concurrency, v.in_flight, v.ttft_s) for v in views] == [
-        ("http://d1", 8, 3, 0.2)
-    ]
-    general = instance_views(
-        [Endpoint("http://g", "g")], max_concurrency=2, numbers=lambda url: (len(url), 0, None)
-    )
-    assert [v.name for v in general] == ["http://g"]
 
 
 async def test_run_admits_when_capacity_appears_outside_the_router() -> None:
