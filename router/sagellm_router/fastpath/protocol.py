@@ -125,14 +125,14 @@ class FastProtocol(asyncio.Protocol):
         self._transport = None
         if self._task is not None:
             self._task.cancel()  # the client left: stop its request (and the upstream one)
-        self._wake(ConnectionResetError("client disconnected"))
+        self._wake()
 
     def pause_writing(self) -> None:
         if self._drain is None:
             self._drain = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
-        self._wake(None)
+        self._wake()
 
     # -- requests ---------------------------------------------------------------------------
     def _next(self) -> None:
@@ -228,21 +228,21 @@ class FastProtocol(asyncio.Protocol):
         self._transport.write(data)
 
     async def drained(self) -> None:
-        """Wait while the client is slower than the response (transport buffer over its mark)."""
+        """Wait while the client is slower than the response (transport buffer over its mark);
+        raises ``ConnectionResetError`` if it left meanwhile."""
         if self._drain is not None:
             await self._drain
+            if self._transport is None:
+                raise ConnectionResetError("client disconnected")
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
 
-    def _wake(self, exc: Exception | None) -> None:
+    def _wake(self) -> None:
         waiter, self._drain = self._drain, None
         if waiter is not None and not waiter.done():
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(exc)
+            waiter.set_result(None)
 
     def _set_reading(self, on: bool) -> None:
         if self._transport is None:

@@ -49,10 +49,11 @@ class Wire:
         if "content-length" in headers:
             body = await self.reader.readexactly(int(headers["content-length"]))
         else:
-            body = b""
+            chunks = bytearray()
             while size := int((await self.reader.readuntil(b"\r\n"))[:-2], 16):
-                body += (await self.reader.readexactly(size + 2))[:-2]
+                chunks += (await self.reader.readexactly(size + 2))[:-2]
             await self.reader.readexactly(2)
+            body = bytes(chunks)
         return int(status_line.split()[1]), headers, body
 
     async def closed(self) -> bool:
@@ -230,4 +231,29 @@ async def test_keep_alive_connections_idle_past_the_timeout_are_closed() -> None
     release.set()  # a request running longer than the idle timeout is not cut
     assert (await busy.response())[2] == b"wait"
     sweeper.cancel()
+    server.close()
+
+
+async def test_a_client_that_does_not_read_holds_the_stream_back() -> None:
+    written, chunk, total = [0], b"x" * 16384, 2000  # 32 MiB: more than any socket buffer
+
+    async def serve(path: str, raw: bytes, headers: Any, down: Any) -> None:
+        await down.start(200, {"Content-Type": "text/event-stream"})
+        for _ in range(total):
+            await down.write(chunk)
+            written[0] += 1
+        await down.end()
+
+    base, server = await serve_with(serve)
+    wire = await Wire.open(base)
+    await wire.send(post(b"go"))
+    last = -1
+    for _ in range(100):  # until the writer has started and stopped moving
+        await asyncio.sleep(0.05)
+        if written[0] == last > 0:
+            break
+        last = written[0]
+    assert 0 < written[0] < total  # paused on the transport's high-water mark
+    status, _, body = await wire.response()  # reading lets it finish
+    assert (status, len(body), written[0]) == (200, total * len(chunk), total)
     server.close()
