@@ -51,9 +51,9 @@ class Listener:
     paths: frozenset[str]
     max_body: int
     idle_timeout_s: float = 75.0
-    connections: set[FastProtocol] = field(default_factory=set)
-    stopping: bool = False
-    _date: tuple[int, str] = (0, "")
+    connections: set[FastProtocol] = field(default_factory=set, init=False)
+    stopping: bool = field(default=False, init=False)
+    _date: tuple[int, str] = field(default=(0, ""), init=False)
 
     def date(self) -> str:
         now = int(time.time())
