@@ -110,6 +110,12 @@ def _opt(*names: str, **kw: Any) -> Callable[[F], F]:
 @_opt("--dtype", default="auto")
 @_opt("--enable-expert-parallel", "-ep", is_flag=True, default=False)
 @_opt("--enable-prompt-tokens-details", is_flag=True, default=False)
+@_opt(
+    "--shutdown-timeout",
+    default=0,
+    type=int,
+    help="On SIGTERM: 0 aborts in-flight requests; N > 0 drains them for up to N s (as vLLM).",
+)
 @_opt("--seed", "vllm_seed", default=None, type=int, help="vLLM's seed (used if no --sim-seed).")
 @_opt(
     "--runner",
@@ -185,6 +191,7 @@ def config_from_options(opts: dict[str, Any], unknown: list[str]) -> SimConfig:
         kv_transfer=KvTransferConfig.parse(kvt) if kvt else None, dtype=opts["dtype"],
         enable_expert_parallel=opts["enable_expert_parallel"],
         enable_prompt_tokens_details=opts["enable_prompt_tokens_details"],
+        shutdown_timeout=opts["shutdown_timeout"],
         extra_args=tuple(unknown), sim_profile=opts["sim_profile"],
         sim_time_scale=opts["sim_time_scale"], sim_seed=seed or 0, sim_faults=faults,
         sim_startup_delay=opts["sim_startup_delay"], sim_admin=opts["sim_admin"],

@@ -127,6 +127,7 @@ class SimConfig:
     dtype: str = "auto"
     enable_prompt_tokens_details: bool = False
     enable_expert_parallel: bool = False
+    shutdown_timeout: int = 0  # vLLM's --shutdown-timeout: 0 aborts on SIGTERM, N drains N s
     extra_args: tuple[str, ...] = ()
     sim_profile: str = DEFAULT_PROFILE
     sim_time_scale: float = 1.0
@@ -155,6 +156,8 @@ class SimConfig:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
+        if self.shutdown_timeout < 0:
+            raise ValueError(f"--shutdown-timeout must be >= 0, got {self.shutdown_timeout}")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("--gpu-memory-utilization must be within (0, 1]")
         _positive_number("--sim-time-scale", self.sim_time_scale, allow_zero=False)

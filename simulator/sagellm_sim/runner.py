@@ -33,12 +33,13 @@ class MetricsSink(Protocol):
 class RequestHandle:
     """Channel from the engine loop to the HTTP handler of one request."""
 
-    __slots__ = ("_event", "finished", "last_token_at", "pending", "req")
+    __slots__ = ("_event", "aborted", "finished", "last_token_at", "pending", "req")
 
     def __init__(self, req: SimRequest) -> None:
         self.req = req
         self.pending = 0
         self.finished = False
+        self.aborted = False  # ended by the engine shutting down (``--shutdown-timeout 0``)
         self.last_token_at: float | None = None
         self._event = asyncio.Event()
 
@@ -120,6 +121,24 @@ class EngineRunner:
             self.core.abort(handle.req)
             log.info("request aborted request_id=%s", handle.req.request_id)
         self._handles.pop(handle.req.request_id, None)
+
+    def abort_all(self) -> int:
+        """End every request of this engine as aborted (vLLM's SIGTERM with no drain timeout).
+
+        Each handle is woken with ``aborted`` set; its HTTP handler answers the abort and then
+        releases the request's KV through ``abort``. Returns the number of requests ended.
+        """
+        handles = list(self._handles.values())
+        self._handles.clear()
+        for handle in handles:
+            handle.aborted = True
+            handle.push(0, True)
+        return len(handles)
+
+    @property
+    def busy(self) -> bool:
+        """Requests are queued or running on this engine."""
+        return bool(self._handles) or self.core.has_work()
 
     def hold_kv(self, req: SimRequest, seconds: float) -> None:
         self.held.hold(req, self.clock() + seconds)

@@ -29,6 +29,7 @@ from sagellm_sim.metrics import CONTENT_TYPE
 from sagellm_sim.protocol import TokenizeBody, chat_prompt_ids, decode_json, validate
 from sagellm_sim.responses import models_list
 from sagellm_sim.runner import Clock
+from sagellm_sim.shutdown import shut_down, signalled
 from sagellm_sim.state import SERVER_KEY, SimServer
 from sagellm_sim.tokenizer import tokenize
 
@@ -79,6 +80,7 @@ async def _tokenize(request: web.Request) -> web.Response:
     body: TokenizeBody = validate(TokenizeBody, decode_json(await request.read()))
     if body.model is not None and body.model not in srv.config.accepted_names:
         raise not_found_model(body.model, srv.config.accepted_names)
+    srv.check_accepting()
     if body.messages is not None:
         ids = chat_prompt_ids(body.messages)
     elif isinstance(body.prompt, str):
@@ -149,9 +151,13 @@ def build_app(
 
 
 async def run_server(
-    config: SimConfig, *, app: web.Application | None = None, ready: asyncio.Event | None = None
-) -> None:
-    """Serve until cancelled; the socket only listens after ``--sim-startup-delay``."""
+    config: SimConfig, *, app: web.Application | None = None, ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:  # fmt: skip
+    """Serve until SIGTERM/SIGINT (or ``stop``), then shut down as vLLM 0.32 does.
+
+    The socket only listens after ``--sim-startup-delay``. See ``sagellm_sim.shutdown``.
+    """
     app = app if app is not None else build_app(config)
     if config.sim_startup_delay > 0:
         log.info("simulating start-up for %.1fs (connections refused)", config.sim_startup_delay)
@@ -164,6 +170,7 @@ async def run_server(
     if ready is not None:
         ready.set()
     try:
-        await asyncio.Event().wait()
+        await (stop or signalled()).wait()
+        await shut_down(app[SERVER_KEY], site, config.shutdown_timeout)
     finally:
         await runner.cleanup()

@@ -8,7 +8,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,10 @@ from sagellm_sim.profiles import CostModel, Parallelism, Profile, get_profile
 from sagellm_sim.runner import Clock, EngineRunner
 
 log = logging.getLogger("sagellm_sim.server")
+
+# What vLLM 0.32 answers a request that needs its tokenizer once shutdown began (its
+# renderer's thread pool is closed): HTTP 500 InternalServerError with this message.
+SHUTDOWN_MESSAGE = "cannot schedule new futures after shutdown"
 
 
 def _engine_ids(config: SimConfig) -> list[str]:
@@ -99,6 +104,10 @@ class SimServer:
         self.sequence = 0
         self.session: aiohttp.ClientSession | None = None
         self.background: set[asyncio.Task[Any]] = set()
+        self.shutting_down = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def _core(self) -> EngineCore:
         c = self.config
@@ -129,6 +138,31 @@ class SimServer:
                 f"The engine is overloaded: {len(runner.core.waiting)} requests are waiting "
                 f"(--sim-max-waiting {limit}); retry later", 503, "ServiceUnavailableError",
             )  # fmt: skip
+
+    def check_accepting(self) -> None:
+        """After SIGTERM, requests that need the tokenizer fail as they do in vLLM 0.32."""
+        if self.shutting_down:
+            raise ApiError(SHUTDOWN_MESSAGE, 500, "InternalServerError")
+
+    @contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Count one engine request in flight for as long as its HTTP handler runs."""
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until no engine request is in flight."""
+        await self._idle.wait()
+
+    def abort_all(self) -> int:
+        """End every queued and running request as aborted; returns how many."""
+        return sum(r.abort_all() for r in self.runners)
 
     def request_done(self) -> None:
         self.completed_requests += 1
