@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sagellm_sim.kv_events import KvEventsConfig
 from sagellm_sim.profiles import DEFAULT_PROFILE
 
 KV_ROLES = ("kv_producer", "kv_consumer", "kv_both")
@@ -124,6 +125,7 @@ class SimConfig:
     enable_prefix_caching: bool = True
     num_gpu_blocks_override: int | None = None
     kv_transfer: KvTransferConfig | None = None
+    kv_events: KvEventsConfig | None = None  # --kv-events-config
     dtype: str = "auto"
     enable_prompt_tokens_details: bool = False
     enable_expert_parallel: bool = False

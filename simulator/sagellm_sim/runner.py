@@ -16,12 +16,14 @@ from typing import Protocol
 
 from sagellm_sim.config import Faults
 from sagellm_sim.engine import EngineCore, Output, SimRequest, Status
+from sagellm_sim.kv_events import KvEvent
 from sagellm_sim.pd import HeldKV
 
 log = logging.getLogger("sagellm_sim.engine")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+Publish = Callable[[list[KvEvent]], None]
 
 
 class MetricsSink(Protocol):
@@ -80,6 +82,7 @@ class EngineRunner:
         self._handles: dict[str, RequestHandle] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.publish: Publish | None = None  # KV-event sink, set when --kv-events-config is on
 
     def start(self) -> None:
         if self._task is None:
@@ -166,6 +169,13 @@ class EngineRunner:
             dt = self.core.cost.step_seconds(batch.work) * self.time_scale * self.faults.slow_factor
             await self._sleep(dt)
             self._deliver(self.core.complete(batch, self.clock()))
+            self.flush_events()
+
+    def flush_events(self) -> None:
+        """Publish the KV events of the last step as one batch (vLLM publishes per step)."""
+        events = self.core.cache.take_events()
+        if events and self.publish is not None:
+            self.publish(events)
 
     async def _idle(self, now: float) -> None:
         wakeups = [t for t in (self.core.next_ready_at(), self.held.next_expiry()) if t is not None]

@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
+import zmq.asyncio
 from aiohttp import web
 
 from sagellm_sim.config import VLLM_COMPAT_VERSION, SimConfig
 from sagellm_sim.engine import EngineCore
 from sagellm_sim.errors import ApiError
+from sagellm_sim.kv_publisher import ZmqKvPublisher
 from sagellm_sim.kvcache import KVCache
 from sagellm_sim.metrics import SimMetrics, cache_config_labels
 from sagellm_sim.profiles import CostModel, Parallelism, Profile, get_profile
@@ -104,6 +106,8 @@ class SimServer:
         self.sequence = 0
         self.session: aiohttp.ClientSession | None = None
         self.background: set[asyncio.Task[Any]] = set()
+        self.kv_publishers: list[ZmqKvPublisher] = []
+        self._zmq: zmq.asyncio.Context | None = None
         self.shutting_down = False
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -111,7 +115,8 @@ class SimServer:
 
     def _core(self) -> EngineCore:
         c = self.config
-        cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching)
+        events = c.kv_events is not None and c.kv_events.publishes
+        cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching, events)
         return EngineCore(self.cost, cache, c.max_num_seqs, c.max_num_batched_tokens)
 
     # -- request plumbing used by the generation handler -----------------------------------
@@ -190,6 +195,14 @@ class SimServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, _app: web.Application) -> None:
+        kv = self.config.kv_events
+        if kv is not None and kv.publishes:
+            self._zmq = zmq.asyncio.Context()
+            for r in self.runners:
+                pub = ZmqKvPublisher(kv, r.index, self._zmq)
+                pub.start()
+                r.publish = pub.publish
+                self.kv_publishers.append(pub)
         for r in self.runners:
             r.start()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -201,6 +214,10 @@ class SimServer:
             task.cancel()
         if self.session is not None:
             await self.session.close()
+        for pub in self.kv_publishers:
+            await pub.close()
+        if self._zmq is not None:
+            self._zmq.term()
 
 
 SERVER_KEY = web.AppKey("sagellm_sim.server", SimServer)
