@@ -143,6 +143,8 @@ class SimConfig:
     runner: str = "auto"  # vLLM --runner: auto | generate | pooling (| draft)
     convert: str = "auto"  # vLLM --convert: auto | none | embed | classify | ...
     sim_embedding_dim: int | None = None  # None: the profile model's hidden size
+    # vLLM's VLLM_SERVER_DEV_MODE=1: serves POST /reset_prefix_cache
+    dev_mode: bool = field(default_factory=lambda: os.environ.get("VLLM_SERVER_DEV_MODE") == "1")
 
     def __post_init__(self) -> None:
         for name in (

@@ -9,12 +9,12 @@ payload, which is what msgspec encodes for vLLM's classes:
 * each event is a map tagged with ``"type"`` (its class name), fields in declaration order,
   fields left at their default omitted: ``BlockStored`` (``block_hashes``,
   ``parent_block_hash``, ``token_ids``, ``block_size``, ``lora_id``, ``medium``, ``lora_name``,
-  ``extra_keys``, ``group_idx``), ``BlockRemoved`` (``block_hashes``, ``medium``,
-  ``group_idx``; one event per evicted block) and ``AllBlocksCleared``.
+  ``extra_keys``, ``group_idx``, ``kv_cache_spec_kind``), ``BlockRemoved`` (``block_hashes``,
+  ``medium``, ``group_idx``; one event per evicted block) and ``AllBlocksCleared``.
 
-Block hashes are 32-byte digests (vLLM's sha256 default), or 64-bit integers with
-``VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=1``. Like vLLM's, they are not meant to be recomputed by
-a consumer: the simulator derives them from its own chained block hashes.
+Block hashes are unsigned 64-bit integers, vLLM's default (``VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES``
+is 1), or 32-byte digests with that variable set to 0. Like vLLM's, they are not meant to be
+recomputed by a consumer: the simulator derives them from its own chained block hashes.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def event_wire(event: KvEvent, int_hashes: bool) -> dict[str, Any]:
             "token_ids": list(event.token_ids), "block_size": event.block_size,
             "lora_id": None, "medium": MEDIUM_GPU, "lora_name": None,
             "extra_keys": [None] * len(event.block_hashes), "group_idx": 0,
+            "kv_cache_spec_kind": "full_attention",
         }  # fmt: skip
     if isinstance(event, BlockRemoved):
         removed = external_hash(event.block_hash, int_hashes)

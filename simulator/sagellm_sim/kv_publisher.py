@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -31,6 +32,13 @@ def _is_bind(endpoint: str) -> bool:
     return "*" in endpoint or "::" in endpoint or endpoint.startswith(("ipc://", "inproc://"))
 
 
+def _resolved(sock: zmq.asyncio.Socket, endpoint: str) -> str:
+    """The endpoint as configured, or the port the OS chose for ``tcp://*:0``."""
+    if not endpoint.endswith(":0"):
+        return endpoint
+    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+
 class ZmqKvPublisher:
     """Publishes one engine's event batches; ``start`` binds, ``close`` releases the sockets."""
 
@@ -47,7 +55,7 @@ class ZmqKvPublisher:
         self._topic = config.topic.encode()
         self._seq = 0
         self._buffer: deque[tuple[int, bytes]] = deque(maxlen=config.buffer_steps)
-        self._int_hashes = os.environ.get("VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES", "0") == "1"
+        self._int_hashes = os.environ.get("VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES", "1") != "0"
         self._pub: zmq.asyncio.Socket | None = None
         self._replay: zmq.asyncio.Socket | None = None
         self._task: asyncio.Task[None] | None = None
@@ -57,17 +65,22 @@ class ZmqKvPublisher:
         pub.set_hwm(self.config.hwm)
         if _is_bind(self.endpoint):
             pub.bind(self.endpoint)
-            self.endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT) or self.endpoint
+            self.endpoint = _resolved(pub, self.endpoint)
         else:
             pub.connect(self.endpoint)
         self._pub = pub
         if self.replay_endpoint is not None:
             replay = self._ctx.socket(zmq.ROUTER)
             replay.bind(self.replay_endpoint)
-            self.replay_endpoint = replay.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.replay_endpoint = _resolved(replay, self.replay_endpoint)
             self._replay = replay
             self._task = asyncio.get_running_loop().create_task(self._serve_replay())
         log.info("KV events: publishing on %s (replay %s)", self.endpoint, self.replay_endpoint)
+
+    def source(self) -> dict[str, object]:
+        """This publisher's entry in ``GET /kv_event_sources`` (vLLM's resolved config)."""
+        return {**dataclasses.asdict(self.config), "endpoint": self.endpoint,
+                "replay_endpoint": self.replay_endpoint}  # fmt: skip
 
     def publish(self, events: list[KvEvent]) -> None:
         """Send one batch now (PUB never blocks: past ``hwm`` ZMQ drops, as for vLLM)."""

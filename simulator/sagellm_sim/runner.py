@@ -171,6 +171,13 @@ class EngineRunner:
             self._deliver(self.core.complete(batch, self.clock()))
             self.flush_events()
 
+    def reset_prefix_cache(self) -> bool:
+        """Forget every cached block; False while blocks are in use.
+
+        Its ``AllBlocksCleared`` goes out with the next engine step's batch, as in vLLM 0.32.
+        """
+        return self.core.cache.reset()
+
     def flush_events(self) -> None:
         """Publish the KV events of the last step as one batch (vLLM publishes per step)."""
         events = self.core.cache.take_events()

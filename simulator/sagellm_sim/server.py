@@ -107,6 +107,19 @@ async def _kv_release(request: web.Request) -> web.Response:
     return web.json_response({"released": released})
 
 
+async def _kv_event_sources(request: web.Request) -> web.Response:
+    """KV-event publisher config per DP rank, as vLLM 0.32 serves it ({} without events)."""
+    pubs = request.app[SERVER_KEY].kv_publishers
+    return web.json_response({str(p.dp_rank): p.source() for p in pubs})
+
+
+async def _reset_prefix_cache(request: web.Request) -> web.Response:
+    """vLLM's dev-mode route (VLLM_SERVER_DEV_MODE=1); fails while blocks are in use."""
+    srv = request.app[SERVER_KEY]
+    results = [r.reset_prefix_cache() for r in srv.runners]
+    return web.json_response({"success": all(results)})
+
+
 async def _faults(request: web.Request) -> web.Response:
     srv = request.app[SERVER_KEY]
     if request.method == "POST":
@@ -144,6 +157,9 @@ def build_app(
     r.add_post("/tokenize", _tokenize)
     r.add_get("/metrics", _metrics)
     r.add_post("/sim/kv_release", _kv_release)
+    r.add_get("/kv_event_sources", _kv_event_sources)
+    if config.dev_mode:
+        r.add_post("/reset_prefix_cache", _reset_prefix_cache)
     if config.sim_admin:
         r.add_get("/sim/faults", _faults)
         r.add_post("/sim/faults", _faults)

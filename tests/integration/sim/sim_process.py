@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 SAGELLM = str(Path(sys.executable).parent / "sagellm")
+# launch(*extra_args, max_model_len=..., env=...) -> (process, port) of a healthy server
+Launch = Callable[..., tuple[subprocess.Popen[bytes], int]]
 
 
 def free_port() -> int:
@@ -58,3 +64,37 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def engine_command(kind: str, port: int, max_model_len: int, extra: tuple[str, ...]) -> list[str]:
+    """``sagellm sim`` or, for ``vllm``, a real vLLM from ``SAGELLM_VLLM_PYTHON`` serving
+    ``SAGELLM_VLLM_LONG_MODEL`` (the tiny model with an 8192-token context); skips without them.
+    """
+    common = ["--served-model-name", "tiny", "--max-model-len", str(max_model_len),
+              "--host", "127.0.0.1", "--port", str(port), *extra]  # fmt: skip
+    if kind == "sim":
+        return [SAGELLM, "sim", "tiny", "--sim-profile", "tiny", *common]
+    python, model = os.environ.get("SAGELLM_VLLM_PYTHON"), os.environ.get("SAGELLM_VLLM_LONG_MODEL")
+    if not python or not model:
+        pytest.skip("set SAGELLM_VLLM_PYTHON and SAGELLM_VLLM_LONG_MODEL (run-conformance.sh)")
+    return [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+            "--dtype", "bfloat16", *common]  # fmt: skip
+
+
+def start_engine(
+    kind: str, extra: tuple[str, ...], max_model_len: int, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start an engine server and wait (up to 300 s: vLLM on 2 cores) until /health is 200."""
+    port = free_port()
+    full_env = {"VLLM_CPU_KVCACHE_SPACE": "1", **os.environ, **env}
+    proc = subprocess.Popen(engine_command(kind, port, max_model_len, extra), env=full_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while health(f"http://127.0.0.1:{port}") != 200:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited during start-up ({proc.returncode})")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("server not healthy within 300 s")
+        time.sleep(0.5)
+    return proc, port

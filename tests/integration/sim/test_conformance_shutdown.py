@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sim_process import SAGELLM, free_port, health
+from sim_process import Launch, health
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -30,47 +27,6 @@ ENGINE_DEAD = (
     'for the root cause.", "type": "InternalServerError", "param": null, "code": 500}}'
 )
 SHUTDOWN_ERROR = "cannot schedule new futures after shutdown"
-Launch = Callable[..., tuple[subprocess.Popen[bytes], int]]
-
-
-def _command(kind: str, port: int, extra: tuple[str, ...]) -> list[str]:
-    common = ["--served-model-name", "tiny", "--max-model-len", "8192", "--host", "127.0.0.1",
-              "--port", str(port), *extra]  # fmt: skip
-    if kind == "sim":
-        return [SAGELLM, "sim", "tiny", "--sim-profile", "tiny", *common]
-    python, model = os.environ.get("SAGELLM_VLLM_PYTHON"), os.environ.get("SAGELLM_VLLM_LONG_MODEL")
-    if not python or not model:
-        pytest.skip("set SAGELLM_VLLM_PYTHON and SAGELLM_VLLM_LONG_MODEL (run-conformance.sh)")
-    return [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
-            "--dtype", "bfloat16", *common]  # fmt: skip
-
-
-@pytest.fixture(params=["sim", pytest.param("vllm", marks=pytest.mark.vllm)])
-def launch(request: pytest.FixtureRequest) -> Iterator[Launch]:
-    """``launch(*extra_args)`` -> (process, port) of a healthy server this test may signal."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*extra: str) -> tuple[subprocess.Popen[bytes], int]:
-        port = free_port()
-        env = {
-            **os.environ,
-            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-        }
-        proc = subprocess.Popen(_command(request.param, port, extra), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        procs.append(proc)
-        deadline = time.monotonic() + 300  # vLLM's start-up on 2 cores: 30-160 s
-        while health(f"http://127.0.0.1:{port}") != 200:
-            assert proc.poll() is None, f"server exited during start-up ({proc.returncode})"
-            assert time.monotonic() < deadline, "server not healthy within 300 s"
-            time.sleep(0.5)
-        return proc, port
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
 
 
 def _body(max_tokens: int, stream: bool, **extra: Any) -> str:

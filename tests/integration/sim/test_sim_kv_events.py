@@ -16,7 +16,7 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
-from sim_process import SAGELLM, free_port, start, stop, wait_healthy
+from sim_process import SAGELLM, Launch, free_port, start, stop, wait_healthy
 
 pytestmark = pytest.mark.timeout(120)
 END_SEQ = (-1).to_bytes(8, "big", signed=True)
@@ -165,3 +165,81 @@ def test_payloads_reencode_identically_with_vllm_classes(sim: Sim) -> None:
     assert out.returncode == 0, out.stdout + out.stderr[-2000:]
     kinds = {line.split()[0] for line in out.stdout.splitlines() if line.endswith("True")}
     assert kinds >= {"BlockStored", "BlockRemoved"}
+
+
+WORDS = ["hello", "world", "the", "quick", "brown", "fox", "cache", "router"]
+
+
+def _long_prompt(i: int) -> str:
+    """~280 tokens on both tokenizers: two full 128-token blocks and a partial one."""
+    return (" ".join(WORDS[i:] + WORDS[:i]) + " ") * 35
+
+
+def test_event_sequence_matches_vllm(launch: Launch) -> None:
+    """The same traffic gives the same event sequence and shapes (real vLLM with -m vllm).
+
+    8 blocks of 128 tokens: three prompts are stored, the fourth and fifth evict the oldest
+    blocks tail first; a prefix-cache reset is published with the next step's batch.
+    """
+    pub, replay = free_port(), free_port()
+    config = {"enable_kv_cache_events": True, "publisher": "zmq", "topic": "kv",
+              "endpoint": f"tcp://*:{pub}", "replay_endpoint": f"tcp://*:{replay}"}  # fmt: skip
+    _, port = launch("--num-gpu-blocks-override", "8", "--block-size", "128",
+                     "--kv-events-config", json.dumps(config), max_model_len=512,
+                     env={"VLLM_SERVER_DEV_MODE": "1"})  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for i in range(5):
+        _post(
+            base, "/v1/completions", {"model": "tiny", "prompt": _long_prompt(i), "max_tokens": 2}
+        )
+    assert _post(base, "/reset_prefix_cache", None) == {"success": True}
+    _post(base, "/v1/completions", {"model": "tiny", "prompt": _long_prompt(0), "max_tokens": 2})
+    ctx = zmq.Context()
+    try:
+        batches = [(int.from_bytes(f[1], "big"), msgpack.unpackb(f[2]))
+                   for f in _replay(ctx, replay, 0)]  # fmt: skip
+    finally:
+        ctx.term()
+    assert [seq for seq, _ in batches] == list(range(6))
+    kinds = [[e["type"] for e in batch[1]] for _, batch in batches]
+    assert kinds == [["BlockStored"]] * 3 + [
+        ["BlockRemoved", "BlockRemoved", "BlockStored"]
+    ] * 2 + [["AllBlocksCleared", "BlockStored"]]
+    stored = [batch[1][-1] for _, batch in batches]
+    for event in stored:
+        assert set(event) == {"type", "block_hashes", "parent_block_hash", "token_ids",
+                              "block_size", "lora_id", "medium", "lora_name", "extra_keys",
+                              "group_idx", "kv_cache_spec_kind"}  # fmt: skip
+        assert (event["block_size"], event["medium"], event["group_idx"]) == (128, "GPU", 0)
+        assert event["kv_cache_spec_kind"] == "full_attention"
+        assert event["parent_block_hash"] is None
+        assert len(event["token_ids"]) == 128 * len(event["block_hashes"])
+        assert event["extra_keys"] == [None] * len(event["block_hashes"])
+        assert all(isinstance(h, int) and 0 <= h < 2**64 for h in event["block_hashes"])
+    for n in (3, 4):  # evicted: the two blocks of request n-3, tail first
+        removed = [e["block_hashes"] for e in batches[n][1][1][:2]]
+        assert removed == [[stored[n - 3]["block_hashes"][1]], [stored[n - 3]["block_hashes"][0]]]
+        assert set(batches[n][1][1][0]) == {"type", "block_hashes", "medium", "group_idx"}
+    assert all(batch[2] == 0 and isinstance(batch[0], float) for _, batch in batches)
+
+
+def _post(base: str, path: str, body: Any) -> Any:
+    data = b"" if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}{path}", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def _replay(ctx: zmq.Context[Any], port: int, seq: int) -> list[list[bytes]]:
+    sock = ctx.socket(zmq.DEALER)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    sock.send_multipart([b"", seq.to_bytes(8, "big")])
+    frames = []
+    while sock.poll(10_000):
+        msg = sock.recv_multipart()
+        if msg[2] == END_SEQ:
+            break
+        frames.append(msg[1:])
+    sock.close(linger=0)
+    return frames

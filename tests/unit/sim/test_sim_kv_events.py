@@ -76,10 +76,15 @@ def test_batch_payload_is_vllm_array_like_batch_of_tagged_maps() -> None:
     assert (ts, rank) == (1.5, 0)
     assert list(events[0]) == ["type", "block_hashes", "parent_block_hash", "token_ids",
                                "block_size", "lora_id", "medium", "lora_name", "extra_keys",
-                               "group_idx"]  # fmt: skip
+                               "group_idx", "kv_cache_spec_kind"]  # fmt: skip
     assert events[0]["block_hashes"] == [external_hash(11, False), external_hash(12, False)]
     assert events[0]["parent_block_hash"] == external_hash(10, False)
     assert len(events[0]["block_hashes"][0]) == 32
+    assert events[0]["extra_keys"] == [None, None]
+    assert events[0]["kv_cache_spec_kind"] == "full_attention"
+    assert isinstance(
+        msgpack.unpackb(encode_batch(1.5, [stored], 0, True))[1][0]["block_hashes"][0], int
+    )
     assert (events[0]["token_ids"], events[0]["medium"]) == (list(range(8)), "GPU")
     assert events[1] == {"type": "BlockRemoved", "block_hashes": [external_hash(11, False)],
                          "medium": "GPU", "group_idx": 0}  # fmt: skip
