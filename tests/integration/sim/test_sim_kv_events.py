@@ -175,6 +175,7 @@ def _long_prompt(i: int) -> str:
     return (" ".join(WORDS[i:] + WORDS[:i]) + " ") * 35
 
 
+@pytest.mark.timeout(600)  # a real vLLM takes 30-160 s to start on 2 cores
 def test_event_sequence_matches_vllm(launch: Launch) -> None:
     """The same traffic gives the same event sequence and shapes (real vLLM with -m vllm).
 
