@@ -124,6 +124,12 @@ class KvIndex:
         for key in list(state.lru):
             self._drop(engine, state, key)
 
+    def forget_seq(self, engine: str) -> None:
+        """Accept the next batch whatever its number (after a restart or a resync)."""
+        state = self._engines.get(engine)
+        if state is not None:
+            state.last_seq = None
+
     def drop_engine(self, engine: str) -> None:
         """``engine`` left the pool: forget it entirely."""
         self.clear_engine(engine)
