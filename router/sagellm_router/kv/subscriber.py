@@ -117,9 +117,10 @@ class KvEventFollower:
             log.warning("dropping a malformed KV-event frame from %s: %s", pub.engine, exc)
             return
         verdict = self.index.accept(pub.engine, batch.seq)
-        if verdict is Seq.RESTART:
-            log.info("KV-event publisher of %s restarted; clearing its blocks", pub.engine)
+        if verdict is Seq.RESTART:  # its first batches may have gone out before we reconnected
+            log.info("KV-event publisher of %s restarted; rebuilding its blocks", pub.engine)
             self._reset(pub.engine)
+            await self.catch_up(pub, 0)
         elif verdict is Seq.GAP:
             missing = (self.index.last_seq(pub.engine) or 0) + 1
             log.info("KV-event gap from %s: seq %d..%d", pub.engine, missing, batch.seq - 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sagellm_router.kv.index import KvIndex, request_keys
 from sagellm_router.kv.subscriber import KvEventFollower
@@ -60,6 +61,8 @@ class KvAware:
         self.index = index or KvIndex(params.max_blocks_per_engine)
         self._follow = follow
         self._follower: KvEventFollower | None = None
+        self._session: Any = None
+        self._zmq: Any = None
         self._tracked: set[str] = set()
         self.fallback = PrefixAware(
             PrefixAwareParams(miss_cost=params.miss_cost, balance_abs=params.balance_abs,
@@ -122,10 +125,19 @@ class KvAware:
             import aiohttp
             import zmq.asyncio
 
-            self._follower = KvEventFollower(self.index, aiohttp.ClientSession(),
-                                             zmq.asyncio.Context())  # fmt: skip
+            self._session = aiohttp.ClientSession()
+            self._zmq = zmq.asyncio.Context()
+            self._follower = KvEventFollower(self.index, self._session, self._zmq)
         self._tracked |= urls
         self._follower.track(self._tracked)
+
+    async def close(self) -> None:
+        """Stop following and release the HTTP session and ZMQ context (if started)."""
+        if self._follower is not None:
+            await self._follower.close()
+            await self._session.close()
+            self._zmq.destroy(linger=0)
+            self._follower = None
 
     def forget(self, keep: set[str]) -> None:
         """Endpoints that left the pool: stop following them and drop their blocks."""

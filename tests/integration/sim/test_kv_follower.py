@@ -113,7 +113,11 @@ async def test_missed_events_are_replayed_and_a_restarted_publisher_is_cleared(e
         await eventually(lambda: held(index, missed, a.url)[a.url] == len(missed) // 16)
         stop(a.proc)  # the engine restarts on the same ports: its sequence starts at 0 again
         a = launch(a.ports)
-        fresh = await complete(session, a.url, prompt("r"))
+        for i in range(50):  # traffic goes on; the SUB socket reconnects on its own
+            fresh = await complete(session, a.url, prompt(f"r{i}"))
+            if held(index, fresh, a.url)[a.url] > 0:
+                break
+            await asyncio.sleep(0.2)
         await eventually(lambda: held(index, fresh, a.url)[a.url] > 0)
         assert held(index, first, a.url)[a.url] == 0  # the old engine's blocks are gone
         await cancel(task)
@@ -133,3 +137,37 @@ def test_publishers_from_kv_event_sources() -> None:
     assert publishers("http://h:1", {}) == []
     with pytest.raises(ValueError, match="kv_event_sources"):
         publishers("http://h:1", [])
+
+
+async def test_kv_aware_routes_to_the_engine_that_reports_the_prefix() -> None:
+    """The strategy starts following on its first pick and then follows the engines' truth."""
+    from sagellm_router.routing.base import StrategyContext
+    from sagellm_router.routing.kv_aware import KvAware
+    from sagellm_router.types import Endpoint
+
+    class NoLoad:
+        def in_flight(self, url: str) -> int:
+            return 0
+
+        def load(self, url: str) -> float:
+            return 0.0
+
+    @dataclass
+    class Req:
+        prompt_text: str
+        session_key: str | None = None
+
+    a, b = launch(), launch()
+    strategy = KvAware.create(StrategyContext())
+    try:
+        candidates = [Endpoint(a.url, "a"), Endpoint(b.url, "b")]
+        text = prompt("shared")
+        strategy.pick(Req(text), candidates, NoLoad())  # starts the follower
+        async with aiohttp.ClientSession() as session:
+            await complete(session, b.url, text)  # b computes the prefix, not through the router
+        await eventually(lambda: strategy.matched(text, candidates)[0].get(b.url, 0) > 0)
+        assert all(strategy.pick(Req(text), candidates, NoLoad()).instance == "b" for _ in range(5))
+    finally:
+        await strategy.close()
+        stop(a.proc)
+        stop(b.proc)
