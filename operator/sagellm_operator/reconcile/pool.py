@@ -9,6 +9,7 @@ from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance, instance_name
 from sagellm_operator.builders.plans import plan_pool, role_plan
+from sagellm_operator.reconcile.accepted import accepted_condition, list_in_scope, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.rollout import Actions, decide
 from sagellm_operator.reconcile.status import invalid_status, pool_status
@@ -30,14 +31,15 @@ def warm_up() -> list[str]:
     return pool_problems(_WARM_UP_POOL)
 
 
-async def reconcile_pool(ctx: Context, pool: Obj) -> None:
+async def reconcile_pool(ctx: Context, pool: Obj, peers: list[Obj] | None = None) -> None:
+    """Reconcile one pool; ``peers`` are the pools in scope (listed here when not given)."""
     meta = pool["metadata"]
     if meta.get("deletionTimestamp"):
         return
     async with ctx.lock("pool", meta["namespace"], meta["name"]):
         with ctx.metrics.duration.labels("pool").time():
             try:
-                await _reconcile(ctx, pool)
+                await _reconcile(ctx, pool, peers)
             except Exception:
                 ctx.metrics.reconciles.labels("pool", "error").inc()
                 raise
@@ -65,10 +67,15 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
     return result
 
 
-async def _reconcile(ctx: Context, pool: Obj) -> None:
+async def _reconcile(ctx: Context, pool: Obj, peers: list[Obj] | None) -> None:
+    if peers is None:
+        peers = await list_in_scope(ctx, L.POOL_PLURAL)
+    accepted = accepted_condition(pool, peers, iso(ctx.clock()))
+    if newly_rejected(pool, accepted):
+        await ctx.kube.event(pool, "Warning", accepted["reason"], accepted["message"])
     problems, spec, planned = _validate_and_plan(ctx, pool)
     if problems:
-        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems)
+        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems, accepted)
         return
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():
@@ -86,6 +93,7 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     plans = [role_plan(role, p).to_wire() for role, p in planned.plans.items()]
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
     status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
+    status["conditions"].append(accepted)
     await _write(ctx, pool, status)
 
 
@@ -115,8 +123,11 @@ async def _decided(ctx: Context, pool: Obj, action: str, message: str) -> None:
     await ctx.kube.event(pool, "Normal", reason, message)
 
 
-async def _invalid(ctx: Context, pool: Obj, reason: str, problems: list[str]) -> None:
+async def _invalid(
+    ctx: Context, pool: Obj, reason: str, problems: list[str], accepted: Obj
+) -> None:
     status = invalid_status(pool, reason, problems, iso(ctx.clock()))
+    status["conditions"].append(accepted)
     old = pool.get("status") or {}
     if (
         old.get("observedGeneration") != status["observedGeneration"]
