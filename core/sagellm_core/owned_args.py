@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Final
 
-
 _NETWORK = "the operator sets the listen address and port (probes, Service and router use them)"
 _PARALLEL = "the operator sets parallelism from the plan; use spec.parallelism"
 _MULTI_NODE = "the operator wires multi-node groups from the plan"

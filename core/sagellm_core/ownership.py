@@ -67,9 +67,7 @@ def resolve(claims: Iterable[Claim]) -> Ownership:
     owners: dict[str, Claim] = {}
     for claim in ranked:
         owners.setdefault(claim.model, claim)
-    conflicts = {
-        c.key: owners[c.model].key for c in ranked if owners[c.model].key != c.key
-    }
+    conflicts = {c.key: owners[c.model].key for c in ranked if owners[c.model].key != c.key}
     return Ownership({m: c.key for m, c in owners.items()}, conflicts)
 
 

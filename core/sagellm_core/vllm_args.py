@@ -200,4 +200,3 @@ def lws_multi_node(nnodes: int, leader: bool, master_port: int | None = None) ->
     """Multi-node placement inside a LeaderWorkerSet: ranks and address from LWS env vars."""
     rank: int | str = 0 if leader else LWS_WORKER_INDEX
     return MultiNode(nnodes, rank, LWS_LEADER_ADDRESS, master_port)
-

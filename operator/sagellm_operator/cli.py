@@ -49,10 +49,25 @@ async def run(
 @click.option("--drain-timeout", type=float, default=30.0, show_default=True)
 @click.option("--vllm-image", default=PodDefaults.vllm_image, show_default=True)
 @click.option("--simulator-image", default=PodDefaults.simulator_image, show_default=True)
+@click.option(
+    "--max-nodes-per-instance",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Refuse plans needing more nodes per instance.",
+)
+@click.option(
+    "--vllm-run-as-user",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run vLLM containers as this uid with runAsNonRoot (image must allow it; "
+    "default: the image's user, root for the official vLLM image).",
+)
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
              metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
              drain_timeout: float, vllm_image: str, simulator_image: str,
+             max_nodes_per_instance: int, vllm_run_as_user: int | None,
              verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
     try:
@@ -61,7 +76,9 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
             api_server=api_server, metrics_port=metrics_port or None,
             liveness_port=liveness_port or None, standalone=not peering,
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
-            pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image),
+            max_nodes_per_instance=max_nodes_per_instance,
+            pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image,
+                             vllm_run_as_user=vllm_run_as_user),
         )  # fmt: skip
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

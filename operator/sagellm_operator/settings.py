@@ -17,6 +17,10 @@ class PodDefaults:
     """HTTP port of vLLM (and of its /metrics)."""
     startup_failure_threshold: int = 180
     """Startup probe: periodSeconds 10 × this = time allowed to download and load the model."""
+    vllm_run_as_user: int | None = None
+    """Run vLLM containers as this uid with ``runAsNonRoot`` (for images built to run
+    non-root). None: the image's user; the official vLLM image needs root (it keeps its cache
+    under /root), so root is the default for vLLM pods."""
     gpu_toleration: bool = True
     """Tolerate the usual ``nvidia.com/gpu:NoSchedule`` taint on GPU pods."""
 
@@ -39,11 +43,15 @@ class OperatorSettings:
     """Interval of the level-based timer that re-runs each reconcile."""
     drain_timeout_seconds: float = 30.0
     """How long a draining instance may take before it is deleted without an idle signal."""
+    max_nodes_per_instance: int = 8
+    """Plans needing more nodes per instance are refused (InvalidSpec, with the planner's fix)."""
     pods: PodDefaults = field(default_factory=PodDefaults)
 
     def __post_init__(self) -> None:
         if not self.all_namespaces and not self.namespaces:
             raise ValueError("give --namespace at least once, or --all-namespaces")
+        if self.max_nodes_per_instance < 1:
+            raise ValueError("the maximum nodes per instance must be at least 1")
         if self.resync_seconds <= 0 or self.drain_timeout_seconds < 0:
             raise ValueError("resync interval must be > 0 and drain timeout >= 0 seconds")
         for name, port in (("metrics", self.metrics_port), ("liveness", self.liveness_port)):

@@ -16,6 +16,7 @@ from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 from jsonschema import Draft4Validator
 
 Schema = dict[str, Any]
@@ -121,7 +122,7 @@ def _message(rule: dict[str, str], value: Any) -> str:
     if expression:
         try:
             text = _program(expression).evaluate({"self": json_to_cel(value)})
-        except celpy.CELEvalError:
+        except (CELEvalError, TypeError, IndexError):
             text = None
         if isinstance(text, str) and text.strip():
             return str(text)

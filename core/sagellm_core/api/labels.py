@@ -63,7 +63,9 @@ SPEC_HASH_LENGTH: Final = 10
 """Hex digits of the ``spec-hash`` label (also the suffix of pod and LeaderWorkerSet names)."""
 MAX_ROLE_REPLICAS: Final = 1000
 ROLE_LABEL_VALUES: Final = ("general", "prefill", "decode")
-INSTANCE_SUFFIX_MAX: Final = 1 + max(map(len, ROLE_LABEL_VALUES)) + 1 + len(str(MAX_ROLE_REPLICAS - 1))
+INSTANCE_SUFFIX_MAX: Final = (
+    1 + max(map(len, ROLE_LABEL_VALUES)) + 1 + len(str(MAX_ROLE_REPLICAS - 1))
+)
 """``-<role>-<index>``: the longest instance name is the pool name plus this."""
 POD_SUFFIX_MAX: Final = INSTANCE_SUFFIX_MAX + 1 + SPEC_HASH_LENGTH
 """``<instance>-<spec hash>``: pod and LeaderWorkerSet names, and the LWS name label."""

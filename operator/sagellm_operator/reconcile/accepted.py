@@ -37,8 +37,10 @@ def accepted_condition(pool: Obj, peers: list[Obj], now: str) -> Obj:
         model = mine.model if mine is not None else ""
         status, reason, msg = "True", L.REASON_ACCEPTED, f"serves model name {model!r}"
     else:
-        status, reason, msg = "False", L.REASON_MODEL_NAME_CONFLICT, conflict_message(
-            mine.model, owner
+        status, reason, msg = (
+            "False",
+            L.REASON_MODEL_NAME_CONFLICT,
+            conflict_message(mine.model, owner),
         )
     prev = _previous(pool)
     since = prev.get("lastTransitionTime") if prev.get("status") == status else None

@@ -8,7 +8,7 @@ from sagellm_core.api import labels as L
 from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance, instance_name
-from sagellm_operator.builders.plans import plan_pool, role_plan
+from sagellm_operator.builders.plans import limit_errors, plan_pool, role_plan
 from sagellm_operator.reconcile.accepted import accepted_condition, list_in_scope, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.rollout import Actions, decide
@@ -62,7 +62,10 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
         else:
             spec = parse_pool(_user_view(pool)).spec
             planned = plan_pool(spec)
-            ctx.plans[key] = (list(planned.errors), spec, planned)
+            errors = list(planned.errors) or limit_errors(
+                pool["metadata"]["name"], planned, ctx.settings.max_nodes_per_instance
+            )
+            ctx.plans[key] = (errors, spec, planned)
     result: tuple[list[str], Any, Any] = ctx.plans[key]
     return result
 
