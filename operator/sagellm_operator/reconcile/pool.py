@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sagellm_core.api import labels as L
+from sagellm_core.planner import plan_pool
 from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance, instance_name
-from sagellm_operator.builders.plans import limit_errors, plan_pool, role_plan
+from sagellm_operator.builders.limits import limit_errors
 from sagellm_operator.reconcile.accepted import accepted_condition, list_in_scope, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.rollout import Actions, decide
@@ -93,7 +94,7 @@ async def _reconcile(ctx: Context, pool: Obj, peers: list[Obj] | None) -> None:
     acts = decide(desired, existing, ctx.clock(), ctx.settings.drain_timeout_seconds)
     await _apply(ctx, pool, acts)
     counts = {str(role): spec.replicas_for(role) for role in planned.plans}
-    plans = [role_plan(role, p).to_wire() for role, p in planned.plans.items()]
+    plans = [p.to_wire() for p in planned.status_plans()]
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
     status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
     status["conditions"].append(accepted)

@@ -8,10 +8,11 @@ import pytest
 
 from sagellm_core.api import InferencePoolSpec, Role
 from sagellm_core.api import labels as L
+from sagellm_core.planner import plan_pool
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance
+from sagellm_operator.builders.limits import limit_errors
 from sagellm_operator.builders.lws import build_lws
-from sagellm_operator.builders.plans import limit_errors, plan_pool
 from sagellm_operator.builders.pod import build_pod
 from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.settings import PodDefaults
