@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,8 @@ async def two_tenant_stack(
                     *(f"--namespace={ns}" for ns in namespaces)]  # fmt: skip
         router = [SAGELLM, "router", "--config", str(router_yaml), "--log-level", "warning"]
         async with (
-            FakeKubelet(str(emu.url), simulate=True),
+            # Its own loopback range: other stacks on this machine use 127.0.0.2 and up.
+            FakeKubelet(str(emu.url), simulate=True, _next_ip=random.randrange(1000, 60000)),
             process("operator", operator, workdir) as operator_log,
             process("router", router, workdir) as router_log,
         ):
