@@ -114,7 +114,7 @@ async def two_tenant_stack(
         router_yaml = workdir / "router.yaml"
         router_yaml.write_text(_router_yaml(port, namespaces, config))
         operator = [SAGELLM, "operator", "--api-server", str(emu.url), "--metrics-port", "0",
-                    "--liveness-port", str(liveness), "--resync-seconds", "1",
+                    "--liveness-port", str(liveness), "--resync-seconds", "600",
                     *(f"--namespace={ns}" for ns in namespaces)]  # fmt: skip
         router = [SAGELLM, "router", "--config", str(router_yaml), "--log-level", "warning"]
         async with (
@@ -197,3 +197,28 @@ async def test_a_later_pool_with_the_same_model_name_gets_nothing(tmp_path: Path
         assert served == [f"{VICTIM[1]}-general-0"] * REQUESTS
         assert await _served(evil) == 0, "the attacker's engine saw a request"
         assert await _served(victim) == REQUESTS
+
+
+async def _accepted(api: aiohttp.ClientSession, ns: str, name: str) -> bool:
+    found = await _get(api, _path(ns, "inferencepools", name))
+    return _condition(found, L.CONDITION_ACCEPTED).get("status") == "True"
+
+
+async def test_the_next_oldest_pool_takes_over_when_the_owner_goes(tmp_path: Path) -> None:
+    clock = SteppedClock()
+    async with two_tenant_stack(tmp_path, clock) as (api, router):
+        await api.post(_path(VICTIM[0], "inferencepools"), json=pool(*VICTIM))
+        await eventually(lambda: _ready_endpoint(api, *VICTIM))
+        clock.advance(60)
+        await api.post(_path(ATTACKER[0], "inferencepools"), json=pool(*ATTACKER))
+        await eventually(lambda: _ready_endpoint(api, *ATTACKER))
+        assert await _complete(router, 2) == [f"{VICTIM[1]}-general-0"] * 2
+        async with api.delete(_path(VICTIM[0], "inferencepools", VICTIM[1])) as resp:
+            assert resp.status == 200
+        # The resync runs every 600 s here: the pool's delete event is what re-runs the claimant.
+        await eventually(lambda: _accepted(api, *ATTACKER))
+
+        async def served_by_the_new_owner() -> bool:
+            return await _complete(router, 1) == [f"{ATTACKER[1]}-general-0"]
+
+        await eventually(served_by_the_new_owner)
