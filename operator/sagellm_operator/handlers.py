@@ -15,7 +15,7 @@ import kopf
 from sagellm_core.api import labels as L
 from sagellm_operator.k8s import connect
 from sagellm_operator.metrics import Metrics
-from sagellm_operator.reconcile.accepted import list_in_scope
+from sagellm_operator.reconcile.accepted import remember
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool, warm_up
@@ -53,15 +53,6 @@ async def _reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
     pool = await ctx.kube.get(L.POOL_PLURAL, ns, name)
     if pool is not None:
         await reconcile_pool(ctx, pool)
-
-
-async def _claimants_of(ctx: Context, gone: Any) -> None:
-    """A deleted pool frees its model name: re-run the pools in scope that claim it, so the next
-    oldest turns Accepted without waiting for the resync."""
-    model = ((gone.get("spec") or {}).get("model") or {}).get("name")
-    for pool in await list_in_scope(ctx, L.POOL_PLURAL):
-        if (pool.get("spec") or {}).get("model", {}).get("name") == model:
-            _trigger(ctx, pool["metadata"]["namespace"], pool["metadata"]["name"])
 
 
 async def _instance_of(ctx: Context, pod: Any) -> None:
@@ -106,8 +97,10 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
 
     @kopf.on.event(*POOLS, registry=registry)
     async def pool_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
-        if type == "DELETED":
-            await _claimants_of(memo.ctx, dict(body))
+        # A claim that appears, changes or goes can change who owns a model name: re-run the
+        # other claimants now rather than at the next resync.
+        for key in remember(memo.ctx, dict(body), deleted=type == "DELETED"):
+            _trigger(memo.ctx, *key.split("/", 1))
 
     @kopf.on.event(*INSTANCES, registry=registry)
     async def instance_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:

@@ -10,7 +10,7 @@ from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance, instance_name
 from sagellm_operator.builders.limits import limit_errors
-from sagellm_operator.reconcile.accepted import accepted_condition, list_in_scope, newly_rejected
+from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.rollout import Actions, decide
 from sagellm_operator.reconcile.status import invalid_status, pool_status
@@ -32,15 +32,14 @@ def warm_up() -> list[str]:
     return pool_problems(_WARM_UP_POOL)
 
 
-async def reconcile_pool(ctx: Context, pool: Obj, peers: list[Obj] | None = None) -> None:
-    """Reconcile one pool; ``peers`` are the pools in scope (listed here when not given)."""
+async def reconcile_pool(ctx: Context, pool: Obj) -> None:
     meta = pool["metadata"]
     if meta.get("deletionTimestamp"):
         return
     async with ctx.lock("pool", meta["namespace"], meta["name"]):
         with ctx.metrics.duration.labels("pool").time():
             try:
-                await _reconcile(ctx, pool, peers)
+                await _reconcile(ctx, pool)
             except Exception:
                 ctx.metrics.reconciles.labels("pool", "error").inc()
                 raise
@@ -71,10 +70,8 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
     return result
 
 
-async def _reconcile(ctx: Context, pool: Obj, peers: list[Obj] | None) -> None:
-    if peers is None:
-        peers = await list_in_scope(ctx, L.POOL_PLURAL)
-    accepted = accepted_condition(pool, peers, iso(ctx.clock()))
+async def _reconcile(ctx: Context, pool: Obj) -> None:
+    accepted = accepted_condition(pool, ctx.claims.values(), iso(ctx.clock()))
     if newly_rejected(pool, accepted):
         await ctx.kube.event(pool, "Warning", accepted["reason"], accepted["message"])
     problems, spec, planned = _validate_and_plan(ctx, pool)

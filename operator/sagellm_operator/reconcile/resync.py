@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from sagellm_core.api import labels as L
-from sagellm_operator.reconcile.accepted import list_in_scope
+from sagellm_operator.reconcile.accepted import list_in_scope, remember_all
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool
@@ -41,8 +41,9 @@ def _set(gauge: Gauge, counts: dict[str, int]) -> None:
 
 async def resync_once(ctx: Context) -> None:
     pools = await list_in_scope(ctx, L.POOL_PLURAL)
+    remember_all(ctx, pools)
     for pool in pools:
-        await reconcile_pool(ctx, pool, peers=pools)
+        await reconcile_pool(ctx, pool)
     instances = await list_in_scope(ctx, L.INSTANCE_PLURAL)
     for inst in instances:
         await reconcile_instance(ctx, inst)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from sagellm_core.api import InferencePoolSpec, Role
 from sagellm_core.api import labels as L
+from sagellm_core.ownership import Claim, claim_of
 from sagellm_core.planner import plan_pool
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance
 from sagellm_operator.builders.limits import limit_errors
 from sagellm_operator.builders.lws import build_lws
 from sagellm_operator.builders.pod import build_pod
-from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
+from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected, remember
 from sagellm_operator.settings import PodDefaults
 
 NOW = "2026-01-02T00:00:00Z"
@@ -34,8 +36,12 @@ VICTIM = _pool("tenant-a", "chat", "2026-01-01T00:00:00Z")
 EVIL = _pool("a-tenant-b", "evil", "2026-01-01T00:01:00Z")
 
 
+def _claims(*pools: dict[str, Any]) -> list[Claim]:
+    return [c for c in map(claim_of, pools) if c is not None]
+
+
 def test_the_later_pool_is_not_accepted() -> None:
-    peers = [EVIL, VICTIM]
+    peers = _claims(EVIL, VICTIM)
     owner = accepted_condition(VICTIM, peers, NOW)
     assert (owner["status"], owner["reason"]) == ("True", L.REASON_ACCEPTED)
     loser = accepted_condition(EVIL, peers, NOW)
@@ -45,9 +51,20 @@ def test_the_later_pool_is_not_accepted() -> None:
     stored = {**EVIL, "status": {"conditions": [loser]}}
     assert not newly_rejected(stored, accepted_condition(stored, peers, "later"))
     assert accepted_condition(stored, peers, "later")["lastTransitionTime"] == NOW
-    assert accepted_condition(EVIL, [EVIL], NOW)["status"] == "True", "alone it owns the name"
-    other = _pool("a-tenant-b", "evil", EVIL["metadata"]["creationTimestamp"], model="own")
-    assert accepted_condition(other, [VICTIM, other], NOW)["status"] == "True"
+    assert accepted_condition(EVIL, _claims(EVIL), NOW)["status"] == "True", "alone it owns it"
+    renamed = _pool("a-tenant-b", "evil", EVIL["metadata"]["creationTimestamp"], model="own")
+    assert accepted_condition(renamed, peers, NOW)["status"] == "True", "its own claim is current"
+
+
+def test_remember_names_the_pools_whose_acceptance_changes() -> None:
+    ctx = SimpleNamespace(claims={})
+    assert remember(ctx, VICTIM) == set()  # type: ignore[arg-type]
+    assert remember(ctx, EVIL) == set(), "a later claim changes nobody else"  # type: ignore[arg-type]
+    older = _pool("b", "older", "2025-01-01T00:00:00Z")
+    assert remember(ctx, older) == {"tenant-a/chat"}, "the displaced owner"  # type: ignore[arg-type]
+    assert remember(ctx, older, deleted=True) == {"tenant-a/chat"}  # type: ignore[arg-type]
+    assert remember(ctx, VICTIM, deleted=True) == {"a-tenant-b/evil"}, "the new owner"  # type: ignore[arg-type]
+    assert set(ctx.claims) == {"a-tenant-b/evil"}
 
 
 def _instance_pod(engine: dict[str, Any], defaults: PodDefaults) -> dict[str, Any]:
