@@ -280,6 +280,7 @@ def test_operator_flags_follow_values(render: Render) -> None:
         (VALUE_SETS["api-keys"], ["Authorization: Bearer $API_KEY", 'Secret "sagellm-api-keys"']),
         (VALUE_SETS["pools"], ["Pools created by this release: sim-tiny, sim-b"]),
         (VALUE_SETS["namespaced"], ['Scope: namespace "llm" only']),
+        (VALUE_SETS["cluster"], ["Scope: the namespaces team-a, team-b (ClusterRole, allow-list)"]),
     ],
 )
 def test_notes_tell_what_to_do_next(
