@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from typing import Any
 
 import click
 import kopf
@@ -37,6 +39,19 @@ async def run(
     )
 
 
+def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
+    """``--engine-ingress-peers``: a JSON list of objects (NetworkPolicyPeers)."""
+    if text is None:
+        return None
+    try:
+        peers = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--engine-ingress-peers is not JSON: {exc}") from exc
+    if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
+        raise ValueError("--engine-ingress-peers must be a JSON list of NetworkPolicyPeer objects")
+    return tuple(peers)
+
+
 @click.command("operator")
 @click.option("--namespace", "namespaces", multiple=True, help="Namespace to serve (repeatable).")
 @click.option("--all-namespaces", is_flag=True, help="Serve every namespace (the default).")
@@ -63,12 +78,16 @@ async def run(
     help="Run vLLM containers as this uid with runAsNonRoot (image must allow it; "
     "default: the image's user, root for the official vLLM image).",
 )
+@click.option("--engine-ingress-peers", default=None, metavar="JSON",
+              help="JSON list of NetworkPolicyPeers (router, operator, metrics scraper) allowed "
+                   "to reach engine pods; each pool then gets a NetworkPolicy admitting only "
+                   "them (engine port) and its own pods. Unset: no NetworkPolicy.")
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
              metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
              drain_timeout: float, vllm_image: str, simulator_image: str,
              max_nodes_per_instance: int, vllm_run_as_user: int | None,
-             verbose: bool) -> None:  # fmt: skip
+             engine_ingress_peers: str | None, verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
     try:
         settings = OperatorSettings(
@@ -77,6 +96,7 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
             liveness_port=liveness_port or None, standalone=not peering,
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
             max_nodes_per_instance=max_nodes_per_instance,
+            engine_ingress_peers=parse_peers(engine_ingress_peers),
             pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image,
                              vllm_run_as_user=vllm_run_as_user),
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class OperatorSettings:
     """Interval of the level-based timer that re-runs each reconcile."""
     drain_timeout_seconds: float = 30.0
     """How long a draining instance may take before it is deleted without an idle signal."""
+    engine_ingress_peers: tuple[dict[str, Any], ...] | None = None
+    """NetworkPolicyPeers allowed to reach engine pods on the engine port (router, operator,
+    metrics scraper). Set: every pool gets a NetworkPolicy admitting only them and the pool's own
+    pods. None: the operator creates no NetworkPolicy."""
     max_nodes_per_instance: int = 8
     """Plans needing more nodes per instance are refused (InvalidSpec, with the planner's fix)."""
     pods: PodDefaults = field(default_factory=PodDefaults)

@@ -8,8 +8,10 @@ from sagellm_core.api import labels as L
 from sagellm_core.planner import plan_pool
 from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
+from sagellm_operator.builders.hashing import spec_hash
 from sagellm_operator.builders.instance import build_instance, instance_name
 from sagellm_operator.builders.limits import limit_errors
+from sagellm_operator.builders.netpol import build_network_policy
 from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.rollout import Actions, decide
@@ -78,6 +80,7 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     if problems:
         await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems, accepted)
         return
+    await _isolate(ctx, pool)
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():
         args = instance_args(spec, role, plan, ctx.settings.pods.port)
@@ -96,6 +99,18 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
     status["conditions"].append(accepted)
     await _write(ctx, pool, status)
+
+
+async def _isolate(ctx: Context, pool: Obj) -> None:
+    """Apply the pool's engine NetworkPolicy, once per spec and resync pass (before any pod)."""
+    peers = ctx.settings.engine_ingress_peers
+    if peers is None:
+        return
+    policy = build_network_policy(pool, peers, ctx.settings.pods.port)
+    key = (pool["metadata"]["uid"], spec_hash(policy["spec"]))
+    if key not in ctx.policies:
+        await ctx.kube.apply_network_policy(policy)
+        ctx.policies.add(key)
 
 
 async def _apply(ctx: Context, pool: Obj, acts: Actions) -> None:

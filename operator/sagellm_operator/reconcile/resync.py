@@ -42,6 +42,7 @@ def _set(gauge: Gauge, counts: dict[str, int]) -> None:
 async def resync_once(ctx: Context) -> None:
     pools = await list_in_scope(ctx, L.POOL_PLURAL)
     remember_all(ctx, pools)
+    ctx.policies.clear()  # re-apply each pool's NetworkPolicy once per pass (level-based)
     for pool in pools:
         await reconcile_pool(ctx, pool)
     instances = await list_in_scope(ctx, L.INSTANCE_PLURAL)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_harness import BASE, cluster, eventually, operator_running, sample
+from operator_harness import BASE, NS, cluster, eventually, operator_running, sample
 
 from sagellm_core.api import labels as L
 from tests.kubeemu import PodBehaviour
@@ -94,3 +94,39 @@ async def test_engine_pods_run_restricted() -> None:
         csc = spec["containers"][0]["securityContext"]
         assert (csc["runAsNonRoot"], csc["allowPrivilegeEscalation"]) == (True, False)
         assert csc["capabilities"] == {"drop": ["ALL"]}
+
+
+ROUTER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "sagellm-system"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/component": "router"}},
+}
+
+
+async def test_each_pool_gets_an_engine_network_policy() -> None:
+    async with cluster() as c, operator_running(c.emu, engine_ingress_peers=(ROUTER,)):
+        await c.create_pool(sample("simulator-pool", "sim"))
+        pods = await eventually(lambda: c.pods(f"{L.LABEL_POOL}=sim"))
+        path = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/sim-engines"
+        policy = await c.get(path)
+        assert policy is not None
+        spec = policy["spec"]
+        assert spec["podSelector"]["matchLabels"].items() <= pods[0]["metadata"]["labels"].items()
+        own, peers = spec["ingress"]
+        assert own == {"from": [{"podSelector": spec["podSelector"]}]}
+        assert peers == {"from": [ROUTER], "ports": [{"port": 8000, "protocol": "TCP"}]}
+        pool = await c.pool("sim")
+        assert policy["metadata"]["ownerReferences"][0]["uid"] == pool["metadata"]["uid"]
+        await c.http.delete(path)  # level-based: the next resync puts it back
+
+        async def restored() -> Obj | None:
+            return await c.get(path)
+
+        assert await eventually(restored)
+
+
+async def test_no_network_policy_unless_configured() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(sample("simulator-pool", "sim"))
+        await eventually(lambda: c.pods(f"{L.LABEL_POOL}=sim"))
+        listed = await c.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
+        assert listed == []

@@ -15,7 +15,9 @@ from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance
 from sagellm_operator.builders.limits import limit_errors
 from sagellm_operator.builders.lws import build_lws
+from sagellm_operator.builders.netpol import build_network_policy
 from sagellm_operator.builders.pod import build_pod
+from sagellm_operator.cli import parse_peers
 from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected, remember
 from sagellm_operator.settings import PodDefaults
 
@@ -136,3 +138,22 @@ def test_multi_node_pools_need_a_shorter_name() -> None:
     assert limit_errors("n" * L.MAX_MULTI_NODE_POOL_NAME, planned, 8) == []
     (error,) = limit_errors("n" * (L.MAX_MULTI_NODE_POOL_NAME + 1), planned, 8)
     assert f"at most {L.MAX_MULTI_NODE_POOL_NAME} characters" in error
+
+
+def test_network_policy_without_peers_admits_only_the_pools_own_pods() -> None:
+    policy = build_network_policy(VICTIM, (), 8000)
+    assert policy["metadata"]["name"] == "chat-engines"
+    assert policy["spec"]["ingress"] == [{"from": [{"podSelector": policy["spec"]["podSelector"]}]}]
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [(None, True), ("[]", True), ('[{"podSelector": {}}]', True), ("{}", False),
+     ("[{}]", False), ("[1]", False), ("not json", False)],
+)  # fmt: skip
+def test_engine_ingress_peers_must_be_a_list_of_peers(text: str | None, ok: bool) -> None:
+    if ok:
+        parse_peers(text)
+    else:
+        with pytest.raises(ValueError, match="engine-ingress-peers"):
+            parse_peers(text)
