@@ -1,5 +1,6 @@
-"""Engine isolation: one NetworkPolicy per served namespace lets only the router, the operator,
-other engines and the configured scrapers reach engine pods."""
+"""Engine isolation: the chart hands the operator the peers that may reach engine pods (this
+release's router and operator, and the configured scrapers); the operator gives every pool a
+NetworkPolicy with them (tests/integration/operator/test_operator_spec_guard.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 from chart_helpers import NAMESPACE, Manifest, find, one
 from chart_values import VALUE_SETS
 from conftest import Render
+from test_chart_rbac import OPERATOR_SA, grants, rules_of
 
-from sagellm_core.api import labels as L
+from sagellm_operator.cli import operator as operator_cli
+from sagellm_operator.cli import parse_peers
 
 SCRAPER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
@@ -30,38 +33,40 @@ def _component(component: str) -> dict[str, Any]:
     }
 
 
+def _operator_params(docs: list[Manifest]) -> dict[str, Any]:
+    deploy = one(docs, "Deployment", "sag-sagellm-operator")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    params: dict[str, Any] = operator_cli.make_context("operator", args[1:]).params
+    return params
+
+
 def _pod_labels(docs: list[Manifest], name: str) -> dict[str, str]:
-    labels: dict[str, str] = one(docs, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+    deploy = one(docs, "Deployment", name)
+    labels: dict[str, str] = deploy["spec"]["template"]["metadata"]["labels"]
     return labels
 
 
-def test_engines_accept_only_router_operator_engines_and_scrapers(render: Render) -> None:
+def test_operator_gets_the_router_operator_and_scrapers_as_engine_peers(render: Render) -> None:
     docs = render({"networkPolicy": {"metricsScrapers": [SCRAPER]}})
-    policy = one(docs, "NetworkPolicy")
-    spec = policy["spec"]
-    assert policy["metadata"]["namespace"] == NAMESPACE
-    assert spec["podSelector"] == {"matchLabels": {L.LABEL_MANAGED_BY: L.MANAGED_BY_VALUE}}
-    assert spec["policyTypes"] == ["Ingress"]
-    engines, http = spec["ingress"]
-    assert engines == {"from": [{"podSelector": spec["podSelector"]}]}
-    assert http["from"] == [_component("router"), _component("operator"), SCRAPER]
-    assert http["ports"] == [{"port": 8000, "protocol": "TCP"}]
-    for name, peer in (("router", http["from"][0]), ("operator", http["from"][1])):
+    peers = _operator_params(docs)["engine_ingress_peers"]
+    assert parse_peers(peers) == (_component("router"), _component("operator"), SCRAPER)
+    for name, peer in (("router", _component("router")), ("operator", _component("operator"))):
         selector = peer["podSelector"]["matchLabels"]
         assert selector.items() <= _pod_labels(docs, f"sag-sagellm-{name}").items()
+    granted = {(g, r, v) for _, g, r, v in grants(rules_of(docs, OPERATOR_SA))}
+    assert {("networking.k8s.io", "networkpolicies", v) for v in ("create", "patch")} <= granted
 
 
-def test_engine_port_is_the_operators(render: Render) -> None:
-    from sagellm_operator.settings import PodDefaults
-
-    (port,) = one(render({}), "NetworkPolicy")["spec"]["ingress"][1]["ports"]
-    assert port["port"] == PodDefaults().port
-
-
-def test_one_policy_per_allow_listed_namespace(render: Render) -> None:
-    policies = find(render(VALUE_SETS["cluster"]), "NetworkPolicy")
-    assert sorted(p["metadata"]["namespace"] for p in policies) == ["team-a", "team-b"]
+def test_cluster_scope_grants_network_policies_cluster_wide(render: Render) -> None:
+    docs = render(VALUE_SETS["cluster"])
+    assert _operator_params(docs)["engine_ingress_peers"] is not None
+    kinds = {k for k, g, r, _ in grants(rules_of(docs, OPERATOR_SA)) if r == "networkpolicies"}
+    assert kinds == {"ClusterRole"}
 
 
 def test_network_policy_can_be_turned_off(render: Render) -> None:
-    assert not find(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
+    docs = render({"networkPolicy": {"enabled": False}})
+    assert _operator_params(docs)["engine_ingress_peers"] is None
+    granted = {r for _, _, r, _ in grants(rules_of(docs, OPERATOR_SA))}
+    assert "networkpolicies" not in granted
+    assert not find(docs, "NetworkPolicy"), "the operator makes them, per pool"

@@ -72,7 +72,6 @@ def test_default_render_has_the_expected_objects(render: Render) -> None:
         ("ConfigMap", "sag-sagellm-router"),
         ("Deployment", "sag-sagellm-operator"),
         ("Deployment", "sag-sagellm-router"),
-        ("NetworkPolicy", "sag-sagellm-engines"),
         ("Role", "sag-sagellm-operator"),
         ("Role", "sag-sagellm-router"),
         ("RoleBinding", "sag-sagellm-operator"),

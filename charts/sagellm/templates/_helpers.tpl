@@ -163,6 +163,11 @@ affinity:
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+{{- if .Values.networkPolicy.enabled }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
 {{- if .Values.operator.peering }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
@@ -187,7 +192,14 @@ affinity:
 {{- toYaml $cfg -}}
 {{- end -}}
 
-{{/* The engines' HTTP port: the operator's fixed pod port (vLLM --port, probes, /metrics). */}}
-{{- define "sagellm.enginePort" -}}
-8000
+{{/* Who may reach engine pods on the engine port: this release's router and operator pods and
+the configured metrics scrapers (NetworkPolicyPeers, as JSON for --engine-ingress-peers). */}}
+{{- define "sagellm.engineIngressPeers" -}}
+{{- $peers := list -}}
+{{- range $component := list "router" "operator" -}}
+{{- $pods := dict "matchLabels" (fromYaml (include "sagellm.selectorLabels" (dict "root" $ "component" $component))) -}}
+{{- $ns := dict "matchLabels" (dict "kubernetes.io/metadata.name" $.Release.Namespace) -}}
+{{- $peers = append $peers (dict "namespaceSelector" $ns "podSelector" $pods) -}}
+{{- end -}}
+{{- concat $peers .Values.networkPolicy.metricsScrapers | toJson -}}
 {{- end -}}
