@@ -93,6 +93,7 @@ POOL_COLUMNS = [
     _column("Phase", ".status.phase"),
     _column("Ready", ".status.readyReplicas", "integer"),
     _column("Desired", ".status.desiredReplicas", "integer"),
+    _column("Accepted", '.status.conditions[?(@.type=="Accepted")].status'),
     _column("Policy", ".spec.scheduling.policy", priority=1),
     _column("Routing", ".spec.scheduling.routing", priority=1),
     _AGE,
