@@ -78,10 +78,14 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
     help="Run vLLM containers as this uid with runAsNonRoot (image must allow it; "
     "default: the image's user, root for the official vLLM image).",
 )
-@click.option("--engine-ingress-peers", default=None, metavar="JSON",
-              help="JSON list of NetworkPolicyPeers (router, operator, metrics scraper) allowed "
-                   "to reach engine pods; each pool then gets a NetworkPolicy admitting only "
-                   "them (engine port) and its own pods. Unset: no NetworkPolicy.")
+@click.option(
+    "--engine-ingress-peers",
+    default=None,
+    metavar="JSON",
+    help="JSON list of NetworkPolicyPeers (router, operator, metrics scraper) allowed "
+    "to reach engine pods; each pool then gets a NetworkPolicy admitting only "
+    "them (engine port) and its own pods. Unset: no NetworkPolicy.",
+)
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
              metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
