@@ -17,7 +17,7 @@ from sagellm_operator.k8s import connect
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
-from sagellm_operator.reconcile.pool import reconcile_pool, warm_up
+from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named, warm_up
 from sagellm_operator.reconcile.resync import resync_forever
 from sagellm_operator.settings import OperatorSettings
 
@@ -42,13 +42,7 @@ def _pool_of(ctx: Context, obj: Any) -> None:
     name = (obj.get("metadata", {}).get("labels") or {}).get(L.LABEL_POOL)
     if name:
         ns = obj["metadata"]["namespace"]
-        ctx.children.trigger(("pool", ns, name), lambda: _reconcile_pool_named(ctx, ns, name))
-
-
-async def _reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
-    pool = await ctx.kube.get(L.POOL_PLURAL, ns, name)
-    if pool is not None:
-        await reconcile_pool(ctx, pool)
+        ctx.children.trigger(("pool", ns, name), lambda: reconcile_pool_named(ctx, ns, name))
 
 
 async def _instance_of(ctx: Context, pod: Any) -> None:
