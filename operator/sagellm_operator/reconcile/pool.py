@@ -11,7 +11,13 @@ from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance
 from sagellm_operator.builders.plans import plan_pool, role_plan
 from sagellm_operator.reconcile.context import Context, iso
-from sagellm_operator.reconcile.rollout import Actions, DrainTiming, IdleReads, decide
+from sagellm_operator.reconcile.rollout import (
+    Actions,
+    DrainTiming,
+    IdleReads,
+    count_read,
+    decide,
+)
 from sagellm_operator.reconcile.status import invalid_status, pool_status
 
 Obj = dict[str, Any]
@@ -89,7 +95,7 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     )
     acts = decide(desired, existing, ctx.clock(), timing, _reads(ctx, ns))
     if acts.probe:
-        await _read_loads(ctx, ns, existing, acts.probe)
+        await _read_loads(ctx, ns, [existing[n] for n in acts.probe], timing)
         acts = decide(desired, existing, ctx.clock(), timing, _reads(ctx, ns))
     await _apply(ctx, pool, acts, existing)
     if acts.recheck_s is not None:
@@ -116,15 +122,13 @@ def _reads(ctx: Context, ns: str) -> dict[str, IdleReads]:
     return {name: r for (n, name), r in ctx.idle_reads.items() if n == ns}
 
 
-async def _read_loads(ctx: Context, ns: str, existing: dict[str, Obj], names: list[str]) -> None:
+async def _read_loads(ctx: Context, ns: str, insts: list[Obj], timing: DrainTiming) -> None:
     """Read each engine's running + waiting requests; count consecutive idle reads."""
-    urls = [existing[n]["status"]["url"] for n in names]
-    loads = await asyncio.gather(*(ctx.engine_load(u) for u in urls))
+    loads = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in insts))
     now = ctx.clock()
-    for name, load in zip(names, loads, strict=True):
-        prev: IdleReads | None = ctx.idle_reads.get((ns, name))
-        zeros = (prev.zeros if prev else 0) + 1 if load == 0 else 0
-        ctx.idle_reads[(ns, name)] = IdleReads(zeros, now)
+    for inst, load in zip(insts, loads, strict=True):
+        key = (ns, inst["metadata"]["name"])
+        ctx.idle_reads[key] = count_read(ctx.idle_reads.get(key), load, now, inst, timing)
 
 
 async def _apply(ctx: Context, pool: Obj, acts: Actions, existing: dict[str, Obj]) -> None:

@@ -101,14 +101,32 @@ def _drain_step(
         return "timeout", None
     if elapsed < timing.bound_s:
         return "wait", min(timing.bound_s, timing.timeout_s) - elapsed
-    read = reads.get(name)
-    after_bound = started + datetime.timedelta(seconds=timing.bound_s)
-    if read is not None and read.zeros >= IDLE_READS and read.at >= after_bound:
+    read = _current(reads.get(name), started, timing)
+    if read is not None and read.zeros >= IDLE_READS:
         return "delete", None
     since = (now - read.at).total_seconds() if read is not None else timing.poll_s
     if since >= timing.poll_s:
         return "probe", timing.poll_s
     return "wait", timing.poll_s - since
+
+
+def _current(
+    read: IdleReads | None, started: datetime.datetime, timing: DrainTiming
+) -> IdleReads | None:
+    """``read`` if it was taken after ``D`` of this drain (older reads say nothing)."""
+    after_bound = started + datetime.timedelta(seconds=timing.bound_s)
+    return read if read is not None and read.at >= after_bound else None
+
+
+def count_read(
+    prev: IdleReads | None, load: float | None, now: datetime.datetime, inst: Obj,
+    timing: DrainTiming,
+) -> IdleReads:  # fmt: skip
+    """The idle reads after one more read of ``inst``'s engine (``load`` None: unreadable)."""
+    started = drain_started(inst)
+    prev = _current(prev, started, timing) if started is not None else None
+    zeros = (prev.zeros if prev else 0) + 1 if load == 0 else 0
+    return IdleReads(zeros, now)
 
 
 def _replacements(desired: dict[str, Obj], live: dict[str, Obj], acts: Actions) -> None:
