@@ -2,8 +2,9 @@
 
 Test mode (default): every new pod gets an IP from 10.244.0.0/16 and, per ``behaviour``,
 becomes Ready or shows a container problem (CrashLoopBackOff, ImagePullBackOff, OOMKilled).
-Simulate mode: each pod runs ``python -m sagellm_sim <container args> --host 127.0.0.N --port P``;
-the pod reports 127.0.0.N as its IP and turns Ready only once the process answers ``/health``.
+Simulate mode: each pod runs ``python -m sagellm_sim <container args> --host 127.R.X.Y --port P``
+(R random per kubelet, the address checked free); the pod reports that address as its IP and
+turns Ready only once the process answers ``/health``.
 
 It talks to the emulator over HTTP like a real kubelet, so it works whether the emulator is
 in-process or not. Each pod it runs is bound to the node ``kubeemu-node`` (``spec.nodeName``),
@@ -23,7 +24,9 @@ import contextlib
 import datetime
 import json
 import os
+import random
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -36,6 +39,16 @@ from sagellm_core.engine_metrics import requests_in_engine
 Obj = dict[str, Any]
 MERGE = {"Content-Type": "application/merge-patch+json"}
 NODE = "kubeemu-node"
+
+
+def _free(ip: str, port: int) -> bool:
+    """Nothing listens on ``ip:port`` yet."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,7 @@ class FakeKubelet:
     terminations: list[Termination] = field(default_factory=list)
     _ending: set[tuple[str, str]] = field(default_factory=set)
     _next_ip: int = 2
+    _net: int = field(default=0, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
 
@@ -167,9 +181,18 @@ class FakeKubelet:
         task.add_done_callback(self._tasks.discard)
 
     def _allocate_ip(self) -> str:
-        n, self._next_ip = self._next_ip, self._next_ip + 1
-        prefix = "127.0" if self.simulate else "10.244"
-        return f"{prefix}.{n // 250}.{n % 250 + 2}"
+        while True:
+            n, self._next_ip = self._next_ip, self._next_ip + 1
+            if not self.simulate:
+                return f"10.244.{n // 250}.{n % 250 + 2}"
+            ip = f"127.{self._net}.{n // 250}.{n % 250 + 2}"
+            if _free(ip, self.sim_port):
+                return ip
+
+    def __post_init__(self) -> None:
+        # Each kubelet takes its own 127.R.0.0/16, so simulators of test runs that share the
+        # machine never answer on each other's addresses.
+        self._net = random.randint(1, 254)
 
     async def _run(self) -> None:
         while True:  # list, then watch; relist after any stream error (as informers do)
