@@ -24,13 +24,15 @@ import pytest
 
 from e2e import scenarios
 from e2e.scenarios import INSTANCES, POOL_LABEL, POOLS, LongStreams, Traffic, check_streams
-from tests.e2e_local.local_cluster import LocalCluster
+from sagellm_operator.builders.lifecycle import grace_period
+from tests.e2e_local.local_cluster import DISCOVERY_BOUND_S, LocalCluster
 from tests.kubeemu import Termination
 
 NAME, MODEL, REPLICAS = "life", "life-model", 4
 INSTANCE_LABEL = "sagellm.io/instance"
 MAX_TOKENS = 1800
 MIN_SECONDS = 15
+DRAIN_TIMEOUT_S = 120
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
 Obj = dict[str, Any]
 
@@ -44,7 +46,7 @@ def manifest(replicas: int, extra_args: tuple[str, ...] = ()) -> Obj:
             "engine": {"kind": "Simulator", "gpuMemoryGiB": 24,
                        "extraArgs": ["--sim-time-scale", "1.0", *extra_args]},
             "roles": {"general": {"replicas": replicas}},
-            "lifecycle": {"drainTimeoutSeconds": 120},
+            "lifecycle": {"drainTimeoutSeconds": DRAIN_TIMEOUT_S},
         },
     }  # fmt: skip
 
@@ -56,10 +58,12 @@ async def pool_at(cluster: LocalCluster, replicas: int) -> None:
 
 
 async def under_load(
-    cluster: LocalCluster, during: str, change: Callable[[], Awaitable[None]]
-) -> LongStreams:
+    cluster: LocalCluster, during: str, change: Callable[[], Awaitable[None]],
+    settled: Callable[[], Awaitable[object]],
+) -> LongStreams:  # fmt: skip
     """Start 20 long streams, make ``change`` once all stream, with short requests flowing
-    throughout; every stream and request must succeed."""
+    until the streams are over and ``settled`` returns; every stream and request must
+    succeed."""
     streams = LongStreams(cluster.router_url, MODEL, count=20, max_tokens=MAX_TOKENS)
     traffic = Traffic(cluster.router_url, MODEL)
     runner = asyncio.create_task(streams.run())
@@ -68,6 +72,7 @@ async def under_load(
         await asyncio.wait_for(streams.all_streaming.wait(), 60)
         await change()
         await runner
+        await settled()
     finally:
         traffic.stop()
         await loop
@@ -120,14 +125,19 @@ async def test_scale_in_drains_before_deleting(cluster: LocalCluster) -> None:
     async def scale_in() -> None:
         await cluster.patch(POOLS, NAME, {"spec": {"roles": {"general": {"replicas": 2}}}})
 
-    await under_load(cluster, "scale 4 -> 2", scale_in)
-    await scenarios.wait_pool_ready(cluster, NAME, 2, timeout_s=60)
-    kept = await instance_names(cluster)
-    removed = {pod for pod, inst in before.items() if inst not in kept}
-    assert len(removed) == 2, (before, kept)
-    records = await scenarios.wait_for(
-        lambda: _all_ended(cluster, removed), "the removed pods to end", 60, 0.2
-    )
+    removed: set[str] = set()
+
+    async def settled() -> None:
+        await scenarios.wait_pool_ready(cluster, NAME, 2, timeout_s=60)
+        kept = await instance_names(cluster)
+        removed.update(pod for pod, inst in before.items() if inst not in kept)
+        await scenarios.wait_for(
+            lambda: _all_ended(cluster, removed), "the removed pods to end", 60, 0.2
+        )
+
+    await under_load(cluster, "scale 4 -> 2", scale_in, settled)
+    assert len(removed) == 2, before
+    records = ended(cluster, removed)
     # The drain deleted each instance only once its engine was idle; the preStop hook
     # (a second line of defence) had nothing left to wait for.
     assert [t.busy_at_delete for t in records] == [0, 0], records
@@ -141,18 +151,20 @@ async def test_rolling_update_surges_then_drains(cluster: LocalCluster) -> None:
     async def roll() -> None:
         await cluster.apply(manifest(2, ("--sim-seed", "7")))
 
-    async with lowest_ready(cluster) as ready:
-        await under_load(cluster, "a rolling update", roll)
+    async def rolled() -> bool:
+        names = await instance_names(cluster)
+        return len(names) == 2 and not names & old
 
-        async def rolled() -> bool:
-            names = await instance_names(cluster)
-            return len(names) == 2 and not names & old
-
+    async def settled() -> None:
         await scenarios.wait_for(rolled, "every instance on the new spec", 60, 0.2)
+        await scenarios.wait_for(
+            lambda: _all_ended(cluster, old_pods), "the old pods to end", 60, 0.2
+        )
+
+    async with lowest_ready(cluster) as ready:
+        await under_load(cluster, "a rolling update", roll, settled)
     assert min(ready) >= 2, f"ready replicas dipped to {min(ready)} during the update"
-    records = await scenarios.wait_for(
-        lambda: _all_ended(cluster, old_pods), "the old pods to end", 60, 0.2
-    )
+    records = ended(cluster, old_pods)
     assert [t.busy_at_delete for t in records] == [0, 0], records
 
 
@@ -160,6 +172,7 @@ async def test_deleting_a_busy_pod_lets_its_streams_finish(cluster: LocalCluster
     await pool_at(cluster, 2)
     assert cluster.kubelet is not None
     target: dict[str, str] = {}
+    shown: list[Obj] = []
 
     async def delete_busiest() -> None:
         listed = await cluster.list("pods", f"{POOL_LABEL}={NAME}")
@@ -168,15 +181,29 @@ async def test_deleting_a_busy_pod_lets_its_streams_finish(cluster: LocalCluster
         loads = [await cluster.kubelet.engine_load(p["status"]["podIP"]) for p in pods]
         busiest = max(zip(loads, pods, strict=True), key=lambda lp: lp[0] or 0)[1]
         target["pod"] = busiest["metadata"]["name"]
+        target["instance"] = busiest["metadata"]["labels"][INSTANCE_LABEL]
         await cluster.delete("pods", target["pod"])
+        # The endpoint turns draining while the pod still runs its preStop hook.
+        shown.append(await scenarios.wait_for(draining, "the endpoint to turn draining", 30, 0.1))
 
-    await under_load(cluster, "kubectl delete pod", delete_busiest)
-    (record,) = await scenarios.wait_for(
-        lambda: _all_ended(cluster, {target["pod"]}), "the deleted pod to end", 60, 0.2
-    )
+    async def draining() -> Obj | None:
+        pool = await cluster.get(POOLS, NAME)
+        endpoints = ((pool or {}).get("status") or {}).get("endpoints") or []
+        mine = [e for e in endpoints if e["instance"] == target["instance"]]
+        return mine[0] if mine and mine[0]["draining"] and not mine[0]["ready"] else None
+
+    async def settled() -> None:
+        await scenarios.wait_for(
+            lambda: _all_ended(cluster, {target["pod"]}), "the deleted pod to end", 60, 0.2
+        )
+
+    await under_load(cluster, "kubectl delete pod", delete_busiest, settled)
+    assert shown, "the deleted pod's endpoint never showed as draining"
+    (record,) = ended(cluster, {target["pod"]})
     assert record.busy_at_delete, "the deleted pod held no streams: the test proves nothing"
     assert record.busy_at_sigterm == 0, record  # preStop held SIGTERM until it was idle
     assert not record.killed, record
+    assert record.grace_s == grace_period(DISCOVERY_BOUND_S, DRAIN_TIMEOUT_S)  # the pool's bound
     await scenarios.wait_pool_ready(cluster, NAME, 2, timeout_s=60)
 
 
