@@ -151,6 +151,10 @@ class FakeKubelet:
     ips: dict[tuple[str, str], str] = field(default_factory=dict)
     processes: dict[tuple[str, str], asyncio.subprocess.Process] = field(default_factory=dict)
     terminations: list[Termination] = field(default_factory=list)
+    hold_deletions: bool = False
+    """Leave deleted pods terminating (as a slow preStop hook would) until
+    ``finish_deletions``."""
+    _held: list[Obj] = field(default_factory=list)
     _ending: set[tuple[str, str]] = field(default_factory=set)
     _next_ip: int = 2
     _net: int = field(default=0, init=False)
@@ -291,9 +295,18 @@ class FakeKubelet:
                 proc.kill()
                 await proc.wait()
 
+    async def finish_deletions(self) -> None:
+        """End the pods held by ``hold_deletions``."""
+        held, self._held = self._held, []
+        for pod in held:
+            await self._terminate(pod)
+
     async def _terminate(self, pod: Obj) -> None:
         """End a pod being deleted as a kubelet does: preStop hook, SIGTERM, SIGKILL."""
         assert self._session is not None
+        if self.hold_deletions:
+            self._held.append(pod)
+            return
         meta = pod["metadata"]
         key = (meta["namespace"], meta["name"])
         record = Termination(meta["name"], float(meta.get("deletionGracePeriodSeconds") or 0))

@@ -164,3 +164,41 @@ async def test_multinode_without_lws_crd_reports_clearly() -> None:
 async def _count(coro: Any, n: int) -> list[Obj] | None:
     items: list[Obj] = await coro
     return items if len(items) == n else None
+
+
+async def test_pool_drain_timeout_sizes_the_pods_termination() -> None:
+    async with cluster() as c, operator_running(c.emu, drain=45, bound=2):
+        own = _general("own")
+        own["spec"]["lifecycle"] = {"drainTimeoutSeconds": 7}
+        await c.create_pool(own)
+        await c.create_pool(_general("dflt"))
+        own_pod = (await eventually(lambda: _count(c.pods(f"{L.LABEL_POOL}=own"), 1)))[0]
+        dflt_pod = (await eventually(lambda: _count(c.pods(f"{L.LABEL_POOL}=dflt"), 1)))[0]
+        assert own_pod["spec"]["terminationGracePeriodSeconds"] == 2 + 7 + 30
+        assert dflt_pod["spec"]["terminationGracePeriodSeconds"] == 2 + 45 + 30  # --drain-timeout
+        hook = own_pod["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+        assert hook[-3:] == ["2", "7", "8000"]
+        assert (await c.instances("own"))[0]["spec"]["drainTimeoutSeconds"] == 7
+
+
+async def test_a_terminating_pod_shows_as_a_draining_endpoint_at_once() -> None:
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(_general("term"))
+        await eventually(lambda: _ready(c, "term", 1))
+        pod = (await c.pods(f"{L.LABEL_POOL}=term"))[0]
+        c.kubelet.hold_deletions = True  # the pod stays terminating until the test lets go
+        await c.http.delete(f"/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}")
+
+        async def draining() -> Obj | None:
+            status = (await c.pool("term")).get("status") or {}
+            eps = status.get("endpoints") or []
+            return status if eps and eps[0]["draining"] and not eps[0]["ready"] else None
+
+        status = await eventually(draining)
+        assert status["endpoints"][0]["url"] == f"http://{pod['status']['podIP']}:8000"
+        inst = (await c.instances("term"))[0]
+        assert inst["status"]["phase"] == "Draining"
+        assert "terminating" in inst["status"]["message"]
+        c.kubelet.hold_deletions = False
+        await c.kubelet.finish_deletions()
+        await eventually(lambda: _ready(c, "term", 1))
