@@ -139,7 +139,10 @@ def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) ->
 
 
 def pod_name(instance: Obj) -> str:
-    return f"{instance['metadata']['name']}-{instance['metadata']['labels'][L.LABEL_SPEC_HASH]}"
+    """``<instance>`` when the instance's name already ends with its spec hash (as the
+    operator names them), else ``<instance>-<spec hash>``: a new spec gives a new pod name."""
+    name, digest = instance["metadata"]["name"], instance["metadata"]["labels"][L.LABEL_SPEC_HASH]
+    return name if name.endswith(f"-{digest}") else f"{name}-{digest}"
 
 
 def pod_labels(instance: Obj) -> dict[str, str]:
