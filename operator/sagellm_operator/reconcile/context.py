@@ -37,9 +37,9 @@ class Context:
     instances makes a burst of events that needs one pool reconcile, not N."""
     engine_load: Callable[[str], Awaitable[float | None]] = engine_load
     """Running + waiting requests of the engine at a URL (None: unreadable)."""
-    idle_reads: dict[tuple[str, str], Any] = field(default_factory=dict)
-    """Consecutive idle reads of draining instances by (namespace, name); lost on restart,
-    which only costs two more reads."""
+    idle_reads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """Consecutive idle reads of draining instances, by (namespace, pool), then instance name;
+    lost on restart, which only costs two more reads."""
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""

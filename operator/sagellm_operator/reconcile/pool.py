@@ -93,10 +93,11 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     timing = DrainTiming(
         ctx.settings.pods.discovery_bound_seconds, timeout, ctx.settings.drain_poll_seconds
     )
-    acts = decide(desired, existing, ctx.clock(), timing, _reads(ctx, ns))
+    reads = _reads(ctx, ns, name, existing)
+    acts = decide(desired, existing, ctx.clock(), timing, reads)
     if acts.probe:
-        await _read_loads(ctx, ns, [existing[n] for n in acts.probe], timing)
-        acts = decide(desired, existing, ctx.clock(), timing, _reads(ctx, ns))
+        await _read_loads(ctx, reads, [existing[n] for n in acts.probe], timing)
+        acts = decide(desired, existing, ctx.clock(), timing, reads)
     await _apply(ctx, pool, acts, existing)
     if acts.recheck_s is not None:
         job = lambda: reconcile_pool_named(ctx, ns, name)  # noqa: E731
@@ -118,17 +119,23 @@ def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> 
     return desired
 
 
-def _reads(ctx: Context, ns: str) -> dict[str, IdleReads]:
-    return {name: r for (n, name), r in ctx.idle_reads.items() if n == ns}
+def _reads(ctx: Context, ns: str, pool: str, existing: dict[str, Obj]) -> dict[str, IdleReads]:
+    """The pool's idle reads by instance name (those of instances gone are dropped)."""
+    reads: dict[str, IdleReads] = ctx.idle_reads.setdefault((ns, pool), {})
+    for name in [n for n in reads if n not in existing]:
+        del reads[name]
+    return reads
 
 
-async def _read_loads(ctx: Context, ns: str, insts: list[Obj], timing: DrainTiming) -> None:
+async def _read_loads(
+    ctx: Context, reads: dict[str, IdleReads], insts: list[Obj], timing: DrainTiming
+) -> None:
     """Read each engine's running + waiting requests; count consecutive idle reads."""
     loads = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in insts))
     now = ctx.clock()
     for inst, load in zip(insts, loads, strict=True):
-        key = (ns, inst["metadata"]["name"])
-        ctx.idle_reads[key] = count_read(ctx.idle_reads.get(key), load, now, inst, timing)
+        name = inst["metadata"]["name"]
+        reads[name] = count_read(reads.get(name), load, now, inst, timing)
 
 
 async def _apply(ctx: Context, pool: Obj, acts: Actions, existing: dict[str, Obj]) -> None:
@@ -145,7 +152,6 @@ async def _apply(ctx: Context, pool: Obj, acts: Actions, existing: dict[str, Obj
         await _decided(ctx, pool, "drain", f"draining instance {name} before removing it")
     for name in acts.delete:
         await ctx.kube.delete(L.INSTANCE_PLURAL, ns, name)
-        ctx.idle_reads.pop((ns, name), None)
         if name in acts.timed_out:
             msg = f"deleted instance {name}: drain timeout passed before its engine was idle"
             await _decided(ctx, pool, "delete", msg, "Warning")
