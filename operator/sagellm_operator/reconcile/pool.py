@@ -21,6 +21,7 @@ from sagellm_operator.reconcile.rollout import (
 from sagellm_operator.reconcile.status import invalid_status, pool_status
 
 Obj = dict[str, Any]
+MAX_LABEL = 63
 
 
 _WARM_UP_POOL: Obj = {
@@ -87,6 +88,10 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     timeout = spec.lifecycle.drain_timeout_seconds
     timeout = ctx.settings.drain_timeout_seconds if timeout is None else timeout
     desired = _desired(ctx, pool, spec, planned, timeout)
+    too_long = max(desired, key=len, default="")
+    if len(too_long) > MAX_LABEL:
+        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, [_name_problem(too_long)])
+        return
     ns, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
     found = await ctx.kube.list_objects(L.INSTANCE_PLURAL, ns, f"{L.LABEL_POOL}={name}")
     existing = {i["metadata"]["name"]: i for i in found}
@@ -107,6 +112,13 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
     status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
     await _write(ctx, pool, status)
+
+
+def _name_problem(longest: str) -> str:
+    over = len(longest) - MAX_LABEL
+    return (f"metadata.name: instance {longest!r} is {len(longest)} characters, but instance "
+            f"names (<pool>-<role>-<index>-<spec hash>) are label values of at most "
+            f"{MAX_LABEL}: shorten the pool name by {over} characters")  # fmt: skip
 
 
 def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> dict[str, Obj]:

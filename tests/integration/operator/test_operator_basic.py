@@ -90,6 +90,16 @@ async def test_invalid_spec_sets_condition_and_event_and_creates_nothing() -> No
         assert await c.pods(f"{L.LABEL_POOL}=huge") == []
 
 
+async def test_a_pool_name_too_long_for_its_instance_names_is_refused() -> None:
+    name = "p" * 45  # + "-general-0-" + a 10-character hash = 66 > 63
+    async with cluster() as c, operator_running(c.emu):
+        await c.create_pool(sample("general-pool", name))
+        status = await eventually(lambda: _status_with_phase(c, name, "Failed"))
+        ready = next(x for x in status["conditions"] if x["type"] == "Ready")
+        assert "shorten the pool name by 3 characters" in ready["message"]
+        assert await c.instances(name) == []
+
+
 async def test_simulator_engine_runs_sagellm_sim_without_gpus() -> None:
     async with cluster() as c, operator_running(c.emu, resync=0.3) as metrics:
         await c.create_pool(sample("simulator-pool", "sim"))
