@@ -90,12 +90,13 @@ def _drain_step(
     timing: DrainTiming,
     reads: Mapping[str, IdleReads],
 ) -> tuple[str, float | None]:
-    """``delete``, ``timeout``, ``probe`` or ``wait``, and the seconds until the next step."""
+    """``delete``, ``timeout``, ``probe``, ``mark`` or ``wait``, and the seconds until the next
+    step."""
     started = drain_started(inst)
     if not (inst.get("status") or {}).get("url"):
         return "delete", None
-    if started is None:  # marked by hand without a start time: count from now
-        return "wait", timing.bound_s
+    if started is None:  # marked by hand without a start time: stamp it, count from then
+        return "mark", None
     elapsed = (now - started).total_seconds()
     if elapsed >= timing.timeout_s:
         return "timeout", None
@@ -170,6 +171,8 @@ def decide(desired: dict[str, Obj], existing: dict[str, Obj], now: datetime.date
             acts.timed_out.append(name)
         if step == "probe":
             acts.probe.append(name)
+        if step == "mark":
+            acts.drain.append(name)
         if after is not None:
             waits.append(max(after, 0.0))
     if acts.drain:

@@ -38,6 +38,12 @@ def inst(index: int, spec_hash: str = "h1", *, ready: bool = True, url: bool = T
     }  # fmt: skip
 
 
+def hand_marked(obj: Obj) -> Obj:
+    obj["metadata"]["annotations"] = {L.ANNOTATION_DRAINING: "true"}
+    obj["status"]["ready"] = False
+    return obj
+
+
 def by_name(*items: Obj) -> dict[str, Obj]:
     return {i["metadata"]["name"]: i for i in items}
 
@@ -73,6 +79,7 @@ S = "p-general-1-h1"
         (inst(1, drain=ago(9)), {S: IdleReads(0, ago(1))}, "probe"),  # busy: keep reading
         (inst(1, drain=ago(600)), {S: IdleReads(0, ago(0.1))}, "timeout"),  # bound reached
         (inst(1, drain=ago(1), url=False), None, "delete"),  # never served / pod gone
+        (hand_marked(inst(1)), None, "drain"),  # draining=true by hand: stamp the start
     ],
 )
 def test_surplus_instances_drain_before_they_go(
