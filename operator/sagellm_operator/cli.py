@@ -61,7 +61,27 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
               help="Serve http://0.0.0.0:PORT/healthz (kopf liveness); 0 disables.")  # fmt: skip
 @click.option("--peering/--standalone", default=False, help="kopf peering (needs its CRD).")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True)
-@click.option("--drain-timeout", type=float, default=30.0, show_default=True)
+@click.option(
+    "--drain-timeout",
+    type=int,
+    default=600,
+    show_default=True,
+    help="Default max seconds of one drain (pool: spec.lifecycle.drainTimeoutSeconds).",
+)
+@click.option(
+    "--discovery-bound",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="D: seconds every router may take to see an endpoint as draining.",
+)
+@click.option(
+    "--drain-poll",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between two reads of a draining engine's /metrics.",
+)
 @click.option("--vllm-image", default=PodDefaults.vllm_image, show_default=True)
 @click.option("--simulator-image", default=PodDefaults.simulator_image, show_default=True)
 @click.option(
@@ -89,8 +109,8 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
              metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
-             drain_timeout: float, vllm_image: str, simulator_image: str,
-             max_nodes_per_instance: int, vllm_run_as_user: int | None,
+             drain_timeout: int, discovery_bound: float, drain_poll: float, vllm_image: str,
+             simulator_image: str, max_nodes_per_instance: int, vllm_run_as_user: int | None,
              engine_ingress_peers: str | None, verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
     try:
@@ -99,10 +119,11 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
             api_server=api_server, metrics_port=metrics_port or None,
             liveness_port=liveness_port or None, standalone=not peering,
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
-            max_nodes_per_instance=max_nodes_per_instance,
+            drain_poll_seconds=drain_poll, max_nodes_per_instance=max_nodes_per_instance,
             engine_ingress_peers=parse_peers(engine_ingress_peers),
             pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image,
-                             vllm_run_as_user=vllm_run_as_user),
+                             vllm_run_as_user=vllm_run_as_user,
+                             discovery_bound_seconds=discovery_bound),
         )  # fmt: skip
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

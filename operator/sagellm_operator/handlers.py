@@ -18,7 +18,7 @@ from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.accepted import remember
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
-from sagellm_operator.reconcile.pool import reconcile_pool, warm_up
+from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named, warm_up
 from sagellm_operator.reconcile.resync import resync_forever
 from sagellm_operator.settings import OperatorSettings
 
@@ -46,13 +46,7 @@ def _pool_of(ctx: Context, obj: Any) -> None:
 
 
 def _trigger(ctx: Context, ns: str, name: str) -> None:
-    ctx.children.trigger(("pool", ns, name), lambda: _reconcile_pool_named(ctx, ns, name))
-
-
-async def _reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
-    pool = await ctx.kube.get(L.POOL_PLURAL, ns, name)
-    if pool is not None:
-        await reconcile_pool(ctx, pool)
+    ctx.children.trigger(("pool", ns, name), lambda: reconcile_pool_named(ctx, ns, name))
 
 
 async def _instance_of(ctx: Context, pod: Any) -> None:

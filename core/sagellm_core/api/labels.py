@@ -31,7 +31,6 @@ MANAGED_BY_VALUE: Final = "sagellm-operator"
 # Annotations.
 ANNOTATION_DRAINING: Final = f"{GROUP}/draining"
 ANNOTATION_DRAIN_STARTED: Final = f"{GROUP}/drain-started-at"
-ANNOTATION_IDLE: Final = f"{GROUP}/idle"
 ANNOTATION_LAST_APPLIED_HASH: Final = f"{GROUP}/last-applied-hash"
 
 # Finalizers (used only where external state needs cleanup).

@@ -285,6 +285,17 @@ class AutoscalingSpec(ApiModel):
     target_queue_depth_per_replica: int = Field(default=4, ge=1)
 
 
+class LifecycleSpec(ApiModel):
+    """How the operator retires an instance (scale-in, rolling update, pod deletion)."""
+
+    drain_timeout_seconds: int | None = Field(
+        default=None, ge=0, le=86400,
+        description="Upper bound on one drain: from marking the instance draining to deleting "
+        "it, and the engine pods' preStop wait. Unset: the operator's --drain-timeout. "
+        "0 deletes at once without draining.",
+    )  # fmt: skip
+
+
 class InferencePoolSpec(ApiModel):
     model_config = cel_rules(
         _cel("!has(self.parallelism) || self.parallelism.strategy != 'EP' || "
@@ -304,6 +315,7 @@ class InferencePoolSpec(ApiModel):
     roles: RolesSpec
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     autoscaling: AutoscalingSpec | None = None
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
 
     def role_names(self) -> list[Role]:
         """The roles this pool runs, in a stable order."""

@@ -14,6 +14,7 @@ from typing import Any
 from sagellm_core.api import ExecutionInstanceSpec, Role
 from sagellm_core.api import labels as L
 from sagellm_operator.builders.instance import owner_reference
+from sagellm_operator.builders.lifecycle import grace_period, prestop_hook
 from sagellm_operator.settings import PodDefaults
 
 Obj = dict[str, Any]
@@ -135,7 +136,12 @@ def container(
         if spec.role is not Role.GENERAL:
             out["ports"].append({"name": "nixl", "containerPort": NIXL_PORT, "protocol": "TCP"})
         out.update(_probes(defaults.port, defaults))
+        out["lifecycle"] = _lifecycle(spec, defaults)
     return out
+
+
+def _lifecycle(spec: ExecutionInstanceSpec, defaults: PodDefaults) -> Obj:
+    return prestop_hook(defaults.discovery_bound_seconds, spec.drain_timeout_seconds, defaults.port)
 
 
 def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) -> Obj:
@@ -151,7 +157,9 @@ def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) ->
         "containers": [engine],
         "volumes": _volumes(spec)[0],
         "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": 60,
+        "terminationGracePeriodSeconds": grace_period(
+            defaults.discovery_bound_seconds, spec.drain_timeout_seconds
+        ),
         "enableServiceLinks": False,
         "securityContext": pod_security(spec, defaults),
     }
@@ -163,7 +171,10 @@ def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) ->
 
 
 def pod_name(instance: Obj) -> str:
-    return f"{instance['metadata']['name']}-{instance['metadata']['labels'][L.LABEL_SPEC_HASH]}"
+    """``<instance>`` when the instance's name already ends with its spec hash (as the
+    operator names them), else ``<instance>-<spec hash>``: a new spec gives a new pod name."""
+    name, digest = instance["metadata"]["name"], instance["metadata"]["labels"][L.LABEL_SPEC_HASH]
+    return name if name.endswith(f"-{digest}") else f"{name}-{digest}"
 
 
 def pod_labels(instance: Obj) -> dict[str, str]:

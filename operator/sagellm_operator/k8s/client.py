@@ -16,7 +16,6 @@ from sagellm_core.api import labels as L
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
 log = logging.getLogger(__name__)
 
@@ -94,20 +93,6 @@ class Kube:
                 else self.custom.patch_namespaced_custom_object)  # fmt: skip
         try:
             await call(L.GROUP, L.VERSION, ns, plural, name, patch, _content_type=MERGE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-    async def replace_spec(self, plural: str, ns: str, name: str, new: Obj) -> None:
-        """Replace ``spec`` and set labels in one JSON patch (merge-patch cannot drop keys)."""
-        ops: list[Obj] = [{"op": "replace", "path": "/spec", "value": new["spec"]}]
-        for key, value in new["metadata"]["labels"].items():
-            path = "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1")
-            ops.append({"op": "add", "path": path, "value": value})
-        try:
-            await self.custom.patch_namespaced_custom_object(
-                L.GROUP, L.VERSION, ns, plural, name, ops, _content_type=JSON_PATCH
-            )
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -73,8 +73,8 @@ def _instance_pod(engine: dict[str, Any], defaults: PodDefaults) -> dict[str, An
     pool = _pool("ns", "p", "2026-01-01T00:00:00Z", engine=engine)
     spec = InferencePoolSpec.model_validate(pool["spec"])
     plan = plan_pool(spec).plans[Role.GENERAL]
-    inst = build_instance(pool, spec, Role.GENERAL, plan, 0, instance_args(spec, Role.GENERAL,
-                                                                          plan, 8000))  # fmt: skip
+    args = instance_args(spec, Role.GENERAL, plan, 8000)
+    inst = build_instance(pool, spec, Role.GENERAL, plan, 0, args, 600)
     inst["metadata"]["uid"] = "uid-inst"
     return build_pod(inst, defaults)
 
@@ -102,8 +102,8 @@ def test_multi_node_groups_are_restricted_too() -> None:
     spec = InferencePoolSpec.model_validate(pool["spec"])
     plan = plan_pool(spec).plans[Role.GENERAL]
     assert plan.nodes_per_instance > 1
-    inst = build_instance(pool, spec, Role.GENERAL, plan, 0, instance_args(spec, Role.GENERAL,
-                                                                          plan, 8000))  # fmt: skip
+    args = instance_args(spec, Role.GENERAL, plan, 8000)
+    inst = build_instance(pool, spec, Role.GENERAL, plan, 0, args, 600)
     inst["metadata"]["uid"] = "uid-inst"
     templates = build_lws(inst, PodDefaults())["spec"]["leaderWorkerTemplate"]
     for key in ("leaderTemplate", "workerTemplate"):
