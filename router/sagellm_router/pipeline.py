@@ -22,7 +22,7 @@ from sagellm_router.errors import ApiError
 from sagellm_router.pd.orchestrator import disaggregated, run_pd
 from sagellm_router.pool_runtime import PoolRuntime
 from sagellm_router.proxy import Exchange, forward
-from sagellm_router.state import RouterState, serving_candidates
+from sagellm_router.state import RouterState, may_hold, serving_candidates
 from sagellm_router.types import Endpoint, PoolSnapshot
 from sagellm_router.upstream import Upstream
 from sagellm_router.validation import ParsedRequest, task_of
@@ -77,6 +77,21 @@ def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnaps
     return pools[0]
 
 
+def _refuse_if_dead(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> None:
+    """503 at once when no pool for the request can serve it now or soon: waiting in the
+    queue until its timeout would only delay the same answer."""
+    ejected = state.health.ejected
+    if any(serving_candidates(p, ejected) or may_hold(p) for p in pools):
+        return
+    state.metrics.child(state.metrics.rejections, pools[0].name, "no_endpoint").inc()
+    names = ", ".join(p.name for p in pools)
+    raise ApiError(
+        503,
+        f"pool {names} has no ready endpoint and none starting; retry later",
+        retry_after=state.settings.health.probe_interval_s,
+    )
+
+
 def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> RequestMetadata:
     headers = {**job.headers, H_REQUEST_ID: rid}
     return metadata_from_request(headers, job.parsed.body, runtime.spec, now=state.clock())
@@ -89,9 +104,10 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
     rid = safe_request_id(job.headers.get(H_REQUEST_ID), state.new_request_id)
     ex = Exchange(down, parsed, job.raw, rid, job.headers.get("x-routing-strategy"), state.clock())
     pool = _home_pool(state, pools)
-    ex.pool = pool.name
+    ex.pool, ex.failover = pool.name, pool.scheduling.mid_stream_failover
     runtime = state.runtime(pool)
     try:
+        _refuse_if_dead(state, pools)
         state.strategy_name(pool, ex.override)  # 400 on an unknown override, before queueing
         meta = _metadata(state, job, runtime, rid)
         async with (

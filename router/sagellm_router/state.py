@@ -25,7 +25,7 @@ from sagellm_router.admission import ConcurrencyLimit
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
-from sagellm_router.health import HealthBook
+from sagellm_router.health import HealthBook, ProbeTarget
 from sagellm_router.metrics import RouterMetrics
 from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime, policy_settings
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
@@ -43,6 +43,22 @@ log = logging.getLogger(__name__)
 
 def routable(endpoint: Endpoint, ejected: Collection[str]) -> bool:
     return endpoint.ready and not endpoint.draining and endpoint.url not in ejected
+
+
+def starting(endpoint: Endpoint) -> bool:
+    """Listed in the pool's status but not ready yet (and not on its way out)."""
+    return not endpoint.ready and not endpoint.draining
+
+
+def may_hold(pool: PoolSnapshot) -> bool:
+    """Whether a request for ``pool`` may wait in its queue while no endpoint is routable.
+
+    Today: only when one of its serving endpoints is starting (it will be routable soon). A
+    pool scaled to zero by autoscaling (min 0) is the other case that should hold; that
+    decision belongs here.
+    """
+    serving = [e for e in pool.endpoints if e.role is not Role.PREFILL]
+    return any(starting(e) for e in serving)
 
 
 def serving_candidates(
@@ -203,10 +219,32 @@ class RouterState:
         return "draining" if endpoint.draining else "routable"
 
     def ready(self) -> bool:
+        """Not shutting down, and some pool has an endpoint that can take a request now."""
         ejected = self.health.ejected
         return not self.shutting_down and any(
             serving_candidates(pool, ejected) for pool in self.table.pools
         )
+
+    def endpoint_failed(self, pool: str, endpoint: Endpoint, reason: str) -> bool:
+        """Record a failed request on ``endpoint``; on ejection count and log it with
+        ``reason``. Every path that sees an engine fail comes here. True when ejected."""
+        if not self.health.failure(endpoint.url, reason, self.clock()):
+            return False
+        self.metrics.child(self.metrics.ejections, pool, endpoint.instance, reason).inc()
+        self.update_endpoint_gauges()
+        log.warning(
+            "endpoint %s (%s) ejected: %s", endpoint.instance, endpoint.url, reason,
+            extra={"endpoint": endpoint.url, "pool": pool, "reason": reason},
+        )  # fmt: skip
+        return True
+
+    def probe_targets(self) -> dict[str, ProbeTarget]:
+        """What to send each endpoint's re-admission probe: its pool's model and task."""
+        return {
+            e.url: ProbeTarget(pool.model, pool.task)
+            for pool in self.table.pools
+            for e in pool.endpoints
+        }
 
     def strategy_name(self, pool: PoolSnapshot, override: str | None) -> str:
         """Header override > pool default > router default; a bad pool value falls back."""
@@ -284,7 +322,11 @@ def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None)
         table=PoolTable(),
         strategies=strategies,
         tracker=RequestTracker(clock),
-        health=HealthBook(settings.health.failure_threshold),
+        health=HealthBook(
+            settings.health.failure_threshold,
+            settings.health.probe_interval_s,
+            settings.health.probe_backoff_max_s,
+        ),
         metrics=RouterMetrics(),
         admission=ConcurrencyLimit(settings.limits.max_concurrent_requests),
     )

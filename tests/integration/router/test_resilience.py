@@ -54,8 +54,9 @@ async def test_5xx_and_connect_errors_retry_on_another_endpoint(engines, start_r
                 assert r.headers["X-Sagellm-Instance"] == "p-2"
         async with s.get(url + "/metrics") as r:
             text = await r.text()
-    assert 'sagellm_router_endpoint_ejections_total{endpoint="p-0",pool="p"} 1.0' in text
-    assert 'sagellm_router_endpoint_ejections_total{endpoint="p-1",pool="p"} 1.0' in text
+    ejections = "sagellm_router_endpoint_ejections_total"
+    assert f'{ejections}{{endpoint="p-0",pool="p",reason="status_500"}} 1.0' in text
+    assert f'{ejections}{{endpoint="p-1",pool="p",reason="connect_error"}} 1.0' in text
     assert len(bad.seen) == 2  # failure_threshold=2, then ejected and no longer tried
 
 
