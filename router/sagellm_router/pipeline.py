@@ -141,6 +141,10 @@ async def _dispatch(
     pool: PoolSnapshot,
     runtime: PoolRuntime,
 ) -> None:
+    # the snapshots taken on arrival may be stale after a wait in the queue (an endpoint that
+    # was starting may be ready now)
+    pools = tuple(state.table.get(p.name) or p for p in pools)
+    pool = state.table.get(pool.name) or pool
     if state.settings.pd.enabled and pool.task == "generate" and disaggregated(pool):
         await run_pd(state, upstream, ex, pool, runtime)
         return

@@ -97,7 +97,7 @@ async def test_mid_stream_death_ends_with_error_event(engines, start_router) -> 
         assert r.status == 200
         text = (await r.read()).decode()
     events = [e.removeprefix("data: ") for e in text.strip().split("\n\n")]
-    assert [json.loads(e)["choices"][0]["text"] for e in events[:2]] == ["e0-0", "e0-1"]
+    assert [json.loads(e)["choices"][0]["text"] for e in events[:2]] == [" e0-0", " e0-1"]
     error = json.loads(events[2])["error"]
     assert error["code"] == 502
     assert "failed mid-stream" in error["message"]
