@@ -32,7 +32,7 @@ def events_of(text: str) -> list[str]:
     return [e.removeprefix("data: ") for e in text.strip().split("\n\n")]
 
 
-async def test_first_byte_timeout_retries_on_another_engine_and_ejects(engines, start_router) -> None:  # type: ignore[no-untyped-def]
+async def test_first_byte_timeout_retries_elsewhere_and_ejects(engines, start_router) -> None:  # type: ignore[no-untyped-def]
     hung, good = await engines(2)
     hung.hang = True
     url = await start_router(fast([pool("p", "m", [hung.url, good.url])]))
@@ -77,7 +77,8 @@ async def test_stall_mid_stream_continues_on_another_engine(engines, start_route
             assert r.headers["X-Sagellm-Instance"] == "p-0"
             events = events_of(await r.text())
         text = await metrics(s, url)
-    assert events.count("[DONE]") == 1 and events[-1] == "[DONE]"
+    assert events.count("[DONE]") == 1
+    assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert not [c for c in chunks if "error" in c]
     texts = "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
@@ -85,11 +86,15 @@ async def test_stall_mid_stream_continues_on_another_engine(engines, start_route
     assert {c["id"] for c in chunks} == {"c"}
     # the continuation: prompt + text so far, max_tokens reduced by the 2 tokens produced
     cont = good.bodies[-1]
-    assert cont["prompt"] == "tell me e0-0 e0-1" and cont["max_tokens"] == 8
+    assert cont["prompt"] == "tell me e0-0 e0-1"
+    assert cont["max_tokens"] == 8
     # usage: the original prompt (2 words), completion tokens of both segments (2 + 6)
     assert chunks[-1]["usage"] == {"prompt_tokens": 2, "completion_tokens": 8, "total_tokens": 10}
     assert f'{EJECTIONS}{{endpoint="p-0",pool="p",reason="stall"}} 1.0' in text
-    assert 'sagellm_router_stream_failovers_total{outcome="continued",pool="p",reason="stall"} 1.0' in text
+    assert (
+        'sagellm_router_stream_failovers_total{outcome="continued",pool="p",reason="stall"} 1.0'
+        in text
+    )
 
 
 async def test_chat_failover_continues_the_assistant_turn(engines, start_router) -> None:  # type: ignore[no-untyped-def]
@@ -100,10 +105,12 @@ async def test_chat_failover_continues_the_assistant_turn(engines, start_router)
             "max_completion_tokens": 50}  # fmt: skip
     async with aiohttp.ClientSession() as s, s.post(url + "/v1/chat/completions", json=body) as r:
         events = events_of(await r.text())
-    assert events[-1] == "[DONE]" and not [e for e in events if '"error"' in e]
+    assert events[-1] == "[DONE]"
+    assert not [e for e in events if '"error"' in e]
     cont = good.bodies[-1]
     assert cont["messages"][-1] == {"role": "assistant", "content": " e0-0 e0-1 e0-2"}
-    assert cont["continue_final_message"] is True and cont["add_generation_prompt"] is False
+    assert cont["continue_final_message"] is True
+    assert cont["add_generation_prompt"] is False
     assert cont["max_completion_tokens"] == 47
     assert "usage" not in events[-2]  # the client did not ask for usage: none is added
 
@@ -117,7 +124,8 @@ async def test_shapes_that_cannot_continue_end_with_an_error_event(engines, star
         async with s.post(url + "/v1/completions", json=body) as r:
             events = events_of(await r.text())
         text = await metrics(s, url)
-    assert json.loads(events[-2])["error"]["code"] == 502 and events[-1] == "[DONE]"
+    assert json.loads(events[-2])["error"]["code"] == 502
+    assert events[-1] == "[DONE]"
     assert good.bodies == []
     assert 'outcome="refused",pool="p",reason="disconnected"} 1.0' in text
 
@@ -142,7 +150,7 @@ async def test_dead_pool_answers_503_at_once_and_ready_follows(engines, start_ro
     assert 'sagellm_router_admission_rejections_total{kind="no_endpoint",pool="p"} 3.0' in text
 
 
-async def test_pool_with_a_starting_endpoint_holds_requests(engines, start_router, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_pool_with_a_starting_endpoint_holds(engines, start_router, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import yaml
 
     (engine,) = await engines(1)
@@ -150,7 +158,9 @@ async def test_pool_with_a_starting_endpoint_holds_requests(engines, start_route
     doc["discovery"]["pools"][0]["scheduling"] = {"queueTimeoutMs": 30000}
     url = await start_router(doc)
     async with aiohttp.ClientSession() as s:
-        waiting = asyncio.create_task(s.post(url + "/v1/completions", json={"model": "m", "prompt": "x"}))
+        waiting = asyncio.create_task(
+            s.post(url + "/v1/completions", json={"model": "m", "prompt": "x"})
+        )
         await asyncio.sleep(0.3)
         assert not waiting.done()  # held: its endpoint is starting
         doc["discovery"]["pools"][0]["endpoints"][0]["ready"] = True

@@ -46,7 +46,9 @@ def test_refusal_names_shapes_that_cannot_continue(path: str, body: dict, why: s
 
 def test_transcript_collects_text_ids_and_flags_in_batches() -> None:
     t = fo.Transcript(chat=True)
-    t.feed(sse({**CHAT_ID, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}))
+    t.feed(
+        sse({**CHAT_ID, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    )
     t.feed(sse({**CHAT_ID, "choices": [{"index": 0, "delta": {"content": "Hel"}}]})[:20])
     assert t.text == ""  # nothing parsed before a fold
     t.feed(sse({**CHAT_ID, "choices": [{"index": 0, "delta": {"content": "Hel"}}]})[20:])
@@ -65,14 +67,17 @@ def test_continuation_of_chat_and_completions() -> None:
     assert body["messages"][-1] == {"role": "assistant", "content": "Hello wor"}
     assert (body["max_tokens"], body["min_tokens"]) == (6, 0)
     assert (body["continue_final_message"], body["add_generation_prompt"]) == (True, False)
-    assert "kv_transfer_params" not in body and body["stream_options"] == {"include_usage": True}
+    assert "kv_transfer_params" not in body
+    assert body["stream_options"] == {"include_usage": True}
     prefilled = {**chat, "messages": [*chat["messages"], {"role": "assistant", "content": "A:"}],
                  "continue_final_message": True}  # fmt: skip
     again = fo.continuation(CHAT, prefilled, " yes", 1)
-    assert again is not None and again["messages"][-1]["content"] == "A: yes"
+    assert again is not None
+    assert again["messages"][-1]["content"] == "A: yes"
     assert len(again["messages"]) == 2
     comp = fo.continuation(COMPLETIONS, {"prompt": ["Once"], "max_tokens": 5}, " upon", 1)
-    assert comp is not None and (comp["prompt"], comp["max_tokens"]) == ("Once upon", 4)
+    assert comp is not None
+    assert (comp["prompt"], comp["max_tokens"]) == ("Once upon", 4)
     assert fo.continuation(COMPLETIONS, {"prompt": "x", "max_tokens": 5}, "a b c d e", 5) is None
     assert fo.continuation(COMPLETIONS, {"prompt": "x"}, "a", 1) is not None  # no limit set
 
@@ -80,17 +85,21 @@ def test_continuation_of_chat_and_completions() -> None:
 def test_splicer_rewrites_ids_drops_role_usage_and_done() -> None:
     s = fo.Splicer(dict(CHAT_ID), chat=True)
     other = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 9, "model": "m"}
-    stream = sse(
-        {**other, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-        {**other, "choices": [{"index": 0, "delta": {"content": "ld"}}]},
-        {**other, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-        {**other, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}},
-    ) + b"data: [DONE]\n\n"
+    stream = (
+        sse(
+            {**other, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+            {**other, "choices": [{"index": 0, "delta": {"content": "ld"}}]},
+            {**other, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**other, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}},
+        )
+        + b"data: [DONE]\n\n"
+    )
     out = s.feed(stream[:50]) + s.feed(stream[50:])
     events = [json.loads(e[6:]) for e in out.strip().split(b"\n\n")]
     assert [e["choices"][0].get("delta") for e in events] == [{"content": "ld"}, {}]
     assert {(e["id"], e["created"]) for e in events} == {("chatcmpl-1", 5)}
-    assert s.done and s.usage == {"prompt_tokens": 9, "completion_tokens": 2}
+    assert s.done
+    assert s.usage == {"prompt_tokens": 9, "completion_tokens": 2}
     usage = fo.summed_usage(3, 4, s.usage)
     assert usage == {"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9}
 
@@ -114,9 +123,11 @@ def test_timeouts_eject_at_once_and_probes_back_off() -> None:
     assert not book.failure("u", "disconnected", now=0)
     assert book.failure("v", "stall", now=10)  # a timeout ejects at once
     assert book.ejected["v"].reason == "stall"
-    assert book.due(10.5) == [] and book.due(11) == ["v"]
+    assert book.due(10.5) == []
+    assert book.due(11) == ["v"]
     book.probe_failed("v", 11)
-    assert book.due(12.9) == [] and book.due(13) == ["v"]  # 2 s
+    assert book.due(12.9) == []
+    assert book.due(13) == ["v"]
     for now in (13, 17, 21):
         book.probe_failed("v", now)
     assert book.ejected["v"].next_probe == 26  # capped at 5 s
@@ -134,7 +145,8 @@ def test_probe_requests_are_real_requests() -> None:
     assert probe_passed(200, b'data: {"choices":[]}\n\ndata: [DONE]\n\n', "generate")
     assert not probe_passed(200, b'data: {"error":{}}\n\ndata: [DONE]\n\n', "generate")
     assert not probe_passed(200, b'data: {"choices":[]}\n\n', "generate")  # cut short
-    assert not probe_passed(503, b"", "embed") and probe_passed(200, b"{}", "embed")
+    assert not probe_passed(503, b"", "embed")
+    assert probe_passed(200, b"{}", "embed")
 
 
 def test_pools_hold_requests_only_while_an_endpoint_is_starting() -> None:
