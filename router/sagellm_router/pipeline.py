@@ -22,7 +22,7 @@ from sagellm_router.errors import ApiError
 from sagellm_router.pd.orchestrator import disaggregated, run_pd
 from sagellm_router.pool_runtime import PoolRuntime
 from sagellm_router.proxy import Exchange, forward
-from sagellm_router.state import RouterState, may_hold, serving_candidates
+from sagellm_router.state import RouterState, serving_candidates
 from sagellm_router.types import Endpoint, PoolSnapshot
 from sagellm_router.upstream import Upstream
 from sagellm_router.validation import ParsedRequest, task_of
@@ -80,16 +80,9 @@ def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnaps
 def _refuse_if_dead(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> None:
     """503 at once when no pool for the request can serve it now or soon: waiting in the
     queue until its timeout would only delay the same answer."""
-    ejected = state.health.ejected
-    if any(serving_candidates(p, ejected) or may_hold(p) for p in pools):
-        return
-    state.metrics.child(state.metrics.rejections, pools[0].name, "no_endpoint").inc()
-    names = ", ".join(p.name for p in pools)
-    raise ApiError(
-        503,
-        f"pool {names} has no ready endpoint and none starting; retry later",
-        retry_after=state.settings.health.probe_interval_s,
-    )
+    if all(state.dead(p) for p in pools):
+        state.metrics.child(state.metrics.rejections, pools[0].name, "no_endpoint").inc()
+        raise state.dead_pool_error(", ".join(p.name for p in pools))
 
 
 def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> RequestMetadata:

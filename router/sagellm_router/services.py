@@ -104,8 +104,10 @@ class CoreServices:
                 state.update_endpoint_gauges()
 
     async def _queue_loop(self) -> None:
-        """Re-run every pool's policy: capacity freed outside the router, adaptive switches."""
+        """Re-run every pool's policy (capacity freed outside the router, adaptive switches);
+        answer requests queued for a pool that died meanwhile."""
         while True:
+            self.state.reject_queued_of_dead_pools()
             for runtime in list(self.state.runtimes.values()):
                 runtime.queue.poke()
             await asyncio.sleep(self.state.settings.queue.tick_interval_s)

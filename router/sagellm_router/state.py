@@ -225,6 +225,26 @@ class RouterState:
             serving_candidates(pool, ejected) for pool in self.table.pools
         )
 
+    def dead(self, pool: PoolSnapshot) -> bool:
+        """No endpoint of ``pool`` can take a request now, and none is starting."""
+        return not serving_candidates(pool, self.health.ejected) and not may_hold(pool)
+
+    def dead_pool_error(self, names: str) -> ApiError:
+        return ApiError(
+            503,
+            f"pool {names} has no ready endpoint and none starting; retry later",
+            retry_after=self.settings.health.probe_interval_s,
+        )
+
+    def reject_queued_of_dead_pools(self) -> None:
+        """Answer requests waiting in the queue of a pool that died meanwhile (503 at once,
+        rather than at their queue timeout)."""
+        for name, runtime in self.runtimes.items():
+            pool = self.table.get(name)
+            if runtime.queue.queued and pool is not None and self.dead(pool):
+                err = self.dead_pool_error(name)
+                runtime.queue.reject_waiting(err.message, err.retry_after or 1.0, "no_endpoint")
+
     def endpoint_failed(self, pool: str, endpoint: Endpoint, reason: str) -> bool:
         """Record a failed request on ``endpoint``; on ejection count and log it with
         ``reason``. Every path that sees an engine fail comes here. True when ejected."""

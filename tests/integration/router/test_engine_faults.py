@@ -167,3 +167,32 @@ async def test_pool_with_a_starting_endpoint_holds(engines, start_router, tmp_pa
         (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))
         response = await waiting
         assert response.status == 200, await response.text()
+
+
+async def test_requests_queued_when_the_pool_dies_get_503_at_once(
+    engines, start_router, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    hold = asyncio.Event()
+    (engine,) = await engines(1, hold=hold)
+    doc = fast([pool("p", "m", [engine.url], max_concurrency=1)])
+    doc["discovery"]["pools"][0]["scheduling"] = {"queueTimeoutMs": 30000}
+    url = await start_router(doc)
+    body = {"model": "m", "prompt": "x"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        running = asyncio.create_task(s.post(url + "/v1/completions", json=body))
+        for _ in range(500):
+            if engine.seen:
+                break
+            await asyncio.sleep(0.01)
+        queued = asyncio.create_task(s.post(url + "/v1/completions", json=body))
+        await asyncio.sleep(0.3)
+        assert not queued.done()  # waiting for the only slot
+        doc["discovery"]["pools"][0]["endpoints"][0]["draining"] = True  # scaled away
+        (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))
+        response = await queued  # long before the 30 s queue timeout
+        assert response.status == 503
+        assert "none starting" in (await response.json())["error"]["message"]
+        hold.set()
+        assert (await running).status == 200  # the draining endpoint finishes its request
