@@ -3,8 +3,9 @@
 ``open_attempt`` sends a body to an endpoint and returns either a buffered answer or a live
 stream with its first chunk. Anything that fails before a byte reaches the client raises
 ``Retryable`` with a short reason: ``connect_error``, ``disconnected``, ``timeout``,
-``status_5xx``, or ``first_byte_timeout`` (a stream whose first event did not come within
-``timeouts.first_byte_s``).
+``status_5xx``, ``first_byte_timeout`` (a stream whose first event did not come within
+``timeouts.first_byte_s``) or ``ejected`` (the endpoint was ejected as hung while this request
+waited for its answer).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint, PoolSnapshot
 from sagellm_router.upstream import Upstream, UpstreamError, UpstreamResponse
 from sagellm_router.validation import ParsedRequest
+from sagellm_router.waits import Released
 
 #: Picks the (pool, endpoint) for the next attempt, skipping the URLs already tried.
 Chooser = Callable[[Collection[str]], "tuple[PoolSnapshot, Endpoint] | None"]
@@ -128,14 +130,18 @@ def count_retry(state: RouterState, pool: str, endpoint: Endpoint, reason: str) 
 async def open_attempt(
     state: RouterState, upstream: Upstream, ex: Exchange, endpoint: Endpoint, body: bytes
 ) -> Opened:
-    """POST ``body``; a stream must show its first event within ``timeouts.first_byte_s``."""
-    if not ex.parsed.stream:
-        return await _open(upstream, ex, endpoint, body)
+    """POST ``body``; a stream must show its first event within ``timeouts.first_byte_s``.
+    The wait ends early (``ejected``) when the endpoint is ejected as hung meanwhile."""
     try:
-        async with asyncio.timeout(state.settings.timeouts.first_byte_s):
-            return await _open(upstream, ex, endpoint, body)
+        with state.pending.waiting(endpoint.url):
+            if not ex.parsed.stream:
+                return await _open(upstream, ex, endpoint, body)
+            async with asyncio.timeout(state.settings.timeouts.first_byte_s):
+                return await _open(upstream, ex, endpoint, body)
     except TimeoutError as exc:
         raise Retryable("first_byte_timeout", 504) from exc
+    except Released as exc:
+        raise Retryable("ejected", 503) from exc
 
 
 async def _open(upstream: Upstream, ex: Exchange, endpoint: Endpoint, body: bytes) -> Opened:

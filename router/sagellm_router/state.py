@@ -25,7 +25,7 @@ from sagellm_router.admission import ConcurrencyLimit
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
-from sagellm_router.health import HealthBook, ProbeTarget
+from sagellm_router.health import IMMEDIATE, HealthBook, ProbeTarget
 from sagellm_router.metrics import RouterMetrics
 from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime, policy_settings
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
@@ -37,6 +37,7 @@ from sagellm_router.routing.registry import (
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import Clock, RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
+from sagellm_router.waits import PendingAnswers
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class RouterState:
     runtimes: dict[str, PoolRuntime] = field(default_factory=dict)
     policy_plugins: dict[str, Plugin] = field(default_factory=dict)
     shutting_down: bool = False
+    pending: PendingAnswers = field(default_factory=PendingAnswers)
     _warned: set[str] = field(default_factory=set)
     _ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
 
@@ -252,6 +254,8 @@ class RouterState:
             return False
         self.metrics.child(self.metrics.ejections, pool, endpoint.instance, reason).inc()
         self.update_endpoint_gauges()
+        if reason in IMMEDIATE:  # it hangs: whoever still waits on it goes elsewhere
+            self.pending.release(endpoint.url)
         log.warning(
             "endpoint %s (%s) ejected: %s", endpoint.instance, endpoint.url, reason,
             extra={"endpoint": endpoint.url, "pool": pool, "reason": reason},

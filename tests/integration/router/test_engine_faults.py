@@ -196,3 +196,29 @@ async def test_requests_queued_when_the_pool_dies_get_503_at_once(
         assert "none starting" in (await response.json())["error"]["message"]
         hold.set()
         assert (await running).status == 200  # the draining endpoint finishes its request
+
+
+async def test_ejecting_a_hung_engine_releases_requests_waiting_on_it(
+    engines, start_router
+) -> None:  # type: ignore[no-untyped-def]
+    hung, good = await engines(2)
+    hung.hang = True
+    doc = fast([pool("p", "m", [hung.url, good.url])])
+    doc["timeouts"]["read_idle_s"] = 30  # a non-streaming answer may take this long
+    url = await start_router(doc)
+    plain, stream = {"model": "m", "prompt": "x"}, {"model": "m", "prompt": "x", "stream": True}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        waiting = asyncio.create_task(s.post(url + "/v1/completions", json=plain))  # to p-0
+        for _ in range(500):
+            if hung.seen:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(2):  # round robin: p-1, then p-0 (first-byte timeout: ejected as hung)
+            async with s.post(url + "/v1/completions", json=stream) as r:
+                assert r.status == 200
+                await r.read()
+        response = await waiting  # released by the ejection, retried on p-1
+        assert response.status == 200
+        assert response.headers["X-Sagellm-Instance"] == "p-1"
+        text = await metrics(s, url)
+    assert 'sagellm_router_retries_total{endpoint="p-0",pool="p",reason="ejected"} 1.0' in text
