@@ -228,8 +228,13 @@ class RouterState:
         )
 
     def dead(self, pool: PoolSnapshot) -> bool:
-        """No endpoint of ``pool`` can take a request now, and none is starting."""
-        return not serving_candidates(pool, self.health.ejected) and not may_hold(pool)
+        """No endpoint of ``pool`` can take a request now, and none is starting (checked for
+        every request: stops at the first endpoint that is either)."""
+        ejected = self.health.ejected
+        return not any(
+            e.role is not Role.PREFILL and (routable(e, ejected) or starting(e))
+            for e in pool.endpoints
+        )
 
     def dead_pool_error(self, names: str) -> ApiError:
         return ApiError(
