@@ -231,10 +231,9 @@ class RouterState:
         """No endpoint of ``pool`` can take a request now, and none is starting (checked for
         every request: stops at the first endpoint that is either)."""
         ejected = self.health.ejected
-        return not any(
-            e.role is not Role.PREFILL and (routable(e, ejected) or starting(e))
-            for e in pool.endpoints
-        )
+        if any(e.role is not Role.PREFILL and routable(e, ejected) for e in pool.endpoints):
+            return False
+        return not may_hold(pool)
 
     def dead_pool_error(self, names: str) -> ApiError:
         return ApiError(
