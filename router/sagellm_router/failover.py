@@ -27,6 +27,18 @@ _TOOLS = ("tools", "tool_choice", "functions", "function_call")
 _GUIDED = ("guided_json", "guided_regex", "guided_choice", "guided_grammar", "structured_outputs")
 
 
+def event_end(data: bytes | bytearray) -> int:
+    """Where the last complete SSE event of ``data`` ends (0: none). An event ends with a blank
+    line: LF LF as vLLM writes it, or CR LF CR LF."""
+    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+def events(data: bytes) -> list[bytes]:
+    """The complete events of ``data`` (ending at ``event_end``), stripped."""
+    return [e.strip() for e in data.replace(b"\r\n", b"\n").split(b"\n\n") if e.strip()]
+
+
 def refusal(path: str, body: dict[str, Any]) -> str | None:
     """Why a stream of this request cannot be continued on another engine (None: it can)."""
     if path not in (CHAT, COMPLETIONS):
@@ -88,12 +100,11 @@ class Transcript:
 
     def fold(self) -> None:
         """Parse every complete event received so far."""
-        cut = self._raw.rfind(b"\n\n")
-        if cut < 0:
+        cut = event_end(self._raw)
+        if not cut:
             return
-        complete, self._raw = bytes(self._raw[:cut]), self._raw[cut + 2 :]
-        for event in complete.split(b"\n\n"):
-            event = event.strip()
+        complete, self._raw = bytes(self._raw[:cut]), self._raw[cut:]
+        for event in events(complete):
             if event.startswith(b"data:") and event[5:].strip() != b"[DONE]":
                 self._event(event[5:].strip())
 
@@ -221,12 +232,9 @@ class Splicer:
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk
-        cut = data.rfind(b"\n\n")
-        if cut < 0:
-            self._pending = data
-            return b""
-        self._pending = data[cut + 2 :]
-        return b"".join(self._rewrite(e.strip()) for e in data[:cut].split(b"\n\n"))
+        cut = event_end(data)
+        self._pending = data[cut:]
+        return b"".join(self._rewrite(e) for e in events(data[:cut])) if cut else b""
 
     def _rewrite(self, event: bytes) -> bytes:
         if not event.startswith(b"data:"):

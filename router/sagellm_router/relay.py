@@ -254,8 +254,7 @@ class StreamRelay:
 
 def _whole_events(data: bytes) -> tuple[bytes, bytes]:
     """``data`` split into complete SSE events and the incomplete rest."""
-    cut = data.rfind(b"\n\n")
-    if cut < 0:
-        return b"", data
-    cut += 2
-    return (data, b"") if cut == len(data) else (data[:cut], data[cut:])
+    if data.endswith(b"\n\n"):
+        return data, b""
+    cut = fo.event_end(data)
+    return data[:cut], data[cut:]

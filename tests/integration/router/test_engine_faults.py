@@ -17,9 +17,9 @@ EJECTIONS = "sagellm_router_endpoint_ejections_total"
 
 def fast(pools: list[dict[str, Any]], **sections: Any) -> dict[str, Any]:
     """Router settings with short fault timers (the defaults are tens of seconds)."""
-    doc = router_yaml(pools, timeouts={"first_byte_s": 0.5, "stall_s": 0.5}, **sections)
+    doc = router_yaml(pools, timeouts={"first_byte_s": 2, "stall_s": 2}, **sections)
     doc["health"] = {"failure_threshold": 2, "probe_interval_s": 0.05, "probe_backoff_max_s": 0.2,
-                     "probe_timeout_s": 0.3, **sections.get("health", {})}  # fmt: skip
+                     "probe_timeout_s": 1, **sections.get("health", {})}  # fmt: skip
     return doc
 
 

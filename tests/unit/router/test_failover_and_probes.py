@@ -158,3 +158,14 @@ def test_pools_hold_requests_only_while_an_endpoint_is_starting() -> None:
     assert not may_hold(pool(Endpoint("a", "a")))  # ready (maybe ejected): not starting
     assert not may_hold(pool())  # no endpoint at all
     assert not may_hold(pool(Endpoint("a", "a", Role.PREFILL, ready=False)))
+
+
+def test_event_boundaries_lf_and_crlf() -> None:
+    assert fo.event_end(b"data: 1\n\ndata: 2") == 9
+    assert fo.event_end(b"data: 1\r\n\r\ndata: 2") == 11
+    assert fo.event_end(b"data: 1") == 0
+    assert fo.event_end(b"") == 0
+    s = fo.Splicer({"id": "a"}, chat=False)
+    out = s.feed(b'data: {"id":"b","choices":[{"index":0,"text":"x"}]}\r\n\r\ndata: [DONE]\r\n\r\n')
+    assert json.loads(out[6:])["id"] == "a"
+    assert s.done
