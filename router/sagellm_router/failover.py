@@ -73,8 +73,10 @@ def refusal(path: str, body: dict[str, Any]) -> str | None:
 
 
 def wants_usage(body: dict[str, Any]) -> bool:
+    """Whether the stream ends with a usage chunk: as in vLLM, ``include_usage`` defaults to
+    true once a ``stream_options`` object is present."""
     options = body.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
+    return isinstance(options, dict) and options.get("include_usage", True) is not False
 
 
 @dataclass

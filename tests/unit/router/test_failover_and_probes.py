@@ -169,3 +169,10 @@ def test_event_boundaries_lf_and_crlf() -> None:
     out = s.feed(b'data: {"id":"b","choices":[{"index":0,"text":"x"}]}\r\n\r\ndata: [DONE]\r\n\r\n')
     assert json.loads(out[6:])["id"] == "a"
     assert s.done
+
+
+def test_usage_is_wanted_as_vllm_decides() -> None:
+    assert not fo.wants_usage({})
+    assert fo.wants_usage({"stream_options": {}})  # vLLM: include_usage defaults to true here
+    assert fo.wants_usage({"stream_options": {"include_usage": True}})
+    assert not fo.wants_usage({"stream_options": {"include_usage": False}})
