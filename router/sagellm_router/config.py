@@ -191,27 +191,41 @@ class AdminSettings(_Model):
 
 
 class RetrySettings(_Model):
-    """Retries on another endpoint for connect errors and 5xx before the first byte."""
+    """Retries on another endpoint for connect errors, 5xx and first-byte timeouts."""
 
     max_attempts: int = Field(3, ge=1)
     backoff_initial_s: float = Field(0.02, ge=0)
     backoff_max_s: float = Field(0.5, ge=0)
+    max_failovers: int = Field(
+        2, ge=0, description="mid-stream failovers per stream (pools with midStreamFailover)"
+    )
 
 
 class TimeoutSettings(_Model):
-    """Upstream timeouts per request."""
+    """Upstream timeouts per request (see docs/router.md, "Hung and dead engines")."""
 
     connect_s: float = Field(3.0, gt=0)
-    read_idle_s: float = Field(300.0, gt=0, description="max silence between upstream bytes")
+    first_byte_s: float = Field(
+        30.0, gt=0, description="streams: request sent -> first event; then retried elsewhere"
+    )
+    stall_s: float = Field(
+        20.0, gt=0, description="streams: max silence between events; then failover"
+    )
+    read_idle_s: float = Field(
+        300.0, gt=0, description="non-streaming: max wait for the answer (it comes whole)"
+    )
     total_s: float = Field(900.0, gt=0)
 
 
 class HealthSettings(_Model):
-    """Passive health: eject after consecutive failures, re-admit after a good /health probe."""
+    """Passive health: eject after consecutive failures (at once for a timeout); re-admit only
+    after a completion probe (an embeddings probe for embed pools) succeeds, probing with
+    exponential backoff from ``probe_interval_s`` up to ``probe_backoff_max_s``."""
 
     failure_threshold: int = Field(3, ge=1)
-    probe_interval_s: float = Field(2.0, gt=0)
-    probe_timeout_s: float = Field(1.0, gt=0)
+    probe_interval_s: float = Field(1.0, gt=0)
+    probe_backoff_max_s: float = Field(30.0, gt=0)
+    probe_timeout_s: float = Field(5.0, gt=0)
 
 
 class ScrapeSettings(_Model):

@@ -77,6 +77,14 @@ def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnaps
     return pools[0]
 
 
+def _refuse_if_dead(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> None:
+    """503 at once when no pool for the request can serve it now or soon: waiting in the
+    queue until its timeout would only delay the same answer."""
+    if all(state.dead(p) for p in pools):
+        state.metrics.child(state.metrics.rejections, pools[0].name, "no_endpoint").inc()
+        raise state.dead_pool_error(", ".join(p.name for p in pools))
+
+
 def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> RequestMetadata:
     headers = {**job.headers, H_REQUEST_ID: rid}
     return metadata_from_request(headers, job.parsed.body, runtime.spec, now=state.clock())
@@ -89,9 +97,10 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
     rid = safe_request_id(job.headers.get(H_REQUEST_ID), state.new_request_id)
     ex = Exchange(down, parsed, job.raw, rid, job.headers.get("x-routing-strategy"), state.clock())
     pool = _home_pool(state, pools)
-    ex.pool = pool.name
+    ex.pool, ex.failover = pool.name, pool.scheduling.mid_stream_failover
     runtime = state.runtime(pool)
     try:
+        _refuse_if_dead(state, pools)
         state.strategy_name(pool, ex.override)  # 400 on an unknown override, before queueing
         meta = _metadata(state, job, runtime, rid)
         async with (
@@ -125,6 +134,10 @@ async def _dispatch(
     pool: PoolSnapshot,
     runtime: PoolRuntime,
 ) -> None:
+    # the snapshots taken on arrival may be stale after a wait in the queue (an endpoint that
+    # was starting may be ready now)
+    pools = tuple(state.table.get(p.name) or p for p in pools)
+    pool = state.table.get(pool.name) or pool
     if state.settings.pd.enabled and pool.task == "generate" and disaggregated(pool):
         await run_pd(state, upstream, ex, pool, runtime)
         return

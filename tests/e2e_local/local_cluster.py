@@ -151,8 +151,11 @@ async def wait_http_ok(url: str, log: Path, timeout_s: float = 30) -> None:
 
 
 @contextlib.asynccontextmanager
-async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncIterator[LocalCluster]:
-    """Emulated API + CRDs, fake kubelet (simulate mode), operator and router processes."""
+async def local_cluster(
+    workdir: Path, namespace: str = "default", router: Obj | None = None
+) -> AsyncIterator[LocalCluster]:
+    """Emulated API + CRDs, fake kubelet (simulate mode), operator and router processes;
+    ``router`` adds to (or replaces) sections of the router's settings."""
     async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
         for path in sorted((ROOT / "crds").glob("*.yaml")):
             crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -163,7 +166,10 @@ async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncItera
         config_path.write_text(yaml.safe_dump(kubeconfig(str(emu.url).rstrip("/"), namespace)))
         port, liveness = free_port(), free_port()
         router_path = workdir / "router.yaml"
-        router_path.write_text(yaml.safe_dump(router_config(port, namespace, config_path)))
+        settings = router_config(port, namespace, config_path)
+        for section, values in (router or {}).items():
+            settings[section] = {**settings.get(section, {}), **values}
+        router_path.write_text(yaml.safe_dump(settings))
         operator_argv = [SAGELLM, "operator", "--api-server", str(emu.url), "--namespace",
                          namespace, "--metrics-port", "0", "--liveness-port", str(liveness),
                          "--resync-seconds", "1", "--drain-timeout", "30",

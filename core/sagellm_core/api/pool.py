@@ -264,6 +264,12 @@ class SchedulingSpec(ApiModel):
         default=30000, ge=1, description="Requests queued longer get 503 with Retry-After."
     )
     rate_limits: RateLimits | None = None
+    mid_stream_failover: bool = Field(
+        default=True,
+        description="Continue a stream on another engine when its engine dies or stalls "
+        "mid-stream (prompt + text so far, max_tokens reduced). Off: the stream ends with an "
+        "error event.",
+    )
 
 
 class ScaleBounds(ApiModel):

@@ -87,5 +87,6 @@ async def test_dead_embed_endpoint_is_retried_elsewhere(sim: Starter, router: St
     async with aiohttp.ClientSession() as s, s.get(f"{base}/metrics") as r:
         metrics = await r.text()
     assert (
-        'sagellm_router_endpoint_ejections_total{endpoint="emb-0",pool="emb-pool"} 1.0' in metrics
+        'sagellm_router_endpoint_ejections_total{endpoint="emb-0",pool="emb-pool",'
+        'reason="connect_error"} 1.0' in metrics
     )
