@@ -14,7 +14,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "router"))
 from router_procs import Proc, free_port, spawn_router, start_sims, wait_http
 
-from sagellm_router import (
+from control_plane import (
     ClientError,
     ControlPlaneManager,
     ExecutionInstance,

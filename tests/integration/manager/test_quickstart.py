@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from router_procs import Proc, start_sims
 
-from sagellm_router import (
+from control_plane import (
     ControlPlaneManager,
     DecodingConfig,
     ExecutionInstance,

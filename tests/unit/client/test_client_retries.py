@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from sagellm_router.client import ClientError, UnifiedInferenceClient
-from sagellm_router.client.backends import Answer, ConnectFailed, sse_payloads
+from control_plane.client import ClientError, UnifiedInferenceClient
+from control_plane.client.backends import Answer, ConnectFailed, sse_payloads
 
 OK = Answer(200, {"x-request-id": "r1", "x-sagellm-instance": "i0"}, orjson.dumps(
     {"model": "m", "choices": [{"text": "hi", "finish_reason": "stop"}],

@@ -6,9 +6,9 @@ import inspect
 import logging
 from typing import Any
 
+from control_plane.types import ExecutionInstance
 from sagellm_router.inprocess.adapter import LocalEngine
 from sagellm_router.inprocess.engine import load_vllm_engine
-from sagellm_router.manager.types import ExecutionInstance
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,8 @@ def make_local(instance: ExecutionInstance) -> tuple[LocalEngine, bool]:
         engine = load_vllm_engine(instance.model_path, instance.engine_args)
     factory = instance.sampling_params_factory
     extra: dict[str, Any] = {"make_sampling_params": factory} if factory else {}
-    return LocalEngine(instance.instance_id, engine, instance.model_name, **extra), owned
+    model = instance.model_name or instance.instance_id
+    return LocalEngine(instance.instance_id, engine, model, **extra), owned
 
 
 async def shutdown(local: LocalEngine) -> None:

@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sagellm_router.client.backends import (
+from control_plane.client.backends import (
     Answer,
     Backend,
     ConnectFailed,
     HttpBackend,
     ManagerBackend,
 )
-from sagellm_router.client.types import Chunk as Chunk
-from sagellm_router.client.types import ClientError, Completion, Embeddings, Usage
+from control_plane.client.types import Chunk as Chunk
+from control_plane.client.types import ClientError, Completion, Embeddings, Usage
 
 if TYPE_CHECKING:
-    from sagellm_router.manager import ControlPlaneManager
+    from control_plane.manager import ControlPlaneManager
 
 CHAT, COMPLETIONS, EMBEDDINGS = "/v1/chat/completions", "/v1/completions", "/v1/embeddings"
 RETRY_STATUSES = frozenset({429, 503})

@@ -16,7 +16,7 @@ import orjson
 from sagellm_router.errors import ApiError
 
 if TYPE_CHECKING:
-    from sagellm_router.manager import ControlPlaneManager
+    from control_plane.manager import ControlPlaneManager
 
 
 @dataclass

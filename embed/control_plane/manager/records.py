@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagellm_router.manager.types import PerformanceMetrics, RequestStatus
+import orjson
+
+from control_plane.types import PerformanceMetrics, RequestStatus
 
 
 @dataclass
@@ -23,6 +25,24 @@ class Record:
     error: str | None = None
     output: dict[str, Any] = field(default_factory=dict)
     completion_tokens: int = 0
+
+    def finish(self, status: int, body: bytes) -> None:
+        """Record the answer: COMPLETED on 200, else FAILED with the server's message."""
+        self.http_status = status
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = {"raw": body.decode("utf-8", "replace")}
+        self.output = payload if isinstance(payload, dict) else {"raw": payload}
+        if status == 200:
+            self.status = RequestStatus.COMPLETED
+            usage = self.output.get("usage") or {}
+            self.completion_tokens = int(usage.get("completion_tokens") or 0)
+            return
+        self.status = RequestStatus.FAILED
+        error = self.output.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        self.error = f"HTTP {status}: {message or 'upstream error'}"
 
     @property
     def latency_ms(self) -> float | None:
