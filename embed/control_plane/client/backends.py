@@ -30,6 +30,8 @@ class Answer:
 class Backend(Protocol):
     async def send(self, path: str, body: Mapping[str, Any], stream: bool) -> Answer: ...
 
+    async def models(self) -> list[str]: ...
+
     async def close(self) -> None: ...
 
 
@@ -55,14 +57,28 @@ async def sse_payloads(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 class HttpBackend:
     def __init__(self, base_url: str, api_key: str | None, timeout: float) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._session = aiohttp.ClientSession(
-            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None  # made on the loop that uses it
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self._session
+
+    async def models(self) -> list[str]:
+        """The ids ``GET /v1/models`` lists."""
+        try:
+            async with self.session.get(self.base_url + "/v1/models") as resp:
+                data = await resp.json(content_type=None) if resp.status == 200 else {}
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise ConnectFailed(f"{self.base_url}: {exc or type(exc).__name__}") from exc
+        return sorted(str(m.get("id")) for m in (data or {}).get("data") or [])
 
     async def send(self, path: str, body: Mapping[str, Any], stream: bool) -> Answer:
         try:
-            resp = await self._session.post(
+            resp = await self.session.post(
                 self.base_url + path, data=orjson.dumps(body),
                 headers={"Content-Type": "application/json"},
             )  # fmt: skip
@@ -84,7 +100,8 @@ class HttpBackend:
             resp.close()
 
     async def close(self) -> None:
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
 
 
 class _QueueDown:
@@ -109,6 +126,9 @@ class _QueueDown:
 class ManagerBackend:
     def __init__(self, manager: ControlPlaneManager) -> None:
         self.manager = manager
+
+    async def models(self) -> list[str]:
+        return sorted({i.model_name for i in self.manager.get_instances() if i.model_name})
 
     async def send(self, path: str, body: Mapping[str, Any], stream: bool) -> Answer:
         down = _QueueDown()

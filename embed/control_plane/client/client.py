@@ -1,7 +1,8 @@
-"""``UnifiedInferenceClient``: one async API over a router URL or an embedded manager.
+"""``UnifiedInferenceClient``: one API, sync or async, over a router URL or an embedded manager.
 
 ``create(base_url=...)`` talks HTTP to a router (or any OpenAI-compatible server);
-``create(manager=...)`` sends the same requests through an embedded ``ControlPlaneManager``.
+``create(manager=...)`` sends the same requests through an embedded ``ControlPlaneManager``;
+``create()`` reads ``$SAGELLM_BASE_URL``, else uses ``http://localhost:8080``.
 Connect failures, 429 and 503 are retried ``retries`` times with exponential backoff (a
 ``Retry-After`` header is honoured, up to ``max_backoff_s``); a stream is only retried before
 its first chunk. Every other failure raises ``ClientError`` with the status and the server's
@@ -12,8 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -24,6 +34,7 @@ from control_plane.client.backends import (
     HttpBackend,
     ManagerBackend,
 )
+from control_plane.client.runner import LoopThread, in_event_loop
 from control_plane.client.types import Chunk as Chunk
 from control_plane.client.types import ClientError, Completion, Embeddings, Usage
 
@@ -33,14 +44,32 @@ if TYPE_CHECKING:
 CHAT, COMPLETIONS, EMBEDDINGS = "/v1/chat/completions", "/v1/completions", "/v1/embeddings"
 RETRY_STATUSES = frozenset({429, 503})
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+
+BASE_URL_ENV, MODEL_ENV, EMBEDDING_MODEL_ENV = (
+    "SAGELLM_BASE_URL", "SAGELLM_MODEL", "SAGELLM_EMBEDDING_MODEL",
+)  # fmt: skip
+#: Where ``create()`` without arguments looks: ``$SAGELLM_BASE_URL``, else ``sagellm up``'s router.
+DEFAULT_BASE_URL = "http://localhost:8080"
 
 
 class UnifiedInferenceClient:
+    """Chat, completions, embeddings and streams, sync or async.
+
+    Called from async code, every method returns an awaitable (``await client.chat(...)``,
+    ``async for chunk in client.stream_chat(...)``); called from plain code, it blocks and
+    returns the result (``client.chat(...)``, ``for chunk in client.stream_chat(...)``) on
+    the client's own event-loop thread. A client keeps the mode of its first call.
+    A manager-backed client is async only (the manager lives on your loop).
+    """
+
     def __init__(
         self,
         backend: Backend,
         *,
         model: str | None = None,
+        embedding_model: str | None = None,
         retries: int = 2,
         backoff_s: float = 0.1,
         max_backoff_s: float = 10.0,
@@ -48,9 +77,11 @@ class UnifiedInferenceClient:
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
-        self.backend, self.model = backend, model
+        self.backend, self.model, self.embedding_model = backend, model, embedding_model
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self._sleep = sleep
+        self._sync: LoopThread | None = None
+        self._mode: str | None = None
 
     @classmethod
     def create(
@@ -62,45 +93,134 @@ class UnifiedInferenceClient:
         retries: int = 2,
         timeout: float = 300.0,
         model: str | None = None,
+        embedding_model: str | None = None,
         backoff_s: float = 0.1,
     ) -> UnifiedInferenceClient:
         """A client for a router at ``base_url`` (``http://host:port`` or ``.../v1``) or for an
-        embedded ``manager`` (already started); exactly one of the two."""
-        if (base_url is None) == (manager is None):
-            raise ValueError("give exactly one of base_url=... or manager=...")
-        backend: Backend = (
-            HttpBackend(base_url, api_key, timeout) if base_url else ManagerBackend(manager)  # type: ignore[arg-type]
-        )
-        return cls(backend, model=model, retries=retries, backoff_s=backoff_s)
+        embedded, started ``manager`` — not both. With neither: ``$SAGELLM_BASE_URL``, else
+        ``http://localhost:8080``. ``model``/``embedding_model`` default to
+        ``$SAGELLM_MODEL``/``$SAGELLM_EMBEDDING_MODEL``, else the server's only model."""
+        if base_url is not None and manager is not None:
+            raise ValueError("give base_url=... or manager=..., not both")
+        backend: Backend
+        if manager is not None:
+            backend = ManagerBackend(manager)
+        else:
+            url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+            backend = HttpBackend(url, api_key, timeout)
+        return cls(
+            backend, retries=retries, backoff_s=backoff_s,
+            model=model or os.environ.get(MODEL_ENV) or None,
+            embedding_model=embedding_model or os.environ.get(EMBEDDING_MODEL_ENV) or None,
+        )  # fmt: skip
 
-    async def close(self) -> None:
-        await self.backend.close()
+    # -- sync or async -----------------------------------------------------------------------
+    def _call(self, coro: Coroutine[Any, Any, T]) -> Any:
+        """``coro`` itself inside an event loop, else its result (run on the client's loop)."""
+        if self._enter("async" if in_event_loop() else "sync", coro) == "async":
+            return coro
+        assert self._sync is not None
+        return self._sync.run(coro)
+
+    def _enter(self, mode: str, coro: Coroutine[Any, Any, Any] | None = None) -> str:
+        if self._mode is None:
+            if mode == "sync" and isinstance(self.backend, ManagerBackend):
+                if coro is not None:
+                    coro.close()
+                raise RuntimeError(
+                    "a manager-backed client is async: call it as `await client.chat(...)` "
+                    "inside the manager's event loop"
+                )
+            self._mode = mode
+            if mode == "sync":
+                self._sync = LoopThread()
+        if mode != self._mode:
+            if coro is not None:
+                coro.close()
+            raise RuntimeError(
+                f"this client was first used {self._mode}hronously; create another client "
+                f"for {mode}hronous use"
+            )
+        return mode
+
+    def close(self) -> Any:
+        if self._mode == "sync":
+            assert self._sync is not None
+            self._sync.run(self.backend.close())
+            self._sync.stop()
+            self._sync, self._mode = None, None
+            return None
+        return self.backend.close()
 
     async def __aenter__(self) -> UnifiedInferenceClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        await self.backend.close()
+
+    def __enter__(self) -> UnifiedInferenceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- calls -------------------------------------------------------------------------------
-    async def chat(
+    def chat(
         self, messages: Sequence[Mapping[str, Any]], model: str | None = None, **params: Any
-    ) -> Completion:
-        body = self._body(model, params, messages=list(messages))
-        answer = await self._send(CHAT, body, stream=False)
-        return _completion(answer, chat=True)
+    ) -> Any:
+        """A ``Completion`` for ``messages`` (awaitable inside an event loop)."""
+        return self._call(self._chat(messages, model, params))
 
-    async def complete(
+    def complete(self, prompt: str | Sequence[int], model: str | None = None, **params: Any) -> Any:
+        """A ``Completion`` continuing ``prompt`` (awaitable inside an event loop)."""
+        return self._call(self._complete(prompt, model, params))
+
+    def embed(self, texts: str | Sequence[str], model: str | None = None, **params: Any) -> Any:
+        """``Embeddings`` of ``texts`` (awaitable inside an event loop)."""
+        return self._call(self._embed(texts, model, params))
+
+    def models(self) -> Any:
+        """The model ids the server lists (awaitable inside an event loop)."""
+        return self._call(self.backend.models())
+
+    def stream_chat(
+        self, messages: Sequence[Mapping[str, Any]], model: str | None = None, **params: Any
+    ) -> Any:
+        """``Chunk``s of a chat answer: an async iterator in async code, else an iterator."""
+        return self._iterate(self._stream_of(CHAT, model, params, messages=list(messages)))
+
+    def stream_complete(
         self, prompt: str | Sequence[int], model: str | None = None, **params: Any
+    ) -> Any:
+        """``Chunk``s of a completion: an async iterator in async code, else an iterator."""
+        return self._iterate(self._stream_of(COMPLETIONS, model, params, prompt=prompt))
+
+    def _iterate(self, chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk] | Iterator[Chunk]:
+        if self._enter("async" if in_event_loop() else "sync") == "async":
+            return chunks
+        assert self._sync is not None
+        return self._sync.iterate(chunks)
+
+    async def _chat(
+        self, messages: Sequence[Mapping[str, Any]], model: str | None, params: Mapping[str, Any]
     ) -> Completion:
-        body = self._body(model, params, prompt=prompt)
+        body = self._body(await self._model(model, CHAT), params, messages=list(messages))
+        return _completion(await self._send(CHAT, body, stream=False), chat=True)
+
+    async def _complete(
+        self, prompt: str | Sequence[int], model: str | None, params: Mapping[str, Any]
+    ) -> Completion:
+        chosen = await self._model(model, COMPLETIONS)
+        body = self._body(chosen, params, prompt=prompt)
         return _completion(await self._send(COMPLETIONS, body, stream=False), chat=False)
 
-    async def embed(
-        self, texts: str | Sequence[str], model: str | None = None, **params: Any
+    async def _embed(
+        self, texts: str | Sequence[str], model: str | None, params: Mapping[str, Any]
     ) -> Embeddings:
         inputs = texts if isinstance(texts, str) else list(texts)
-        answer = await self._send(EMBEDDINGS, self._body(model, params, input=inputs), False)
+        chosen = await self._model(model, EMBEDDINGS)
+        answer = await self._send(EMBEDDINGS, self._body(chosen, params, input=inputs),
+                                  False)  # fmt: skip
         data = _json(answer)
         rows = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
         return Embeddings(
@@ -110,23 +230,31 @@ class UnifiedInferenceClient:
             instance=answer.headers.get("x-sagellm-instance"),
         )  # fmt: skip
 
-    def stream_chat(
-        self, messages: Sequence[Mapping[str, Any]], model: str | None = None, **params: Any
+    async def _stream_of(
+        self, path: str, model: str | None, params: Mapping[str, Any], **fields: Any
     ) -> AsyncIterator[Chunk]:
-        body = self._body(model, params, messages=list(messages))
-        return self._stream(CHAT, body, chat=True)
+        body = self._body(await self._model(model, path), params, **fields)
+        async for chunk in self._stream(path, body, chat=path == CHAT):
+            yield chunk
 
-    def stream_complete(
-        self, prompt: str | Sequence[int], model: str | None = None, **params: Any
-    ) -> AsyncIterator[Chunk]:
-        return self._stream(COMPLETIONS, self._body(model, params, prompt=prompt), chat=False)
+    async def _model(self, given: str | None, path: str) -> str:
+        """``given``, else the client's default for the route, else the server's only model."""
+        chosen = given or (self.embedding_model if path == EMBEDDINGS else self.model)
+        if chosen:
+            return chosen
+        served = await self.backend.models()
+        if len(served) == 1:
+            return served[0]
+        env = EMBEDDING_MODEL_ENV if path == EMBEDDINGS else MODEL_ENV
+        raise ClientError(
+            0, f"no model given and the server lists {served or 'none'}: pass model=..., "
+            f"create the client with model=... or set ${env}",
+        )  # fmt: skip
 
     # -- plumbing ----------------------------------------------------------------------------
-    def _body(self, model: str | None, params: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
-        chosen = model or self.model
-        if not chosen:
-            raise ValueError("no model: pass model=... or create the client with model=...")
-        return {"model": chosen, **fields, **params}
+    @staticmethod
+    def _body(model: str, params: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+        return {"model": model, **fields, **params}
 
     async def _stream(self, path: str, body: dict[str, Any], chat: bool) -> AsyncIterator[Chunk]:
         body = {**body, "stream": True}
