@@ -242,7 +242,10 @@ class UnifiedInferenceClient:
         chosen = given or (self.embedding_model if path == EMBEDDINGS else self.model)
         if chosen:
             return chosen
-        served = await self.backend.models()
+        try:
+            served = await self.backend.models()
+        except ConnectFailed as exc:
+            raise ClientError(0, f"cannot reach the server: {exc}") from exc
         if len(served) == 1:
             return served[0]
         env = EMBEDDING_MODEL_ENV if path == EMBEDDINGS else MODEL_ENV

@@ -313,8 +313,11 @@ class ControlPlaneManager:
             instance.is_healthy = healthy(self.state, instance)
         return list(self._instances.values())
 
-    def get_instance_metrics(self, instance_id: str) -> InstanceMetrics | None:
+    def get_instance_metrics(self, instance_id: str) -> InstanceMetrics:
+        """Live numbers of one instance (``metrics.active_requests`` or
+        ``metrics["active_requests"]``); ``KeyError`` naming the registered ids if unknown."""
         instance = self._instances.get(instance_id)
         if instance is None:
-            return None
+            known = ", ".join(sorted(self._instances)) or "none"
+            raise KeyError(f"no instance {instance_id!r} is registered; registered: {known}")
         return instance_metrics(self.state, instance, self._records.values())
