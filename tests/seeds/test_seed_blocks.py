@@ -32,7 +32,7 @@ class Expect:
     why: str = ""
 
 
-def _metrics_lines(prefix: str = "") -> tuple[str, ...]:
+def _metrics_lines() -> tuple[str, ...]:
     return (
         r"^Total requests: \d+$", r"^Completed: \d+$", r"^Failed: \d+$", r"^Active: \d+$",
         r"^Queued: \d+$", r"^Avg latency: [\d.]+ms$", r"^P95 latency: [\d.]+ms$",
@@ -94,8 +94,8 @@ EXPECT: dict[str, Expect] = {
                       why="an API listing with placeholders (instance, instance_id, ...)"),
     "s001_24": PARALLELISM_NOT_IMPORTED,
     "s003_01": Expect(), "s003_02": PD_REGISTER, "s003_03": Expect(), "s003_04": Expect(),
-    "s003_05": Expect(prints=_metrics_lines()[:2] + (r"^Active: \d+$",)
-                      + _metrics_lines()[5:13]),
+    "s003_05": Expect(prints=(*_metrics_lines()[:2], r"^Active: \d+$",
+                              *_metrics_lines()[5:13])),
     "s003_06": Expect(prints=BASIC_RUN),
     "s003_recovered": Expect(prints=(r"^Output: \{'request_id': '\w+', 'text': '.+",
                                      r"^.*: [\d.]+ req/s$", r"^.*: [\d.]+ ms$")),
@@ -131,8 +131,9 @@ def router(tmp_path_factory: Any) -> Iterator[str]:
     pools = [{"name": m, "model": m, "task": t, "endpoints": [{"url": p[0].url, "instance": m}]}
              for m, t, p in (("tiny", "generate", chat), ("emb", "embed", emb))]  # fmt: skip
     config = tmp_path_factory.mktemp("router") / "router.yaml"
-    config.write_text(yaml.safe_dump({"server": {"host": "127.0.0.1", "port": port},
-                                      "discovery": {"type": "static", "pools": pools}}))  # fmt: skip
+    doc = {"server": {"host": "127.0.0.1", "port": port},
+           "discovery": {"type": "static", "pools": pools}}  # fmt: skip
+    config.write_text(yaml.safe_dump(doc))
     proc = spawn_router(config)
     procs = [*chat, *emb, Proc(proc, f"http://127.0.0.1:{port}")]
     try:

@@ -26,7 +26,7 @@ def blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
         if opened is None:
             i += 1
             continue
-        close = re.compile(r"^\s*`{%d,}\s*$" % len(opened.group(1)))
+        close = re.compile(rf"^\s*`{{{len(opened.group(1))},}}\s*$")
         j = i + 1
         while j < len(lines) and not close.match(lines[j]):
             j += 1
