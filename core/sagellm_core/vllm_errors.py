@@ -91,3 +91,42 @@ def semantic_message(message: str, parameter: str | None = None, value: Any = No
     """A ``VLLMValidationError`` message: ``message (parameter=..., value=...)``."""
     extras = [f"{k}={v}" for k, v in (("parameter", parameter), ("value", value)) if v is not None]
     return f"{message} ({', '.join(extras)})" if extras else message
+
+
+class SemanticError(ValueError):
+    """A ``VLLMValidationError``: answered 400 ``BadRequestError`` with ``param``."""
+
+    def __init__(self, message: str, parameter: str | None = None, value: Any = None) -> None:
+        super().__init__(semantic_message(message, parameter, value))
+        self.param = parameter
+
+
+def check_lengths(prompt_len: int | None, limit: int | None, field: str, max_model_len: int) -> int:
+    """vLLM 0.32's length rules; returns the effective ``max_tokens``.
+
+    ``max_tokens`` above ``max_model_len`` and a prompt longer than ``max_model_len`` are
+    refused; otherwise ``max_tokens`` is clamped to ``max_model_len - prompt`` (not refused),
+    and an effective value below 1 is refused. ``prompt_len`` None (not counted yet) checks
+    ``max_tokens`` alone and returns it.
+    """
+    if limit is not None and limit > max_model_len:
+        raise SemanticError(
+            f"{field}={limit} cannot be greater than max_model_len={max_model_len}. "
+            "Please request fewer output tokens.", field, limit,
+        )  # fmt: skip
+    if prompt_len is None:
+        return limit if limit is not None else max_model_len
+    if prompt_len > max_model_len:
+        raise SemanticError(
+            f"This model's maximum context length is {max_model_len} tokens. However, your "
+            f"prompt contains {prompt_len} input tokens, which exceeds this limit even without "
+            "any output tokens. Please reduce the length of the input prompt.",
+            "input_tokens", prompt_len,
+        )  # fmt: skip
+    room = max_model_len - prompt_len
+    max_tokens = room if limit is None else min(room, limit)
+    if max_tokens < 1:
+        raise SemanticError(
+            f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens", max_tokens
+        )
+    return max_tokens

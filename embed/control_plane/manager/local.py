@@ -24,6 +24,9 @@ def make_local(instance: ExecutionInstance) -> tuple[LocalEngine, bool]:
     factory = instance.sampling_params_factory
     extra: dict[str, Any] = {"make_sampling_params": factory} if factory else {}
     model = instance.model_name or instance.instance_id
+    declared = instance.engine_args.get("max_model_len")
+    if isinstance(declared, int):
+        extra["max_model_len"] = declared
     return LocalEngine(instance.instance_id, engine, model, **extra), owned
 
 
