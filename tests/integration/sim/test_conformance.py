@@ -46,19 +46,27 @@ def _engine_only(request: pytest.FixtureRequest) -> None:
         return
     target = request.node.callspec.params.get("base_url")
     path = request.node.callspec.params.get("path")
-    if target == "router" and (request.node.originalname in ENGINE_ONLY
+    if target in ("router", "router-vllm") and (request.node.originalname in ENGINE_ONLY
                                or path in TOKENIZE_CASES):  # fmt: skip
         pytest.skip("engine-only route: the router does not proxy it")
 
 
 @pytest.fixture(
-    scope="module", params=["sim", "router", pytest.param("vllm", marks=pytest.mark.vllm)]
-)
+    scope="module",
+    params=["sim", "router", pytest.param("vllm", marks=pytest.mark.vllm),
+            pytest.param("router-vllm", marks=pytest.mark.vllm)],
+)  # fmt: skip
 def base_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     if request.param == "router":
         yield from _router(tmp_path_factory)
+        return
+    if request.param == "router-vllm":
+        url = os.environ.get("SAGELLM_VLLM_URL")
+        if not url:
+            pytest.skip("set SAGELLM_VLLM_URL to the base URL of a running vLLM server")
+        yield from _router(tmp_path_factory, url.rstrip("/"))
         return
     if request.param == "vllm":
         url = os.environ.get("SAGELLM_VLLM_URL")
@@ -74,12 +82,20 @@ def base_url(
         stop(proc)
 
 
-def _router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``sagellm router`` (static pool) in front of the same simulator as the "sim" target."""
-    proc, engine = start(*SIM_ARGS)
+def _served_model(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/v1/models", timeout=10) as resp:
+        return str(json.loads(resp.read())["data"][0]["id"])
+
+
+def _router(tmp_path_factory: pytest.TempPathFactory, vllm: str | None = None) -> Iterator[str]:
+    """``sagellm router`` (static pool) in front of the same simulator as the "sim" target, or
+    in front of the real vLLM at ``vllm``."""
+    proc, engine = (None, vllm) if vllm else start(*SIM_ARGS)
+    if proc is not None:
+        wait_healthy(proc, engine)
     router_port = free_port()
-    pool = {"name": "conformance", "model": "conformance-model",
-            "endpoints": [{"url": engine, "instance": "sim-0"}]}  # fmt: skip
+    pool = {"name": "conformance", "model": _served_model(engine),
+            "endpoints": [{"url": engine, "instance": "engine-0"}]}  # fmt: skip
     config = tmp_path_factory.mktemp("router") / "router.json"
     config.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": router_port},
                                   "discovery": {"type": "static", "pools": [pool]}}))  # fmt: skip
@@ -87,12 +103,12 @@ def _router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                "--log-level", "warning"])  # fmt: skip
     base = f"http://127.0.0.1:{router_port}"
     try:
-        wait_healthy(proc, engine)
         wait_healthy(router, base)
         yield base
     finally:
         stop(router)
-        stop(proc)
+        if proc is not None:
+            stop(proc)
 
 
 @pytest.fixture(scope="module")
