@@ -64,6 +64,8 @@ class ServeConfig:
     block_size: int | None = None
     enable_prefix_caching: bool = True
     max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    chunked_prefill: bool = True
     multi_node: MultiNode | None = None
     extra_args: tuple[str, ...] = ()
     host: str = "0.0.0.0"
@@ -130,6 +132,10 @@ def _model_args(cfg: ServeConfig) -> list[str]:
     )
     if cfg.max_num_seqs is not None:
         args += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.max_num_batched_tokens is not None:
+        args += ["--max-num-batched-tokens", str(cfg.max_num_batched_tokens)]
+    if not cfg.chunked_prefill:
+        args.append("--no-enable-chunked-prefill")
     return args
 
 
@@ -185,9 +191,12 @@ def serve_config_for_pool(
     """Config for one instance of ``role`` in a pool, with the planner's sizes."""
     connector = spec.roles.kv_transfer.connector if spec.roles.kv_transfer else None
     cfg = _config(spec.model, spec.engine, role, sizes, connector, multi_node)
-    decode = spec.roles.decode
+    decode, prefill = spec.roles.decode, spec.roles.prefill
     if Role(role) == Role.DECODE and decode is not None and decode.max_parallel_requests:
         return replace(cfg, max_num_seqs=decode.max_parallel_requests)
+    if Role(role) == Role.PREFILL and prefill is not None:
+        return replace(cfg, max_num_batched_tokens=prefill.target_batch_size,
+                       chunked_prefill=prefill.chunked_prefill)  # fmt: skip
     return cfg
 
 

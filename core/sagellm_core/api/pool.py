@@ -184,14 +184,19 @@ class GeneralRole(ApiModel):
 class PrefillRole(ApiModel):
     replicas: int = Field(default=1, ge=0, le=1000)
     parallelism: ParallelismSpec | None = None
-    target_batch_size: int | None = Field(default=None, ge=1)
-    chunked_prefill: bool = True
+    target_batch_size: int | None = Field(
+        default=None, ge=1,
+        description="Tokens per engine step on prefill instances (vLLM --max-num-batched-tokens).",
+    )  # fmt: skip
+    chunked_prefill: bool = Field(
+        default=True,
+        description="false adds --no-enable-chunked-prefill: a prompt is prefilled in one step.",
+    )
 
 
 class DecodeRole(ApiModel):
     replicas: int = Field(default=1, ge=0, le=1000)
     parallelism: ParallelismSpec | None = None
-    target_latency_ms: int | None = Field(default=None, ge=1)
     max_parallel_requests: int | None = Field(default=None, ge=1)
 
 
@@ -266,6 +271,12 @@ class InferencePoolSpec(ApiModel):
         _cel("!has(self.parallelism) || self.parallelism.strategy != 'EP' || "
              "(has(self.model.architecture) && self.model.architecture == 'MoE')",
              "parallelism.strategy EP needs model.architecture MoE", ".parallelism.strategy"),
+        _cel("!has(self.roles.prefill) || !has(self.roles.prefill.chunkedPrefill) || "
+             "self.roles.prefill.chunkedPrefill || !has(self.roles.prefill.targetBatchSize) || "
+             "self.roles.prefill.targetBatchSize >= self.model.maxModelLen",
+             "roles.prefill.targetBatchSize must be at least model.maxModelLen when "
+             "chunkedPrefill is false (vLLM could never schedule a longer prompt)",
+             ".roles.prefill.targetBatchSize"),
     )  # fmt: skip
 
     model: ModelSpec
