@@ -138,7 +138,12 @@ EXECUTORS = ("http", "inprocess")
 class ExecutionInstance:
     """A vLLM-compatible engine: reachable at ``http://host:port`` (``executor="http"``), or
     started inside this process (``executor="inprocess"``: vLLM's ``AsyncLLM`` for
-    ``model_path`` with ``engine_args``, or the ready ``engine`` object given)."""
+    ``model_path`` with ``engine_args``, or the ready ``engine`` object given).
+
+    ``prefilling_config``/``decoding_config`` declare the engine's shape (its own flags decide;
+    ``decoding_config.max_parallel_requests`` sets the admission slots); ``metadata`` is kept
+    for the caller and not read by the manager. ``current_load``, ``active_requests`` and
+    ``is_healthy`` are filled in by ``get_instances()``."""
 
     instance_id: str
     host: str | None = None

@@ -232,3 +232,18 @@ def test_blocks_are_the_seed_text() -> None:
                        capture_output=True)  # fmt: skip
         for block in BLOCKS.glob("s*.py"):
             assert block.read_bytes() == (BLOCKS.parent / out / block.name).read_bytes()
+
+
+@pytest.mark.usefixtures("seed_env")
+def test_the_sync_client_block_really_answers(engines: dict[int, int]) -> None:
+    """004's `client.chat(...)` / `client.embed(...)` print nothing: look at what they returned."""
+    session = Session(engines)
+    try:
+        check(session.run("s004_02", (BLOCKS / "s004_02.py").read_text(encoding="utf-8")), Expect())
+        response, vectors = session.namespace["response"], session.namespace["vectors"]
+        assert response.text
+        assert response.usage.completion_tokens > 0
+        assert len(vectors.vectors) == 2  # type: ignore[attr-defined]
+        session.namespace["client"].close()  # type: ignore[attr-defined]
+    finally:
+        session.close()

@@ -15,6 +15,7 @@ from control_plane import (
     ControlPlaneManager,
     ExecutionInstance,
     HybridSchedulingPolicy,
+    RequestFailed,
     RequestMetadata,
     RequestPriority,
     SamplingParams,
@@ -169,5 +170,17 @@ async def test_hybrid_policy_gives_each_pool_kind_its_policy(sims: list[Proc]) -
         assert cp.get_status()["pools"]["tiny"]["policy"] == "priority"
         with pytest.raises(ValueError, match="unknown scheduling policy 'best'"):
             cp.update_policy(HybridSchedulingPolicy("best"))
+    finally:
+        await cp.stop()
+
+
+async def test_cost_budget_is_enforced_by_cost_optimized(sims: list[Proc]) -> None:
+    cp = ControlPlaneManager(scheduling_policy="cost_optimized")
+    cp.register_instance(inst("pricey", sims[0], cost_per_gpu_hour=100.0, gpu_count=8))
+    try:
+        with pytest.raises(RequestFailed, match=r"failed: .*budget"):
+            await cp.process_request("x", {"max_tokens": 500}, cost_budget=1e-9)
+        ok = await cp.process_request("x", {"max_tokens": 5}, cost_budget=10.0)
+        assert ok["usage"]["completion_tokens"] == 5
     finally:
         await cp.stop()
