@@ -327,7 +327,8 @@ class ParallelismConfig:
     """Which parallelism layouts may be chosen, and the explicit sizes when ``auto_optimize``
     is off. ``recommend(gpu_count)`` applies the seed documents' GPU-count rules (16+ GPUs:
     TP4 PP2 DP=gpus//8; 8-15: TP4 DP=gpus//4; 4-7: TP4; fewer: TP=min(gpus, 2)), keeping only
-    the dimensions ``supported_strategies`` allow; combining dimensions needs ``"Hybrid"``."""
+    the dimensions ``supported_strategies`` allow, with DP (when allowed) replicating over the
+    GPUs left; combining dimensions needs ``"Hybrid"`` (else the first of TP, PP, DP stays)."""
 
     auto_optimize: bool = True
     supported_strategies: list[str] = field(default_factory=lambda: ["TP", "PP", "DP", "Hybrid"])
@@ -353,11 +354,11 @@ class ParallelismConfig:
             )
         rule = gpu_count_rule(gpu_count)
         allowed = {s.upper() for s in self.supported_strategies}
-        sizes = [
-            (rule.tensor if "TP" in allowed or "HYBRID" in allowed else 1),
-            (rule.pipeline if "PP" in allowed or "HYBRID" in allowed else 1),
-            (rule.data if "DP" in allowed or "HYBRID" in allowed else 1),
-        ]
+        hybrid = "HYBRID" in allowed
+        tp = rule.tensor if "TP" in allowed or hybrid else 1
+        pp = rule.pipeline if "PP" in allowed or hybrid else 1
+        dp = max(1, gpu_count // (tp * pp)) if "DP" in allowed or hybrid else 1  # the rest
+        sizes = [tp, pp, dp]
         if "HYBRID" not in allowed and sum(1 for s in sizes if s > 1) > 1:
             first = next(i for i, s in enumerate(sizes) if s > 1)  # one dimension only
             sizes = [s if i == first else 1 for i, s in enumerate(sizes)]
