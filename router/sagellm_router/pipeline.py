@@ -32,7 +32,7 @@ from sagellm_router.validation import ParsedRequest, task_of
 class Job:
     """A validated request: the parsed body, the bytes to forward and lower-cased headers;
     ``on_admitted`` is called when the admission queue lets it through. ``prefer``: endpoint
-    URLs to route to when one of them is allowed and available (an embedding caller's
+    URLs to route to when one of them is allowed and available (the embedded manager's
     parallelism hint); None means no preference."""
 
     parsed: ParsedRequest

@@ -26,10 +26,17 @@ ROLES = {
 }
 
 
+def capacity(instance: ExecutionInstance) -> int:
+    """Admission slots: ``decoding_config.max_parallel_requests``, else
+    ``max_concurrent_requests``."""
+    decoding = instance.decoding_config
+    if decoding is not None and decoding.max_parallel_requests:
+        return decoding.max_parallel_requests
+    return instance.max_concurrent_requests
+
+
 def endpoint_of(instance: ExecutionInstance) -> Endpoint:
-    limit = instance.max_concurrent_requests
-    if instance.decoding_config and instance.decoding_config.max_parallel_requests:
-        limit = instance.decoding_config.max_parallel_requests
+    limit = capacity(instance)
     return Endpoint(
         url=instance.url,
         instance=instance.instance_id,

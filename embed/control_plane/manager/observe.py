@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from control_plane.manager.convert import capacity
 from control_plane.manager.records import Record, percentile, summarize
 from control_plane.types import ExecutionInstance, InstanceMetrics, PerformanceMetrics
 from sagellm_router.state import RouterState
@@ -21,13 +22,6 @@ def live_load(state: RouterState, instance: ExecutionInstance) -> float:
     stats = state.engine_stats.get(instance.url)
     running = max(float(in_flight), stats.running if stats else 0.0)
     return min(1.0, running / max(1, capacity(instance)))
-
-
-def capacity(instance: ExecutionInstance) -> int:
-    decoding = instance.decoding_config
-    if decoding is not None and decoding.max_parallel_requests:
-        return decoding.max_parallel_requests
-    return instance.max_concurrent_requests
 
 
 def healthy(state: RouterState, instance: ExecutionInstance) -> bool:
