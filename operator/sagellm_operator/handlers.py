@@ -15,6 +15,7 @@ import kopf
 from sagellm_core.api import labels as L
 from sagellm_operator.k8s import connect
 from sagellm_operator.metrics import Metrics
+from sagellm_operator.reconcile.accepted import remember
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool, warm_up
@@ -41,8 +42,11 @@ def _pool_of(ctx: Context, obj: Any) -> None:
     """Schedule a (coalesced) reconcile of the pool that owns ``obj``."""
     name = (obj.get("metadata", {}).get("labels") or {}).get(L.LABEL_POOL)
     if name:
-        ns = obj["metadata"]["namespace"]
-        ctx.children.trigger(("pool", ns, name), lambda: _reconcile_pool_named(ctx, ns, name))
+        _trigger(ctx, obj["metadata"]["namespace"], name)
+
+
+def _trigger(ctx: Context, ns: str, name: str) -> None:
+    ctx.children.trigger(("pool", ns, name), lambda: _reconcile_pool_named(ctx, ns, name))
 
 
 async def _reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
@@ -90,6 +94,13 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
     @kopf.on.update(*POOLS, field="spec", registry=registry)
     async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await reconcile_pool(memo.ctx, dict(body))
+
+    @kopf.on.event(*POOLS, registry=registry)
+    async def pool_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+        # A claim that appears, changes or goes can change who owns a model name: re-run the
+        # other claimants now rather than at the next resync.
+        for key in remember(memo.ctx, dict(body), deleted=type == "DELETED"):
+            _trigger(memo.ctx, *key.split("/", 1))
 
     @kopf.on.event(*INSTANCES, registry=registry)
     async def instance_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:

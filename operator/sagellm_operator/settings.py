@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,10 @@ class PodDefaults:
     """HTTP port of vLLM (and of its /metrics)."""
     startup_failure_threshold: int = 180
     """Startup probe: periodSeconds 10 × this = time allowed to download and load the model."""
+    vllm_run_as_user: int | None = None
+    """Run vLLM containers as this uid with ``runAsNonRoot`` (for images built to run
+    non-root). None: the image's user; the official vLLM image needs root (it keeps its cache
+    under /root), so root is the default for vLLM pods."""
     gpu_toleration: bool = True
     """Tolerate the usual ``nvidia.com/gpu:NoSchedule`` taint on GPU pods."""
 
@@ -39,11 +44,19 @@ class OperatorSettings:
     """Interval of the level-based timer that re-runs each reconcile."""
     drain_timeout_seconds: float = 30.0
     """How long a draining instance may take before it is deleted without an idle signal."""
+    engine_ingress_peers: tuple[dict[str, Any], ...] | None = None
+    """NetworkPolicyPeers allowed to reach engine pods on the engine port (router, operator,
+    metrics scraper). Set: every pool gets a NetworkPolicy admitting only them and the pool's own
+    pods. None: the operator creates no NetworkPolicy."""
+    max_nodes_per_instance: int = 8
+    """Plans needing more nodes per instance are refused (InvalidSpec, with the planner's fix)."""
     pods: PodDefaults = field(default_factory=PodDefaults)
 
     def __post_init__(self) -> None:
         if not self.all_namespaces and not self.namespaces:
             raise ValueError("give --namespace at least once, or --all-namespaces")
+        if self.max_nodes_per_instance < 1:
+            raise ValueError("the maximum nodes per instance must be at least 1")
         if self.resync_seconds <= 0 or self.drain_timeout_seconds < 0:
             raise ValueError("resync interval must be > 0 and drain timeout >= 0 seconds")
         for name, port in (("metrics", self.metrics_port), ("liveness", self.liveness_port)):

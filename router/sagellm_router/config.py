@@ -6,6 +6,7 @@ else needs a restart.
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -63,12 +64,15 @@ class PoolSettings(_Model):
     name: str
     model: str
     task: Literal["generate", "embed"] = "generate"
+    created_at: datetime.datetime | None = Field(
+        None, description="RFC 3339 time; decides model-name ownership before file order"
+    )
     routing: str | None = None
     policy: str | None = None
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
-    def snapshot(self) -> PoolSnapshot:
+    def snapshot(self, order: int = 0) -> PoolSnapshot:
         endpoints = tuple(
             Endpoint(
                 url=e.url,
@@ -89,8 +93,14 @@ class PoolSettings(_Model):
             routing = str(self.scheduling.routing)
         return PoolSnapshot(
             self.name, self.model, routing, policy, endpoints, scheduling=self.scheduling,
-            task=self.task,
+            task=self.task, created=self._created(), order=order,
         )  # fmt: skip
+
+    def _created(self) -> str | None:
+        when = self.created_at
+        if when is None:
+            return None
+        return (when if when.tzinfo else when.replace(tzinfo=datetime.UTC)).isoformat()
 
 
 class StaticDiscoverySettings(_Model):
@@ -107,6 +117,9 @@ class KubernetesDiscoverySettings(_Model):
     type: Literal["kubernetes"]
     namespace: str | None = None
     all_namespaces: bool = False
+    namespaces: tuple[str, ...] = Field(
+        (), description="allow-list: watch the cluster, keep only pools in these namespaces"
+    )
     kubeconfig: str | None = None
     backoff_initial_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)

@@ -7,7 +7,8 @@ rejects them; the same rules are checked in Python by :mod:`sagellm_core.api.val
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
@@ -26,13 +27,22 @@ from sagellm_core.api.common import (
     SchedulingPolicy,
 )
 from sagellm_core.api.labels import API_VERSION, POOL_KIND
+from sagellm_core.owned_args import OWNED_ENV, OWNED_FLAGS
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(
+    rule: str, message: str, field_path: str | None = None, message_expression: str | None = None
+) -> dict[str, str]:
     out = {"rule": rule, "message": message}
     if field_path:
         out["fieldPath"] = field_path
+    if message_expression:
+        out["messageExpression"] = message_expression
     return out
+
+
+def _cel_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f"'{item}'" for item in sorted(items)) + "]"
 
 
 def cel_rules(*rules: dict[str, str]) -> ConfigDict:
@@ -44,6 +54,9 @@ def cel_rules(*rules: dict[str, str]) -> ConfigDict:
 Quantity = int | str
 
 _MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
+_OWNED_FLAGS = _cel_list(OWNED_FLAGS)
+_OWNED_ENV = _cel_list(OWNED_ENV)
+_NOT_OWNED_ARG = f"!(a in {_OWNED_FLAGS}) && !{_OWNED_FLAGS}.exists(f, a.startsWith(f + '='))"
 _NOT_AUTO = "!has(self.tensor) && !has(self.pipeline) && !has(self.data) && !has(self.expert)"
 
 
@@ -125,14 +138,35 @@ class Resources(ApiModel):
 class EngineSpec(ApiModel):
     """How each instance runs: engine kind, image, GPUs and pod placement."""
 
+    model_config = cel_rules(
+        _cel(f"!has(self.extraArgs) || self.extraArgs.all(a, {_NOT_OWNED_ARG})",
+             "extraArgs sets a flag the operator owns (listen address, parallelism, "
+             "multi-node, --model, --served-model-name, --kv-transfer-config); remove it",
+             ".extraArgs",
+             f"'extraArgs sets ' + self.extraArgs.filter(a, !({_NOT_OWNED_ARG}))[0]"
+             " + ', a flag the operator owns; remove it'"),
+        _cel(f"!has(self.env) || self.env.all(e, !(e.name in {_OWNED_ENV}))",
+             "env sets a variable the operator owns; remove it", ".env",
+             f"'env sets ' + self.env.filter(e, e.name in {_OWNED_ENV})[0].name"
+             " + ', a variable the operator owns; remove it'"),
+    )  # fmt: skip
+
     kind: EngineKind = Field(
         default=EngineKind.VLLM, description="vLLM, or Simulator (`sagellm sim`, no GPUs)."
     )
-    image: str | None = Field(default=None, description="Defaults to the operator's setting.")
-    extra_args: list[str] = Field(
-        default_factory=list, description="Appended to the engine argv, after generated flags."
-    )
-    env: list[EnvVar] = Field(default_factory=list)
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512, pattern=r"^\S+$",
+        description="Image reference (no blanks); unset: the operator's default for the kind.",
+    )  # fmt: skip
+    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64,
+        description="Appended to the engine argv, after generated flags; flags the operator "
+        "owns are refused.",
+    )  # fmt: skip
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=128,
+        description="Extra environment variables; those the operator owns are refused.",
+    )  # fmt: skip
     hf_token_secret: SecretKeyRef | None = Field(
         default=None, description="Secret key holding HF_TOKEN for gated models."
     )

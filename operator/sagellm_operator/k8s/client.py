@@ -41,6 +41,7 @@ class Kube:
         # ``_preload_content`` options, and we pass plain dict manifests.
         self.core: Any = client.CoreV1Api(api)
         self.custom: Any = client.CustomObjectsApi(api)
+        self.networking: Any = client.NetworkingV1Api(api)
 
     async def close(self) -> None:
         await self.api.close()
@@ -146,6 +147,23 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    # -- network policies ---------------------------------------------------------------------
+    async def apply_network_policy(self, policy: Obj) -> None:
+        """Create ``policy``, or make an existing one's spec and labels match it."""
+        ns, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
+        try:
+            await self.networking.create_namespaced_network_policy(
+                ns, policy, _preload_content=False
+            )
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        patch = {"metadata": {"labels": policy["metadata"]["labels"]}, "spec": policy["spec"]}
+        await self.networking.patch_namespaced_network_policy(
+            name, ns, patch, _content_type=MERGE, _preload_content=False
+        )
 
     # -- LeaderWorkerSet ----------------------------------------------------------------------
     async def lws_installed(self) -> bool:

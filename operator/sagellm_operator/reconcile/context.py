@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagellm_core.ownership import Claim
 from sagellm_operator.k8s import Kube
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.coalesce import Coalescer
@@ -34,6 +35,10 @@ class Context:
     children: Coalescer = field(default_factory=lambda: Coalescer(0.05))
     """Pool reconciles triggered by instance events, coalesced per pool: creating or updating N
     instances makes a burst of events that needs one pool reconcile, not N."""
+    policies: set[tuple[str, str]] = field(default_factory=set)
+    """(pool uid, policy hash) of engine NetworkPolicies applied since the last resync pass."""
+    claims: dict[str, Claim] = field(default_factory=dict)
+    """Model-name claims of the pools in scope by ``namespace/name`` (see reconcile.accepted)."""
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""

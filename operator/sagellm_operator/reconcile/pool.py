@@ -8,7 +8,11 @@ from sagellm_core.api import labels as L
 from sagellm_core.planner import plan_pool
 from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
+from sagellm_operator.builders.hashing import spec_hash
 from sagellm_operator.builders.instance import build_instance, instance_name
+from sagellm_operator.builders.limits import limit_errors
+from sagellm_operator.builders.netpol import build_network_policy
+from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.rollout import Actions, decide
 from sagellm_operator.reconcile.status import invalid_status, pool_status
@@ -60,16 +64,23 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
         else:
             spec = parse_pool(_user_view(pool)).spec
             planned = plan_pool(spec)
-            ctx.plans[key] = (list(planned.errors), spec, planned)
+            errors = list(planned.errors) or limit_errors(
+                pool["metadata"]["name"], planned, ctx.settings.max_nodes_per_instance
+            )
+            ctx.plans[key] = (errors, spec, planned)
     result: tuple[list[str], Any, Any] = ctx.plans[key]
     return result
 
 
 async def _reconcile(ctx: Context, pool: Obj) -> None:
+    accepted = accepted_condition(pool, ctx.claims.values(), iso(ctx.clock()))
+    if newly_rejected(pool, accepted):
+        await ctx.kube.event(pool, "Warning", accepted["reason"], accepted["message"])
     problems, spec, planned = _validate_and_plan(ctx, pool)
     if problems:
-        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems)
+        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems, accepted)
         return
+    await _isolate(ctx, pool)
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():
         args = instance_args(spec, role, plan, ctx.settings.pods.port)
@@ -86,7 +97,20 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     plans = [p.to_wire() for p in planned.status_plans()]
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
     status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
+    status["conditions"].append(accepted)
     await _write(ctx, pool, status)
+
+
+async def _isolate(ctx: Context, pool: Obj) -> None:
+    """Apply the pool's engine NetworkPolicy, once per spec and resync pass (before any pod)."""
+    peers = ctx.settings.engine_ingress_peers
+    if peers is None:
+        return
+    policy = build_network_policy(pool, peers, ctx.settings.pods.port)
+    key = (pool["metadata"]["uid"], spec_hash(policy["spec"]))
+    if key not in ctx.policies:
+        await ctx.kube.apply_network_policy(policy)
+        ctx.policies.add(key)
 
 
 async def _apply(ctx: Context, pool: Obj, acts: Actions) -> None:
@@ -115,8 +139,11 @@ async def _decided(ctx: Context, pool: Obj, action: str, message: str) -> None:
     await ctx.kube.event(pool, "Normal", reason, message)
 
 
-async def _invalid(ctx: Context, pool: Obj, reason: str, problems: list[str]) -> None:
+async def _invalid(
+    ctx: Context, pool: Obj, reason: str, problems: list[str], accepted: Obj
+) -> None:
     status = invalid_status(pool, reason, problems, iso(ctx.clock()))
+    status["conditions"].append(accepted)
     old = pool.get("status") or {}
     if (
         old.get("observedGeneration") != status["observedGeneration"]
