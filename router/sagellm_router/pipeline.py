@@ -31,12 +31,15 @@ from sagellm_router.validation import ParsedRequest, task_of
 @dataclass(frozen=True, slots=True)
 class Job:
     """A validated request: the parsed body, the bytes to forward and lower-cased headers;
-    ``on_admitted`` is called when the admission queue lets it through."""
+    ``on_admitted`` is called when the admission queue lets it through. ``prefer``: endpoint
+    URLs to route to when one of them is allowed and available (the embedded manager's
+    parallelism hint); None means no preference."""
 
     parsed: ParsedRequest
     raw: bytes
     headers: Mapping[str, str]
     on_admitted: Callable[[Exchange], None] | None = None
+    prefer: frozenset[str] | None = None
 
 
 def safe_request_id(given: str | None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> str:
@@ -110,7 +113,7 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
             ex.ticket = ticket
             if job.on_admitted is not None:
                 job.on_admitted(ex)
-            await _dispatch(state, upstream, ex, pools, pool, runtime)
+            await _dispatch(state, upstream, ex, pools, pool, runtime, job.prefer)
     except Rejected as err:
         state.metrics.child(state.metrics.rejections, pool.name, err.kind).inc()
         ex.status = err.status
@@ -133,6 +136,7 @@ async def _dispatch(
     pools: tuple[PoolSnapshot, ...],
     pool: PoolSnapshot,
     runtime: PoolRuntime,
+    prefer: frozenset[str] | None = None,
 ) -> None:
     # the snapshots taken on arrival may be stale after a wait in the queue (an endpoint that
     # was starting may be ready now)
@@ -142,7 +146,10 @@ async def _dispatch(
         await run_pd(state, upstream, ex, pool, runtime)
         return
     ordered = (pool, *(p for p in pools if p is not pool))
-    allowed = ex.ticket.allowed if ex.ticket else None
+    allowed: Collection[str] | None = ex.ticket.allowed if ex.ticket else None
+    if prefer is not None:
+        narrowed = prefer if allowed is None else prefer.intersection(allowed)
+        allowed = narrowed or allowed
 
     def choose(exclude: Collection[str]) -> tuple[PoolSnapshot, Endpoint] | None:
         return state.choose(ex.parsed, ordered, ex.override, exclude, allowed)

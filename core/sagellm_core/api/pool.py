@@ -69,6 +69,13 @@ class ModelSpec(ApiModel):
             "model.experts is required when model.architecture is MoE",
             ".experts",
         ),
+        _cel(
+            "!has(self.quantizeOnLoad) || !self.quantizeOnLoad || "
+            "(has(self.quantization) && self.quantization == 'fp8')",
+            "model.quantizeOnLoad needs model.quantization: fp8 (vLLM quantizes to fp8 at load; "
+            "awq, gptq, int8 and int4 need a checkpoint quantized that way)",
+            ".quantizeOnLoad",
+        ),
     )
 
     name: str = Field(max_length=253, pattern=_MODEL_NAME, description="Served model name.")
@@ -92,7 +99,15 @@ class ModelSpec(ApiModel):
     head_dim: int | None = Field(default=None, ge=1, le=1024)
     dtype: DType = Field(default="bfloat16", description="Weight dtype (vLLM --dtype).")
     quantization: Quantization | None = Field(
-        default=None, description="Weight quantization (vLLM --quantization)."
+        default=None,
+        description="How the served weights are quantized (sizes the plan). By default the "
+        "checkpoint is already quantized and vLLM reads its quantization_config, so no "
+        "--quantization flag is passed.",
+    )
+    quantize_on_load: bool = Field(
+        default=False,
+        description="Quantize an unquantized (BF16/FP16) checkpoint at load: passes "
+        "--quantization fp8. Only with quantization: fp8.",
     )
     max_model_len: int = Field(
         default=8192, ge=16, le=10_000_000, description="Context length (vLLM --max-model-len)."

@@ -1,4 +1,4 @@
-"""The two legs of the NIXL proxy protocol (vllm-interface.md §2.2).
+"""The two legs of vLLM's NIXL proxy protocol (prefill with do_remote_decode, then decode).
 
 Prefill leg: the same path, ``max_tokens=1`` (``max_completion_tokens=1`` when present),
 ``stream=false``, no ``stream_options``/``min_tokens``, and ``kv_transfer_params`` asking for a
