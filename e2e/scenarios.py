@@ -198,6 +198,113 @@ class Traffic:
         self._stop.set()
 
 
+@dataclass
+class StreamOutcome:
+    """How one long stream ended: HTTP status (598: connection error), whether ``[DONE]`` came,
+    the first error (an SSE error event or an exception), chunks received and seconds taken."""
+
+    status: int
+    done: bool = False
+    error: str = ""
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status == 200 and self.done and not self.error
+
+    @property
+    def cut(self) -> bool:
+        """Started streaming, then ended without a clean ``[DONE]``."""
+        return self.status == 200 and not self.finished
+
+
+@dataclass
+class LongStreams:
+    """``count`` concurrent streaming chat requests, each long enough (``max_tokens``) to last
+    tens of seconds: the load a lifecycle change must not hurt. ``all_streaming`` is set once
+    every stream has received its first chunk, so a test can act while all are mid-stream."""
+
+    base: str
+    model: str
+    count: int = 20
+    max_tokens: int = 400
+    outcomes: list[StreamOutcome] = field(default_factory=list)
+    all_streaming: asyncio.Event = field(default_factory=asyncio.Event)
+    _first_chunks: int = 0
+
+    async def _one(self, session: aiohttp.ClientSession, index: int) -> StreamOutcome:
+        body = {"model": self.model, "max_tokens": self.max_tokens, "stream": True,
+                "stream_options": {"include_usage": True}, "ignore_eos": True,
+                "messages": [{"role": "user", "content": f"long stream {index}"}]}  # fmt: skip
+        start = time.monotonic()
+        out = StreamOutcome(status=0)
+        try:
+            async with session.post(f"{self.base}/v1/chat/completions", json=body) as resp:
+                out.status = resp.status
+                if resp.status != 200:
+                    out.error = (await resp.text())[:200]
+                else:
+                    await self._read(resp, out)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            out.status = out.status or 598
+            out.error = out.error or f"{type(exc).__name__}: {exc}"
+        out.seconds = time.monotonic() - start
+        return out
+
+    async def _read(self, resp: aiohttp.ClientResponse, out: StreamOutcome) -> None:
+        async for raw in resp.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                out.done = True
+                return
+            if out.chunks == 0:
+                self._first_chunks += 1
+                if self._first_chunks == self.count:
+                    self.all_streaming.set()
+            out.chunks += 1
+            event = json.loads(data)
+            if "error" in event and not out.error:
+                out.error = json.dumps(event["error"])[:200]
+
+    async def run(self) -> list[StreamOutcome]:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            self.outcomes = list(
+                await asyncio.gather(*(self._one(session, i) for i in range(self.count)))
+            )
+        return self.outcomes
+
+    def summary(self) -> dict[str, int]:
+        """The figures docs/fault-tolerance.md reports: started, finished, cut, failed."""
+        started = sum(1 for o in self.outcomes if o.status == 200)
+        finished = sum(1 for o in self.outcomes if o.finished)
+        cut = sum(1 for o in self.outcomes if o.cut)
+        return {"started": started, "finished": finished, "cut": cut,
+                "failed": len(self.outcomes) - started}  # fmt: skip
+
+
+def check_streams(streams: LongStreams, during: str, min_seconds: float = 0.0) -> None:
+    """Every stream ended with ``[DONE]`` and no error event, and lasted at least
+    ``min_seconds`` (so the test really held long streams across the change)."""
+    bad = [o for o in streams.outcomes if not o.finished]
+    if bad:
+        raise ScenarioFailed(
+            f"{len(bad)} of {len(streams.outcomes)} streams were hurt during {during} "
+            f"({streams.summary()}); first: {bad[:3]}"
+        )
+    short = [o.seconds for o in streams.outcomes if o.seconds < min_seconds]
+    if short:
+        raise ScenarioFailed(
+            f"{len(short)} streams lasted under {min_seconds:.0f}s ({min(short):.1f}s): the "
+            f"test did not hold long streams across {during}; raise max_tokens"
+        )
+
+
 # --- scenarios --------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sagellm_core.sim_tokens import tokenize
 from sagellm_router.kv.index import KvIndex, request_keys
 from sagellm_router.kv.subscriber import KvEventFollower
 from sagellm_router.routing.base import (
@@ -31,7 +32,6 @@ from sagellm_router.routing.base import (
 )
 from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams
 from sagellm_router.types import Endpoint
-from sagellm_sim.tokenizer import tokenize
 
 TOKENIZERS = ("sim",)
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from sagellm_core.sim_tokens import tokenize
 from sagellm_router.kv.events import Batch, Stored
 from sagellm_router.kv.index import KvIndex
 from sagellm_router.routing.base import StrategyContext, StrategyParamError
 from sagellm_router.routing.kv_aware import KvAware, KvAwareParams
 from sagellm_router.types import Endpoint
-from sagellm_sim.tokenizer import WORDS, tokenize
+from sagellm_sim.tokenizer import WORDS
 
 A, B, C = (Endpoint(f"http://{n}:8000", n) for n in "abc")
 TEXT = " ".join(WORDS[:64])  # one token per word: 4 blocks of 16

@@ -112,3 +112,12 @@ def test_shutdown_timeout_and_kv_events_config_are_parsed() -> None:
     assert parse("m").kv_events is None
     with pytest.raises(ValueError, match="hwm"):
         parse("m", "--kv-events-config", '{"enable_kv_cache_events": true, "hwm": 0}')
+
+
+def test_chunked_prefill_flag_as_vllm() -> None:
+    assert parse("m").enable_chunked_prefill is True
+    off = parse("m", "--no-enable-chunked-prefill", "--max-model-len", "4096")
+    assert off.enable_chunked_prefill is False
+    with pytest.raises(ValueError, match=r"max_num_batched_tokens \(2048\) is smaller"):
+        parse("m", "--no-enable-chunked-prefill", "--max-model-len", "4096",
+              "--max-num-batched-tokens", "2048")  # fmt: skip
