@@ -10,7 +10,9 @@ import pytest
 import yaml
 from router_fakes import pool, router_yaml
 
-from sagellm_router.config import parse_settings
+from sagellm_router.auth import KeyChecker
+from sagellm_router.config import EdgeSettings, parse_settings
+from sagellm_router.edge import Edge
 from sagellm_router.fastpath import Listener
 from sagellm_router.server import RouterServer, make_app
 
@@ -145,7 +147,7 @@ async def test_body_over_the_limit_is_refused_with_413_and_the_connection_closed
     assert await wire.closed()
 
 
-async def test_stop_finishes_running_requests_and_closes_idle_connections(
+async def test_stop_answers_kept_alive_requests_with_close_and_lets_running_ones_finish(
     engines,
     tmp_path: Any,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -170,19 +172,34 @@ async def test_stop_finishes_running_requests_and_closes_idle_connections(
             break
         await asyncio.sleep(0.01)
     stopping = asyncio.create_task(server.stop())
-    assert await idle.closed()  # an idle keep-alive connection is closed at once
-    hold.set()  # the running request completes and is answered
+    for _ in range(500):  # until it no longer accepts connections
+        try:
+            (await Wire.open(base)).close()
+        except OSError:  # refused (or reset while the listening socket closes)
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the router kept accepting connections")
+    await idle.send(post())  # a request on a kept-alive connection while draining
+    hold.set()  # both complete and are answered
+    status, headers, _ = await idle.response()
+    assert (status, headers["connection"]) == (200, "close")
+    assert await idle.closed()
     status, _, body = await busy.response()
     assert (status, json.loads(body)["choices"][0]["text"]) == (200, engine.name)
-    await stopping
     assert await busy.closed()
-    with pytest.raises(ConnectionRefusedError):
-        await Wire.open(base)  # no longer listening
+    await stopping
 
 
-async def serve_with(serve: Any, idle_timeout_s: float = 75.0) -> tuple[str, asyncio.Server]:
+def bare_listener(serve: Any, **edge: Any) -> Listener:
+    """A fast-path listener (no router) around ``serve``, no keys, 1 KiB bodies."""
+    limits = Edge(EdgeSettings(**edge), KeyChecker(()), 1024, admin_keyed=False)
+    return Listener(serve, lambda: None, frozenset({"/v1/completions"}), limits)
+
+
+async def serve_with(serve: Any, **edge: Any) -> tuple[str, asyncio.Server]:
     """A bare fast-path listener (no router) around ``serve``."""
-    listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, idle_timeout_s)
+    listener = bare_listener(serve, **edge)
     server = await asyncio.get_running_loop().create_server(listener.protocol, "127.0.0.1", 0)
     return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", server
 
@@ -218,7 +235,7 @@ async def test_keep_alive_connections_idle_past_the_timeout_are_closed() -> None
             await release.wait()
         await down.whole(200, {"Content-Type": "text/plain"}, raw)
 
-    listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, 0.05)
+    listener = bare_listener(serve, keepalive_s=0.05)
     server = await asyncio.get_running_loop().create_server(listener.protocol, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     sweeper = asyncio.create_task(listener.sweep(every_s=0.01))
