@@ -109,7 +109,8 @@ async def one(
         async with session.post(base + path, json=body, headers=headers) as resp:
             text = await resp.text()
             ok = resp.status == 200 and (not body.get("stream") or "data: [DONE]" in text)
-            tally["ok" if ok else f"status {resp.status}{'' if resp.status != 200 else ' cut'}"] += 1
+            cut = " cut" if resp.status == 200 else ""
+            tally["ok" if ok else f"status {resp.status}{cut}"] += 1
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         tally[type(exc).__name__] += 1
 

@@ -15,7 +15,7 @@ from sagellm_router.auth import KeyChecker, KeyReloader
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.discovery.base import Discovery
 from sagellm_router.edge import Edge
-from sagellm_router.fastpath.protocol import Listener
+from sagellm_router.fastpath.protocol import LINGER_S, Listener
 from sagellm_router.state import build_state
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class RouterServer:
             handler_cancellation=True,  # a client that disconnects cancels its upstream request
             shutdown_timeout=shutdown_timeout_s,
             keepalive_timeout=self._keepalive_s,
+            lingering_time=LINGER_S,  # after a refusal, unread body bytes are dropped this long
             access_log=None,
         )
         self._server: asyncio.Server | None = None
