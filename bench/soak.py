@@ -94,9 +94,7 @@ def request_body(rng: random.Random, n: int) -> tuple[str, dict[str, object]]:
     if rng.random() < 0.7:
         common |= {"stream": True, "stream_options": {"include_usage": True}}
     if rng.random() < 0.5:
-        return "/v1/chat/completions", common | {
-            "messages": [{"role": "user", "content": prompt}]
-        }
+        return "/v1/chat/completions", common | {"messages": [{"role": "user", "content": prompt}]}
     return "/v1/completions", common | {"prompt": prompt}
 
 
@@ -115,12 +113,15 @@ async def one(
         tally[type(exc).__name__] += 1
 
 
-async def load(base: str, pid: int, minutes: float, rate: float) -> list[tuple[float, float]]:
+async def load(
+    base: str, pid: int, minutes: float, rate: float, fresh: bool
+) -> list[tuple[float, float]]:
     rng, tally = random.Random(1), Counter[str]()
     samples: list[tuple[float, float]] = [(0.0, rss_mb(pid))]
     print(f"min  0: rss {samples[0][1]:.1f} MB", flush=True)
     timeout = aiohttp.ClientTimeout(total=120)
-    connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=30)
+    keep = {"force_close": True} if fresh else {"keepalive_timeout": 30.0}
+    connector = aiohttp.TCPConnector(limit=64, **keep)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         begin, n, tasks = time.monotonic(), 0, set[asyncio.Task[None]]()
         next_sample = begin + 60
@@ -155,11 +156,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=18.0, help="requests/s (Poisson)")
     parser.add_argument("--window", type=float, default=20.0, help="growth over the last N min")
     parser.add_argument("--engines", type=int, default=2)
+    parser.add_argument("--fresh-connections", action="store_true", help="no keep-alive")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         procs, port, pid = start(args.engines, Path(tmp))
         try:
-            samples = asyncio.run(load(f"http://127.0.0.1:{port}", pid, args.minutes, args.rate))
+            samples = asyncio.run(
+                load(
+                    f"http://127.0.0.1:{port}", pid, args.minutes, args.rate, args.fresh_connections
+                )
+            )
         finally:
             for proc in reversed(procs):
                 proc.terminate()

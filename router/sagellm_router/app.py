@@ -61,7 +61,7 @@ async def read_body(request: web.Request) -> bytes:
         async with asyncio.timeout(edge.settings.body_timeout_s):
             async for piece in request.content.iter_any():
                 if len(body) + len(piece) > edge.max_body:
-                    raise too_large(len(body) + len(piece), edge.max_body)
+                    raise too_large(None, edge.max_body)
                 if not edge.reserve(len(piece)):
                     raise over_budget("buffered request bytes")
                 held += len(piece)

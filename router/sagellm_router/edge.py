@@ -82,7 +82,10 @@ class Edge:
         return None
 
 
-def too_large(length: int, limit: int) -> ApiError:
+def too_large(length: int | None, limit: int) -> ApiError:
+    """413 for a declared ``length``, or (``None``) for a body that passed ``limit`` arriving."""
+    if length is None:
+        return ApiError(413, f"request body exceeds the limit of {limit} bytes")
     return ApiError(413, f"request body is {length} bytes; the limit is {limit}")
 
 
