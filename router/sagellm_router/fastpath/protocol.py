@@ -2,8 +2,9 @@
 
 aiohttp's server stack costs more CPU per request than all the router's own work, so plain
 ``POST /v1/...`` requests (see ``head.parse_head``) are parsed and answered here, one at a time
-per connection, in order (pipelined requests wait their turn). At the first request that is not
-plain — another route, ``Expect``, a chunked body, ``Connection: close``, a malformed head —
+per connection, in order (pipelined requests wait their turn); a request with ``Connection:
+close`` is answered with it and the connection closed after the answer. At the first request
+that is not plain — another route, ``Expect``, a chunked body, a malformed head —
 the connection is handed to aiohttp with the bytes not yet consumed, and stays there; aiohttp
 serves everything else (health, metrics, admin) and every error of HTTP itself.
 
@@ -120,6 +121,7 @@ class FastProtocol(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._paused = False
         self._refused = False
+        self._last = False  # the running request is the connection's last (Connection: close)
         self._drain: asyncio.Future[None] | None = None
         self.last_active = listener.clock()
 
@@ -135,8 +137,8 @@ class FastProtocol(asyncio.Protocol):
 
     @property
     def closing(self) -> bool:
-        """Responses say ``Connection: close``: the router is draining."""
-        return self._listener.stopping
+        """Responses say ``Connection: close``: the client asked, or the router is draining."""
+        return self._last or self._listener.stopping
 
     # -- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -207,7 +209,7 @@ class FastProtocol(asyncio.Protocol):
         del self._buf[:end]
         self._edge.release(end)
         self._held -= end
-        self._head, self._since = None, 0.0
+        self._head, self._since, self._last = None, 0.0, head.close
         self._task = asyncio.get_running_loop().create_task(self._serve(head, body))
         self._task.add_done_callback(self._finished)
 
@@ -217,6 +219,7 @@ class FastProtocol(asyncio.Protocol):
         if self._transport is None:
             return
         if self.closing:
+            self._refused = True  # bytes after the last request are not served
             self.close()
             self._listener.settled()
             return

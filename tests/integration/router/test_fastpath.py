@@ -104,24 +104,23 @@ async def test_other_routes_hand_the_connection_to_aiohttp_mid_stream(base: str)
     wire.close()
 
 
-@pytest.mark.parametrize(
-    ("extra", "body"),
-    [
-        (b"Expect: 100-continue\r\n", BODY),
-        (b"Connection: close\r\n", BODY),
-    ],
-)
-async def test_requests_needing_the_full_stack_are_served_by_aiohttp(
-    base: str, extra: bytes, body: bytes
-) -> None:
+async def test_expect_needs_the_full_stack_and_is_served_by_aiohttp(base: str) -> None:
     wire = await Wire.open(base)
-    await wire.send(post(body, extra=extra))
-    if extra.startswith(b"Expect"):
-        assert (await wire.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+    await wire.send(post(BODY, extra=b"Expect: 100-continue\r\n"))
+    assert (await wire.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
     status, headers, answer = await wire.response()
     assert (status, "aiohttp" in headers["server"]) == (200, True)
     assert json.loads(answer)["usage"]["total_tokens"] == 8
     wire.close()
+
+
+async def test_connection_close_is_answered_on_the_fast_path_then_closed(base: str) -> None:
+    wire = await Wire.open(base)
+    await wire.send(post(extra=b"Connection: close\r\n") + post())  # the second is never served
+    status, headers, answer = await wire.response()
+    assert (status, headers["connection"], "server" in headers) == (200, "close", False)
+    assert json.loads(answer)["usage"]["total_tokens"] == 8
+    assert await wire.closed()
 
 
 async def test_chunked_request_body_is_served_by_aiohttp(base: str) -> None:

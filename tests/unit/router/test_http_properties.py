@@ -50,7 +50,7 @@ def test_every_proper_prefix_of_a_head_waits_for_more(
 
 
 NOT_FAST = ["Transfer-Encoding: chunked", "Expect: 100-continue", "Upgrade: h2c",
-            "Connection: close", "Content-Length: 1", "Content-Length: -1",
+            "Connection: upgrade", "Content-Length: 1", "Content-Length: -1",
             "Content-Length: 1e3", "Bad Header: x", "X: a\x01b"]  # fmt: skip
 
 
