@@ -4,7 +4,10 @@ Processes: ``--engines`` simulator engines (``sagellm sim --sim-profile tiny``) 
 (``sagellm router``, static discovery of those engines, the default strategy) on 127.0.0.1.
 The load generator (this process) sends about ``--rate`` requests/s, open loop, over keep-alive
 connections: chat and completions, streaming (with usage) and not, prompts from a few shared
-prefixes plus a unique tail, ``max_tokens`` 8-64, a request id header on every request.
+prefixes plus a unique tail, ``max_tokens`` 8-64, a request id header on every request. With
+``--abandon F`` a fraction F of the streams is dropped by the client after its first chunk, and
+``--bad F`` sends a fraction F of requests for an unknown model (404); both are counted apart and
+are not errors.
 
 Every minute it prints the router's RSS (``/proc/PID/status`` VmRSS) and the request counts;
 at the end: RSS at the start of the last ``--window`` minutes and at the end, the growth over
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -98,15 +102,33 @@ def request_body(rng: random.Random, n: int) -> tuple[str, dict[str, object]]:
     return "/v1/completions", common | {"prompt": prompt}
 
 
+@dataclass
+class Mix:
+    abandon: float = 0.0  # fraction of streams the client drops after the first chunk
+    bad: float = 0.0  # fraction of requests for an unknown model
+
+
 async def one(
-    session: aiohttp.ClientSession, base: str, n: int, rng: random.Random, tally: Counter[str]
-) -> None:
+    session: aiohttp.ClientSession, base: str, n: int, rng: random.Random, tally: Counter[str],
+    mix: Mix,
+) -> None:  # fmt: skip
     path, body = request_body(rng, n)
+    bad, abandon = rng.random() < mix.bad, rng.random() < mix.abandon
+    if bad:
+        body["model"] = f"no-such-model-{n % 7}"
     headers = {"X-Request-Id": f"soak-{n}", "X-Session-Id": f"s{n % 50}"}
     try:
         async with session.post(base + path, json=body, headers=headers) as resp:
+            if abandon and body.get("stream") and resp.status == 200:
+                await resp.content.readany()
+                resp.close()  # the client goes away mid-stream
+                tally["abandoned"] += 1
+                return
             text = await resp.text()
             ok = resp.status == 200 and (not body.get("stream") or "data: [DONE]" in text)
+            if bad:
+                tally["404 as sent" if resp.status == 404 else f"bad: status {resp.status}"] += 1
+                return
             cut = " cut" if resp.status == 200 else ""
             tally["ok" if ok else f"status {resp.status}{cut}"] += 1
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -114,7 +136,7 @@ async def one(
 
 
 async def load(
-    base: str, pid: int, minutes: float, rate: float, fresh: bool
+    base: str, pid: int, minutes: float, rate: float, fresh: bool, mix: Mix
 ) -> list[tuple[float, float]]:
     rng, tally = random.Random(1), Counter[str]()
     samples: list[tuple[float, float]] = [(0.0, rss_mb(pid))]
@@ -126,7 +148,7 @@ async def load(
         begin, n, tasks = time.monotonic(), 0, set[asyncio.Task[None]]()
         next_sample = begin + 60
         while (now := time.monotonic()) < begin + minutes * 60:
-            task = asyncio.create_task(one(session, base, n, rng, tally))
+            task = asyncio.create_task(one(session, base, n, rng, tally, mix))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             n += 1
@@ -157,15 +179,16 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="growth over the last N min")
     parser.add_argument("--engines", type=int, default=2)
     parser.add_argument("--fresh-connections", action="store_true", help="no keep-alive")
+    parser.add_argument("--abandon", type=float, default=0.1, help="streams dropped mid-way")
+    parser.add_argument("--bad", type=float, default=0.02, help="requests for unknown models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         procs, port, pid = start(args.engines, Path(tmp))
         try:
-            samples = asyncio.run(
-                load(
-                    f"http://127.0.0.1:{port}", pid, args.minutes, args.rate, args.fresh_connections
-                )
-            )
+            mix = Mix(args.abandon, args.bad)
+            base = f"http://127.0.0.1:{port}"
+            fresh = args.fresh_connections
+            samples = asyncio.run(load(base, pid, args.minutes, args.rate, fresh, mix))
         finally:
             for proc in reversed(procs):
                 proc.terminate()

@@ -273,3 +273,39 @@ async def test_a_client_that_does_not_read_holds_the_stream_back() -> None:
     status, _, body = await wire.response()  # reading lets it finish
     assert (status, len(body), written[0]) == (200, total * len(chunk), total)
     server.close()
+
+
+async def test_shutdown_is_not_ready_at_once_but_serves_through_the_pre_stop_delay(
+    engines,
+    tmp_path: Any,  # type: ignore[no-untyped-def]
+) -> None:
+    (engine,) = await engines(1)
+    path = tmp_path / "router.yaml"
+    doc = router_yaml([pool("p", "m", [engine.url])], server={"probe_port": 0})
+    path.write_text(yaml.safe_dump(doc))
+    server = RouterServer(make_app(parse_settings(path.read_text()), path), 5.0)
+    base = f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
+    probes = f"http://127.0.0.1:{server.probe_port}"
+
+    async def get(url: str, route: str) -> int:
+        wire = await Wire.open(url)
+        await wire.send(f"GET {route} HTTP/1.1\r\nHost: r\r\n\r\n".encode())
+        status = (await wire.response())[0]
+        wire.close()
+        return status
+
+    for _ in range(200):  # until discovery has published the pool
+        if await get(base, "/ready") == 200:
+            break
+        await asyncio.sleep(0.01)
+    kept = await Wire.open(base)
+    stopping = asyncio.create_task(server.shutdown(prestop_delay_s=1.0))
+    await asyncio.sleep(0)
+    assert (await get(base, "/ready"), await get(probes, "/ready")) == (503, 503)
+    fresh = await Wire.open(base)  # still accepting during the pre-stop delay
+    await fresh.send(post())
+    status, headers, _ = await fresh.response()
+    assert (status, "connection" in headers) == (200, False)  # still kept alive
+    await stopping
+    await kept.send(post())  # the connection was closed when the router stopped
+    assert await kept.closed()
