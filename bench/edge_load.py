@@ -9,13 +9,17 @@ Two phases, each reported separately:
 * **slow** (``--slow 500``): authenticated requests in a closed loop (4 at a time) for
   ``--seconds``, first alone (idle), then while ``--slow`` connections without a key keep
   sending a POST head announcing a 4 MiB body and trickling body bytes (a connection the router
-  closes is reopened at once). Reports the router's peak RSS (``/proc/PID/status`` VmRSS,
-  sampled every 0.1 s), how many authenticated requests succeeded, and their p50/p99 idle vs
-  under attack (target: RSS < 150 MB, p99 under attack < 3x idle).
+  closes is reopened after ``--reopen-s``). Reports the router's peak RSS
+  (``/proc/PID/status`` VmRSS, sampled every 0.1 s), how many authenticated requests
+  succeeded, and their p50/p99 idle vs under attack (target: RSS < 150 MB, p99 under attack
+  < 3x idle).
 * **burst** (``--burst 1000``): that many connections open at once, each sending one
   authenticated streaming request; meanwhile ``/health``, ``/ready`` and ``/metrics`` are
   requested every 0.1 s on the main port and on the probe port. Reports each probe's max and
   p99 latency and failures (target: under 1 s on the probe port).
+
+The attackers and the probes run in child processes, so their latency is the router's, not
+this process's event loop's.
 
 Usage: .venv/bin/python bench/edge_load.py [--slow 500] [--burst 1000] [--seconds 10]
 This is a benchmark, not a test: it asserts nothing.
@@ -30,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import Process, Queue
 from pathlib import Path
 
 import aiohttp
@@ -94,7 +99,7 @@ async def authenticated(base: str, seconds: float) -> tuple[list[float], int]:
     return latencies, failures
 
 
-async def slow_client(port: int, stop: asyncio.Event, opened: list[int]) -> None:
+async def slow_client(port: int, stop: asyncio.Event, opened: list[int], reopen_s: float) -> None:
     """Keeps one unauthenticated connection trickling a partial 4 MiB body; reopens it."""
     head = (b"POST /v1/completions HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\n"
             b"Content-Length: 4194304\r\n\r\n")  # fmt: skip
@@ -114,7 +119,23 @@ async def slow_client(port: int, stop: asyncio.Event, opened: list[int]) -> None
                     pass
             writer.close()
         except OSError:
-            await asyncio.sleep(0.1)
+            pass
+        await asyncio.sleep(reopen_s)
+
+
+def attack(port: int, slow: int, seconds: float, reopen_s: float, out: Queue[int]) -> None:
+    """Child process: ``slow`` attackers for ``seconds``; puts the number of connections."""
+
+    async def run() -> None:
+        stop, opened = asyncio.Event(), [0]
+        tasks = [asyncio.create_task(slow_client(port, stop, opened, reopen_s))
+                 for _ in range(slow)]  # fmt: skip
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.gather(*tasks)
+        out.put(opened[0])
+
+    asyncio.run(run())
 
 
 async def sample_rss(pid: int, stop: asyncio.Event, peak: list[float]) -> None:
@@ -123,18 +144,21 @@ async def sample_rss(pid: int, stop: asyncio.Event, peak: list[float]) -> None:
         await asyncio.sleep(0.1)
 
 
-async def slow_phase(port: int, pid: int, slow: int, seconds: float) -> None:
+async def slow_phase(port: int, pid: int, slow: int, seconds: float, reopen_s: float) -> None:
     base = f"http://127.0.0.1:{port}"
     idle, idle_fail = await authenticated(base, seconds)
     idle_rss = rss_mb(pid)
-    stop, peak, opened = asyncio.Event(), [idle_rss], [0]
-    tasks = [asyncio.create_task(slow_client(port, stop, opened)) for _ in range(slow)]
-    tasks.append(asyncio.create_task(sample_rss(pid, stop, peak)))
+    stop, peak = asyncio.Event(), [idle_rss]
+    opened: Queue[int] = Queue()
+    sampler = asyncio.create_task(sample_rss(pid, stop, peak))
+    child = Process(target=attack, args=(port, slow, seconds + 3.0, reopen_s, opened))
+    child.start()
     await asyncio.sleep(2.0)  # let the attack build up
     attacked, attacked_fail = await authenticated(base, seconds)
+    await asyncio.to_thread(child.join)
     stop.set()
-    await asyncio.gather(*tasks)
-    print(f"slow: {slow} unauthenticated connections kept open ({opened[0]} opened in all)")
+    await sampler
+    print(f"slow: {slow} unauthenticated attackers ({opened.get()} connections opened in all)")
     print(f"  router RSS idle {idle_rss:.1f} MB, peak under attack {peak[0]:.1f} MB")
     for name, lat, fail in (("idle", idle, idle_fail), ("attack", attacked, attacked_fail)):
         print(f"  authenticated {name:6}: {len(lat)} ok, {fail} failed, p50 "
@@ -157,17 +181,30 @@ async def probe_loop(url: str, stop: asyncio.Event, out: list[float], fails: lis
             await asyncio.sleep(0.1)
 
 
+def probing(urls: dict[str, str], seconds: float, out: Queue[dict[str, object]]) -> None:
+    """Child process: every probe every 0.1 s for ``seconds``; puts latencies and failures."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        results: dict[str, tuple[list[float], list[int]]] = {n: ([], [0]) for n in urls}
+        tasks = [asyncio.create_task(probe_loop(url, stop, *results[name]))
+                 for name, url in urls.items()]  # fmt: skip
+        await asyncio.sleep(seconds)
+        stop.set()
+        await asyncio.gather(*tasks)
+        out.put({name: {"lat": lat, "failed": fails[0]} for name, (lat, fails) in results.items()})
+
+    asyncio.run(run())
+
+
 async def burst_phase(port: int, probe: int | None, burst: int) -> None:
-    stop = asyncio.Event()
-    probes: dict[str, tuple[list[float], list[int]]] = {}
-    tasks = []
-    for label, p in (("main", port), ("probe", probe)):
-        for path in ("/health", "/ready", "/metrics"):
-            if p is not None:
-                probes[f"{label} {path}"] = ([], [0])
-                lat, fails = probes[f"{label} {path}"]
-                url = f"http://127.0.0.1:{p}{path}"
-                tasks.append(asyncio.create_task(probe_loop(url, stop, lat, fails)))
+    urls = {f"{label} {path}": f"http://127.0.0.1:{p}{path}"
+            for label, p in (("main", port), ("probe", probe)) if p is not None
+            for path in ("/health", "/ready", "/metrics")}  # fmt: skip
+    results: Queue[dict[str, object]] = Queue()
+    child = Process(target=probing, args=(urls, 12.0, results))
+    child.start()
+    await asyncio.sleep(1.0)
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=120)
     body = BODY | {"stream": True, "max_tokens": 64}
@@ -186,13 +223,13 @@ async def burst_phase(port: int, probe: int | None, burst: int) -> None:
         began = time.monotonic()
         await asyncio.gather(*(one() for _ in range(burst)))
         took = time.monotonic() - began
-    stop.set()
-    await asyncio.gather(*tasks)
+    await asyncio.to_thread(child.join)
     print(f"burst: {burst} connections at once, done in {took:.1f}s: {statuses}")
-    for name, (lat, fails) in probes.items():
+    for name, row in results.get().items():
+        lat, failed = row["lat"], row["failed"]  # type: ignore[index]
         print(f"  {name:16} n={len(lat):4} p50 {pct(lat, 0.5):7.1f} ms  p99 "
               f"{pct(lat, 0.99):7.1f} ms  max {max(lat, default=float('nan')):7.1f} ms  "
-              f"failed {fails[0]}")  # fmt: skip
+              f"failed {failed}")  # fmt: skip
 
 
 def main() -> None:
@@ -200,13 +237,14 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=500)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--reopen-s", type=float, default=1.0, help="attacker reconnect delay")
     parser.add_argument("--no-probe-port", action="store_true", help="probe the main port only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         procs, port, probe = start(Path(tmp), not args.no_probe_port)
         try:
             if args.slow:
-                asyncio.run(slow_phase(port, procs[-1].pid, args.slow, args.seconds))
+                asyncio.run(slow_phase(port, procs[-1].pid, args.slow, args.seconds, args.reopen_s))
             if args.burst:
                 asyncio.run(burst_phase(port, probe, args.burst))
         finally:
