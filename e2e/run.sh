@@ -76,6 +76,7 @@ k apply --server-side -f charts/sagellm/crds/
 k create namespace "$POOL_NS" --dry-run=client -o yaml | k apply -f -
 helm --kube-context "$CONTEXT" upgrade --install "$RELEASE" charts/sagellm \
   --namespace "$SYSTEM_NS" --create-namespace \
+  --set watch.scope=cluster --set "watch.namespaces={$POOL_NS}" \
   --set image.tag="$IMAGE_TAG" --set image.pullPolicy=Never \
   --set router.replicas=2 --set router.podDisruptionBudget.enabled=true
 k -n "$SYSTEM_NS" rollout status "deploy/$RELEASE-operator" --timeout=180s

@@ -84,6 +84,15 @@ def _section(crd: Schema) -> list[str]:
     return [*lines, ""]
 
 
+# Fields taken out of the API, and where their meaning lives now; a manifest that still sets
+# one is refused as an unknown field.
+REMOVED = [
+    "`spec.roles.decode.targetLatencyMs`: nothing could act on a per-role latency target that "
+    "the scheduling SLOs (`spec.scheduling.sloTtftMs`, `sloDeadlineMs`, per-request headers) do "
+    "not already express; set those instead.",
+]
+
+
 def render() -> str:
     lines = [
         "# API reference (`sagellm.io/v1alpha1`)",
@@ -93,6 +102,7 @@ def render() -> str:
     ]
     for crd in (pool_crd(), instance_crd()):
         lines += _section(crd)
+    lines += ["## Removed fields", "", *(f"- {r}" for r in REMOVED), ""]
     return "\n".join(lines)
 
 

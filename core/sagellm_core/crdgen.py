@@ -93,6 +93,7 @@ POOL_COLUMNS = [
     _column("Phase", ".status.phase"),
     _column("Ready", ".status.readyReplicas", "integer"),
     _column("Desired", ".status.desiredReplicas", "integer"),
+    _column("Accepted", '.status.conditions[?(@.type=="Accepted")].status'),
     _column("Policy", ".spec.scheduling.policy", priority=1),
     _column("Routing", ".spec.scheduling.routing", priority=1),
     _AGE,
@@ -107,9 +108,21 @@ INSTANCE_COLUMNS = [
 ]
 
 
+POOL_NAME_RULE: Schema = {
+    "rule": f"!has(self.metadata.name) || size(self.metadata.name) <= {labels.MAX_POOL_NAME}",
+    "message": (
+        f"metadata.name must be at most {labels.MAX_POOL_NAME} characters: instance, pod and "
+        f"LeaderWorkerSet names add up to {labels.POD_SUFFIX_MAX} characters to it and must fit "
+        f"in {labels.DNS_LABEL_MAX}"
+    ),
+}
+"""At the root: CEL can read ``metadata.name`` only there (no fieldPath: the schema does not
+declare metadata's fields)."""
+
+
 def _crd(
     kind: str, plural: str, singular: str, short: tuple[str, ...], spec: Schema, status: Schema,
-    columns: list[Schema],
+    columns: list[Schema], rules: tuple[Schema, ...] = (),
 ) -> Schema:  # fmt: skip
     root: Schema = {
         "type": "object",
@@ -123,6 +136,8 @@ def _crd(
             "status": status,
         },
     }
+    if rules:
+        root["x-kubernetes-validations"] = list(rules)
     version = {
         "name": labels.VERSION,
         "served": True,
@@ -155,6 +170,7 @@ def pool_crd() -> Schema:
     return _crd(
         labels.POOL_KIND, labels.POOL_PLURAL, labels.POOL_SINGULAR, labels.POOL_SHORT_NAMES,
         model_schema(InferencePoolSpec), model_schema(InferencePoolStatus), POOL_COLUMNS,
+        (POOL_NAME_RULE,),
     )  # fmt: skip
 
 

@@ -7,14 +7,17 @@ on stderr; ``-o json`` still prints the full plan, errors included, on stdout).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from sagellm_core.api.common import Architecture, ParallelismStrategy, Role
-from sagellm_core.planner import KVCacheDType, Plan, PlanRequest, WeightDType
+from sagellm_core.planner import KVCacheDType, Plan, PlanRequest, WeightDType, plan_pool
 from sagellm_core.planner import plan as make_plan
 from sagellm_core.planner.memory import complete_shape
+from sagellm_core.validation import parse_pool, pool_problems
 
 EXIT_BAD_INPUT = 2
 
@@ -99,7 +102,15 @@ def render_table(p: Plan) -> str:
 
 
 @click.command(name="plan", cls=PlanCommand)
-@click.option("--params", type=float, required=True, help="Parameters in billions, e.g. 70.")
+@click.option(
+    "-f",
+    "--file",
+    "pool_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Plan every role of an InferencePool manifest instead.",
+)
+@click.option("--params", type=float, default=None, help="Parameters in billions, e.g. 70.")
 @click.option("--gpu-memory", type=float, default=80, show_default=True, help="GiB per GPU.")
 @click.option("--gpus-per-node", type=int, default=8, show_default=True)
 @click.option("--gpus", type=int, default=None, help="GPUs available (enables DP auto).")
@@ -123,8 +134,12 @@ def render_table(p: Plan) -> str:
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
               show_default=True)  # fmt: skip
 @click.pass_context
-def plan(ctx: click.Context, /, output: str, **options: Any) -> None:
+def plan(ctx: click.Context, /, output: str, pool_file: str | None, **options: Any) -> None:
     """Choose tensor/pipeline/data/expert parallelism for a model and explain why."""
+    if pool_file is not None:
+        ctx.exit(plan_pool_file(pool_file, output))
+    if options["params"] is None:
+        raise OneLineUsageError("give --params (billions of parameters) or -f POOL.yaml", ctx)
     result = make_plan(build_request(options))
     if output == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -134,3 +149,24 @@ def plan(ctx: click.Context, /, output: str, **options: Any) -> None:
         for error in result.errors:
             click.echo(f"Error: {error}", err=True)
         ctx.exit(EXIT_BAD_INPUT)
+
+
+def plan_pool_file(path: str, output: str) -> int:
+    """Plan a pool manifest exactly as the operator does; the JSON ``plan`` is what the operator
+    writes to ``status.plan``. Returns the exit code."""
+    manifest = yaml.safe_load(Path(path).read_text())
+    problems = pool_problems(manifest) if isinstance(manifest, dict) else [f"{path}: not a mapping"]
+    if problems:
+        for problem in problems:
+            click.echo(f"Error: {problem}", err=True)
+        return EXIT_BAD_INPUT
+    planned = plan_pool(parse_pool(manifest).spec)
+    if output == "json":
+        wire = {"plan": [p.to_wire() for p in planned.status_plans()],
+                "errors": list(planned.errors)}  # fmt: skip
+        click.echo(json.dumps(wire, indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n\n".join(render_table(p) for p in planned.plans.values()))
+    for error in planned.errors:
+        click.echo(f"Error: {error}", err=True)
+    return EXIT_BAD_INPUT if planned.errors else 0

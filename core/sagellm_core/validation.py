@@ -14,6 +14,7 @@ from sagellm_core.api.crdcheck import apply_defaults, crd_schema, validate_objec
 from sagellm_core.api.instance import ExecutionInstance
 from sagellm_core.api.pool import InferencePool
 from sagellm_core.crdgen import instance_crd, pool_crd
+from sagellm_core.owned_args import owned_arg_problems
 
 
 @cache
@@ -38,10 +39,12 @@ def pool_problems(obj: dict[str, Any]) -> list[str]:
     if problems:
         return problems
     try:
-        parse_pool(obj)
+        pool = parse_pool(obj)
     except ValidationError as exc:
         return _pydantic_problems(exc)
-    return []
+    engine = pool.spec.engine
+    owned = owned_arg_problems(engine.extra_args, [e.name for e in engine.env])
+    return [f"spec.{problem}" for problem in owned]
 
 
 def parse_pool(obj: dict[str, Any]) -> InferencePool:

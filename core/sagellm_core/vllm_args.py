@@ -21,9 +21,11 @@ DEFAULT_PORT: Final = 8000
 LWS_LEADER_ADDRESS: Final = "$(LWS_LEADER_ADDRESS)"
 LWS_WORKER_INDEX: Final = "$(LWS_WORKER_INDEX)"
 KV_ROLES: Final = {Role.PREFILL: "kv_producer", Role.DECODE: "kv_consumer"}
-FLAG_QUANTIZATIONS: Final = frozenset({"fp8", "awq", "gptq"})
-"""Quantizations passed as ``--quantization``; int8/int4 checkpoints carry their own config,
-which vLLM detects."""
+ON_LOAD_QUANTIZATIONS: Final = frozenset({"fp8"})
+"""Quantizations vLLM applies to an unquantized checkpoint at load (``--quantization``). A
+pre-quantized checkpoint (FP8 as compressed-tensors, fbgemm_fp8 or fp8; AWQ; GPTQ; int8/int4)
+carries its ``quantization_config``, which vLLM reads; passing a flag that names a different
+method makes vLLM refuse to start, so none is passed."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ServeConfig:
     max_model_len: int
     dtype: str = "auto"
     quantization: str | None = None
+    quantize_on_load: bool = False
     revision: str | None = None
     gpu_memory_utilization: float = 0.9
     tensor: int = 1
@@ -61,6 +64,8 @@ class ServeConfig:
     block_size: int | None = None
     enable_prefix_caching: bool = True
     max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    chunked_prefill: bool = True
     multi_node: MultiNode | None = None
     extra_args: tuple[str, ...] = ()
     host: str = "0.0.0.0"
@@ -118,7 +123,7 @@ def _model_args(cfg: ServeConfig) -> list[str]:
     args = ["--max-model-len", str(cfg.max_model_len)]
     args += ["--gpu-memory-utilization", f"{cfg.gpu_memory_utilization:g}"]
     args += ["--dtype", cfg.dtype]
-    if cfg.quantization in FLAG_QUANTIZATIONS:
+    if cfg.quantize_on_load and cfg.quantization in ON_LOAD_QUANTIZATIONS:
         args += ["--quantization", cfg.quantization]
     if cfg.block_size is not None:
         args += ["--block-size", str(cfg.block_size)]
@@ -127,6 +132,10 @@ def _model_args(cfg: ServeConfig) -> list[str]:
     )
     if cfg.max_num_seqs is not None:
         args += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.max_num_batched_tokens is not None:
+        args += ["--max-num-batched-tokens", str(cfg.max_num_batched_tokens)]
+    if not cfg.chunked_prefill:
+        args.append("--no-enable-chunked-prefill")
     return args
 
 
@@ -157,6 +166,7 @@ def _config(
         max_model_len=model.max_model_len,
         dtype=model.dtype,
         quantization=model.quantization,
+        quantize_on_load=model.quantize_on_load,
         revision=model.revision,
         gpu_memory_utilization=engine.gpu_memory_utilization,
         tensor=sizes.tensor,
@@ -181,9 +191,12 @@ def serve_config_for_pool(
     """Config for one instance of ``role`` in a pool, with the planner's sizes."""
     connector = spec.roles.kv_transfer.connector if spec.roles.kv_transfer else None
     cfg = _config(spec.model, spec.engine, role, sizes, connector, multi_node)
-    decode = spec.roles.decode
+    decode, prefill = spec.roles.decode, spec.roles.prefill
     if Role(role) == Role.DECODE and decode is not None and decode.max_parallel_requests:
         return replace(cfg, max_num_seqs=decode.max_parallel_requests)
+    if Role(role) == Role.PREFILL and prefill is not None:
+        return replace(cfg, max_num_batched_tokens=prefill.target_batch_size,
+                       chunked_prefill=prefill.chunked_prefill)  # fmt: skip
     return cfg
 
 

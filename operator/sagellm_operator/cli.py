@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from typing import Any
 
 import click
 import kopf
@@ -37,6 +39,19 @@ async def run(
     )
 
 
+def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
+    """``--engine-ingress-peers``: a JSON list of objects (NetworkPolicyPeers)."""
+    if text is None:
+        return None
+    try:
+        peers = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--engine-ingress-peers is not JSON: {exc}") from exc
+    if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
+        raise ValueError("--engine-ingress-peers must be a JSON list of NetworkPolicyPeer objects")
+    return tuple(peers)
+
+
 @click.command("operator")
 @click.option("--namespace", "namespaces", multiple=True, help="Namespace to serve (repeatable).")
 @click.option("--all-namespaces", is_flag=True, help="Serve every namespace (the default).")
@@ -46,14 +61,57 @@ async def run(
               help="Serve http://0.0.0.0:PORT/healthz (kopf liveness); 0 disables.")  # fmt: skip
 @click.option("--peering/--standalone", default=False, help="kopf peering (needs its CRD).")
 @click.option("--resync-seconds", type=float, default=10.0, show_default=True)
-@click.option("--drain-timeout", type=float, default=30.0, show_default=True)
+@click.option(
+    "--drain-timeout",
+    type=int,
+    default=600,
+    show_default=True,
+    help="Default max seconds of one drain (pool: spec.lifecycle.drainTimeoutSeconds).",
+)
+@click.option(
+    "--discovery-bound",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="D: seconds every router may take to see an endpoint as draining.",
+)
+@click.option(
+    "--drain-poll",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between two reads of a draining engine's /metrics.",
+)
 @click.option("--vllm-image", default=PodDefaults.vllm_image, show_default=True)
 @click.option("--simulator-image", default=PodDefaults.simulator_image, show_default=True)
+@click.option(
+    "--max-nodes-per-instance",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Refuse plans needing more nodes per instance.",
+)
+@click.option(
+    "--vllm-run-as-user",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run vLLM containers as this uid with runAsNonRoot (image must allow it; "
+    "default: the image's user, root for the official vLLM image).",
+)
+@click.option(
+    "--engine-ingress-peers",
+    default=None,
+    metavar="JSON",
+    help="JSON list of NetworkPolicyPeers (router, operator, metrics scraper) allowed "
+    "to reach engine pods; each pool then gets a NetworkPolicy admitting only "
+    "them (engine port) and its own pods. Unset: no NetworkPolicy.",
+)
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
              metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
-             drain_timeout: float, vllm_image: str, simulator_image: str,
-             verbose: bool) -> None:  # fmt: skip
+             drain_timeout: int, discovery_bound: float, drain_poll: float, vllm_image: str,
+             simulator_image: str, max_nodes_per_instance: int, vllm_run_as_user: int | None,
+             engine_ingress_peers: str | None, verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
     try:
         settings = OperatorSettings(
@@ -61,7 +119,11 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
             api_server=api_server, metrics_port=metrics_port or None,
             liveness_port=liveness_port or None, standalone=not peering,
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
-            pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image),
+            drain_poll_seconds=drain_poll, max_nodes_per_instance=max_nodes_per_instance,
+            engine_ingress_peers=parse_peers(engine_ingress_peers),
+            pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image,
+                             vllm_run_as_user=vllm_run_as_user,
+                             discovery_bound_seconds=discovery_bound),
         )  # fmt: skip
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -15,9 +15,10 @@ import kopf
 from sagellm_core.api import labels as L
 from sagellm_operator.k8s import connect
 from sagellm_operator.metrics import Metrics
+from sagellm_operator.reconcile.accepted import remember
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
-from sagellm_operator.reconcile.pool import reconcile_pool, warm_up
+from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named, warm_up
 from sagellm_operator.reconcile.resync import resync_forever
 from sagellm_operator.settings import OperatorSettings
 
@@ -41,14 +42,11 @@ def _pool_of(ctx: Context, obj: Any) -> None:
     """Schedule a (coalesced) reconcile of the pool that owns ``obj``."""
     name = (obj.get("metadata", {}).get("labels") or {}).get(L.LABEL_POOL)
     if name:
-        ns = obj["metadata"]["namespace"]
-        ctx.children.trigger(("pool", ns, name), lambda: _reconcile_pool_named(ctx, ns, name))
+        _trigger(ctx, obj["metadata"]["namespace"], name)
 
 
-async def _reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
-    pool = await ctx.kube.get(L.POOL_PLURAL, ns, name)
-    if pool is not None:
-        await reconcile_pool(ctx, pool)
+def _trigger(ctx: Context, ns: str, name: str) -> None:
+    ctx.children.trigger(("pool", ns, name), lambda: reconcile_pool_named(ctx, ns, name))
 
 
 async def _instance_of(ctx: Context, pod: Any) -> None:
@@ -90,6 +88,13 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
     @kopf.on.update(*POOLS, field="spec", registry=registry)
     async def pool_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await reconcile_pool(memo.ctx, dict(body))
+
+    @kopf.on.event(*POOLS, registry=registry)
+    async def pool_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:
+        # A claim that appears, changes or goes can change who owns a model name: re-run the
+        # other claimants now rather than at the next resync.
+        for key in remember(memo.ctx, dict(body), deleted=type == "DELETED"):
+            _trigger(memo.ctx, *key.split("/", 1))
 
     @kopf.on.event(*INSTANCES, registry=registry)
     async def instance_event(body: kopf.Body, memo: kopf.Memo, type: str | None, **_: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,16 @@ class PodDefaults:
     """HTTP port of vLLM (and of its /metrics)."""
     startup_failure_threshold: int = 180
     """Startup probe: periodSeconds 10 × this = time allowed to download and load the model."""
+    vllm_run_as_user: int | None = None
+    """Run vLLM containers as this uid with ``runAsNonRoot`` (for images built to run
+    non-root). None: the image's user; the official vLLM image needs root (it keeps its cache
+    under /root), so root is the default for vLLM pods."""
     gpu_toleration: bool = True
     """Tolerate the usual ``nvidia.com/gpu:NoSchedule`` taint on GPU pods."""
+    discovery_bound_seconds: float = 5.0
+    """D: how long every router replica may take to see an endpoint leave the routable set
+    (watch delivery plus a margin). The drain waits D after marking an instance draining before
+    it reads the engine's load, and the engine's preStop hook sleeps D before it does."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +46,30 @@ class OperatorSettings:
     peering_name: str = "sagellm-operator"
     resync_seconds: float = 10.0
     """Interval of the level-based timer that re-runs each reconcile."""
-    drain_timeout_seconds: float = 30.0
-    """How long a draining instance may take before it is deleted without an idle signal."""
+    drain_timeout_seconds: int = 600
+    """Default upper bound on one drain (pools override it with
+    ``spec.lifecycle.drainTimeoutSeconds``): from marking an instance draining to deleting it
+    even if its engine still holds requests."""
+    drain_poll_seconds: float = 1.0
+    """Interval between two reads of a draining engine's ``/metrics``; two consecutive reads
+    with nothing running or waiting make it idle."""
+    engine_ingress_peers: tuple[dict[str, Any], ...] | None = None
+    """NetworkPolicyPeers allowed to reach engine pods on the engine port (router, operator,
+    metrics scraper). Set: every pool gets a NetworkPolicy admitting only them and the pool's own
+    pods. None: the operator creates no NetworkPolicy."""
+    max_nodes_per_instance: int = 8
+    """Plans needing more nodes per instance are refused (InvalidSpec, with the planner's fix)."""
     pods: PodDefaults = field(default_factory=PodDefaults)
 
     def __post_init__(self) -> None:
         if not self.all_namespaces and not self.namespaces:
             raise ValueError("give --namespace at least once, or --all-namespaces")
+        if self.max_nodes_per_instance < 1:
+            raise ValueError("the maximum nodes per instance must be at least 1")
         if self.resync_seconds <= 0 or self.drain_timeout_seconds < 0:
             raise ValueError("resync interval must be > 0 and drain timeout >= 0 seconds")
+        if self.drain_poll_seconds <= 0 or self.pods.discovery_bound_seconds < 0:
+            raise ValueError("drain poll interval must be > 0 and discovery bound >= 0 seconds")
         for name, port in (("metrics", self.metrics_port), ("liveness", self.liveness_port)):
             if port is not None and not 0 < port < 65536:
                 raise ValueError(f"{name} port {port} is not a TCP port")

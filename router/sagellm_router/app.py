@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import orjson
@@ -25,6 +24,7 @@ from sagellm_router.downstream import Downstream, HttpDownstream
 from sagellm_router.edge import Edge, over_budget, render, timed_out, too_large
 from sagellm_router.errors import ApiError
 from sagellm_router.fastpath.protocol import Serve
+from sagellm_router.model_cards import ModelCards
 from sagellm_router.pipeline import Job, handle
 from sagellm_router.services import CoreServices
 from sagellm_router.state import RouterState
@@ -109,17 +109,14 @@ def fast_serve(app: web.Application) -> Serve:
     return serve
 
 
-async def models(request: web.Request) -> web.Response:
-    """GET /v1/models: the union of the models of all pools."""
-    state = request.app[STATE]
-    created = int(time.time())
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "sagellm", "root": name}
-        for name in state.table.models()
-    ]
-    return web.Response(
-        body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
-    )
+def models_handler(cards: ModelCards) -> Handler:
+    """GET /v1/models: every served model's card, as its engines report it (model_cards)."""
+
+    async def models(request: web.Request) -> web.Response:
+        listing = await cards.listing(request.app[STATE], request.app[SERVICES].session)
+        return web.Response(body=orjson.dumps(listing), content_type="application/json")
+
+    return models
 
 
 async def health(request: web.Request) -> web.Response:
@@ -215,7 +212,7 @@ def build_app(
         app[RELOADER] = reloader
     for path in (COMPLETIONS, CHAT, EMBEDDINGS):
         app.router.add_post(path, inference, expect_handler=expect_handler)
-    app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models", models_handler(ModelCards()))
     add_probe_routes(app)
     admin = state.settings.admin
     if admin.enabled and admin.port is None:

@@ -6,6 +6,7 @@ else needs a restart.
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -70,12 +71,15 @@ class PoolSettings(_Model):
     name: str
     model: str
     task: Literal["generate", "embed"] = "generate"
+    created_at: datetime.datetime | None = Field(
+        None, description="RFC 3339 time; decides model-name ownership before file order"
+    )
     routing: str | None = None
     policy: str | None = None
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     endpoints: list[EndpointSettings] = Field(default_factory=list)
 
-    def snapshot(self) -> PoolSnapshot:
+    def snapshot(self, order: int = 0) -> PoolSnapshot:
         endpoints = tuple(
             Endpoint(
                 url=e.url,
@@ -96,8 +100,14 @@ class PoolSettings(_Model):
             routing = str(self.scheduling.routing)
         return PoolSnapshot(
             self.name, self.model, routing, policy, endpoints, scheduling=self.scheduling,
-            task=self.task,
+            task=self.task, created=self._created(), order=order,
         )  # fmt: skip
+
+    def _created(self) -> str | None:
+        when = self.created_at
+        if when is None:
+            return None
+        return (when if when.tzinfo else when.replace(tzinfo=datetime.UTC)).isoformat()
 
 
 class StaticDiscoverySettings(_Model):
@@ -114,6 +124,9 @@ class KubernetesDiscoverySettings(_Model):
     type: Literal["kubernetes"]
     namespace: str | None = None
     all_namespaces: bool = False
+    namespaces: tuple[str, ...] = Field(
+        (), description="allow-list: watch the cluster, keep only pools in these namespaces"
+    )
     kubeconfig: str | None = None
     backoff_initial_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
@@ -204,27 +217,41 @@ class EdgeSettings(_Model):
 
 
 class RetrySettings(_Model):
-    """Retries on another endpoint for connect errors and 5xx before the first byte."""
+    """Retries on another endpoint for connect errors, 5xx and first-byte timeouts."""
 
     max_attempts: int = Field(3, ge=1)
     backoff_initial_s: float = Field(0.02, ge=0)
     backoff_max_s: float = Field(0.5, ge=0)
+    max_failovers: int = Field(
+        2, ge=0, description="mid-stream failovers per stream (pools with midStreamFailover)"
+    )
 
 
 class TimeoutSettings(_Model):
-    """Upstream timeouts per request."""
+    """Upstream timeouts per request (see docs/router.md, "Hung and dead engines")."""
 
     connect_s: float = Field(3.0, gt=0)
-    read_idle_s: float = Field(300.0, gt=0, description="max silence between upstream bytes")
+    first_byte_s: float = Field(
+        30.0, gt=0, description="streams: request sent -> first event; then retried elsewhere"
+    )
+    stall_s: float = Field(
+        20.0, gt=0, description="streams: max silence between events; then failover"
+    )
+    read_idle_s: float = Field(
+        300.0, gt=0, description="non-streaming: max wait for the answer (it comes whole)"
+    )
     total_s: float = Field(900.0, gt=0)
 
 
 class HealthSettings(_Model):
-    """Passive health: eject after consecutive failures, re-admit after a good /health probe."""
+    """Passive health: eject after consecutive failures (at once for a timeout); re-admit only
+    after a completion probe (an embeddings probe for embed pools) succeeds, probing with
+    exponential backoff from ``probe_interval_s`` up to ``probe_backoff_max_s``."""
 
     failure_threshold: int = Field(3, ge=1)
-    probe_interval_s: float = Field(2.0, gt=0)
-    probe_timeout_s: float = Field(1.0, gt=0)
+    probe_interval_s: float = Field(1.0, gt=0)
+    probe_backoff_max_s: float = Field(30.0, gt=0)
+    probe_timeout_s: float = Field(5.0, gt=0)
 
 
 class ScrapeSettings(_Model):

@@ -71,8 +71,15 @@ class RouterMetrics:
         )
         self.ejections = Counter(
             "sagellm_router_endpoint_ejections",
-            "Endpoints ejected by passive health checks",
-            ["pool", "endpoint"],
+            "Endpoints ejected by passive health checks, by the failure that ejected them",
+            ["pool", "endpoint", "reason"],
+            registry=r,
+        )
+        self.failovers = Counter(
+            "sagellm_router_stream_failovers",
+            "Streams continued on another endpoint after a mid-stream failure (outcome: "
+            "continued, refused, failed)",
+            ["pool", "reason", "outcome"],
             registry=r,
         )
         self.endpoints = Gauge(

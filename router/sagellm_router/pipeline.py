@@ -31,12 +31,15 @@ from sagellm_router.validation import ParsedRequest, task_of
 @dataclass(frozen=True, slots=True)
 class Job:
     """A validated request: the parsed body, the bytes to forward and lower-cased headers;
-    ``on_admitted`` is called when the admission queue lets it through."""
+    ``on_admitted`` is called when the admission queue lets it through. ``prefer``: endpoint
+    URLs to route to when one of them is allowed and available (the embedded manager's
+    parallelism hint); None means no preference."""
 
     parsed: ParsedRequest
     raw: bytes
     headers: Mapping[str, str]
     on_admitted: Callable[[Exchange], None] | None = None
+    prefer: frozenset[str] | None = None
 
 
 def safe_request_id(given: str | None, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> str:
@@ -77,6 +80,14 @@ def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnaps
     return pools[0]
 
 
+def _refuse_if_dead(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> None:
+    """503 at once when no pool for the request can serve it now or soon: waiting in the
+    queue until its timeout would only delay the same answer."""
+    if all(state.dead(p) for p in pools):
+        state.metrics.child(state.metrics.rejections, pools[0].name, "no_endpoint").inc()
+        raise state.dead_pool_error(", ".join(p.name for p in pools))
+
+
 def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> RequestMetadata:
     headers = {**job.headers, H_REQUEST_ID: rid}
     return metadata_from_request(headers, job.parsed.body, runtime.spec, now=state.clock())
@@ -89,9 +100,10 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
     rid = safe_request_id(job.headers.get(H_REQUEST_ID), state.new_request_id)
     ex = Exchange(down, parsed, job.raw, rid, job.headers.get("x-routing-strategy"), state.clock())
     pool = _home_pool(state, pools)
-    ex.pool = pool.name
+    ex.pool, ex.failover = pool.name, pool.scheduling.mid_stream_failover
     runtime = state.runtime(pool)
     try:
+        _refuse_if_dead(state, pools)
         state.strategy_name(pool, ex.override)  # 400 on an unknown override, before queueing
         meta = _metadata(state, job, runtime, rid)
         async with (
@@ -101,7 +113,7 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
             ex.ticket = ticket
             if job.on_admitted is not None:
                 job.on_admitted(ex)
-            await _dispatch(state, upstream, ex, pools, pool, runtime)
+            await _dispatch(state, upstream, ex, pools, pool, runtime, job.prefer)
     except Rejected as err:
         state.metrics.child(state.metrics.rejections, pool.name, err.kind).inc()
         ex.status = err.status
@@ -124,12 +136,20 @@ async def _dispatch(
     pools: tuple[PoolSnapshot, ...],
     pool: PoolSnapshot,
     runtime: PoolRuntime,
+    prefer: frozenset[str] | None = None,
 ) -> None:
+    # the snapshots taken on arrival may be stale after a wait in the queue (an endpoint that
+    # was starting may be ready now)
+    pools = tuple(state.table.get(p.name) or p for p in pools)
+    pool = state.table.get(pool.name) or pool
     if state.settings.pd.enabled and pool.task == "generate" and disaggregated(pool):
         await run_pd(state, upstream, ex, pool, runtime)
         return
     ordered = (pool, *(p for p in pools if p is not pool))
-    allowed = ex.ticket.allowed if ex.ticket else None
+    allowed: Collection[str] | None = ex.ticket.allowed if ex.ticket else None
+    if prefer is not None:
+        narrowed = prefer if allowed is None else prefer.intersection(allowed)
+        allowed = narrowed or allowed
 
     def choose(exclude: Collection[str]) -> tuple[PoolSnapshot, Endpoint] | None:
         return state.choose(ex.parsed, ordered, ex.override, exclude, allowed)

@@ -40,7 +40,7 @@ class CoreServices:
         self.discovery = discovery
         self.local = local if local is not None else {}
         t = state.settings.timeouts
-        http = UpstreamPool(t.connect_s, t.read_idle_s)
+        http = UpstreamPool(t.connect_s, t.read_idle_s, stream_idle_timeout=t.stall_s)
         self.upstream: Upstream = MixedUpstream(http, self.local) if local is not None else http
         self.session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +88,7 @@ class CoreServices:
             await asyncio.sleep(settings.interval_s)
 
     async def _probe_loop(self) -> None:
+        """Re-admit ejected endpoints whose probe request succeeds (with backoff per endpoint)."""
         assert self.session is not None
         state = self.state
         settings = state.settings.health
@@ -97,13 +98,16 @@ class CoreServices:
                 state.health.readmit(url)
                 state.update_endpoint_gauges()
             if state.health.ejected and await probe_ejected(
-                state.health, self.session, settings.probe_timeout_s
-            ):
+                state.health, self.session, state.probe_targets(), settings.probe_timeout_s,
+                state.clock(),
+            ):  # fmt: skip
                 state.update_endpoint_gauges()
 
     async def _queue_loop(self) -> None:
-        """Re-run every pool's policy: capacity freed outside the router, adaptive switches."""
+        """Re-run every pool's policy (capacity freed outside the router, adaptive switches);
+        answer requests queued for a pool that died meanwhile."""
         while True:
+            self.state.reject_queued_of_dead_pools()
             for runtime in list(self.state.runtimes.values()):
                 runtime.queue.poke()
             await asyncio.sleep(self.state.settings.queue.tick_interval_s)

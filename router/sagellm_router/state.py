@@ -25,7 +25,7 @@ from sagellm_router.admission import ConcurrencyLimit
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
-from sagellm_router.health import HealthBook
+from sagellm_router.health import IMMEDIATE, HealthBook, ProbeTarget
 from sagellm_router.metrics import RouterMetrics
 from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime, policy_settings
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
@@ -37,12 +37,29 @@ from sagellm_router.routing.registry import (
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import Clock, RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
+from sagellm_router.waits import PendingAnswers
 
 log = logging.getLogger(__name__)
 
 
 def routable(endpoint: Endpoint, ejected: Collection[str]) -> bool:
     return endpoint.ready and not endpoint.draining and endpoint.url not in ejected
+
+
+def starting(endpoint: Endpoint) -> bool:
+    """Listed in the pool's status but not ready yet (and not on its way out)."""
+    return not endpoint.ready and not endpoint.draining
+
+
+def may_hold(pool: PoolSnapshot) -> bool:
+    """Whether a request for ``pool`` may wait in its queue while no endpoint is routable.
+
+    Today: only when one of its serving endpoints is starting (it will be routable soon). A
+    pool scaled to zero by autoscaling (min 0) is the other case that should hold; that
+    decision belongs here.
+    """
+    serving = [e for e in pool.endpoints if e.role is not Role.PREFILL]
+    return any(starting(e) for e in serving)
 
 
 def serving_candidates(
@@ -82,6 +99,7 @@ class RouterState:
     runtimes: dict[str, PoolRuntime] = field(default_factory=dict)
     policy_plugins: dict[str, Plugin] = field(default_factory=dict)
     shutting_down: bool = False
+    pending: PendingAnswers = field(default_factory=PendingAnswers)
     _warned: set[str] = field(default_factory=set)
     _ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
 
@@ -203,10 +221,58 @@ class RouterState:
         return "draining" if endpoint.draining else "routable"
 
     def ready(self) -> bool:
+        """Not shutting down, and some pool has an endpoint that can take a request now."""
         ejected = self.health.ejected
         return not self.shutting_down and any(
             serving_candidates(pool, ejected) for pool in self.table.pools
         )
+
+    def dead(self, pool: PoolSnapshot) -> bool:
+        """No endpoint of ``pool`` can take a request now, and none is starting (checked for
+        every request: stops at the first endpoint that is either)."""
+        ejected = self.health.ejected
+        if any(e.role is not Role.PREFILL and routable(e, ejected) for e in pool.endpoints):
+            return False
+        return not may_hold(pool)
+
+    def dead_pool_error(self, names: str) -> ApiError:
+        return ApiError(
+            503,
+            f"pool {names} has no ready endpoint and none starting; retry later",
+            retry_after=self.settings.health.probe_interval_s,
+        )
+
+    def reject_queued_of_dead_pools(self) -> None:
+        """Answer requests waiting in the queue of a pool that died meanwhile (503 at once,
+        rather than at their queue timeout)."""
+        for name, runtime in self.runtimes.items():
+            pool = self.table.get(name)
+            if runtime.queue.queued and pool is not None and self.dead(pool):
+                err = self.dead_pool_error(name)
+                runtime.queue.reject_waiting(err.message, err.retry_after or 1.0, "no_endpoint")
+
+    def endpoint_failed(self, pool: str, endpoint: Endpoint, reason: str) -> bool:
+        """Record a failed request on ``endpoint``; on ejection count and log it with
+        ``reason``. Every path that sees an engine fail comes here. True when ejected."""
+        if not self.health.failure(endpoint.url, reason, self.clock()):
+            return False
+        self.metrics.child(self.metrics.ejections, pool, endpoint.instance, reason).inc()
+        self.update_endpoint_gauges()
+        if reason in IMMEDIATE:  # it hangs: whoever still waits on it goes elsewhere
+            self.pending.release(endpoint.url)
+        log.warning(
+            "endpoint %s (%s) ejected: %s", endpoint.instance, endpoint.url, reason,
+            extra={"endpoint": endpoint.url, "pool": pool, "reason": reason},
+        )  # fmt: skip
+        return True
+
+    def probe_targets(self) -> dict[str, ProbeTarget]:
+        """What to send each endpoint's re-admission probe: its pool's model and task."""
+        return {
+            e.url: ProbeTarget(pool.model, pool.task)
+            for pool in self.table.pools
+            for e in pool.endpoints
+        }
 
     def strategy_name(self, pool: PoolSnapshot, override: str | None) -> str:
         """Header override > pool default > router default; a bad pool value falls back."""
@@ -284,7 +350,11 @@ def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None)
         table=PoolTable(),
         strategies=strategies,
         tracker=RequestTracker(clock),
-        health=HealthBook(settings.health.failure_threshold),
+        health=HealthBook(
+            settings.health.failure_threshold,
+            settings.health.probe_interval_s,
+            settings.health.probe_backoff_max_s,
+        ),
         metrics=RouterMetrics(),
         admission=ConcurrencyLimit(settings.limits.max_concurrent_requests),
     )

@@ -44,7 +44,9 @@ class PoolSnapshot:
     its scheduling settings (the CRD's ``spec.scheduling``: policy, PD threshold, SLO defaults,
     queue limits, rate limits, cost). ``task`` is the model's task (the CRD's
     ``spec.model.task``): ``generate`` pools take completions and chat, ``embed`` pools
-    embeddings."""
+    embeddings. ``created`` (the object's creationTimestamp, or a static pool's ``created_at``)
+    and ``order`` (a static pool's position in the file) decide who owns a model name claimed by
+    several pools (``sagellm_core.ownership``)."""
 
     name: str
     model: str
@@ -54,6 +56,8 @@ class PoolSnapshot:
     namespace: str | None = None
     scheduling: SchedulingSpec = field(default_factory=SchedulingSpec)
     task: str = "generate"
+    created: str | None = None
+    order: int = 0
 
     def effective_scheduling(self) -> SchedulingSpec:
         """``scheduling`` with the pool-level ``policy`` (when set) taking precedence."""

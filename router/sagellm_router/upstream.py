@@ -104,6 +104,8 @@ class Response:
 
     async def _body(self, *, batched: bool) -> AsyncGenerator[bytes, None]:
         reader, deadline = self._conn.reader, self._pool.read_timeout
+        if self.content_type == "text/event-stream":
+            deadline = self._pool.stream_idle_timeout  # a stream that goes silent has stalled
         if self._body_read is not None:
             if self._body_read:
                 yield self._body_read
@@ -131,7 +133,7 @@ class Response:
                 while piece := await _timed(reader.read(1 << 16), deadline):
                     yield piece
         except TimeoutError as exc:
-            raise UpstreamError("timeout", "no data from upstream") from exc
+            raise UpstreamError("timeout", f"no data from upstream for {deadline:g}s") from exc
         except (ValueError, *_RECOVERABLE) as exc:
             raise UpstreamError("disconnected", str(exc) or type(exc).__name__) from exc
         self._done = True
@@ -166,10 +168,21 @@ async def _dechunk(
 
 
 class UpstreamPool:
-    """Keep-alive connections per endpoint base URL."""
+    """Keep-alive connections per endpoint base URL.
 
-    def __init__(self, connect_timeout: float, read_timeout: float, max_idle: int = 256) -> None:
+    ``read_timeout`` bounds the wait for a response head and for each piece of a plain body;
+    ``stream_idle_timeout`` (default: the same) the silence between pieces of an SSE body.
+    """
+
+    def __init__(
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        max_idle: int = 256,
+        stream_idle_timeout: float | None = None,
+    ) -> None:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.stream_idle_timeout = stream_idle_timeout or read_timeout
         self._max_idle = max_idle
         self._idle: dict[str, list[_Conn]] = {}
         self._targets: dict[str, tuple[str, int, ssl.SSLContext | None, bytes]] = {}
@@ -240,6 +253,9 @@ class UpstreamPool:
             conn.writer.transport.abort()
             detail = str(exc) or type(exc).__name__
             raise UpstreamError("disconnected", detail, answered=status >= 0) from exc
+        except asyncio.CancelledError:  # the caller gave up (first-byte timeout, client left)
+            conn.writer.transport.abort()
+            raise
         return Response(self, conn, status, headers, content)
 
     def release(self, conn: _Conn, reusable: bool) -> None:

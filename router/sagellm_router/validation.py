@@ -1,18 +1,23 @@
-"""Parse and validate an OpenAI request body just enough to route it.
+"""Parse an OpenAI request body just enough to route it, answering what it must as vLLM does.
 
-Rules: malformed JSON, a missing required field or a wrong type -> 400; a well-typed value
-that is not acceptable (empty ``messages``, ``max_tokens`` <= 0) -> 422. The raw body is
-forwarded unchanged, so nothing here re-serialises it.
+The router checks only what it needs (JSON, an object, ``model``, ``stream``, the presence and
+shape of ``messages``/``prompt``/``input``) and answers those failures exactly as vLLM 0.32
+does: schema failures as FastAPI's ``400 "Bad Request"`` with ``param: "body.<field>"``, a
+missing prompt as vLLM's ``BadRequestError``. Everything else (``max_tokens: 0``, empty
+``messages``, sampling fields, context length) is the engine's to judge: the request is
+forwarded and the engine's own answer comes back. The raw body is forwarded unchanged.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from sagellm_router.errors import ApiError
+from sagellm_core.vllm_errors import json_invalid, not_object, semantic_message
+from sagellm_router.errors import ApiError, schema_error
 
 COMPLETIONS = "/v1/completions"
 CHAT = "/v1/chat/completions"
@@ -45,116 +50,99 @@ class ParsedRequest:
 
 
 def parse_body(raw: bytes, path: str, max_inputs: int = MAX_EMBEDDING_INPUTS) -> ParsedRequest:
-    """Validate ``raw`` as a completions, chat or embeddings request for ``path``.
+    """Check ``raw`` as a completions, chat or embeddings request for ``path``.
 
-    Raises ApiError naming the problem; ``max_inputs`` caps the inputs of one embeddings request.
+    Raises ApiError as vLLM would answer; ``max_inputs`` caps the inputs of one embeddings
+    request (the router's own limit).
     """
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    body = _decode(raw)
     if not isinstance(body, dict):
-        raise ApiError(400, f"request body must be a JSON object, got {_kind(body)}")
+        raise schema_error([not_object(body)])
     model = body.get("model")
-    if not isinstance(model, str) or not model:
+    if model is not None and not isinstance(model, str):
+        raise schema_error([_typed("string_type", "model", model, "a valid string")])
+    if not model:
         raise ApiError(400, "'model' is required and must be a non-empty string", param="model")
     if path == CHAT:
-        _check_messages(body.get("messages"))
+        _check_messages(body)
     elif path == EMBEDDINGS:
-        _check_inputs(body.get("input"), max_inputs)
-        _check_dimensions(body.get("dimensions"))
+        _check_inputs(body, max_inputs)
     else:
         _check_prompt(body.get("prompt"))
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ApiError(400, f"'stream' must be a boolean, got {_kind(stream)}", param="stream")
-    for name in ("max_tokens", "max_completion_tokens"):
-        _check_positive_int(body, name)
+    stream = _stream(body.get("stream", False))
     user = body.get("user")
     return ParsedRequest(path, model, stream, body, user if isinstance(user, str) else None)
 
 
-def _kind(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
+def _decode(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        error = json_invalid(raw)  # where Python's json (and so vLLM) says it fails
+        if error is None:  # JSON that orjson refuses but Python accepts (NaN, big ints)
+            return json.loads(raw)
+        raise schema_error([error]) from None
 
 
-def _check_messages(messages: object) -> None:
-    if messages is None:
-        raise ApiError(400, "'messages' is required for chat completions", param="messages")
+def _typed(kind: str, name: str, value: object, what: str) -> dict[str, object]:
+    return {"type": kind, "loc": ("body", name), "msg": f"Input should be {what}", "input": value}
+
+
+def _missing(name: str, body: dict[str, Any]) -> dict[str, object]:
+    return {"type": "missing", "loc": ("body", name), "msg": "Field required", "input": body}
+
+
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _stream(value: object) -> bool:
+    """``stream`` as pydantic reads a bool (lax: 0/1 and "true"/"no"/...), else vLLM's 400."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    if isinstance(value, str):
+        what = "a valid boolean, unable to interpret input"
+        raise schema_error([_typed("bool_parsing", "stream", value, what)])
+    raise schema_error([_typed("bool_type", "stream", value, "a valid boolean")])
+
+
+def _check_messages(body: dict[str, Any]) -> None:
+    """``messages`` must be there and be a list; its items and emptiness are the engine's."""
+    if "messages" not in body:
+        raise schema_error([_missing("messages", body)])
+    messages = body["messages"]
     if not isinstance(messages, list):
-        raise ApiError(400, f"'messages' must be an array, got {_kind(messages)}", param="messages")
-    if not messages:
-        raise ApiError(422, "'messages' must contain at least one message", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ApiError(
-                400, f"messages[{i}] must be an object with a string 'role'", param="messages"
-            )
+        raise schema_error([_typed("list_type", "messages", messages, "a valid list")])
 
 
 def _check_prompt(prompt: object) -> None:
-    if prompt is None:
-        raise ApiError(400, "'prompt' is required for completions", param="prompt")
-    if isinstance(prompt, str):
-        return
-    if isinstance(prompt, list) and prompt:
-        if all(isinstance(p, str) for p in prompt):
-            return
-        if all(isinstance(p, int) and not isinstance(p, bool) for p in prompt):
-            return
-        if all(isinstance(p, list) and all(isinstance(t, int) for t in p) for p in prompt):
-            return
-    if isinstance(prompt, list) and not prompt:
-        raise ApiError(422, "'prompt' must not be an empty array", param="prompt")
-    raise ApiError(
-        400,
-        "'prompt' must be a string, an array of strings, or an array of token ids",
-        param="prompt",
-    )
+    """vLLM's own first check; the prompt's shape is the engine's to judge."""
+    if prompt is None or prompt == "":
+        message = "Either prompt or prompt_embeds must be provided and non-empty."
+        raise ApiError(400, semantic_message(message, "prompt"), param="prompt")
 
 
-def _check_inputs(inputs: object, max_inputs: int) -> None:
-    """Embeddings ``input``: a non-empty string or a non-empty array of non-empty strings."""
-    if inputs is None:
-        raise ApiError(400, "'input' is required for embeddings", param="input")
-    texts = [inputs] if isinstance(inputs, str) else inputs
-    if not isinstance(texts, list):
+def _check_inputs(body: dict[str, Any], max_inputs: int) -> None:
+    """Embeddings ``input``: a string, token ids, or a list of either (what vLLM and the
+    openai client send); required, and at most ``max_inputs`` items."""
+    if "input" not in body:
+        raise schema_error([_missing("input", body)])
+    inputs = body["input"]
+    if isinstance(inputs, list) and len(inputs) > max_inputs and not _is_token_ids(inputs):
         raise ApiError(
-            400, f"'input' must be a string or an array of strings, got {_kind(inputs)}",
+            400, f"'input' has {len(inputs)} items; at most {max_inputs} are allowed per request",
             param="input",
         )  # fmt: skip
-    if not texts:
-        raise ApiError(400, "'input' must not be an empty array", param="input")
-    if len(texts) > max_inputs:
-        raise ApiError(
-            400, f"'input' has {len(texts)} items; at most {max_inputs} are allowed per request",
-            param="input",
-        )  # fmt: skip
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ApiError(400, f"input[{i}] must be a string, got {_kind(text)}", param="input")
-        if not text:
-            raise ApiError(400, f"input[{i}] is an empty string", param="input")
 
 
-def _check_dimensions(value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ApiError(
-            400, f"'dimensions' must be a positive integer, got {value!r}", param="dimensions"
-        )
-
-
-def _check_positive_int(body: dict[str, Any], name: str) -> None:
-    value = body.get(name)
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, f"'{name}' must be an integer, got {_kind(value)}", param=name)
-    if value <= 0:
-        raise ApiError(422, f"'{name}' must be greater than 0, got {value}", param=name)
+def _is_token_ids(value: list[Any]) -> bool:
+    return all(isinstance(t, int) and not isinstance(t, bool) for t in value)
 
 
 def render_prompt(path: str, body: dict[str, Any]) -> str:
@@ -162,7 +150,8 @@ def render_prompt(path: str, body: dict[str, Any]) -> str:
     if path == CHAT:
         parts = []
         for message in body.get("messages") or ():
-            parts.append(f"{message.get('role')}:{_content_text(message.get('content'))}\n")
+            if isinstance(message, dict):
+                parts.append(f"{message.get('role')}:{_content_text(message.get('content'))}\n")
         return "".join(parts)
     prompt = body.get("input") if path == EMBEDDINGS else body.get("prompt")
     if isinstance(prompt, str):

@@ -102,6 +102,7 @@ def _opt(*names: str, **kw: Any) -> Callable[[F], F]:
 @_opt("--max-model-len", default=None, type=_model_len, help="Default: the profile model's.")
 @_opt("--max-num-seqs", default=256, type=int)
 @_opt("--max-num-batched-tokens", default=8192, type=int)
+@_opt("--enable-chunked-prefill/--no-enable-chunked-prefill", default=True)
 @_opt("--gpu-memory-utilization", default=0.92, type=float)
 @_opt("--block-size", default=16, type=int)
 @_opt("--enable-prefix-caching/--no-enable-prefix-caching", default=True)
@@ -179,6 +180,7 @@ def config_from_options(opts: dict[str, Any], unknown: list[str]) -> SimConfig:
         port=opts["port"], tensor_parallel_size=opts["tp"], pipeline_parallel_size=opts["pp"],
         data_parallel_size=opts["dp"], max_model_len=opts["max_model_len"],
         max_num_seqs=opts["max_num_seqs"], max_num_batched_tokens=opts["max_num_batched_tokens"],
+        enable_chunked_prefill=opts["enable_chunked_prefill"],
         gpu_memory_utilization=opts["gpu_memory_utilization"], block_size=opts["block_size"],
         enable_prefix_caching=opts["enable_prefix_caching"],
         num_gpu_blocks_override=opts["num_gpu_blocks_override"],

@@ -119,6 +119,7 @@ class SimConfig:
     max_model_len: int | None = None  # None: the profile model's context length
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
+    enable_chunked_prefill: bool = True
     gpu_memory_utilization: float = 0.92  # vLLM 0.32's default
     block_size: int = 16
     enable_prefix_caching: bool = True
@@ -155,6 +156,16 @@ class SimConfig:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
+        too_small = (
+            self.max_model_len is not None and self.max_num_batched_tokens < self.max_model_len
+        )
+        if not self.enable_chunked_prefill and too_small:
+            raise ValueError(
+                f"max_num_batched_tokens ({self.max_num_batched_tokens}) is smaller than "
+                f"max_model_len ({self.max_model_len}): without chunked prefill a longer prompt "
+                "could never be scheduled; increase --max-num-batched-tokens or decrease "
+                "--max-model-len"
+            )
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError("--gpu-memory-utilization must be within (0, 1]")
         _positive_number("--sim-time-scale", self.sim_time_scale, allow_zero=False)

@@ -5,8 +5,9 @@ queue and the ``vllm:*`` metrics see embedding traffic like vLLM's pooling runne
 answer carries a deterministic vector per input: seeded by the text and the simulator seed,
 L2-normalised, of ``dimensions`` entries (else ``--sim-embedding-dim``).
 
-Inputs: ``input`` is a string or a non-empty array of strings (at most ``MAX_INPUTS``); an empty
-string is refused, as token arrays are (this model of the API is text only). Unlike the tiny
+Inputs, as vLLM takes them: a string, an array of strings, an array of token ids (one input)
+or an array of token-id arrays (several), at most ``MAX_INPUTS``; an empty string or array is
+refused. A token-id input's vector is seeded by its ids. Unlike the tiny
 real model (which refuses ``dimensions`` without Matryoshka support), any ``dimensions`` >= 1 is
 served. As in vLLM, a pooling model has no generation routes (404) and a generative model no
 embeddings route.
@@ -57,20 +58,28 @@ def embedding_vector(text: str, dim: int, seed: int = 0) -> list[float]:
     return [v / norm for v in values]
 
 
-def parse_inputs(body: EmbeddingBody, max_inputs: int = MAX_INPUTS) -> list[str]:
-    """The inputs as a list of strings; ``ApiError`` naming the problem otherwise."""
+def parse_inputs(body: EmbeddingBody, max_inputs: int = MAX_INPUTS) -> list[str | list[int]]:
+    """The inputs, each a string or a list of token ids; ``ApiError`` naming the problem."""
     raw = body.input
-    texts = [raw] if isinstance(raw, str) else raw
-    if not texts:
+    items: list[Any] = [raw] if isinstance(raw, str) or _token_ids(raw) else raw
+    if not items:
         raise invalid("'input' must not be an empty array", "input", "[]")
-    if len(texts) > max_inputs:
-        raise invalid(f"'input' has {len(texts)} items; at most {max_inputs} are allowed", "input")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise invalid(f"input[{i}] must be a string, got {type(text).__name__}", "input")
-        if not text:
-            raise invalid(f"input[{i}] is an empty string", "input")
-    return texts
+    if len(items) > max_inputs:
+        raise invalid(f"'input' has {len(items)} items; at most {max_inputs} are allowed", "input")
+    for i, item in enumerate(items):
+        if not isinstance(item, str) and not _token_ids(item):
+            kind = type(item).__name__
+            raise invalid(f"input[{i}] must be a string or token ids, got {kind}", "input")
+        if not item:
+            raise invalid(f"input[{i}] is empty", "input")
+    return items
+
+
+def _token_ids(value: object) -> bool:
+    return (
+        isinstance(value, list) and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+    )  # fmt: skip
 
 
 def _dimensions(body: EmbeddingBody, default: int) -> int:
@@ -92,9 +101,9 @@ async def embeddings(request: web.Request) -> web.Response:
     model = body.model or srv.config.served_name
     if model not in srv.config.accepted_names:
         raise not_found_model(model, srv.config.accepted_names)
-    texts = parse_inputs(body)
+    inputs = parse_inputs(body)
     dim = _dimensions(body, srv.embedding_dim)
-    ids = [tokenize(t) for t in texts]
+    ids = [tokenize(t) if isinstance(t, str) else list(t) for t in inputs]
     for i, tokens in enumerate(ids):
         if len(tokens) > srv.max_model_len:
             raise invalid(
@@ -103,7 +112,8 @@ async def embeddings(request: web.Request) -> web.Response:
             )  # fmt: skip
     rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
     await _run_prefill(srv, rid, ids)
-    vectors = [embedding_vector(t, dim, srv.config.sim_seed) for t in texts]
+    keys = [t if isinstance(t, str) else "ids:" + ",".join(map(str, t)) for t in inputs]
+    vectors = [embedding_vector(k, dim, srv.config.sim_seed) for k in keys]
     data_out = [
         {"index": i, "object": "embedding", "embedding": _encode(v, body.encoding_format)}
         for i, v in enumerate(vectors)

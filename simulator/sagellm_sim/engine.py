@@ -98,7 +98,12 @@ class EngineCore:
     """Scheduler state of one engine (one DP rank)."""
 
     def __init__(
-        self, cost: CostModel, cache: KVCache, max_num_seqs: int, max_num_batched_tokens: int
+        self,
+        cost: CostModel,
+        cache: KVCache,
+        max_num_seqs: int,
+        max_num_batched_tokens: int,
+        chunked_prefill: bool = True,
     ) -> None:
         if max_num_seqs < 1 or max_num_batched_tokens < 1:
             raise ValueError("max_num_seqs and max_num_batched_tokens must be >= 1")
@@ -106,6 +111,7 @@ class EngineCore:
         self.cache = cache
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
+        self.chunked_prefill = chunked_prefill
         self.waiting: list[SimRequest] = []
         self.running: dict[str, SimRequest] = {}
         self.counters = Counters()
@@ -183,6 +189,8 @@ class EngineCore:
             usable = (req.num_tokens - 1) // self.cache.block_size
             hit_blocks = self.cache.match_prefix(req.block_hashes[:usable])
             computed = len(hit_blocks) * self.cache.block_size
+        if not self.chunked_prefill and req.num_tokens - computed > budget:
+            return 0  # without chunked prefill a prompt is scheduled whole or waits
         n = min(req.num_tokens - computed, budget)
         self.cache.acquire(hit_blocks)
         fresh = self.cache.allocate(self.cache.blocks_for(computed + n) - len(hit_blocks))

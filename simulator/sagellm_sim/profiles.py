@@ -142,7 +142,7 @@ class CostModel:
         self._flops = g.bf16_flops * profile.eff.mfu
 
     def num_gpu_blocks(self, gpu_memory_utilization: float, block_size: int) -> int:
-        """KV blocks that fit next to the weights (vLLM's profiling, see vllm-interface §6)."""
+        """KV blocks that fit next to the weights (as vLLM profiles the memory left for KV)."""
         eff = self.profile.eff
         reserve = eff.activation_reserve_gib + (eff.nccl_reserve_gib if self.par.tp > 1 else 0.0)
         budget = gpu_memory_utilization * self.profile.gpu.memory_gib * GIB

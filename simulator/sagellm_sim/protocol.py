@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sagellm_core.vllm_errors import SemanticError
+from sagellm_core.vllm_errors import check_lengths as vllm_check_lengths
 from sagellm_sim.errors import ApiError, invalid, json_error, schema_error
 from sagellm_sim.pd import KvParamsError, KvRequest, parse_kv_params
 from sagellm_sim.tokenizer import render_chat, tokenize
@@ -207,26 +209,8 @@ def _check_sampling(body: _Common) -> None:
 
 
 def check_lengths(prompt_len: int, limit: int | None, field: str, max_model_len: int) -> int:
-    """vLLM 0.32's length rules; returns the effective ``max_tokens``.
-
-    ``max_tokens`` above ``max_model_len`` and a prompt longer than ``max_model_len`` are
-    refused; otherwise ``max_tokens`` is clamped to ``max_model_len - prompt`` (not refused),
-    and an effective value below 1 is refused.
-    """
-    if limit is not None and limit > max_model_len:
-        raise invalid(
-            f"{field}={limit} cannot be greater than max_model_len={max_model_len}. "
-            "Please request fewer output tokens.", field, limit,
-        )  # fmt: skip
-    if prompt_len > max_model_len:
-        raise invalid(
-            f"This model's maximum context length is {max_model_len} tokens. However, your "
-            f"prompt contains {prompt_len} input tokens, which exceeds this limit even without "
-            "any output tokens. Please reduce the length of the input prompt.",
-            "input_tokens", prompt_len,
-        )  # fmt: skip
-    room = max_model_len - prompt_len
-    max_tokens = room if limit is None else min(room, limit)
-    if max_tokens < 1:
-        raise invalid(f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens", max_tokens)
-    return max_tokens
+    """vLLM 0.32's length rules (``sagellm_core.vllm_errors.check_lengths``) as an ApiError."""
+    try:
+        return vllm_check_lengths(prompt_len, limit, field, max_model_len)
+    except SemanticError as exc:
+        raise ApiError(str(exc), param=exc.param) from exc

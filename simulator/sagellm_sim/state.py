@@ -103,7 +103,9 @@ class SimServer:
     def _core(self) -> EngineCore:
         c = self.config
         cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching)
-        return EngineCore(self.cost, cache, c.max_num_seqs, c.max_num_batched_tokens)
+        return EngineCore(
+            self.cost, cache, c.max_num_seqs, c.max_num_batched_tokens, c.enable_chunked_prefill
+        )
 
     # -- request plumbing used by the generation handler -----------------------------------
     def pick_runner(self, pinned: str | None) -> EngineRunner:

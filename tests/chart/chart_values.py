@@ -14,6 +14,7 @@ SIM_POOL_SPEC: dict[str, Any] = {
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "namespaced": {"watch": {"scope": "namespace"}},
+    "cluster": {"watch": {"scope": "cluster", "namespaces": ["team-a", "team-b"]}},
     "namespaced-other-ns": {"watch": {"scope": "namespace", "namespace": "models"}},
     "api-keys": {"router": {"apiKeys": {"existingSecret": "sagellm-api-keys", "secretKey": "k"}}},
     "hpa": {

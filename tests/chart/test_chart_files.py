@@ -69,7 +69,7 @@ def _router_config(render: Render, values: dict[str, Any]) -> str:
     return str(one(render(values), "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"])
 
 
-@pytest.mark.parametrize("name", ["default", "namespaced", "api-keys", "router-config"])
+@pytest.mark.parametrize("name", ["default", "namespaced", "cluster", "api-keys", "router-config"])
 def test_rendered_router_config_is_accepted_by_the_router(render: Render, name: str) -> None:
     settings = parse_settings(_router_config(render, VALUE_SETS[name]), name)
     assert settings.discovery.type == "kubernetes"
@@ -78,13 +78,18 @@ def test_rendered_router_config_is_accepted_by_the_router(render: Render, name: 
 def test_router_config_follows_values(render: Render) -> None:
     default = parse_settings(_router_config(render, {}))
     assert isinstance(default.discovery, KubernetesDiscoverySettings)
-    assert default.discovery.all_namespaces is True
+    assert default.discovery.namespace == NAMESPACE, "the default scope is the release namespace"
+    assert default.discovery.all_namespaces is False
     assert default.server.port == 8080
     assert default.auth.api_keys_file is None
     ns = parse_settings(_router_config(render, VALUE_SETS["namespaced"]))
     assert isinstance(ns.discovery, KubernetesDiscoverySettings)
     assert ns.discovery.namespace == NAMESPACE
     assert ns.discovery.all_namespaces is False
+    cluster = parse_settings(_router_config(render, VALUE_SETS["cluster"]))
+    assert isinstance(cluster.discovery, KubernetesDiscoverySettings)
+    assert cluster.discovery.namespaces == ("team-a", "team-b")
+    assert cluster.discovery.all_namespaces is False
     custom = parse_settings(_router_config(render, VALUE_SETS["router-config"]))
     assert (custom.server.port, custom.routing.default) == (9000, "power_of_two")
     assert custom.limits.max_concurrent_requests == 10

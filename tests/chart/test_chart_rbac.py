@@ -3,10 +3,11 @@ namespace scope, no cluster-wide access to anything but CRD definitions."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_helpers import NAMESPACE, Manifest, find, one
+from chart_helpers import CHART, NAMESPACE, HelmFailed, Manifest, find, one, run_helm
 from chart_values import VALUE_SETS
 from conftest import Render
 
@@ -46,10 +47,10 @@ def grants(rules: list[tuple[str, dict[str, Any]]]) -> set[tuple[str, str, str, 
     }
 
 
-@pytest.mark.parametrize("scope", ["default", "namespaced"])
+@pytest.mark.parametrize("scope", ["default", "namespaced", "cluster"])
 def test_router_can_only_read_inferencepools(render: Render, scope: str) -> None:
     docs = render(VALUE_SETS[scope])
-    role_kind = "Role" if scope == "namespaced" else "ClusterRole"
+    role_kind = "ClusterRole" if scope == "cluster" else "Role"
     assert grants(rules_of(docs, ROUTER_SA)) == {
         (role_kind, "sagellm.io", "inferencepools", verb) for verb in ("get", "list", "watch")
     }
@@ -108,22 +109,41 @@ def test_namespaced_mode_keeps_workload_access_in_one_namespace(render: Render) 
     assert "--all-namespaces" not in args
 
 
-def test_cluster_mode_watches_all_namespaces(render: Render) -> None:
-    operator = one(render({}), "Deployment", "sag-sagellm-operator")
+def test_cluster_mode_serves_only_the_allow_list(render: Render) -> None:
+    operator = one(render(VALUE_SETS["cluster"]), "Deployment", "sag-sagellm-operator")
     args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--all-namespaces" in args
-    assert not [a for a in args if a.startswith("--namespace")]
+    assert "--all-namespaces" not in args
+    assert [a for a in args if a.startswith("--namespace")] == [
+        "--namespace=team-a",
+        "--namespace=team-b",
+    ]
+
+
+def test_default_scope_is_the_release_namespace(render: Render) -> None:
+    docs = render({})
+    operator = one(docs, "Deployment", "sag-sagellm-operator")
+    args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace")] == [f"--namespace={NAMESPACE}"]
+    granted = grants(rules_of(docs, OPERATOR_SA)) | grants(rules_of(docs, ROUTER_SA))
+    cluster = {(g, r) for k, g, r, _ in granted if k == "ClusterRole"}
+    assert cluster == {("apiextensions.k8s.io", "customresourcedefinitions")}
+
+
+def test_cluster_scope_without_allow_list_is_refused(helm: Path, tmp_path: Path) -> None:
+    args = ["template", "sag", str(CHART), "--namespace", NAMESPACE]
+    with pytest.raises(HelmFailed, match="namespaces"):
+        run_helm(helm, args, {"watch": {"scope": "cluster"}}, tmp_path)
 
 
 def test_peering_rules_only_with_peering(render: Render) -> None:
     plain = {r for _, _, r, _ in grants(rules_of(render({}), OPERATOR_SA))}
     assert not {"clusterkopfpeerings", "kopfpeerings"} & plain
-    peered = {r for _, _, r, _ in grants(rules_of(render(VALUE_SETS["peering"]), OPERATOR_SA))}
-    assert "clusterkopfpeerings" in peered
-    values = {**VALUE_SETS["peering"], **VALUE_SETS["namespaced"]}
-    peered = {r for _, _, r, _ in grants(rules_of(render(values), OPERATOR_SA))}
-    assert "kopfpeerings" in peered
-    assert "clusterkopfpeerings" not in peered
+    # The operator always watches named namespaces, so kopf peers through namespaced objects.
+    for scope in ("namespaced", "cluster"):
+        values = {**VALUE_SETS["peering"], **VALUE_SETS[scope]}
+        peered = {r for _, _, r, _ in grants(rules_of(render(values), OPERATOR_SA))}
+        assert "kopfpeerings" in peered
+        assert "clusterkopfpeerings" not in peered
 
 
 def test_rbac_can_be_left_to_the_user(render: Render) -> None:

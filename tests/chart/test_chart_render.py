@@ -68,15 +68,15 @@ def test_validator_catches_a_broken_manifest(schemas: K8sSchemas) -> None:
 def test_default_render_has_the_expected_objects(render: Render) -> None:
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in render({}))
     assert kinds == [
-        ("ClusterRole", "sag-sagellm-operator"),
         ("ClusterRole", "sag-sagellm-operator-crd-reader"),
-        ("ClusterRole", "sag-sagellm-router"),
-        ("ClusterRoleBinding", "sag-sagellm-operator"),
         ("ClusterRoleBinding", "sag-sagellm-operator-crd-reader"),
-        ("ClusterRoleBinding", "sag-sagellm-router"),
         ("ConfigMap", "sag-sagellm-router"),
         ("Deployment", "sag-sagellm-operator"),
         ("Deployment", "sag-sagellm-router"),
+        ("Role", "sag-sagellm-operator"),
+        ("Role", "sag-sagellm-router"),
+        ("RoleBinding", "sag-sagellm-operator"),
+        ("RoleBinding", "sag-sagellm-router"),
         ("Service", "sag-sagellm-router"),
         ("ServiceAccount", "sag-sagellm-operator"),
         ("ServiceAccount", "sag-sagellm-router"),
@@ -204,7 +204,7 @@ def test_monitoring_objects_select_the_services(render: Render) -> None:
     assert engines["selector"]["matchExpressions"] == [
         {"key": "sagellm.io/pool", "operator": "Exists"}
     ]
-    assert engines["namespaceSelector"] == {"any": True}
+    assert engines["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     assert [e["port"] for e in engines["podMetricsEndpoints"]] == ["http"]
     for monitor in monitors:
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -279,7 +279,15 @@ def test_operator_flags_follow_values(render: Render) -> None:
     ).params
     assert params["verbose"] is True
     assert params["vllm_image"] == "vllm/vllm-openai:v0.11.1"
-    assert params["all_namespaces"] is True
+    assert params["all_namespaces"] is False
+    assert params["namespaces"] == (NAMESPACE,)
+    assert params["max_nodes_per_instance"] == 8
+    assert params["vllm_run_as_user"] is None
+    values = {"operator": {"maxNodesPerInstance": 3, "vllmRunAsUser": 1000}}
+    params = operator_cli.make_context(
+        "operator", _args(render(values), "sag-sagellm-operator")[1:]
+    ).params
+    assert (params["max_nodes_per_instance"], params["vllm_run_as_user"]) == (3, 1000)
 
 
 @pytest.mark.parametrize(
@@ -289,6 +297,7 @@ def test_operator_flags_follow_values(render: Render) -> None:
         (VALUE_SETS["api-keys"], ["Authorization: Bearer $API_KEY", 'Secret "sagellm-api-keys"']),
         (VALUE_SETS["pools"], ["Pools created by this release: sim-tiny, sim-b"]),
         (VALUE_SETS["namespaced"], ['Scope: namespace "llm" only']),
+        (VALUE_SETS["cluster"], ["Scope: the namespaces team-a, team-b (ClusterRole, allow-list)"]),
     ],
 )
 def test_notes_tell_what_to_do_next(

@@ -92,12 +92,12 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-# Run by both interpreters: every module of the four packages and the ones that fail to import
+# Run by both interpreters: every module of the packages and the ones that fail to import
 # (``__main__`` modules are listed, not imported: importing runs them).
 IMPORT_ALL = """
 import importlib, json, pkgutil
 out = {"modules": [], "failed": {}}
-for top in ("sagellm_core", "sagellm_operator", "sagellm_router", "sagellm_sim"):
+for top in ("sagellm_core", "sagellm_operator", "sagellm_router", "sagellm_sim", "control_plane"):
     package = importlib.import_module(top)
     out["modules"].append(top)
     for info in pkgutil.walk_packages(package.__path__, top + "."):

@@ -2,7 +2,7 @@
 
 Everything runs on this machine: the emulated Kubernetes API (in the test's event loop), the
 real operator (``sagellm operator`` subprocess), a fake kubelet in simulate mode (one real
-``python -m sagellm_sim`` process per pod on its own loopback address 127.0.0.N:8000, reported
+``python -m sagellm_sim`` process per pod on its own loopback address 127.R.X.Y:8000, reported
 as the pod IP) and the real router (``sagellm router`` subprocess) in ``kubernetes`` discovery
 mode, reading the emulator through a generated kubeconfig.
 """
@@ -30,6 +30,8 @@ GROUP_PATH = "/apis/sagellm.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 SAGELLM = str(Path(sys.executable).with_name("sagellm"))
 Obj = dict[str, Any]
+DISCOVERY_BOUND_S = 1.0
+"""D for the local stack: the router watches pools on the same machine (delivery in ms)."""
 
 
 class ApiError(RuntimeError):
@@ -45,6 +47,8 @@ class LocalCluster:
     namespace: str = "default"
     poll_interval_s: float = 0.1
     logs: dict[str, Path] = field(default_factory=dict)
+    kubelet: FakeKubelet | None = None
+    """The fake kubelet running the pods (its ``terminations`` say how each pod ended)."""
 
     def _path(self, plural: str, name: str = "") -> str:
         base = "/api/v1" if plural in ("pods", "events") else GROUP_PATH
@@ -147,8 +151,11 @@ async def wait_http_ok(url: str, log: Path, timeout_s: float = 30) -> None:
 
 
 @contextlib.asynccontextmanager
-async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncIterator[LocalCluster]:
-    """Emulated API + CRDs, fake kubelet (simulate mode), operator and router processes."""
+async def local_cluster(
+    workdir: Path, namespace: str = "default", router: Obj | None = None
+) -> AsyncIterator[LocalCluster]:
+    """Emulated API + CRDs, fake kubelet (simulate mode), operator and router processes;
+    ``router`` adds to (or replaces) sections of the router's settings."""
     async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
         for path in sorted((ROOT / "crds").glob("*.yaml")):
             crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -159,11 +166,15 @@ async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncItera
         config_path.write_text(yaml.safe_dump(kubeconfig(str(emu.url).rstrip("/"), namespace)))
         port, liveness = free_port(), free_port()
         router_path = workdir / "router.yaml"
-        router_path.write_text(yaml.safe_dump(router_config(port, namespace, config_path)))
+        settings = router_config(port, namespace, config_path)
+        for section, values in (router or {}).items():
+            settings[section] = {**settings.get(section, {}), **values}
+        router_path.write_text(yaml.safe_dump(settings))
         operator_argv = [SAGELLM, "operator", "--api-server", str(emu.url), "--namespace",
                          namespace, "--metrics-port", "0", "--liveness-port", str(liveness),
-                         "--resync-seconds", "1",
-                         "--drain-timeout", "2"]  # fmt: skip
+                         "--resync-seconds", "1", "--drain-timeout", "30",
+                         "--discovery-bound", str(DISCOVERY_BOUND_S),
+                         "--drain-poll", "0.5"]  # fmt: skip
         router_argv = [SAGELLM, "router", "--config", str(router_path), "--log-level", "warning"]
         kubelet = FakeKubelet(str(emu.url), namespace=namespace, simulate=True)
         async with (
@@ -175,4 +186,4 @@ async def local_cluster(workdir: Path, namespace: str = "default") -> AsyncItera
             await wait_http_ok(f"http://127.0.0.1:{liveness}/healthz", operator_log)
             await wait_http_ok(f"{url}/health", router_log)
             logs = {"operator": operator_log, "router": router_log}
-            yield LocalCluster(http, url, namespace, logs=logs)
+            yield LocalCluster(http, url, namespace, logs=logs, kubelet=kubelet)

@@ -9,7 +9,7 @@ Usage::
         url = str(emu.url)                 # point kopf / kubernetes_asyncio here
 """
 
-from .kubelet import FakeKubelet, PodBehaviour, pod_status, simulator_argv
+from .kubelet import FakeKubelet, PodBehaviour, Termination, pod_status, simulator_argv
 from .resources import ResourceType, from_crd
 from .selectors import Selector, SelectorError
 from .server import KubeEmulator, running_emulator
@@ -23,6 +23,7 @@ __all__ = [
     "Selector",
     "SelectorError",
     "Store",
+    "Termination",
     "WatchEvent",
     "from_crd",
     "merge_patch",

@@ -2,11 +2,19 @@
 
 Test mode (default): every new pod gets an IP from 10.244.0.0/16 and, per ``behaviour``,
 becomes Ready or shows a container problem (CrashLoopBackOff, ImagePullBackOff, OOMKilled).
-Simulate mode: each pod runs ``python -m sagellm_sim <container args> --host 127.0.0.N --port P``;
-the pod reports 127.0.0.N as its IP and turns Ready only once the process answers ``/health``.
+Simulate mode: each pod runs ``python -m sagellm_sim <container args> --host 127.R.X.Y --port P``
+(R random per kubelet, the address checked free); the pod reports that address as its IP and
+turns Ready only once the process answers ``/health``.
 
 It talks to the emulator over HTTP like a real kubelet, so it works whether the emulator is
-in-process or not. Pods are never scheduled to nodes; ``spec.nodeName`` stays empty.
+in-process or not. Each pod it runs is bound to the node ``kubeemu-node`` (``spec.nodeName``),
+so deleting it is graceful, as in a real cluster: the pod gets a deletionTimestamp and stays
+while the kubelet ends it. In simulate mode that is what a kubelet does: run the container's
+preStop exec hook (on this machine, with the container's env and ``POD_IP`` set, bounded by the
+grace period), then SIGTERM, then SIGKILL when the grace period is over (at least 2 s after
+SIGTERM); then it deletes the pod with grace 0. In test mode (no process) it deletes the pod at
+once. Each ending is recorded in ``terminations`` with the engine's running + waiting requests
+when the deletion began and when SIGTERM was sent (what lifecycle tests assert on).
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ import contextlib
 import datetime
 import json
 import os
+import random
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,8 +34,21 @@ from typing import Any
 
 import aiohttp
 
+from sagellm_core.engine_metrics import requests_in_engine
+
 Obj = dict[str, Any]
 MERGE = {"Content-Type": "application/merge-patch+json"}
+NODE = "kubeemu-node"
+
+
+def _free(ip: str, port: int) -> bool:
+    """Nothing listens on ``ip:port`` yet."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,19 @@ def simulator_argv(pod: Obj, host: str, port: int) -> list[str]:
 
 
 @dataclass
+class Termination:
+    """How the kubelet ended one pod. Loads are the engine's running + waiting requests (None:
+    no engine, or its /metrics could not be read)."""
+
+    pod: str
+    grace_s: float
+    busy_at_delete: float | None = None
+    busy_at_sigterm: float | None = None
+    prestop_s: float = 0.0
+    killed: bool = False
+
+
+@dataclass
 class FakeKubelet:
     api_url: str
     namespace: str | None = None
@@ -114,7 +150,14 @@ class FakeKubelet:
     ready_timeout: float = 60.0
     ips: dict[tuple[str, str], str] = field(default_factory=dict)
     processes: dict[tuple[str, str], asyncio.subprocess.Process] = field(default_factory=dict)
+    terminations: list[Termination] = field(default_factory=list)
+    hold_deletions: bool = False
+    """Leave deleted pods terminating (as a slow preStop hook would) until
+    ``finish_deletions``."""
+    _held: list[Obj] = field(default_factory=list)
+    _ending: set[tuple[str, str]] = field(default_factory=set)
     _next_ip: int = 2
+    _net: int = field(default=0, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
 
@@ -142,9 +185,18 @@ class FakeKubelet:
         task.add_done_callback(self._tasks.discard)
 
     def _allocate_ip(self) -> str:
-        n, self._next_ip = self._next_ip, self._next_ip + 1
-        prefix = "127.0" if self.simulate else "10.244"
-        return f"{prefix}.{n // 250}.{n % 250 + 2}"
+        while True:
+            n, self._next_ip = self._next_ip, self._next_ip + 1
+            if not self.simulate:
+                return f"10.244.{n // 250}.{n % 250 + 2}"
+            ip = f"127.{self._net}.{n // 250}.{n % 250 + 2}"
+            if _free(ip, self.sim_port):
+                return ip
+
+    def __post_init__(self) -> None:
+        # Each kubelet takes its own 127.R.0.0/16, so simulators of test runs that share the
+        # machine never answer on each other's addresses.
+        self._net = random.randint(1, 254)
 
     async def _run(self) -> None:
         while True:  # list, then watch; relist after any stream error (as informers do)
@@ -176,14 +228,29 @@ class FakeKubelet:
     async def _on_event(self, kind: str, pod: Obj) -> None:
         meta = pod["metadata"]
         key = (meta["namespace"], meta["name"])
-        if kind == "DELETED" or meta.get("deletionTimestamp"):
+        if kind == "DELETED":
             self.ips.pop(key, None)
+            self._ending.discard(key)
             self._spawn(self._stop_process(key))
+        elif meta.get("deletionTimestamp"):
+            if key not in self._ending:
+                self._ending.add(key)
+                self._spawn(self._terminate(pod))
         elif key not in self.ips and pod.get("status", {}).get("phase", "Pending") == "Pending":
             self.ips[key] = self._allocate_ip()
             self._spawn(self._start(pod, self.ips[key]))
 
+    async def _bind(self, pod: Obj) -> None:
+        assert self._session is not None
+        meta = pod["metadata"]
+        url = f"{self._pods_url(meta['namespace'])}/{meta['name']}"
+        body = json.dumps({"spec": {"nodeName": NODE}})
+        async with self._session.patch(url, data=body, headers=MERGE) as resp:
+            if resp.status not in (200, 404):
+                raise RuntimeError(f"kubelet bind failed: {resp.status} {await resp.text()}")
+
     async def _start(self, pod: Obj, ip: str) -> None:
+        await self._bind(pod)
         if not self.simulate:
             await self.report(pod, self.behaviour(pod))
             return
@@ -227,6 +294,83 @@ class FakeKubelet:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+    async def finish_deletions(self) -> None:
+        """End the pods held by ``hold_deletions``."""
+        held, self._held = self._held, []
+        for pod in held:
+            await self._terminate(pod)
+
+    async def _terminate(self, pod: Obj) -> None:
+        """End a pod being deleted as a kubelet does: preStop hook, SIGTERM, SIGKILL."""
+        assert self._session is not None
+        if self.hold_deletions:
+            self._held.append(pod)
+            return
+        meta = pod["metadata"]
+        key = (meta["namespace"], meta["name"])
+        record = Termination(meta["name"], float(meta.get("deletionGracePeriodSeconds") or 0))
+        proc, ip = self.processes.get(key), self.ips.get(key)
+        if proc is not None and proc.returncode is None and ip is not None:
+            await self._end_process(pod, proc, ip, record)
+        self.processes.pop(key, None)
+        self.terminations.append(record)
+        url = f"{self._pods_url(meta['namespace'])}/{meta['name']}"
+        async with self._session.delete(url, params={"gracePeriodSeconds": "0"}) as resp:
+            if resp.status not in (200, 404):
+                raise RuntimeError(f"kubelet delete failed: {resp.status} {await resp.text()}")
+
+    async def _end_process(
+        self, pod: Obj, proc: asyncio.subprocess.Process, ip: str, record: Termination
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        record.busy_at_delete = await self.engine_load(ip)
+        container = pod["spec"]["containers"][0]
+        hook = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}
+        if hook.get("command"):
+            await self._run_hook(hook["command"], container, ip, record.grace_s)
+        record.prestop_s = loop.time() - start
+        record.busy_at_sigterm = await self.engine_load(ip)
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), max(record.grace_s - record.prestop_s, 2.0))
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            record.killed = True
+
+    async def _run_hook(self, argv: list[str], container: Obj, ip: str, limit: float) -> None:
+        env = {**os.environ, **self._container_env(container, ip)}
+        hook = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=env
+        )
+        try:
+            await asyncio.wait_for(hook.wait(), limit)
+        except TimeoutError:
+            hook.kill()
+            await hook.wait()
+
+    @staticmethod
+    def _container_env(container: Obj, ip: str) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for var in container.get("env", []):
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            elif (var.get("valueFrom") or {}).get("fieldRef", {}).get(
+                "fieldPath"
+            ) == "status.podIP":
+                env[var["name"]] = ip
+        return env
+
+    async def engine_load(self, ip: str) -> float | None:
+        """The engine's running + waiting requests from its /metrics (None: unreadable)."""
+        url = f"http://{ip}:{self.sim_port}/metrics"
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as resp:
+                return requests_in_engine(await resp.text())
+        except (aiohttp.ClientError, OSError):
+            return None
 
     async def report(self, pod: Obj, behaviour: PodBehaviour) -> None:
         """Patch the pod's status as a kubelet would (also usable from tests at any time)."""

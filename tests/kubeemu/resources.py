@@ -38,6 +38,9 @@ BUILTINS: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "configmaps", "ConfigMap", status_subresource=False),
     ResourceType("", "v1", "services", "Service", short_names=("svc",)),
     ResourceType(
+        "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", status_subresource=False
+    ),
+    ResourceType(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",

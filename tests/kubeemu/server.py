@@ -161,7 +161,11 @@ class KubeEmulator(KubernetesScaffold):
         assert request.name is not None
         body = request.data if isinstance(request.data, dict) else {}
         policy = request.params.get("propagationPolicy") or body.get("propagationPolicy")
-        obj = self.store.delete(self._type(request), request.namespace, request.name, policy)
+        grace = request.params.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        obj = self.store.delete(
+            self._type(request), request.namespace, request.name, policy,
+            None if grace is None else int(grace),
+        )  # fmt: skip
         self._schedule_gc()
         return obj
 

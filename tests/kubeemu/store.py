@@ -9,6 +9,10 @@ Implements, per the Kubernetes API conventions:
   strategic-merge-patch is treated as merge-patch (lists are replaced, not merged by key);
 - optimistic concurrency: a stale ``metadata.resourceVersion`` in a write answers 409;
 - deletionTimestamp + finalizers: an object with finalizers stays until they are removed;
+- graceful pod deletion: a pod bound to a node (``spec.nodeName``) gets a deletionTimestamp and
+  ``deletionGracePeriodSeconds`` (the request's ``gracePeriodSeconds``, else the pod's
+  ``terminationGracePeriodSeconds``, else 30) and stays until its kubelet deletes it with grace
+  0; unbound pods and grace 0 go at once;
 - owner-reference garbage collection (background propagation; ``Orphan`` strips references);
 - CRD admission (prune, default, validate) for custom resources; generateName.
 """
@@ -74,6 +78,16 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def _body(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _grace(rt: ResourceType, obj: Obj, grace: int | None) -> int:
+    """Seconds a deleted object may take to stop: only pods bound to a node have any."""
+    spec = obj.get("spec") or {}
+    if rt.key != ("", "pods") or not spec.get("nodeName"):
+        return 0
+    if grace is not None:
+        return max(grace, 0)
+    return int(spec.get("terminationGracePeriodSeconds", 30))
 
 
 class Store:
@@ -278,17 +292,23 @@ class Store:
             return self._remove(rt, key)
         return copy.deepcopy(result)
 
-    def delete(self, rt: ResourceType, ns: str | None, name: str, propagation: str | None) -> Obj:
+    def delete(
+        self, rt: ResourceType, ns: str | None, name: str, propagation: str | None,
+        grace: int | None = None,
+    ) -> Obj:  # fmt: skip
         current = self.get(rt, ns, name)
         meta = current["metadata"]
         if propagation == "Orphan":
             self._orphan(meta["uid"])
-        if meta.get("deletionTimestamp"):
-            return current
         key = (meta.get("namespace"), meta["name"])
-        if meta.get("finalizers"):
+        if meta.get("deletionTimestamp"):
+            if grace == 0 and rt.key == ("", "pods") and not meta.get("finalizers"):
+                return self._remove(rt, key)  # the kubelet confirms the pod has stopped
+            return current
+        seconds = _grace(rt, current, grace)
+        if meta.get("finalizers") or seconds:
             meta["deletionTimestamp"] = self.clock().strftime("%Y-%m-%dT%H:%M:%SZ")
-            meta["deletionGracePeriodSeconds"] = 0
+            meta["deletionGracePeriodSeconds"] = seconds
             self._bump(current)
             old = self._bucket(rt)[key]
             self._bucket(rt)[key] = current

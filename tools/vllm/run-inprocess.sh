@@ -27,7 +27,7 @@ if ! "$VENV/bin/python" -c "import pytest, pytest_asyncio, pytest_timeout, orjso
 fi
 mkdir -p "$OUT"
 start=$(date +%s)
-PYTHONPATH="core:router:simulator:operator${PYTHONPATH:+:$PYTHONPATH}" \
+PYTHONPATH="core:router:simulator:operator:embed${PYTHONPATH:+:$PYTHONPATH}" \
 VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" \
     "$VENV/bin/python" -m pytest -m vllm tests/integration/inprocess -q -p no:cacheprovider \
     -o addopts="" --timeout 900 "$@" 2>&1 | tee "$OUT/pytest.txt"

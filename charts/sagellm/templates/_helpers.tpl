@@ -76,6 +76,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- default .Release.Namespace .Values.watch.namespace -}}
 {{- end -}}
 
+{{/* Every namespace served, one per line: the watch namespace, or the cluster-scope allow-list. */}}
+{{- define "sagellm.watchNamespaces" -}}
+{{- if include "sagellm.namespaced" . -}}
+{{- include "sagellm.watchNamespace" . -}}
+{{- else -}}
+{{- if not .Values.watch.namespaces -}}
+{{- fail "watch.scope=cluster needs watch.namespaces: the explicit list of namespaces to serve (pools elsewhere are ignored)" -}}
+{{- end -}}
+{{- join "\n" .Values.watch.namespaces -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "sagellm.namespaced" -}}
 {{- if eq .Values.watch.scope "namespace" }}true{{ end -}}
 {{- end -}}
@@ -151,7 +163,12 @@ affinity:
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-{{- if and .Values.operator.peering (eq .Values.watch.scope "namespace") }}
+{{- if .Values.networkPolicy.enabled }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
+{{- if .Values.operator.peering }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
   verbs: ["get", "list", "watch", "patch"]
@@ -168,10 +185,22 @@ affinity:
 {{- if include "sagellm.namespaced" . -}}
 {{- $_ := set $cfg "discovery" (dict "type" "kubernetes" "namespace" (include "sagellm.watchNamespace" .)) -}}
 {{- else -}}
-{{- $_ := set $cfg "discovery" (dict "type" "kubernetes" "all_namespaces" true) -}}
+{{- $_ := set $cfg "discovery" (dict "type" "kubernetes" "namespaces" (splitList "\n" (include "sagellm.watchNamespaces" .))) -}}
 {{- end -}}
 {{- if .Values.router.apiKeys.existingSecret -}}
 {{- $_ := set $cfg "auth" (dict "api_keys_file" "/etc/sagellm/secrets/api-keys") -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* Who may reach engine pods on the engine port: this release's router and operator pods and
+the configured metrics scrapers (NetworkPolicyPeers, as JSON for --engine-ingress-peers). */}}
+{{- define "sagellm.engineIngressPeers" -}}
+{{- $peers := list -}}
+{{- range $component := list "router" "operator" -}}
+{{- $pods := dict "matchLabels" (fromYaml (include "sagellm.selectorLabels" (dict "root" $ "component" $component))) -}}
+{{- $ns := dict "matchLabels" (dict "kubernetes.io/metadata.name" $.Release.Namespace) -}}
+{{- $peers = append $peers (dict "namespaceSelector" $ns "podSelector" $pods) -}}
+{{- end -}}
+{{- concat $peers .Values.networkPolicy.metricsScrapers | toJson -}}
 {{- end -}}

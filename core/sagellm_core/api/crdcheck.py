@@ -16,6 +16,7 @@ from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 from jsonschema import Draft4Validator
 
 Schema = dict[str, Any]
@@ -93,7 +94,7 @@ def cel_errors(schema: Schema, obj: Any, path: str = "") -> list[str]:
     for rule in schema.get("x-kubernetes-validations", []):
         if not _cel_holds(rule["rule"], obj):
             where = path + rule.get("fieldPath", "")
-            errors.append(f"{where.lstrip('.') or '<root>'}: {rule['message']}")
+            errors.append(f"{where.lstrip('.') or '<root>'}: {_message(rule, obj)}")
     if isinstance(obj, dict):
         for name, sub in schema.get("properties", {}).items():
             if name in obj:
@@ -112,6 +113,20 @@ def _program(rule: str) -> Any:
 
 def _cel_holds(rule: str, value: Any) -> bool:
     return bool(_program(rule).evaluate({"self": json_to_cel(value)}))
+
+
+def _message(rule: dict[str, str], value: Any) -> str:
+    """``messageExpression`` when it evaluates to a non-empty string, else ``message`` (as the
+    API server does)."""
+    expression = rule.get("messageExpression")
+    if expression:
+        try:
+            text = _program(expression).evaluate({"self": json_to_cel(value)})
+        except (CELEvalError, TypeError, IndexError):
+            text = None
+        if isinstance(text, str) and text.strip():
+            return str(text)
+    return rule["message"]
 
 
 def validate_object(crd: Schema, obj: Schema) -> list[str]:

@@ -23,6 +23,11 @@ class ExecutionInstanceSpec(ApiModel):
     gpus_per_pod: int = Field(default=0, ge=0, le=64)
     nodes: int = Field(default=1, ge=1, le=1024)
     args: list[str] = Field(default_factory=list, description="Resolved engine argv.")
+    drain_timeout_seconds: int = Field(
+        default=600, ge=0, le=86400,
+        description="Resolved drain bound (the pool's, else the operator's): sizes the pods' "
+        "preStop wait and terminationGracePeriodSeconds.",
+    )  # fmt: skip
 
 
 InstancePhase = Literal["Pending", "Starting", "Ready", "Draining", "Failed"]

@@ -7,7 +7,8 @@ rejects them; the same rules are checked in Python by :mod:`sagellm_core.api.val
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
@@ -26,13 +27,22 @@ from sagellm_core.api.common import (
     SchedulingPolicy,
 )
 from sagellm_core.api.labels import API_VERSION, POOL_KIND
+from sagellm_core.owned_args import OWNED_ENV, OWNED_FLAGS
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+def _cel(
+    rule: str, message: str, field_path: str | None = None, message_expression: str | None = None
+) -> dict[str, str]:
     out = {"rule": rule, "message": message}
     if field_path:
         out["fieldPath"] = field_path
+    if message_expression:
+        out["messageExpression"] = message_expression
     return out
+
+
+def _cel_list(items: Iterable[str]) -> str:
+    return "[" + ", ".join(f"'{item}'" for item in sorted(items)) + "]"
 
 
 def cel_rules(*rules: dict[str, str]) -> ConfigDict:
@@ -44,6 +54,9 @@ def cel_rules(*rules: dict[str, str]) -> ConfigDict:
 Quantity = int | str
 
 _MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
+_OWNED_FLAGS = _cel_list(OWNED_FLAGS)
+_OWNED_ENV = _cel_list(OWNED_ENV)
+_NOT_OWNED_ARG = f"!(a in {_OWNED_FLAGS}) && !{_OWNED_FLAGS}.exists(f, a.startsWith(f + '='))"
 _NOT_AUTO = "!has(self.tensor) && !has(self.pipeline) && !has(self.data) && !has(self.expert)"
 
 
@@ -55,6 +68,13 @@ class ModelSpec(ApiModel):
             "self.architecture != 'MoE' || has(self.experts)",
             "model.experts is required when model.architecture is MoE",
             ".experts",
+        ),
+        _cel(
+            "!has(self.quantizeOnLoad) || !self.quantizeOnLoad || "
+            "(has(self.quantization) && self.quantization == 'fp8')",
+            "model.quantizeOnLoad needs model.quantization: fp8 (vLLM quantizes to fp8 at load; "
+            "awq, gptq, int8 and int4 need a checkpoint quantized that way)",
+            ".quantizeOnLoad",
         ),
     )
 
@@ -79,7 +99,15 @@ class ModelSpec(ApiModel):
     head_dim: int | None = Field(default=None, ge=1, le=1024)
     dtype: DType = Field(default="bfloat16", description="Weight dtype (vLLM --dtype).")
     quantization: Quantization | None = Field(
-        default=None, description="Weight quantization (vLLM --quantization)."
+        default=None,
+        description="How the served weights are quantized (sizes the plan). By default the "
+        "checkpoint is already quantized and vLLM reads its quantization_config, so no "
+        "--quantization flag is passed.",
+    )
+    quantize_on_load: bool = Field(
+        default=False,
+        description="Quantize an unquantized (BF16/FP16) checkpoint at load: passes "
+        "--quantization fp8. Only with quantization: fp8.",
     )
     max_model_len: int = Field(
         default=8192, ge=16, le=10_000_000, description="Context length (vLLM --max-model-len)."
@@ -110,14 +138,35 @@ class Resources(ApiModel):
 class EngineSpec(ApiModel):
     """How each instance runs: engine kind, image, GPUs and pod placement."""
 
+    model_config = cel_rules(
+        _cel(f"!has(self.extraArgs) || self.extraArgs.all(a, {_NOT_OWNED_ARG})",
+             "extraArgs sets a flag the operator owns (listen address, parallelism, "
+             "multi-node, --model, --served-model-name, --kv-transfer-config); remove it",
+             ".extraArgs",
+             f"'extraArgs sets ' + self.extraArgs.filter(a, !({_NOT_OWNED_ARG}))[0]"
+             " + ', a flag the operator owns; remove it'"),
+        _cel(f"!has(self.env) || self.env.all(e, !(e.name in {_OWNED_ENV}))",
+             "env sets a variable the operator owns; remove it", ".env",
+             f"'env sets ' + self.env.filter(e, e.name in {_OWNED_ENV})[0].name"
+             " + ', a variable the operator owns; remove it'"),
+    )  # fmt: skip
+
     kind: EngineKind = Field(
         default=EngineKind.VLLM, description="vLLM, or Simulator (`sagellm sim`, no GPUs)."
     )
-    image: str | None = Field(default=None, description="Defaults to the operator's setting.")
-    extra_args: list[str] = Field(
-        default_factory=list, description="Appended to the engine argv, after generated flags."
-    )
-    env: list[EnvVar] = Field(default_factory=list)
+    image: str | None = Field(
+        default=None, min_length=1, max_length=512, pattern=r"^\S+$",
+        description="Image reference (no blanks); unset: the operator's default for the kind.",
+    )  # fmt: skip
+    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, max_length=64,
+        description="Appended to the engine argv, after generated flags; flags the operator "
+        "owns are refused.",
+    )  # fmt: skip
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=128,
+        description="Extra environment variables; those the operator owns are refused.",
+    )  # fmt: skip
     hf_token_secret: SecretKeyRef | None = Field(
         default=None, description="Secret key holding HF_TOKEN for gated models."
     )
@@ -169,14 +218,19 @@ class GeneralRole(ApiModel):
 class PrefillRole(ApiModel):
     replicas: int = Field(default=1, ge=0, le=1000)
     parallelism: ParallelismSpec | None = None
-    target_batch_size: int | None = Field(default=None, ge=1)
-    chunked_prefill: bool = True
+    target_batch_size: int | None = Field(
+        default=None, ge=1,
+        description="Tokens per engine step on prefill instances (vLLM --max-num-batched-tokens).",
+    )  # fmt: skip
+    chunked_prefill: bool = Field(
+        default=True,
+        description="false adds --no-enable-chunked-prefill: a prompt is prefilled in one step.",
+    )
 
 
 class DecodeRole(ApiModel):
     replicas: int = Field(default=1, ge=0, le=1000)
     parallelism: ParallelismSpec | None = None
-    target_latency_ms: int | None = Field(default=None, ge=1)
     max_parallel_requests: int | None = Field(default=None, ge=1)
 
 
@@ -225,6 +279,12 @@ class SchedulingSpec(ApiModel):
         default=30000, ge=1, description="Requests queued longer get 503 with Retry-After."
     )
     rate_limits: RateLimits | None = None
+    mid_stream_failover: bool = Field(
+        default=True,
+        description="Continue a stream on another engine when its engine dies or stalls "
+        "mid-stream (prompt + text so far, max_tokens reduced). Off: the stream ends with an "
+        "error event.",
+    )
 
 
 class ScaleBounds(ApiModel):
@@ -246,11 +306,28 @@ class AutoscalingSpec(ApiModel):
     target_queue_depth_per_replica: int = Field(default=4, ge=1)
 
 
+class LifecycleSpec(ApiModel):
+    """How the operator retires an instance (scale-in, rolling update, pod deletion)."""
+
+    drain_timeout_seconds: int | None = Field(
+        default=None, ge=0, le=86400,
+        description="Upper bound on one drain: from marking the instance draining to deleting "
+        "it, and the engine pods' preStop wait. Unset: the operator's --drain-timeout. "
+        "0 deletes at once without draining.",
+    )  # fmt: skip
+
+
 class InferencePoolSpec(ApiModel):
     model_config = cel_rules(
         _cel("!has(self.parallelism) || self.parallelism.strategy != 'EP' || "
              "(has(self.model.architecture) && self.model.architecture == 'MoE')",
              "parallelism.strategy EP needs model.architecture MoE", ".parallelism.strategy"),
+        _cel("!has(self.roles.prefill) || !has(self.roles.prefill.chunkedPrefill) || "
+             "self.roles.prefill.chunkedPrefill || !has(self.roles.prefill.targetBatchSize) || "
+             "self.roles.prefill.targetBatchSize >= self.model.maxModelLen",
+             "roles.prefill.targetBatchSize must be at least model.maxModelLen when "
+             "chunkedPrefill is false (vLLM could never schedule a longer prompt)",
+             ".roles.prefill.targetBatchSize"),
     )  # fmt: skip
 
     model: ModelSpec
@@ -259,6 +336,7 @@ class InferencePoolSpec(ApiModel):
     roles: RolesSpec
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec)
     autoscaling: AutoscalingSpec | None = None
+    lifecycle: LifecycleSpec = Field(default_factory=LifecycleSpec)
 
     def role_names(self) -> list[Role]:
         """The roles this pool runs, in a stable order."""

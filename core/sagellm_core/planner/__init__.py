@@ -4,7 +4,13 @@ from the seed rules of thumb and per-GPU memory arithmetic, and explains every c
 Pure functions over frozen dataclasses; see docs/planner.md.
 """
 
-from sagellm_core.planner.adapter import pool_pd_errors, request_for_role, role_plan
+from sagellm_core.planner.adapter import (
+    PoolPlan,
+    plan_pool,
+    pool_pd_errors,
+    request_for_role,
+    role_plan,
+)
 from sagellm_core.planner.core import plan
 from sagellm_core.planner.pd import PDSide, pd_compatibility_errors
 from sagellm_core.planner.types import (
@@ -25,9 +31,11 @@ __all__ = [
     "PDSide",
     "Plan",
     "PlanRequest",
+    "PoolPlan",
     "WeightDType",
     "pd_compatibility_errors",
     "plan",
+    "plan_pool",
     "pool_pd_errors",
     "request_for_role",
     "role_plan",

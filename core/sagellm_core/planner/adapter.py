@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sagellm_core.api.common import Architecture, KVConnector, ParallelismStrategy, Role
 from sagellm_core.api.pool import InferencePoolSpec, ModelSpec, RolePlan
+from sagellm_core.planner.core import plan
 from sagellm_core.planner.memory import complete_shape
 from sagellm_core.planner.pd import PDSide, pd_compatibility_errors
 from sagellm_core.planner.types import ModelShape, Plan, PlanRequest, WeightDType
@@ -88,3 +91,27 @@ def pool_pd_errors(spec: InferencePoolSpec, prefill: Plan, decode: Plan) -> list
     connector = spec.roles.kv_transfer.connector if spec.roles.kv_transfer else KVConnector.NIXL
     sides = [PDSide(m.name, dtype, e.block_size, p.layout.tensor) for p in (prefill, decode)]
     return pd_compatibility_errors(sides[0], sides[1], str(connector))
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """One plan per role of a pool, and the errors that make the pool unservable (each names
+    the role and what to change). The operator writes this to status; ``sagellm plan -f`` prints
+    the same."""
+
+    plans: dict[Role, Plan]
+    errors: tuple[str, ...]
+
+    def status_plans(self) -> list[RolePlan]:
+        """``InferencePool.status.plan``: one entry per role, in role order."""
+        return [role_plan(p) for p in self.plans.values()]
+
+
+def plan_pool(spec: InferencePoolSpec) -> PoolPlan:
+    """Plan every role of a pool and check a disaggregated pool's two plans fit together."""
+    plans = {Role(role): plan(request_for_role(spec, role)) for role in spec.role_names()}
+    errors = [f"roles.{role.lower()}: {err}" for role, p in plans.items() for err in p.errors]
+    if not errors and Role.PREFILL in plans:
+        pd = pool_pd_errors(spec, plans[Role.PREFILL], plans[Role.DECODE])
+        errors += [f"roles: {e}" for e in pd]
+    return PoolPlan(plans, tuple(errors))

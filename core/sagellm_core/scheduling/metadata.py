@@ -217,13 +217,12 @@ def _parallelism(value: str | None) -> int | None:
 
 
 def _max_tokens(body: Mapping[str, object]) -> int | None:
+    """The output-token limit for scheduling estimates; a value that is not a positive integer
+    counts as unset here: the engine answers it with its own 400, as vLLM words it."""
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise MetadataError(name, f"must be a positive integer, got {value!r}")
-        return value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
     return None
 
 

@@ -38,7 +38,7 @@ def default_policies(
     s = settings or PolicySettings()
     policies: dict[str, SchedulingPolicy] = {
         "fifo": FifoPolicy(),
-        "priority": PriorityPolicy(aging_interval_s=s.aging_interval_s),
+        "priority": PriorityPolicy(aging_interval_s=s.aging_interval_s, predictor=s.predictor),
         "slo_aware": SloAwarePolicy(
             predictor=s.predictor, shed=s.shed_on_slo_miss, shed_grace_s=s.shed_grace_s
         ),
@@ -46,7 +46,9 @@ def default_policies(
             predictor=s.predictor, default_tokens_per_s=s.default_tokens_per_s
         ),
     }
-    policies["adaptive"] = AdaptivePolicy(dict(policies), s.adaptive, now=now)
+    policies["adaptive"] = AdaptivePolicy(
+        dict(policies), s.adaptive, now=now, predictor=s.predictor
+    )
     return policies
 
 

@@ -6,8 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+from sagellm_core.api.labels import SPEC_HASH_LENGTH
+
 
 def spec_hash(obj: Any) -> str:
     """A short hash of ``obj``'s canonical JSON; equal specs give equal hashes."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return hashlib.sha256(text.encode()).hexdigest()[:SPEC_HASH_LENGTH]

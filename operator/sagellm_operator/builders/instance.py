@@ -1,8 +1,10 @@
 """ExecutionInstance manifests from (pool, role, plan, index).
 
-Names are deterministic — ``<pool>-<role>-<index>`` — so a restarted operator finds the
-instances it made instead of creating duplicates. The spec-hash label changes exactly when the
-instance spec changes; that drives rolling updates.
+Names are deterministic — ``<pool>-<role>-<index>-<spec hash>`` — so a restarted operator finds
+the instances it made instead of creating duplicates. The hash (also the ``sagellm.io/spec-hash``
+label) changes exactly when the instance spec changes, so during a rolling update the old and
+the new instance of one index live side by side under different names: the new one starts, and
+the old one drains only once the new one is ready.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from sagellm_operator.builders.hashing import spec_hash
 Obj = dict[str, Any]
 
 
-def instance_name(pool: str, role: Role, index: int) -> str:
-    return f"{pool}-{L.role_label_value(role)}-{index}"
+def instance_name(pool: str, role: Role, index: int, spec_hash: str) -> str:
+    return f"{pool}-{L.role_label_value(role)}-{index}-{spec_hash}"
 
 
 def owner_reference(obj: Obj) -> Obj:
@@ -28,8 +30,9 @@ def owner_reference(obj: Obj) -> Obj:
 
 
 def build_instance(
-    pool: Obj, spec: InferencePoolSpec, role: Role, plan: Plan, index: int, args: list[str]
-) -> Obj:
+    pool: Obj, spec: InferencePoolSpec, role: Role, plan: Plan, index: int, args: list[str],
+    drain_timeout_s: int,
+) -> Obj:  # fmt: skip
     lay = plan.layout
     nodes = plan.nodes_per_instance
     inst_spec = ExecutionInstanceSpec(
@@ -37,9 +40,10 @@ def build_instance(
         engine=spec.engine, nodes=nodes, args=args,
         parallelism=ParallelismSizes(tensor=lay.tensor, pipeline=lay.pipeline, data=lay.data,
                                      expert=lay.expert),
-        gpus_per_pod=plan.gpus_per_instance // nodes,
+        gpus_per_pod=plan.gpus_per_instance // nodes, drain_timeout_seconds=drain_timeout_s,
     ).to_wire()  # fmt: skip
-    name = instance_name(pool["metadata"]["name"], role, index)
+    digest = spec_hash(inst_spec)
+    name = instance_name(pool["metadata"]["name"], role, index, digest)
     return {
         "apiVersion": L.API_VERSION,
         "kind": L.INSTANCE_KIND,
@@ -52,7 +56,7 @@ def build_instance(
                 L.LABEL_INSTANCE: name,
                 L.LABEL_ENGINE: L.role_label_value(str(spec.engine.kind)),
                 L.LABEL_MANAGED_BY: L.MANAGED_BY_VALUE,
-                L.LABEL_SPEC_HASH: spec_hash(inst_spec),
+                L.LABEL_SPEC_HASH: digest,
             },
             "ownerReferences": [owner_reference(pool)],
         },

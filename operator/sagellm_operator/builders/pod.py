@@ -14,10 +14,13 @@ from typing import Any
 from sagellm_core.api import ExecutionInstanceSpec, Role
 from sagellm_core.api import labels as L
 from sagellm_operator.builders.instance import owner_reference
+from sagellm_operator.builders.lifecycle import grace_period, prestop_hook
 from sagellm_operator.settings import PodDefaults
 
 Obj = dict[str, Any]
 NIXL_PORT = 5600
+SIMULATOR_UID = 10001
+"""The project image's user (see the Dockerfile); Simulator pods always run as it."""
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
@@ -82,6 +85,36 @@ def _volumes(spec: ExecutionInstanceSpec) -> tuple[list[Obj], list[Obj]]:
     return volumes, mounts
 
 
+def _run_as(spec: ExecutionInstanceSpec, defaults: PodDefaults) -> int | None:
+    """The uid to run as: the simulator image's own user, else the configured vLLM uid (None:
+    the image's user; the official vLLM image runs as root)."""
+    return SIMULATOR_UID if is_simulator(spec) else defaults.vllm_run_as_user
+
+
+def container_security(spec: ExecutionInstanceSpec, defaults: PodDefaults) -> Obj:
+    """Restricted profile: no privilege escalation, no capabilities, the runtime's seccomp
+    profile, and a non-root user unless the engine image needs root."""
+    uid = _run_as(spec, defaults)
+    out: Obj = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": uid is not None,
+    }
+    if uid is not None:
+        out.update(runAsUser=uid, runAsGroup=uid)
+    return out  # fmt: skip
+
+
+def pod_security(spec: ExecutionInstanceSpec, defaults: PodDefaults) -> Obj:
+    """Pod level: seccomp RuntimeDefault; with a non-root uid, volumes owned by its group."""
+    uid = _run_as(spec, defaults)
+    out: Obj = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if uid is not None:
+        out.update(runAsNonRoot=True, runAsUser=uid, runAsGroup=uid, fsGroup=uid)
+    return out
+
+
 def container(
     spec: ExecutionInstanceSpec, defaults: PodDefaults, args: list[str], serving: bool = True
 ) -> Obj:
@@ -96,15 +129,19 @@ def container(
         "env": _env(spec),
         "resources": _resources(spec),
         "volumeMounts": _volumes(spec)[1],
-        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": sim,
-                            "capabilities": {"drop": ["ALL"]}},
-    }  # fmt: skip
+        "securityContext": container_security(spec, defaults),
+    }
     if serving:
         out["ports"] = [{"name": "http", "containerPort": defaults.port, "protocol": "TCP"}]
         if spec.role is not Role.GENERAL:
             out["ports"].append({"name": "nixl", "containerPort": NIXL_PORT, "protocol": "TCP"})
         out.update(_probes(defaults.port, defaults))
+        out["lifecycle"] = _lifecycle(spec, defaults)
     return out
+
+
+def _lifecycle(spec: ExecutionInstanceSpec, defaults: PodDefaults) -> Obj:
+    return prestop_hook(defaults.discovery_bound_seconds, spec.drain_timeout_seconds, defaults.port)
 
 
 def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) -> Obj:
@@ -120,8 +157,11 @@ def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) ->
         "containers": [engine],
         "volumes": _volumes(spec)[0],
         "restartPolicy": "Always",
-        "terminationGracePeriodSeconds": 60,
+        "terminationGracePeriodSeconds": grace_period(
+            defaults.discovery_bound_seconds, spec.drain_timeout_seconds
+        ),
         "enableServiceLinks": False,
+        "securityContext": pod_security(spec, defaults),
     }
     if node_selector:
         out["nodeSelector"] = node_selector
@@ -131,7 +171,10 @@ def pod_spec(spec: ExecutionInstanceSpec, defaults: PodDefaults, engine: Obj) ->
 
 
 def pod_name(instance: Obj) -> str:
-    return f"{instance['metadata']['name']}-{instance['metadata']['labels'][L.LABEL_SPEC_HASH]}"
+    """``<instance>`` when the instance's name already ends with its spec hash (as the
+    operator names them), else ``<instance>-<spec hash>``: a new spec gives a new pod name."""
+    name, digest = instance["metadata"]["name"], instance["metadata"]["labels"][L.LABEL_SPEC_HASH]
+    return name if name.endswith(f"-{digest}") else f"{name}-{digest}"
 
 
 def pod_labels(instance: Obj) -> dict[str, str]:

@@ -16,7 +16,6 @@ from sagellm_core.api import labels as L
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,7 @@ class Kube:
         # ``_preload_content`` options, and we pass plain dict manifests.
         self.core: Any = client.CoreV1Api(api)
         self.custom: Any = client.CustomObjectsApi(api)
+        self.networking: Any = client.NetworkingV1Api(api)
 
     async def close(self) -> None:
         await self.api.close()
@@ -97,20 +97,6 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    async def replace_spec(self, plural: str, ns: str, name: str, new: Obj) -> None:
-        """Replace ``spec`` and set labels in one JSON patch (merge-patch cannot drop keys)."""
-        ops: list[Obj] = [{"op": "replace", "path": "/spec", "value": new["spec"]}]
-        for key, value in new["metadata"]["labels"].items():
-            path = "/metadata/labels/" + key.replace("~", "~0").replace("/", "~1")
-            ops.append({"op": "add", "path": path, "value": value})
-        try:
-            await self.custom.patch_namespaced_custom_object(
-                L.GROUP, L.VERSION, ns, plural, name, ops, _content_type=JSON_PATCH
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
     async def delete(
         self, plural: str, ns: str, name: str, group: tuple[str, str] | None = None
     ) -> None:
@@ -146,6 +132,23 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    # -- network policies ---------------------------------------------------------------------
+    async def apply_network_policy(self, policy: Obj) -> None:
+        """Create ``policy``, or make an existing one's spec and labels match it."""
+        ns, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
+        try:
+            await self.networking.create_namespaced_network_policy(
+                ns, policy, _preload_content=False
+            )
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        patch = {"metadata": {"labels": policy["metadata"]["labels"]}, "spec": policy["spec"]}
+        await self.networking.patch_namespaced_network_policy(
+            name, ns, patch, _content_type=MERGE, _preload_content=False
+        )
 
     # -- LeaderWorkerSet ----------------------------------------------------------------------
     async def lws_installed(self) -> bool:

@@ -21,18 +21,21 @@ class Coalescer:
         self._pending: set[Hashable] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def trigger(self, key: Hashable, job: Callable[[], Awaitable[None]]) -> bool:
-        """Schedule ``job`` for ``key``; False when an already pending run absorbs it."""
+    def trigger(
+        self, key: Hashable, job: Callable[[], Awaitable[None]], delay: float | None = None
+    ) -> bool:
+        """Schedule ``job`` for ``key`` after ``delay`` (default: the coalescer's); False when
+        an already pending run absorbs it."""
         if key in self._pending:
             return False
         self._pending.add(key)
-        task = asyncio.create_task(self._run(key, job))
+        task = asyncio.create_task(self._run(key, job, self.delay if delay is None else delay))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _run(self, key: Hashable, job: Callable[[], Awaitable[None]]) -> None:
-        await asyncio.sleep(self.delay)
+    async def _run(self, key: Hashable, job: Callable[[], Awaitable[None]], delay: float) -> None:
+        await asyncio.sleep(delay)
         self._pending.discard(key)  # from now on a trigger means "run again after this one"
         try:
             await job()

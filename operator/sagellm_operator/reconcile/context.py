@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagellm_core.ownership import Claim
+from sagellm_operator.engine import engine_load
 from sagellm_operator.k8s import Kube
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.coalesce import Coalescer
@@ -34,6 +36,15 @@ class Context:
     children: Coalescer = field(default_factory=lambda: Coalescer(0.05))
     """Pool reconciles triggered by instance events, coalesced per pool: creating or updating N
     instances makes a burst of events that needs one pool reconcile, not N."""
+    policies: set[tuple[str, str]] = field(default_factory=set)
+    """(pool uid, policy hash) of engine NetworkPolicies applied since the last resync pass."""
+    claims: dict[str, Claim] = field(default_factory=dict)
+    """Model-name claims of the pools in scope by ``namespace/name`` (see reconcile.accepted)."""
+    engine_load: Callable[[str], Awaitable[float | None]] = engine_load
+    """Running + waiting requests of the engine at a URL (None: unreadable)."""
+    idle_reads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """Consecutive idle reads of draining instances, by (namespace, pool), then instance name;
+    lost on restart, which only costs two more reads."""
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""

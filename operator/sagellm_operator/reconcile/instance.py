@@ -3,6 +3,11 @@
 Surge of one within an instance: when the spec hash changes, the new pod starts next to the
 old one; the old pod keeps serving (and stays the instance URL) until the new one is Ready.
 ``status.observedGeneration`` reaches ``metadata.generation`` only once the current pod serves.
+
+A pod with a deletionTimestamp (``kubectl delete pod``, node drain, eviction) no longer serves:
+when no other pod of the instance serves, the instance reports phase ``Draining`` with the
+terminating pod's URL and ``ready: false`` at once, so the pool lists the endpoint as draining
+and routers stop choosing it while the pod's preStop hook lets in-flight requests finish.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ async def _reconcile(ctx: Context, inst: Obj) -> None:
             await _write(ctx, inst, _status(inst, "Failed", None, [], msg, L.REASON_LWS_MISSING))
             return
         await _ensure_lws(ctx, inst)
-    pods = await _pods(ctx, inst)
+    pods, terminating = await _pods(ctx, inst)
     want = pod_name(inst)
     current = [p for p in pods if p["metadata"]["name"] == want or _is_group_of(p, want)]
     if not current and not needs_lws(spec):
@@ -60,7 +65,8 @@ async def _reconcile(ctx: Context, inst: Obj) -> None:
         await _retire(ctx, inst, old)
         old = []
     serving = leader if leader is not None and leader.ready else _first_ready(old)
-    await _write(ctx, inst, _report(inst, leader, serving, views, ctx))
+    ending = None if serving else next((v for v in map(view_pod, terminating) if v.ip), None)
+    await _write(ctx, inst, _report(inst, leader, serving, views, ctx, ending))
 
 
 def _is_group_of(pod: Obj, lws_name: str) -> bool:
@@ -68,10 +74,12 @@ def _is_group_of(pod: Obj, lws_name: str) -> bool:
     return labels.get("leaderworkerset.sigs.k8s.io/name") == lws_name
 
 
-async def _pods(ctx: Context, inst: Obj) -> list[Obj]:
+async def _pods(ctx: Context, inst: Obj) -> tuple[list[Obj], list[Obj]]:
+    """The instance's live pods, and those being deleted."""
     selector = f"{L.LABEL_INSTANCE}={inst['metadata']['name']}"
     pods = await ctx.kube.list_pods(inst["metadata"]["namespace"], selector)
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    return live, [p for p in pods if p["metadata"].get("deletionTimestamp")]
 
 
 async def _ensure_lws(ctx: Context, inst: Obj) -> None:
@@ -115,14 +123,19 @@ async def _retire(ctx: Context, inst: Obj, old: list[Obj]) -> None:
 
 
 def _report(
-    inst: Obj, leader: PodView | None, serving: PodView | None, views: list[PodView], ctx: Context
-) -> Obj:
+    inst: Obj, leader: PodView | None, serving: PodView | None, views: list[PodView], ctx: Context,
+    ending: PodView | None = None,
+) -> Obj:  # fmt: skip
     draining = inst["metadata"].get("annotations", {}).get(L.ANNOTATION_DRAINING) == "true"
     failed = next((v for v in views if v.phase == "Failed"), None)
-    url = f"http://{serving.ip}:{ctx.settings.pods.port}" if serving and serving.ip else None
+    shown = serving or ending
+    url = f"http://{shown.ip}:{ctx.settings.pods.port}" if shown and shown.ip else None
     names = [v.name for v in views]
     if draining:
         phase, msg = "Draining", "draining: no new requests, waiting for in-flight ones"
+    elif ending is not None:
+        phase = "Draining"
+        msg = f"pod {ending.name} is terminating; its preStop hook lets in-flight requests finish"
     elif failed is not None:
         phase, msg = "Failed", failed.message
     elif leader is not None and leader.ready:

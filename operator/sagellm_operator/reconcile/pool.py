@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sagellm_core.api import labels as L
+from sagellm_core.planner import plan_pool
 from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.builders.args import instance_args
-from sagellm_operator.builders.instance import build_instance, instance_name
-from sagellm_operator.builders.plans import plan_pool, role_plan
+from sagellm_operator.builders.hashing import spec_hash
+from sagellm_operator.builders.instance import build_instance
+from sagellm_operator.builders.limits import limit_errors
+from sagellm_operator.builders.netpol import build_network_policy
+from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
-from sagellm_operator.reconcile.rollout import Actions, decide
+from sagellm_operator.reconcile.rollout import (
+    Actions,
+    DrainTiming,
+    IdleReads,
+    count_read,
+    decide,
+)
 from sagellm_operator.reconcile.status import invalid_status, pool_status
 
 Obj = dict[str, Any]
@@ -28,6 +39,13 @@ def warm_up() -> list[str]:
     """Validate a minimal pool once, so the CEL parser (about 1.5 s to build) is ready before
     the first real pool arrives; returns its problems (none expected)."""
     return pool_problems(_WARM_UP_POOL)
+
+
+async def reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
+    """Reconcile the pool as it is now (for triggers that carry only its name)."""
+    pool = await ctx.kube.get(L.POOL_PLURAL, ns, name)
+    if pool is not None:
+        await reconcile_pool(ctx, pool)
 
 
 async def reconcile_pool(ctx: Context, pool: Obj) -> None:
@@ -60,63 +78,126 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
         else:
             spec = parse_pool(_user_view(pool)).spec
             planned = plan_pool(spec)
-            ctx.plans[key] = (list(planned.errors), spec, planned)
+            errors = list(planned.errors) or limit_errors(
+                pool["metadata"]["name"], planned, ctx.settings.max_nodes_per_instance
+            )
+            ctx.plans[key] = (errors, spec, planned)
     result: tuple[list[str], Any, Any] = ctx.plans[key]
     return result
 
 
 async def _reconcile(ctx: Context, pool: Obj) -> None:
+    accepted = accepted_condition(pool, ctx.claims.values(), iso(ctx.clock()))
+    if newly_rejected(pool, accepted):
+        await ctx.kube.event(pool, "Warning", accepted["reason"], accepted["message"])
     problems, spec, planned = _validate_and_plan(ctx, pool)
     if problems:
-        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems)
+        await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems, accepted)
         return
+    await _isolate(ctx, pool)
+    timeout = spec.lifecycle.drain_timeout_seconds
+    timeout = ctx.settings.drain_timeout_seconds if timeout is None else timeout
+    desired = _desired(ctx, pool, spec, planned, timeout)
+    ns, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
+    found = await ctx.kube.list_objects(L.INSTANCE_PLURAL, ns, f"{L.LABEL_POOL}={name}")
+    existing = {i["metadata"]["name"]: i for i in found}
+    timing = DrainTiming(
+        ctx.settings.pods.discovery_bound_seconds, timeout, ctx.settings.drain_poll_seconds
+    )
+    reads = _reads(ctx, ns, name, existing)
+    acts = decide(desired, existing, ctx.clock(), timing, reads)
+    if acts.probe:
+        await _read_loads(ctx, reads, [existing[n] for n in acts.probe], timing)
+        acts = decide(desired, existing, ctx.clock(), timing, reads)
+    await _apply(ctx, pool, acts, existing)
+    if acts.recheck_s is not None:
+        job = lambda: reconcile_pool_named(ctx, ns, name)  # noqa: E731
+        ctx.children.trigger(("pool-recheck", ns, name), job, acts.recheck_s)
+    counts = {str(role): spec.replicas_for(role) for role in planned.plans}
+    plans = [p.to_wire() for p in planned.status_plans()]
+    remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
+    status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
+    status["conditions"].append(accepted)
+    await _write(ctx, pool, status)
+
+
+async def _isolate(ctx: Context, pool: Obj) -> None:
+    """Apply the pool's engine NetworkPolicy, once per spec and resync pass (before any pod)."""
+    peers = ctx.settings.engine_ingress_peers
+    if peers is None:
+        return
+    policy = build_network_policy(pool, peers, ctx.settings.pods.port)
+    key = (pool["metadata"]["uid"], spec_hash(policy["spec"]))
+    if key not in ctx.policies:
+        await ctx.kube.apply_network_policy(policy)
+        ctx.policies.add(key)
+
+
+def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> dict[str, Obj]:
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():
         args = instance_args(spec, role, plan, ctx.settings.pods.port)
         for index in range(spec.replicas_for(role)):
-            desired[instance_name(pool["metadata"]["name"], role, index)] = build_instance(
-                pool, spec, role, plan, index, args
-            )
-    ns, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
-    found = await ctx.kube.list_objects(L.INSTANCE_PLURAL, ns, f"{L.LABEL_POOL}={name}")
-    existing = {i["metadata"]["name"]: i for i in found}
-    acts = decide(desired, existing, ctx.clock(), ctx.settings.drain_timeout_seconds)
-    await _apply(ctx, pool, acts)
-    counts = {str(role): spec.replicas_for(role) for role in planned.plans}
-    plans = [role_plan(role, p).to_wire() for role, p in planned.plans.items()]
-    remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
-    status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
-    await _write(ctx, pool, status)
+            obj = build_instance(pool, spec, role, plan, index, args, timeout)
+            desired[obj["metadata"]["name"]] = obj
+    return desired
 
 
-async def _apply(ctx: Context, pool: Obj, acts: Actions) -> None:
+def _reads(ctx: Context, ns: str, pool: str, existing: dict[str, Obj]) -> dict[str, IdleReads]:
+    """The pool's idle reads by instance name (those of instances gone are dropped)."""
+    reads: dict[str, IdleReads] = ctx.idle_reads.setdefault((ns, pool), {})
+    for name in [n for n in reads if n not in existing]:
+        del reads[name]
+    return reads
+
+
+async def _read_loads(
+    ctx: Context, reads: dict[str, IdleReads], insts: list[Obj], timing: DrainTiming
+) -> None:
+    """Read each engine's running + waiting requests; count consecutive idle reads."""
+    loads = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in insts))
+    now = ctx.clock()
+    for inst, load in zip(insts, loads, strict=True):
+        name = inst["metadata"]["name"]
+        reads[name] = count_read(reads.get(name), load, now, inst, timing)
+
+
+async def _apply(ctx: Context, pool: Obj, acts: Actions, existing: dict[str, Obj]) -> None:
     ns = pool["metadata"]["namespace"]
     for obj in acts.create:
         if await ctx.kube.create(L.INSTANCE_PLURAL, obj):
             await _decided(ctx, pool, "create", f"created instance {obj['metadata']['name']}")
-    for obj in acts.update:
-        name = obj["metadata"]["name"]
-        patch = {"metadata": {"labels": obj["metadata"]["labels"]}, "spec": obj["spec"]}
-        await ctx.kube.replace_spec(L.INSTANCE_PLURAL, ns, name, patch)
-        await _decided(ctx, pool, "update", f"rolling update: instance {name} gets the new spec")
     for name in acts.drain:
-        notes = {L.ANNOTATION_DRAINING: "true", L.ANNOTATION_DRAIN_STARTED: iso(ctx.clock())}
+        # Full precision: D is counted from this stamp.
+        notes = {L.ANNOTATION_DRAINING: "true", L.ANNOTATION_DRAIN_STARTED: ctx.clock().isoformat()}
         await ctx.kube.patch(L.INSTANCE_PLURAL, ns, name, {"metadata": {"annotations": notes}})
+        meta = existing[name]["metadata"]
+        meta["annotations"] = {**(meta.get("annotations") or {}), **notes}  # status shows it now
         await _decided(ctx, pool, "drain", f"draining instance {name} before removing it")
     for name in acts.delete:
         await ctx.kube.delete(L.INSTANCE_PLURAL, ns, name)
-        await _decided(ctx, pool, "delete", f"deleted drained instance {name}")
+        if name in acts.timed_out:
+            msg = f"deleted instance {name}: drain timeout passed before its engine was idle"
+            await _decided(ctx, pool, "delete", msg, "Warning")
+        else:
+            await _decided(ctx, pool, "delete", f"deleted drained instance {name}")
 
 
-async def _decided(ctx: Context, pool: Obj, action: str, message: str) -> None:
+async def _decided(
+    ctx: Context, pool: Obj, action: str, message: str, kind: str = "Normal"
+) -> None:
     ctx.metrics.decisions.labels("pool", action).inc()
-    reason = {"create": "CreatedInstance", "update": "RollingUpdate", "drain": "Draining",
-              "delete": "DeletedInstance"}[action]  # fmt: skip
-    await ctx.kube.event(pool, "Normal", reason, message)
+    reason = {"create": "CreatedInstance", "drain": "Draining", "delete": "DeletedInstance"}
+    await ctx.kube.event(
+        pool, kind, reason[action] if kind == "Normal" else "DrainTimeout", message
+    )
 
 
-async def _invalid(ctx: Context, pool: Obj, reason: str, problems: list[str]) -> None:
+async def _invalid(
+    ctx: Context, pool: Obj, reason: str, problems: list[str], accepted: Obj
+) -> None:
     status = invalid_status(pool, reason, problems, iso(ctx.clock()))
+    status["conditions"].append(accepted)
     old = pool.get("status") or {}
     if (
         old.get("observedGeneration") != status["observedGeneration"]

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from sagellm_core.api import labels as L
+from sagellm_operator.reconcile.accepted import list_in_scope, remember_all
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool
@@ -38,19 +39,13 @@ def _set(gauge: Gauge, counts: dict[str, int]) -> None:
         gauge.labels(phase).set(n)
 
 
-async def _list(ctx: Context, plural: str) -> list[Obj]:
-    namespaces = ctx.settings.namespaces if not ctx.settings.all_namespaces else (None,)
-    found: list[Obj] = []
-    for ns in namespaces:
-        found += await ctx.kube.list_objects(plural, ns, "")
-    return found
-
-
 async def resync_once(ctx: Context) -> None:
-    pools = await _list(ctx, L.POOL_PLURAL)
+    pools = await list_in_scope(ctx, L.POOL_PLURAL)
+    remember_all(ctx, pools)
+    ctx.policies.clear()  # re-apply each pool's NetworkPolicy once per pass (level-based)
     for pool in pools:
         await reconcile_pool(ctx, pool)
-    instances = await _list(ctx, L.INSTANCE_PLURAL)
+    instances = await list_in_scope(ctx, L.INSTANCE_PLURAL)
     for inst in instances:
         await reconcile_instance(ctx, inst)
     _set(ctx.metrics.pools, phase_counts(pools, POOL_PHASES))

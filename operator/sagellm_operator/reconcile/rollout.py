@@ -1,40 +1,65 @@
-"""Pure decisions for a pool's instances: what to create, update, drain and delete.
+"""Pure decisions for a pool's instances: what to create, drain, probe and delete.
 
-Inputs: desired instance manifests by name, existing instances by name, the time and the drain
-timeout. Output: :class:`Actions`. Rules:
-- missing desired instances are created (deterministic names, so never duplicated);
-- instances no longer desired are drained first (annotation), then deleted once the router
-  reports them idle or the drain timeout passes;
-- outdated instances (spec-hash label differs) are updated one per role at a time, and only
-  when every instance of that role is settled (ready and serving its current generation).
+Inputs: desired instance manifests by name (``<pool>-<role>-<index>-<spec hash>``), existing
+instances by name, the time, the drain timing and the idle reads taken so far. Output:
+:class:`Actions`. Rules:
+- an index with no instance gets its instance at once (first start, scale-out, self-heal);
+- an index whose instance runs another spec gets the new instance next to the old one (surge),
+  one index per role at a time: no surge while a desired instance of that role is starting;
+- once the new instance is settled (ready and serving its generation) the old one drains, so a
+  role's ready count never drops below its replicas during an update;
+- instances beyond the replica count drain;
+- a draining instance is deleted when it has no URL (it never served, or its pod is gone), when
+  ``D`` has passed since it was marked and two consecutive reads of its engine's ``/metrics``
+  (at least ``poll_s`` apart, both after ``D``) found nothing running or waiting, or when the
+  drain timeout since it was marked has passed (``timed_out``).
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sagellm_core.api import labels as L
+from sagellm_operator.builders.lifecycle import IDLE_READS
 
 Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DrainTiming:
+    bound_s: float
+    """D: every router replica stops choosing a draining endpoint within this time."""
+    timeout_s: float
+    """Upper bound from marking to deletion (the pool's, else the operator's)."""
+    poll_s: float
+    """Minimum interval between two reads of the engine's load."""
+
+
+@dataclass(frozen=True)
+class IdleReads:
+    """Consecutive reads of an instance's engine that found it idle, and when the last one was."""
+
+    zeros: int
+    at: datetime.datetime
 
 
 @dataclass
 class Actions:
     create: list[Obj] = field(default_factory=list)
-    update: list[Obj] = field(default_factory=list)
     drain: list[str] = field(default_factory=list)
+    probe: list[str] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    """The part of ``delete`` whose drain timeout passed before the engine was idle."""
+    recheck_s: float | None = None
+    """Look again after this many seconds (a drain waits for ``D`` or its next read)."""
 
     @property
     def busy(self) -> bool:
-        return bool(self.create or self.update or self.drain or self.delete)
-
-
-def _hash(obj: Obj) -> str | None:
-    labels: dict[str, str] = obj["metadata"].get("labels", {})
-    return labels.get(L.LABEL_SPEC_HASH)
+        return bool(self.create or self.drain or self.probe or self.delete or self.recheck_s)
 
 
 def settled(inst: Obj) -> bool:
@@ -43,37 +68,114 @@ def settled(inst: Obj) -> bool:
     return bool(status.get("ready")) and status.get("observedGeneration") == gen
 
 
-def _drain_done(inst: Obj, now: datetime.datetime, timeout: float) -> bool:
-    notes = inst["metadata"].get("annotations") or {}
-    # ``ready`` turns False as soon as the instance reports Draining, so "it served" is read
-    # from its URL: an instance that never had a serving pod has none.
-    if notes.get(L.ANNOTATION_IDLE) == "true" or not (inst.get("status") or {}).get("url"):
-        return True  # the router says idle, or it never served
-    started = notes.get(L.ANNOTATION_DRAIN_STARTED)
-    if not started:
-        return False
-    since = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
-    return (now - since).total_seconds() >= timeout
+def draining(inst: Obj) -> bool:
+    return (inst["metadata"].get("annotations") or {}).get(L.ANNOTATION_DRAINING) == "true"
+
+
+def drain_started(inst: Obj) -> datetime.datetime | None:
+    stamp = (inst["metadata"].get("annotations") or {}).get(L.ANNOTATION_DRAIN_STARTED)
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _slot(inst: Obj) -> tuple[str, int]:
+    return inst["metadata"]["labels"][L.LABEL_ROLE], int(inst["spec"]["index"])
+
+
+def _drain_step(
+    name: str,
+    inst: Obj,
+    now: datetime.datetime,
+    timing: DrainTiming,
+    reads: Mapping[str, IdleReads],
+) -> tuple[str, float | None]:
+    """``delete``, ``timeout``, ``probe``, ``mark`` or ``wait``, and the seconds until the next
+    step."""
+    started = drain_started(inst)
+    if not (inst.get("status") or {}).get("url"):
+        return "delete", None
+    if started is None:  # marked by hand without a start time: stamp it, count from then
+        return "mark", None
+    elapsed = (now - started).total_seconds()
+    if elapsed >= timing.timeout_s:
+        return "timeout", None
+    if elapsed < timing.bound_s:
+        return "wait", min(timing.bound_s, timing.timeout_s) - elapsed
+    read = _current(reads.get(name), started, timing)
+    if read is not None and read.zeros >= IDLE_READS:
+        return "delete", None
+    since = (now - read.at).total_seconds() if read is not None else timing.poll_s
+    if since >= timing.poll_s:
+        return "probe", timing.poll_s
+    return "wait", timing.poll_s - since
+
+
+def _current(
+    read: IdleReads | None, started: datetime.datetime, timing: DrainTiming
+) -> IdleReads | None:
+    """``read`` if it was taken after ``D`` of this drain (older reads say nothing)."""
+    after_bound = started + datetime.timedelta(seconds=timing.bound_s)
+    return read if read is not None and read.at >= after_bound else None
+
+
+def count_read(
+    prev: IdleReads | None, load: float | None, now: datetime.datetime, inst: Obj,
+    timing: DrainTiming,
+) -> IdleReads:  # fmt: skip
+    """The idle reads after one more read of ``inst``'s engine (``load`` None: unreadable)."""
+    started = drain_started(inst)
+    prev = _current(prev, started, timing) if started is not None else None
+    zeros = (prev.zeros if prev else 0) + 1 if load == 0 else 0
+    return IdleReads(zeros, now)
+
+
+def _replacements(desired: dict[str, Obj], live: dict[str, Obj], acts: Actions) -> None:
+    """Create missing instances, surge replacements, drain what they replaced and the surplus."""
+    olds: dict[tuple[str, int], list[str]] = {}
+    for name, inst in sorted(live.items()):
+        if name not in desired and not draining(inst):
+            olds.setdefault(_slot(inst), []).append(name)
+    starting = {
+        _slot(o)[0] for n, o in live.items() if n in desired and not settled(o) and not draining(o)
+    }
+    for name, obj in sorted(desired.items(), key=lambda kv: _slot(kv[1])):
+        slot = _slot(obj)
+        replaced = olds.pop(slot, [])
+        if name in live:
+            if settled(live[name]):
+                acts.drain += replaced
+            continue
+        if not replaced:
+            acts.create.append(obj)
+        elif slot[0] not in starting:
+            acts.create.append(obj)
+            starting.add(slot[0])
+    for names in olds.values():
+        acts.drain += names
 
 
 def decide(desired: dict[str, Obj], existing: dict[str, Obj], now: datetime.datetime,
-           drain_timeout: float) -> Actions:  # fmt: skip
+           timing: DrainTiming, reads: Mapping[str, IdleReads]) -> Actions:  # fmt: skip
     acts = Actions()
-    acts.create = [obj for name, obj in sorted(desired.items()) if name not in existing]
-    for name, inst in sorted(existing.items()):
-        if name in desired or inst["metadata"].get("deletionTimestamp"):
+    live = {n: o for n, o in existing.items() if not o["metadata"].get("deletionTimestamp")}
+    _replacements(desired, live, acts)
+    waits: list[float] = []
+    for name, inst in sorted(live.items()):
+        if not draining(inst):
             continue
-        draining = (inst["metadata"].get("annotations") or {}).get(L.ANNOTATION_DRAINING)
-        if draining != "true":
-            acts.drain.append(name)
-        elif _drain_done(inst, now, drain_timeout):
+        step, after = _drain_step(name, inst, now, timing, reads)
+        if step in ("delete", "timeout"):
             acts.delete.append(name)
-    roles: dict[str, list[str]] = {}
-    for name, obj in sorted(desired.items(), key=lambda kv: kv[1]["spec"]["index"]):
-        roles.setdefault(obj["metadata"]["labels"][L.LABEL_ROLE], []).append(name)
-    for names in roles.values():
-        live = [existing[n] for n in names if n in existing]
-        outdated = [n for n in names if n in existing and _hash(existing[n]) != _hash(desired[n])]
-        if outdated and all(settled(i) for i in live) and len(live) == len(names):
-            acts.update.append(desired[outdated[0]])
+        if step == "timeout":
+            acts.timed_out.append(name)
+        if step == "probe":
+            acts.probe.append(name)
+        if step == "mark":
+            acts.drain.append(name)
+        if after is not None:
+            waits.append(max(after, 0.0))
+    if acts.drain:
+        waits.append(min(timing.bound_s, timing.timeout_s))
+    acts.recheck_s = min(waits) if waits else None
     return acts

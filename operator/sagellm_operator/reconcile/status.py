@@ -28,7 +28,9 @@ def endpoints(instances: list[Obj]) -> list[Obj]:
         status = inst.get("status") or {}
         if not status.get("url"):
             continue
-        draining = (inst["metadata"].get("annotations") or {}).get(L.ANNOTATION_DRAINING) == "true"
+        # Marked by the operator's drain, or its pod is terminating (deleted by Kubernetes).
+        notes = inst["metadata"].get("annotations") or {}
+        draining = notes.get(L.ANNOTATION_DRAINING) == "true" or status.get("phase") == "Draining"
         out.append({"instance": inst["metadata"]["name"], "role": inst["spec"]["role"],
                     "url": status["url"], "ready": bool(status.get("ready")) and not draining,
                     "draining": draining})  # fmt: skip

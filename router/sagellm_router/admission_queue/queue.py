@@ -208,6 +208,15 @@ class AdmissionQueue:
         log.info("request rejected", extra={"pool": self.pool, "kind": kind, "reason": reason})
         return Rejected(status, reason, retry, kind=kind)
 
+    def reject_waiting(self, reason: str, retry_after_s: float, kind: str) -> int:
+        """Answer every waiting request with 503 now (the pool has nothing left to serve it);
+        returns how many."""
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            if not waiter.future.done():
+                waiter.future.set_exception(self._reject(503, reason, retry_after_s, kind))
+        return len(waiters)
+
     # -- dispatch ---------------------------------------------------------------------------
     def poke(self) -> None:
         """Re-evaluate the queue now (capacity or load may have changed)."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
+from sagellm_core.ownership import Claim, resolve
 from sagellm_router.types import Endpoint, PoolSnapshot
+
+log = logging.getLogger(__name__)
 
 
 class Discovery(Protocol):
@@ -18,14 +22,33 @@ class Discovery(Protocol):
     def updates(self) -> AsyncIterator[tuple[PoolSnapshot, ...]]: ...
 
 
+def claim(pool: PoolSnapshot) -> Claim:
+    return Claim(pool.name, pool.model, pool.created, pool.order)
+
+
 class PoolTable:
-    """The pools currently known, indexed by model name (immutable snapshots, swapped whole)."""
+    """The pools that serve, indexed by model name (immutable snapshots, swapped whole).
+
+    Every source's pools pass through the model-name ownership rule here
+    (``sagellm_core.ownership``): a pool that claims a name another pool owns is kept out of the
+    table, so nothing is routed to it; ``rejected`` maps it to the owner.
+    """
 
     def __init__(self, pools: Iterable[PoolSnapshot] = ()) -> None:
+        self.rejected: dict[str, str] = {}
         self.replace(pools)
 
     def replace(self, pools: Iterable[PoolSnapshot]) -> None:
-        self.pools: tuple[PoolSnapshot, ...] = tuple(sorted(pools, key=lambda p: p.name))
+        offered = list(pools)
+        verdict = resolve(claim(p) for p in offered)
+        for loser, owner in verdict.conflicts.items():
+            if self.rejected.get(loser) != owner:
+                log.warning(
+                    "pool %s is not accepted: its model name is owned by pool %s", loser, owner
+                )
+        self.rejected = dict(verdict.conflicts)
+        accepted = (p for p in offered if verdict.accepted(p.name))
+        self.pools: tuple[PoolSnapshot, ...] = tuple(sorted(accepted, key=lambda p: p.name))
         by_model: dict[str, list[PoolSnapshot]] = {}
         for pool in self.pools:
             by_model.setdefault(pool.model, []).append(pool)

@@ -7,7 +7,7 @@ so the watch loop's logic is tested by feeding it events.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -85,6 +85,7 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
     if not isinstance(name, str) or not isinstance(model, str):
         return None
     key = f"{namespace}/{name}"
+    created = meta.get("creationTimestamp")
     scheduling = spec.get("scheduling") or {}
     routing, policy = scheduling.get("routing"), scheduling.get("policy")
     raw_endpoints = status.get("endpoints") or []
@@ -101,6 +102,7 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
         namespace=namespace,
         scheduling=_scheduling(scheduling, key),
         task="embed" if (spec.get("model") or {}).get("task") == "embed" else "generate",
+        created=created if isinstance(created, str) else None,
     )
 
 
@@ -110,11 +112,19 @@ def _key(obj: Mapping[str, Any]) -> str:
 
 
 class PoolIndex:
-    """The pools seen through list + watch, with the resourceVersion to resume from."""
+    """The pools seen through list + watch, with the resourceVersion to resume from.
 
-    def __init__(self) -> None:
+    ``namespaces`` is an allow-list: pools in other namespaces are ignored (None: keep all).
+    """
+
+    def __init__(self, namespaces: Collection[str] | None = None) -> None:
         self._pools: dict[str, PoolSnapshot] = {}
         self.resource_version: str | None = None
+        self._allowed = frozenset(namespaces) if namespaces else None
+
+    def _in_scope(self, obj: Mapping[str, Any]) -> bool:
+        ns = (obj.get("metadata") or {}).get("namespace") or "default"
+        return self._allowed is None or ns in self._allowed
 
     def snapshot(self) -> tuple[PoolSnapshot, ...]:
         return tuple(self._pools[k] for k in sorted(self._pools))
@@ -124,7 +134,7 @@ class PoolIndex:
     ) -> tuple[PoolSnapshot, ...]:
         pools = {}
         for obj in items:
-            pool = pool_from_object(obj)
+            pool = pool_from_object(obj) if self._in_scope(obj) else None
             if pool is not None:
                 pools[pool.name] = pool
         self._pools = pools
@@ -146,7 +156,8 @@ class PoolIndex:
             return None
         before = dict(self._pools)
         key = _key(obj)
-        pool = pool_from_object(obj) if kind in ("ADDED", "MODIFIED") else None
+        wanted = kind in ("ADDED", "MODIFIED") and self._in_scope(obj)
+        pool = pool_from_object(obj) if wanted else None
         if pool is None:
             self._pools.pop(key, None)
         else:

@@ -51,11 +51,11 @@ class KubernetesDiscovery:
     ) -> None:
         self._settings = settings
         self._make_client = api_client or (lambda: default_api_client(settings))
-        self.index = PoolIndex()
+        self.index = PoolIndex(settings.namespaces or None)
 
     def _list_call(self, api: client.CustomObjectsApi) -> tuple[Any, dict[str, Any]]:
         s = self._settings
-        if s.all_namespaces or not s.namespace:
+        if s.all_namespaces or s.namespaces or not s.namespace:
             return api.list_cluster_custom_object, {"group": GROUP, "version": VERSION}
         return api.list_namespaced_custom_object, {
             "group": GROUP,

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def snapshots_of(settings: StaticDiscoverySettings) -> tuple[PoolSnapshot, ...]:
-    return tuple(pool.snapshot() for pool in settings.pools)
+    """The file's pools; their position is the tie-break of the model-name ownership rule."""
+    return tuple(pool.snapshot(order=i) for i, pool in enumerate(settings.pools))
 
 
 class StaticDiscovery:

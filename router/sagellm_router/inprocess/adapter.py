@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from sagellm_core.vllm_errors import SemanticError, check_lengths
 from sagellm_router.inprocess import render
 from sagellm_router.inprocess.engine import AsyncEngine, RequestOutputLike, vllm_sampling_params
 from sagellm_router.stats.engine import EngineStats
@@ -64,8 +65,10 @@ class LocalEngine:
         model_name: str,
         make_sampling_params: Callable[..., Any] = vllm_sampling_params,
         clock: Callable[[], float] = time.monotonic,
+        max_model_len: int | None = None,
     ) -> None:
         self.instance_id, self.engine, self.model_name = instance_id, engine, model_name
+        self.max_model_len = max_model_len if max_model_len is not None else _max_len(engine)
         self._make_params = make_sampling_params
         self._clock = clock
         self._seq = itertools.count()
@@ -79,6 +82,8 @@ class LocalEngine:
         """Start serving ``body`` (an OpenAI request for ``path``); errors come back as 4xx."""
         try:
             call = await self._prepare(path, orjson.loads(body), headers)
+        except SemanticError as exc:
+            return LocalResponse.error(400, str(exc), exc.param)
         except (render.BadRequest, ValueError, TypeError) as exc:
             return LocalResponse.error(400, str(exc))
         if call is None:
@@ -92,11 +97,23 @@ class LocalEngine:
             return None
         given = {k.lower(): v for k, v in headers.items()}.get("x-request-id") or "req"
         rid = f"{given}-{next(self._seq)}"  # unique inside the engine even across retries
+        self._check_length(path, body)
         prompt = await self._chat_prompt(body) if path == CHAT else render.completion_prompt(body)
         params = self._make_params(**render.sampling_fields(path, body))
         options = body.get("stream_options") or {}
         return _Call(path, rid, str(body.get("model") or self.model_name), prompt, params,
                      body.get("stream") is True, bool(options.get("include_usage")))  # fmt: skip
+
+    def _check_length(self, path: str, body: dict[str, Any]) -> None:
+        """vLLM's HTTP server refuses ``max_tokens`` above the context length (400); so does
+        the in-process executor, so both kinds of instance answer alike."""
+        if self.max_model_len is None:
+            return
+        name = "max_completion_tokens" if path == CHAT and body.get(
+            "max_completion_tokens") is not None else "max_tokens"  # fmt: skip
+        limit = body.get(name)
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            check_lengths(None, limit, name, self.max_model_len)
 
     async def _chat_prompt(self, body: dict[str, Any]) -> str:
         messages = body.get("messages") or []
@@ -171,9 +188,9 @@ class LocalResponse:
         self._body = body
 
     @classmethod
-    def error(cls, status: int, message: str) -> LocalResponse:
+    def error(cls, status: int, message: str, param: str | None = None) -> LocalResponse:
         async def body() -> AsyncGenerator[bytes, None]:
-            yield render.error_body(status, message)
+            yield render.error_body(status, message, param)
 
         return cls(False, body(), status)
 
@@ -192,3 +209,9 @@ class LocalResponse:
 
     def close(self) -> None:
         return None  # the proxy closes the chunk generator; that aborts unfinished work
+
+
+def _max_len(engine: object) -> int | None:
+    """vLLM's ``AsyncLLM.model_config.max_model_len``, when the engine has one."""
+    value = getattr(getattr(engine, "model_config", None), "max_model_len", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -115,9 +115,9 @@ def chunk(
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-def error_body(status: int, message: str) -> bytes:
+def error_body(status: int, message: str, param: str | None = None) -> bytes:
     kind = "BadRequestError" if status < 500 else "InternalServerError"
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": None,
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": param,
                                    "code": status}})  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""The two legs of the NIXL proxy protocol (vllm-interface.md §2.2).
+"""The two legs of vLLM's NIXL proxy protocol (prefill with do_remote_decode, then decode).
 
 Prefill leg: the same path, ``max_tokens=1`` (``max_completion_tokens=1`` when present),
 ``stream=false``, no ``stream_options``/``min_tokens``, and ``kv_transfer_params`` asking for a
@@ -65,15 +65,17 @@ def transfer_params(status: int, payload: bytes) -> tuple[dict[str, Any] | None,
 async def run_prefill(
     state: RouterState,
     upstream: Upstream,
+    pool: str,
     endpoint: Endpoint,
     path: str,
     body: Mapping[str, Any],
     request_id: str,
 ) -> tuple[dict[str, Any] | None, str]:
-    """POST the prefill leg to ``endpoint``; returns (params, "") or (None, reason)."""
+    """POST the prefill leg to ``endpoint``; returns (params, "") or (None, reason). A
+    failure of the engine (not a refusal) is reported like any other (``endpoint_failed``)."""
     headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
     state.tracker.start(endpoint.url)
-    failed = True
+    failed, reason = True, "prefill_error"
     try:
         async with asyncio.timeout(state.settings.pd.prefill_timeout_s):
             resp = await upstream.post(endpoint.url, path, prefill_body(body), headers)
@@ -85,12 +87,14 @@ async def run_prefill(
         failed = resp.status >= 500
         return params, reason
     except (UpstreamError, TimeoutError) as exc:
-        reason = exc.reason if isinstance(exc, UpstreamError) else "timeout"
-        return None, f"prefill_{reason}"
+        reason = "prefill_" + (exc.reason if isinstance(exc, UpstreamError) else "timeout")
+        return None, reason
+    except asyncio.CancelledError:  # the client left: not the engine's fault
+        failed = False
+        raise
     finally:
         state.tracker.finish(endpoint.url, failed=failed)
         if failed:
-            if state.health.failure(endpoint.url):
-                state.update_endpoint_gauges()
+            state.endpoint_failed(pool, endpoint, reason)
         else:
             state.health.success(endpoint.url)

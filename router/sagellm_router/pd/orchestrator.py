@@ -73,7 +73,7 @@ async def _prefill(
         endpoint = strategy.pick(ex.parsed, candidates, state.loads)
         started = state.clock()
         params, reason = await run_prefill(
-            state, upstream, endpoint, ex.parsed.path, ex.parsed.body, ex.request_id
+            state, upstream, pool.name, endpoint, ex.parsed.path, ex.parsed.body, ex.request_id
         )
         m.child(m.pd_leg, pool.name, "prefill").observe(state.clock() - started)
         if params is not None:

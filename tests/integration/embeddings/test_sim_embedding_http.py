@@ -44,7 +44,7 @@ async def test_dimensions_and_default_from_profile(sim: Starter) -> None:
     ("body", "fragment"),
     [
         ({"input": []}, "empty array"),
-        ({"input": ""}, "empty string"),
+        ({"input": ""}, "input[0] is empty"),
         ({"input": ["ok", 3]}, "input[1] must be a string"),
         ({"input": ["x"] * 2049}, "at most 2048"),
         ({"input": "x", "dimensions": 0}, "dimensions"),

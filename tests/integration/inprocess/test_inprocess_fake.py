@@ -12,7 +12,7 @@ import orjson
 import pytest
 from fake_engine import FakeEngine
 
-from sagellm_router import ControlPlaneManager, ExecutionInstance, RequestMetadata, RequestStatus
+from control_plane import ControlPlaneManager, ExecutionInstance, RequestMetadata, RequestStatus
 from sagellm_router.downstream import Collector
 from sagellm_router.inprocess import VllmNotInstalled
 
@@ -43,7 +43,7 @@ async def test_process_request_runs_on_the_engine(manager: ControlPlaneManager) 
     assert result["finish_reason"] == "stop"
     assert result["usage"] == {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
     assert result["instance"] == "local-0"
-    assert engine.params[0] == {"max_tokens": 8, "temperature": 0.5, "top_p": 1.0}
+    assert engine.params[0] == {"max_tokens": 8, "temperature": 0.5}
     assert manager.get_metrics().completed_requests == 1
     await manager.stop()
     assert engine.shut_down is False  # the caller's engine: the caller stops it
@@ -82,7 +82,7 @@ async def test_cancel_aborts_the_engine_request(manager: ControlPlaneManager) ->
     assert await manager.get_request_status("r1") is RequestStatus.RUNNING
     assert await manager.cancel_request("r1")
     assert engine.aborted == engine.seen
-    assert manager._local["inprocess://local-0"].counters.aborted == 1
+    assert manager._engines.local("inprocess://local-0").counters.aborted == 1
 
 
 async def test_streaming_chat_through_execute(manager: ControlPlaneManager) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sagellm_router import (
+from control_plane import (
     ControlPlaneManager,
     ExecutionInstance,
     RequestMetadata,
@@ -70,7 +70,7 @@ async def test_direct_integration_example(manager: ControlPlaneManager) -> None:
     await manager.submit_request(
         RequestMetadata(request_id="long", prompt="count:", max_tokens=400, temperature=0.0)
     )
-    local = manager._local["inprocess://vllm-local"]
+    local = manager._engines.local("inprocess://vllm-local")
     for _ in range(600):
         if local.counters.running:
             break

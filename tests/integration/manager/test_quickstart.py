@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from router_procs import Proc, start_sims
 
-from sagellm_router import (
+from control_plane import (
     ControlPlaneManager,
     DecodingConfig,
     ExecutionInstance,
@@ -110,7 +110,8 @@ async def test_quickstart_flow(sims: list[Proc]) -> None:
         per = manager.get_instance_metrics("vllm-1")
         assert per is not None
         assert per.total_requests_processed >= 2
-        assert manager.get_instance_metrics("nope") is None
+        with pytest.raises(KeyError, match="no instance 'nope'"):
+            manager.get_instance_metrics("nope")
         assert manager.get_status()["running"] is True
     finally:
         await manager.stop()

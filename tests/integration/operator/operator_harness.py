@@ -16,7 +16,7 @@ import yaml
 from sagellm_core.api import labels as L
 from sagellm_operator.cli import run
 from sagellm_operator.metrics import Metrics
-from sagellm_operator.settings import OperatorSettings
+from sagellm_operator.settings import OperatorSettings, PodDefaults
 from tests.kubeemu import FakeKubelet, KubeEmulator, PodBehaviour, running_emulator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -94,10 +94,12 @@ async def operator_running(emu: KubeEmulator, **overrides: Any) -> AsyncIterator
     cancels them; sharing the test's loop would cost every test 5 s and cancel the emulator's
     tasks. Its own loop keeps both apart.
     """
-    drain = overrides.pop("drain", 0.5)
+    drain = overrides.pop("drain", 1)
+    pods = PodDefaults(discovery_bound_seconds=overrides.pop("bound", 0.2))
     settings = OperatorSettings(
         api_server=str(emu.url), metrics_port=None, liveness_port=None,
-        resync_seconds=overrides.pop("resync", 2.0), drain_timeout_seconds=drain, **overrides,
+        resync_seconds=overrides.pop("resync", 2.0), drain_timeout_seconds=drain,
+        drain_poll_seconds=overrides.pop("poll", 0.2), pods=pods, **overrides,
     )  # fmt: skip
     metrics = Metrics()
     loop = asyncio.new_event_loop()

@@ -2,7 +2,9 @@
 
 Knobs on ``FakeEngine``: ``fail_status`` (answer every inference with this 5xx), ``chunks`` and
 ``chunk_delay`` (streaming shape), ``die_after`` (abort the connection after N stream chunks),
-``hold`` (an Event non-stream requests wait on), and ``seen`` (request ids received).
+``stall_after`` (go silent after N stream chunks, connection open), ``hang`` (accept inference
+requests and never answer; ``/health`` still 200), ``hold`` (an Event non-stream requests wait
+on), and ``seen`` (request ids received). ``/tokenize`` counts whitespace-separated words.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class FakeEngine:
     chunks: int = 3
     chunk_delay: float = 0.0
     die_after: int | None = None
+    stall_after: int | None = None
+    hang: bool = False
     hold: asyncio.Event | None = None
     waiting: float = 0.0
     running: float = 0.0
@@ -66,6 +70,7 @@ class FakeEngine:
         app.router.add_post("/v1/completions", self.complete)
         app.router.add_post("/v1/chat/completions", self.complete)
         app.router.add_get("/health", self.health)
+        app.router.add_post("/tokenize", self.tokenize)
         app.router.add_get("/metrics", self.metrics)
         return app
 
@@ -76,6 +81,11 @@ class FakeEngine:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.Response(text="")
+
+    async def tokenize(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        text = body.get("prompt") or " ".join(str(m["content"]) for m in body["messages"])
+        return web.json_response({"count": len(text.split()), "max_model_len": 4096})
 
     async def metrics(self, request: web.Request) -> web.Response:
         self.scrapes += 1
@@ -92,6 +102,8 @@ class FakeEngine:
         body = await request.json()
         self.seen.append(request.headers.get("X-Request-Id", ""))
         self.bodies.append(body)
+        if self.hang:
+            await asyncio.Event().wait()
         if self.fail_status:
             return web.json_response(
                 {
@@ -130,17 +142,22 @@ class FakeEngine:
     async def _stream(self, request: web.Request, body: dict, usage: dict) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
+        chat = request.path.endswith("/chat/completions")
         try:
             for i in range(self.chunks):
                 if self.die_after is not None and i >= self.die_after:
                     assert request.transport is not None
                     request.transport.abort()
                     return resp
+                if self.stall_after is not None and i >= self.stall_after:
+                    await asyncio.Event().wait()
+                text = f" {self.name}-{i}"
+                choice = {"delta": {"content": text}} if chat else {"text": text}
                 event = {
                     "id": "c",
-                    "object": "text_completion",
+                    "object": "chat.completion.chunk" if chat else "text_completion",
                     "model": body["model"],
-                    "choices": [{"index": 0, "text": f"{self.name}-{i}", "finish_reason": None}],
+                    "choices": [{"index": 0, **choice, "finish_reason": None}],
                     "usage": None,
                 }
                 await resp.write(b"data: " + json.dumps(event).encode() + b"\n\n")

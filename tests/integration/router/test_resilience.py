@@ -54,8 +54,9 @@ async def test_5xx_and_connect_errors_retry_on_another_endpoint(engines, start_r
                 assert r.headers["X-Sagellm-Instance"] == "p-2"
         async with s.get(url + "/metrics") as r:
             text = await r.text()
-    assert 'sagellm_router_endpoint_ejections_total{endpoint="p-0",pool="p"} 1.0' in text
-    assert 'sagellm_router_endpoint_ejections_total{endpoint="p-1",pool="p"} 1.0' in text
+    ejections = "sagellm_router_endpoint_ejections_total"
+    assert f'{ejections}{{endpoint="p-0",pool="p",reason="status_500"}} 1.0' in text
+    assert f'{ejections}{{endpoint="p-1",pool="p",reason="connect_error"}} 1.0' in text
     assert len(bad.seen) == 2  # failure_threshold=2, then ejected and no longer tried
 
 
@@ -96,7 +97,7 @@ async def test_mid_stream_death_ends_with_error_event(engines, start_router) -> 
         assert r.status == 200
         text = (await r.read()).decode()
     events = [e.removeprefix("data: ") for e in text.strip().split("\n\n")]
-    assert [json.loads(e)["choices"][0]["text"] for e in events[:2]] == ["e0-0", "e0-1"]
+    assert [json.loads(e)["choices"][0]["text"] for e in events[:2]] == [" e0-0", " e0-1"]
     error = json.loads(events[2])["error"]
     assert error["code"] == 502
     assert "failed mid-stream" in error["message"]

@@ -41,7 +41,7 @@ async def test_openai_client_streaming_passes_chunks_and_usage(two_pools) -> Non
     async for chunk in stream:
         texts += [c.text for c in chunk.choices]
         usage = chunk.usage or usage
-    assert texts == ["e2-0", "e2-1", "e2-2"]
+    assert texts == [" e2-0", " e2-1", " e2-2"]
     assert usage is not None
     assert usage.total_tokens == 8
     await client.close()

@@ -122,10 +122,13 @@ async def _plain(s: aiohttp.ClientSession, url: str, i: int) -> int:
         return r.status
 
 
-async def test_killing_an_engine_mid_run_loses_no_unstarted_request(start_router) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("failover", [True, False])
+async def test_killing_an_engine_mid_run_loses_no_request(start_router, failover) -> None:  # type: ignore[no-untyped-def]
     procs = start_sims(3, time_scale=0.2)  # 200-token streams take about a second
     try:
-        url = await start_router(router_yaml([pool("p", "tiny", [p.url for p in procs])]))
+        doc = router_yaml([pool("p", "tiny", [p.url for p in procs])])
+        doc["discovery"]["pools"][0]["scheduling"] = {"midStreamFailover": failover}
+        url = await start_router(doc)
         async with aiohttp.ClientSession() as s:
             started: list[int] = []
             all_started = asyncio.Event()  # every stream has its first bytes
@@ -141,10 +144,12 @@ async def test_killing_an_engine_mid_run_loses_no_unstarted_request(start_router
             events = [e.removeprefix("data: ") for e in text.strip().split("\n\n")]
             assert events[-1] == "[DONE]"
             errors = [json.loads(e)["error"] for e in events[:-1] if '"error"' in e]
-            if instance == "p-0":  # started on the killed engine: a clear error event
+            if instance == "p-0" and not failover:  # without failover: a clear error event
                 assert [e["code"] for e in errors] == [502]
                 assert "failed mid-stream" in errors[0]["message"]
-            else:
+            else:  # with failover, streams of the killed engine continue elsewhere
+                assert events.count("[DONE]") == 1
+                assert len({json.loads(e)["id"] for e in events[:-1]}) == 1
                 assert errors == []
                 assert json.loads(events[-2])["usage"]["completion_tokens"] == 200
         assert sum(1 for instance, _ in texts if instance == "p-0") == 3

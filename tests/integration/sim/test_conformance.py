@@ -1,7 +1,10 @@
-"""API, SSE and metrics conformance: the same checks against the simulator and a real vLLM.
+"""API, SSE and metrics conformance: the same checks against the simulator, against our router
+in front of a simulator, and against a real vLLM.
 
-The simulator runs as a real subprocess (`sagellm sim ...`). To run the checks against vLLM,
-start one (see docs/simulator.md) and run
+The simulator and the router run as real subprocesses (`sagellm sim ...`, `sagellm router`).
+Through the router every check runs except ``ENGINE_ONLY`` (routes the router does not proxy:
+its /metrics, /health and unknown routes are its own). To run the checks against vLLM, start
+one (see docs/simulator.md) and run
 ``SAGELLM_VLLM_URL=http://127.0.0.1:8000 pytest -m vllm tests/integration/sim/test_conformance.py``.
 """
 
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,29 +22,93 @@ from typing import Any
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sim_process import start, stop, wait_healthy
+from sim_process import free_port, start, stop, wait_healthy
 
 pytestmark = pytest.mark.timeout(120)
+SIM_ARGS = (
+    "conformance-model", "--max-model-len", "512", "--sim-profile", "tiny",
+    "--sim-time-scale", "0.05", "--dtype", "bfloat16", "--trust-remote-code",
+    "--swap-space", "4",  # unknown vLLM flags are accepted
+)  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["sim", pytest.param("vllm", marks=pytest.mark.vllm)])
-def base_url(request: pytest.FixtureRequest) -> Iterator[str]:
+# Checks of engine routes the router does not proxy (it serves its own /metrics, /health, ...).
+ENGINE_ONLY = frozenset({
+    "test_health_ping_version", "test_tokenize", "test_metrics_names_types_labels",
+    "test_unknown_route_and_method",
+})  # fmt: skip
+TOKENIZE_CASES = ("/tokenize",)
+
+
+@pytest.fixture(autouse=True)
+def _engine_only(request: pytest.FixtureRequest) -> None:
+    if "base_url" not in request.fixturenames:
+        return
+    target = request.node.callspec.params.get("base_url")
+    path = request.node.callspec.params.get("path")
+    if target in ("router", "router-vllm") and (request.node.originalname in ENGINE_ONLY
+                               or path in TOKENIZE_CASES):  # fmt: skip
+        pytest.skip("engine-only route: the router does not proxy it")
+
+
+@pytest.fixture(
+    scope="module",
+    params=["sim", "router", pytest.param("vllm", marks=pytest.mark.vllm),
+            pytest.param("router-vllm", marks=pytest.mark.vllm)],
+)  # fmt: skip
+def base_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "router":
+        yield from _router(tmp_path_factory)
+        return
+    if request.param == "router-vllm":
+        url = os.environ.get("SAGELLM_VLLM_URL")
+        if not url:
+            pytest.skip("set SAGELLM_VLLM_URL to the base URL of a running vLLM server")
+        yield from _router(tmp_path_factory, url.rstrip("/"))
+        return
     if request.param == "vllm":
         url = os.environ.get("SAGELLM_VLLM_URL")
         if not url:
             pytest.skip("set SAGELLM_VLLM_URL to the base URL of a running vLLM server")
         yield url.rstrip("/")
         return
-    proc, base = start(
-        "conformance-model", "--max-model-len", "512", "--sim-profile", "tiny",
-        "--sim-time-scale", "0.05", "--dtype", "bfloat16", "--trust-remote-code",
-        "--swap-space", "4",  # unknown vLLM flags are accepted
-    )  # fmt: skip
+    proc, base = start(*SIM_ARGS)
     try:
         wait_healthy(proc, base)
         yield base
     finally:
         stop(proc)
+
+
+def _served_model(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/v1/models", timeout=10) as resp:
+        return str(json.loads(resp.read())["data"][0]["id"])
+
+
+def _router(tmp_path_factory: pytest.TempPathFactory, vllm: str | None = None) -> Iterator[str]:
+    """``sagellm router`` (static pool) in front of the same simulator as the "sim" target, or
+    in front of the real vLLM at ``vllm``."""
+    proc, engine = (None, vllm) if vllm else start(*SIM_ARGS)
+    if proc is not None:
+        wait_healthy(proc, engine)
+    router_port = free_port()
+    pool = {"name": "conformance", "model": _served_model(engine),
+            "endpoints": [{"url": engine, "instance": "engine-0"}]}  # fmt: skip
+    config = tmp_path_factory.mktemp("router") / "router.json"
+    config.write_text(json.dumps({"server": {"host": "127.0.0.1", "port": router_port},
+                                  "discovery": {"type": "static", "pools": [pool]}}))  # fmt: skip
+    router = subprocess.Popen([sys.executable, "-m", "sagellm_router", "--config", str(config),
+                               "--log-level", "warning"])  # fmt: skip
+    base = f"http://127.0.0.1:{router_port}"
+    try:
+        wait_healthy(router, base)
+        yield base
+    finally:
+        stop(router)
+        if proc is not None:
+            stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 import pytest
 
-from sagellm_router.client import ClientError, UnifiedInferenceClient
-from sagellm_router.client.backends import Answer, ConnectFailed, sse_payloads
+from control_plane.client import ClientError, UnifiedInferenceClient
+from control_plane.client.backends import Answer, ConnectFailed, HttpBackend, sse_payloads
 
 OK = Answer(200, {"x-request-id": "r1", "x-sagellm-instance": "i0"}, orjson.dumps(
     {"model": "m", "choices": [{"text": "hi", "finish_reason": "stop"}],
@@ -23,8 +24,11 @@ def err(status: int, retry_after: str | None = None, body: bytes | None = None) 
 
 
 class Scripted:
-    def __init__(self, *steps: Answer | Exception) -> None:
-        self.steps, self.calls = list(steps), 0
+    def __init__(self, *steps: Answer | Exception, served: tuple[str, ...] = ()) -> None:
+        self.steps, self.calls, self.served = list(steps), 0, list(served)
+
+    async def models(self) -> list[str]:
+        return self.served
 
     async def send(self, path: str, body: Mapping[str, Any], stream: bool) -> Answer:
         self.calls += 1
@@ -94,12 +98,46 @@ async def test_typed_error_fields() -> None:
     assert (exc.value.type, exc.value.param) == ("T", "p")
 
 
-async def test_model_is_required_and_create_needs_one_target() -> None:
-    c = UnifiedInferenceClient(Scripted(OK))
-    with pytest.raises(ValueError, match="no model"):
+async def test_model_defaults_to_the_only_served_one_else_says_what_to_set() -> None:
+    c = UnifiedInferenceClient(Scripted(OK, served=("a", "b")))
+    with pytest.raises(ClientError, match=r"server lists \['a', 'b'\].*SAGELLM_MODEL"):
         await c.complete("x")
-    with pytest.raises(ValueError, match="exactly one"):
-        UnifiedInferenceClient.create()
+    single = Scripted(OK, served=("only",))
+    await UnifiedInferenceClient(single).complete("x")
+    assert single.calls == 1
+
+
+def test_create_without_arguments_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SAGELLM_BASE_URL", raising=False)
+    monkeypatch.delenv("SAGELLM_MODEL", raising=False)
+    default = UnifiedInferenceClient.create()
+    assert isinstance(default.backend, HttpBackend)
+    assert default.backend.base_url == "http://localhost:8080"
+    assert default.model is None
+    monkeypatch.setenv("SAGELLM_BASE_URL", "http://10.1.2.3:9000/v1")
+    monkeypatch.setenv("SAGELLM_MODEL", "m")
+    from_env = UnifiedInferenceClient.create()
+    assert isinstance(from_env.backend, HttpBackend)
+    assert (from_env.backend.base_url, from_env.model) == ("http://10.1.2.3:9000", "m")
+    with pytest.raises(ValueError, match="not both"):
+        UnifiedInferenceClient.create("http://x", manager=object())  # type: ignore[arg-type]
+
+
+def test_sync_face_outside_an_event_loop() -> None:
+    backend = Scripted(OK, OK, served=("only",))
+    with UnifiedInferenceClient(backend) as c:
+        first = c.complete("x")
+        assert first.text == "hi"
+        assert c.complete("y", model="m").text == "hi"
+    assert backend.calls == 2
+
+
+async def test_a_client_keeps_the_mode_of_its_first_call() -> None:
+    c = UnifiedInferenceClient(Scripted(OK, served=("only",)))
+    assert (await c.complete("x")).text == "hi"
+    # sync use of the same client from a worker thread is refused, clearly
+    with pytest.raises(RuntimeError, match="first used asynchronously"):
+        await asyncio.to_thread(c.complete, "y")
 
 
 async def test_sse_payloads_split_across_pieces() -> None:

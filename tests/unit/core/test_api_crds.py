@@ -161,6 +161,13 @@ BAD = [
         "parallelism.strategy: parallelism.strategy EP needs model.architecture MoE",
     ),
     ("pd-pool.yaml", "spec.roles.decode", DELETE, "must be set together"),
+    (
+        "pd-pool.yaml",
+        "spec.roles.prefill",
+        {"replicas": 1, "targetBatchSize": 1024, "chunkedPrefill": False},
+        "targetBatchSize must be at least model.maxModelLen",
+    ),
+    ("pd-pool.yaml", "spec.roles.decode.targetLatencyMs", 50, "unknown field"),
     ("pd-pool.yaml", "spec.roles.kvTransfer.connector", "FtpConnector", "connector"),
     (
         "moe-pool.yaml",

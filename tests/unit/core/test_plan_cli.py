@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 
 from sagellm_core.cli import main
 from sagellm_core.plan_cli import plan
+
+SAMPLES = Path(__file__).resolve().parents[3] / "crds" / "samples"
 
 
 def run(*args: str) -> Any:
@@ -100,7 +103,7 @@ ERROR_ROWS = [
     (["--params", "abc"], "Invalid value for '--params'"),
     (["--params", "7", "--dtype", "q9"], "Invalid value for '--dtype'"),
     (["--params", "7", "--strategy", "Magic"], "Invalid value for '--strategy'"),
-    ([], "Missing option '--params'"),
+    ([], "give --params (billions of parameters) or -f POOL.yaml"),
     (["--params", "0"], "params must be a positive number"),
     (["--params", "7", "--gpu-memory", "-1"], "gpu memory must be a positive number"),
     (["--params", "7", "--gpus", "0"], "gpus must be a positive number"),
@@ -144,3 +147,22 @@ def test_plan_is_a_subcommand_of_sagellm() -> None:
     bad = CliRunner().invoke(main, ["plan", "--params", "x"])
     assert bad.exit_code == 2
     assert bad.stderr.strip().startswith("Error: Invalid value for '--params'")
+
+
+def test_a_pool_file_is_planned_per_role(tmp_path: Path) -> None:
+    result = run("-f", str(SAMPLES / "pd-pool.yaml"), "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert [p["role"] for p in plan["plan"]] == ["Prefill", "Decode"]
+    assert plan["errors"] == []
+
+
+def test_an_invalid_pool_file_names_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: sagellm.io/v1alpha1\nkind: InferencePool\nmetadata: {name: x}\n"
+        "spec: {model: {name: m, source: m, parameters: -1}, roles: {general: {}}}\n"
+    )
+    result = run("-f", str(bad))
+    assert result.exit_code == 2
+    assert "parameters" in result.stderr

@@ -10,6 +10,7 @@ from sagellm_core.api.common import ParallelismSizes, Role
 from sagellm_core.api.instance import ExecutionInstanceSpec
 from sagellm_core.api.pool import InferencePoolSpec
 from sagellm_core.planner import plan, request_for_role, role_plan
+from sagellm_core.validation import pool_problems
 from sagellm_core.vllm_args import (
     MultiNode,
     ServeConfig,
@@ -56,6 +57,12 @@ GOLDEN = [
     ("pd-decode", pool(roles=PD_ROLES), Role.DECODE, ParallelismSizes(tensor=4), None,
      [*HEAD, *TP4, *COMMON_TAIL, "--max-num-seqs", "128",
       "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}']),
+    ("pd-prefill-batch", pool(roles={**PD_ROLES, "prefill": {"replicas": 1,
+     "targetBatchSize": 16384, "chunkedPrefill": False}}), Role.PREFILL,
+     ParallelismSizes(tensor=4), None,
+     [*HEAD, *TP4, *COMMON_TAIL, "--max-num-batched-tokens", "16384",
+      "--no-enable-chunked-prefill",
+      "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}']),
     ("multi-node-leader", pool(), Role.GENERAL, ParallelismSizes(tensor=8, pipeline=2),
      lws_multi_node(2, leader=True),
      [*HEAD, "--tensor-parallel-size", "8", "--pipeline-parallel-size", "2",
@@ -71,7 +78,7 @@ GOLDEN = [
      Role.GENERAL, ParallelismSizes(tensor=4, data=2, expert=8), None,
      [*HEAD, *TP4, "--data-parallel-size", "2", "--enable-expert-parallel", *COMMON_TAIL]),
     ("extra-args-quantized",
-     pool(model={"quantization": "fp8", "revision": "v2"},
+     pool(model={"quantization": "fp8", "quantizeOnLoad": True, "revision": "v2"},
           engine={"extraArgs": ["--max-num-batched-tokens", "8192", "--enforce-eager"],
                   "enablePrefixCaching": False, "gpuMemoryUtilization": 0.85}),
      Role.GENERAL, ParallelismSizes(tensor=2), None,
@@ -113,12 +120,38 @@ def test_kv_transfer_config_per_role(role: Role, connector: str | None, expected
     assert kv_transfer_config(role, connector) == expected
 
 
-@pytest.mark.parametrize(("quant", "flag"), [("awq", True), ("gptq", True), ("int4", False)])
-def test_only_flag_quantizations_are_passed(quant: str, flag: bool) -> None:
-    args = serve_args(ServeConfig("m", "m", 512, quantization=quant))
+@pytest.mark.parametrize(
+    ("quant", "on_load", "flag"),
+    [("fp8", False, False), ("fp8", True, True), ("awq", False, False), ("gptq", False, False),
+     ("int4", False, False), (None, False, False)],
+)  # fmt: skip
+def test_quantization_flag_only_to_quantize_at_load(
+    quant: str | None, on_load: bool, flag: bool
+) -> None:
+    """A quantized checkpoint declares its method (vLLM reads it; a flag naming another method,
+    e.g. fp8 for a compressed-tensors FP8 checkpoint, stops vLLM); only quantize-at-load
+    passes --quantization."""
+    args = serve_args(ServeConfig("m", "m", 512, quantization=quant, quantize_on_load=on_load))
     assert ("--quantization" in args) is flag
     if flag:
         assert args[args.index("--quantization") + 1] == quant
+
+
+def _pool_object(model: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": {"name": "m", "source": "s", "parameters": 7, **model},
+            "engine": {"gpuMemoryGiB": 80}, "roles": {"general": {"replicas": 1}}}  # fmt: skip
+    return {"apiVersion": "sagellm.io/v1alpha1", "kind": "InferencePool",
+            "metadata": {"name": "p"}, "spec": spec}  # fmt: skip
+
+
+@pytest.mark.parametrize("quant", ["awq", "gptq", "int8", "int4", None])
+def test_quantize_on_load_is_fp8_only(quant: str | None) -> None:
+    model: dict[str, Any] = {"quantizeOnLoad": True}
+    if quant:
+        model["quantization"] = quant
+    problems = pool_problems(_pool_object(model))
+    assert any("quantizeOnLoad needs model.quantization: fp8" in p for p in problems), problems
+    assert pool_problems(_pool_object({"quantizeOnLoad": True, "quantization": "fp8"})) == []
 
 
 def test_explicit_multi_node_leader_and_int_ranks() -> None:

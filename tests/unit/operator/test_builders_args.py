@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from sagellm_core.api import Role
+from sagellm_core.planner import plan_pool
 from sagellm_core.validation import parse_pool
 from sagellm_core.vllm_args import lws_multi_node, serve_args, serve_config_for_pool
 from sagellm_operator.builders.args import instance_args, worker_args
-from sagellm_operator.builders.plans import plan_pool
 
 SAMPLES = Path(__file__).resolve().parents[3] / "crds" / "samples"
 

@@ -237,3 +237,29 @@ def test_field_selector_and_namespace_scoping() -> None:
     assert len(store.list(pods, "a", ALL)[0]) == 1
     sel = Selector.parse(None, "metadata.namespace=b")
     assert [p["metadata"]["namespace"] for p in store.list(pods, None, sel)[0]] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "grace", "kept_for"),
+    [
+        ({"nodeName": "n", "terminationGracePeriodSeconds": 75}, None, 75),  # the pod's own
+        ({"nodeName": "n"}, None, 30),  # Kubernetes' default
+        ({"nodeName": "n", "terminationGracePeriodSeconds": 75}, 5, 5),  # the request's
+        ({"nodeName": "n"}, 0, None),  # grace 0: at once
+        ({}, None, None),  # never bound to a node: no kubelet to wait for
+    ],
+)
+def test_bound_pods_are_deleted_gracefully(
+    spec: dict[str, Any], grace: int | None, kept_for: int | None
+) -> None:
+    store = Store()
+    store.create(_pods(store), "ns", {"metadata": {"name": "a"}, "spec": spec})
+    out = store.delete(_pods(store), "ns", "a", None, grace)
+    if kept_for is None:
+        assert store.list(_pods(store), "ns", ALL)[0] == []
+        return
+    assert out["metadata"]["deletionTimestamp"]
+    assert out["metadata"]["deletionGracePeriodSeconds"] == kept_for
+    assert store.delete(_pods(store), "ns", "a", None)["metadata"]["deletionTimestamp"]
+    store.delete(_pods(store), "ns", "a", None, 0)  # the kubelet: containers have stopped
+    assert store.list(_pods(store), "ns", ALL)[0] == []

@@ -58,3 +58,19 @@ async def test_a_failing_job_is_logged_not_raised(caplog: pytest.LogCaptureFixtu
     c.trigger("pool", boom)
     await c.idle()
     assert "coalesced reconcile failed" in caplog.text
+
+
+async def test_a_trigger_may_ask_for_its_own_delay() -> None:
+    order: list[str] = []
+
+    def job(name: str):  # type: ignore[no-untyped-def]
+        async def run() -> None:
+            order.append(name)
+
+        return run
+
+    c = Coalescer(delay=0)
+    c.trigger("recheck", job("later"), 0.2)  # a drain asking to be looked at again
+    c.trigger("event", job("now"))
+    await c.idle()
+    assert order == ["now", "later"]

@@ -30,12 +30,10 @@ def test_valid_bodies(path: str, raw: bytes, model: str, stream: bool) -> None:
 @pytest.mark.parametrize(
     ("raw", "status", "param"),
     [
-        (b"", 400, None),
-        (b'"str"', 400, None),
-        (b'{"model":"m","prompt":[]}', 422, "prompt"),
-        (b'{"model":"m","prompt":[true]}', 400, "prompt"),
-        (b'{"model":"m","prompt":"x","max_tokens":true}', 400, "max_tokens"),
-        (b'{"model":"m","prompt":"x","max_completion_tokens":-1}', 422, "max_completion_tokens"),
+        (b"", 400, "body.0"),
+        (b'"str"', 400, "body"),
+        (b'{"model":"m","prompt":""}', 400, "prompt"),
+        (b'{"model":"m","prompt":"x","stream":[1]}', 400, "body.stream"),
         (b'{"model":"","prompt":"x"}', 400, "model"),
     ],
 )

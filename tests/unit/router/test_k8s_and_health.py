@@ -86,6 +86,7 @@ def test_health_book_ejects_after_consecutive_failures() -> None:
     book.success("u")  # resets the streak
     assert [book.failure("u") for _ in range(3)] == [False, False, True]
     assert "u" in book.ejected
+    assert book.ejected["u"].reason == "error"
     assert not book.failure("u")  # already ejected: reported once
     book.readmit("u")
     assert "u" not in book.ejected

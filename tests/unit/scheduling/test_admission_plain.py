@@ -1,4 +1,4 @@
-"""A plain policy (fifo, priority) admits an uncontended request from the slot numbers alone;
+"""A plain policy (fifo) admits an uncontended request from the slot numbers alone;
 the answer must be what the instance views would give."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("policy", ["fifo", "priority"])
+@pytest.mark.parametrize("policy", ["fifo"])  # priority places by instance views (better instances)
 @pytest.mark.parametrize(("slots", "held", "expected"), CASES)
 async def test_plain_admission_agrees_with_the_views(
     policy: str, slots: Slots, held: list[str], expected: tuple[str, ...] | None

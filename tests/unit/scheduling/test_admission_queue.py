@@ -329,22 +329,27 @@ async def test_adaptive_reports_its_active_policy() -> None:
     order: list[str] = []
     holders = [Holder(queue, meta(f"r{i}"), order) for i in range(6)]  # 4 run, 2 wait
     await until(lambda: queue.queued == 2)
+    # the first request that had to wait is a leading signal: slo_aware at once
     assert queue.snapshot()["policy_status"] == {
-        "active": "fifo",
-        "reason": "initial policy",
+        "active": "slo_aware",
+        "reason": "queue growing (depth 1)",
         "since": 0.0,
     }
-    clock.now = 31.0  # past the minimum dwell time; the pool is busy, so fifo stays
+    clock.now = 31.0  # past the minimum dwell time, but requests still wait: it stays
     queue.tick()
-    assert queue.snapshot()["policy_status"]["active"] == "fifo"  # type: ignore[index]
+    assert queue.snapshot()["policy_status"]["active"] == "slo_aware"  # type: ignore[index]
     for _ in holders:
         await release_current(holders, slots=4)
-    # the releases happen at t=31: once only one of four slots is busy and nothing waits
+    # nothing waits any more: one step down at t=31 (to fifo, the pool still busy), then
+    # cost_optimized once the dwell time has passed with the pool nearly idle
+    assert queue.snapshot()["policy_status"]["active"] == "fifo"  # type: ignore[index]
+    clock.now = 62.0
+    queue.tick()
     status = queue.snapshot()["policy_status"]
     assert status == {
         "active": "cost_optimized",
-        "reason": "utilisation 0.25 <= 0.3, queue empty",
-        "since": 31.0,
+        "reason": "utilisation 0.00 <= 0.3, queue empty",
+        "since": 62.0,
     }
 
 

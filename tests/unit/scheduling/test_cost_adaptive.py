@@ -70,6 +70,7 @@ def test_cost_optimized_ties_within_tolerance_are_all_allowed() -> None:
 
 
 CFG = AdaptiveConfig(
+    pressure_enter_depth=4,
     overload_enter_depth=50,
     overload_exit_depth=10,
     slo_enter_attainment=0.9,
@@ -93,15 +94,18 @@ def sig(depth: int = 5, att: float | None = 0.99, util: float = 0.8) -> ClusterV
 
 # (time, signals, expected active policy, expected reason fragment)
 SCENARIO = [
-    (0.0, sig(), "fifo", "initial"),
-    (10.0, sig(depth=60), "priority", "queue depth 60 >= 50"),
-    (20.0, sig(depth=20), "priority", "queue depth 60 >= 50"),  # above exit: stays
-    (30.0, sig(depth=5, att=0.8), "slo_aware", "SLO attainment 0.800 < 0.9"),
-    (32.0, sig(depth=70), "slo_aware", "SLO attainment 0.800"),  # dwell time not over yet
-    (36.0, sig(depth=5, att=0.95), "slo_aware", "SLO attainment 0.800"),  # below exit: stays
-    (40.0, sig(depth=0, att=0.98, util=0.1), "cost_optimized", "utilisation 0.10 <= 0.3"),
-    (50.0, sig(depth=2, att=0.98, util=0.5), "cost_optimized", "utilisation 0.10"),
-    (60.0, sig(depth=2, att=None, util=0.7), "fifo", "no trigger"),
+    (0.0, sig(depth=0), "fifo", "initial"),
+    (1.0, sig(depth=1), "slo_aware", "queue growing (depth 1)"),  # leading: at once, no dwell
+    (2.0, sig(depth=1), "slo_aware", "queue growing"),  # still waiting: stays
+    (3.0, sig(depth=0, att=0.98), "slo_aware", "queue growing"),  # calm, but dwell not over
+    (7.0, sig(depth=0, att=0.98), "fifo", "no trigger"),
+    (8.0, sig(depth=60), "priority", "queue depth 60 >= 50"),  # no objectives: bands protect
+    (9.0, sig(depth=20), "priority", "queue depth 60 >= 50"),  # above exit: stays
+    (10.0, sig(depth=5, att=0.8), "slo_aware", "queue depth 5 >= 4"),
+    (20.0, sig(depth=0, att=0.95), "slo_aware", "queue depth 5 >= 4"),  # below exit: stays
+    (30.0, sig(depth=0, att=0.98, util=0.1), "cost_optimized", "utilisation 0.10 <= 0.3"),
+    (40.0, sig(depth=0, att=0.98, util=0.5), "cost_optimized", "utilisation 0.10"),
+    (50.0, sig(depth=0, att=None, util=0.7), "fifo", "no trigger"),
 ]
 
 
@@ -111,7 +115,37 @@ def test_adaptive_switches_with_hysteresis_and_reports_why() -> None:
         policy.observe(view, now)
         assert policy.active == active, now
         assert reason in policy.reason, (now, policy.reason)
-    assert policy.status() == {"active": "fifo", "reason": policy.reason, "since": 60.0}
+    assert policy.status() == {"active": "fifo", "reason": policy.reason, "since": 50.0}
+
+
+FULL = InstanceView("busy", max_concurrency=8, in_flight=8)
+
+
+@pytest.mark.parametrize(
+    ("objective_ms", "active"), [(None, "fifo"), (300.0, "slo_aware"), (10_000.0, "fifo")]
+)
+def test_adaptive_escalates_when_the_predicted_wait_threatens_an_objective(
+    objective_ms: float | None, active: str
+) -> None:
+    """Nothing queued yet, but every slot is busy: a request with a 300 ms objective would
+    wait ~0.5 s, so adaptive orders by slack before any objective is missed."""
+    policy = adaptive()
+    view = ClusterView((FULL,), Signals(queue_depth=0, utilisation=1.0))
+    if objective_ms is not None:
+        policy.order_key(item("r", 0, ttft_ms=objective_ms), view, 0.0)
+    policy.observe(view, 1.0)
+    assert policy.active == active
+    if active == "slo_aware":
+        assert "predicted wait" in policy.reason
+        assert "tightest objective 0.300 s" in policy.reason
+
+
+def test_adaptive_forgets_objectives_it_has_not_seen_for_a_while() -> None:
+    policy = adaptive()
+    view = ClusterView((FULL,), Signals(queue_depth=0, utilisation=1.0))
+    policy.order_key(item("r", 0, ttft_ms=300.0), view, 0.0)
+    assert policy.leading(view, 1.0).tightest_objective_s == 0.3
+    assert policy.leading(view, 1.0 + CFG.objective_memory_s + 1).tightest_objective_s is None
 
 
 def test_adaptive_delegates_ordering_to_the_active_policy() -> None:

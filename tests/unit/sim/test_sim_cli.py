@@ -99,3 +99,12 @@ def test_bad_numbers_are_usage_errors() -> None:
         parse("m", "-tp", "0")
     with pytest.raises(click.BadParameter):
         sim.make_context("sim", ["--max-model-len", "lots"])
+
+
+def test_chunked_prefill_flag_as_vllm() -> None:
+    assert parse("m").enable_chunked_prefill is True
+    off = parse("m", "--no-enable-chunked-prefill", "--max-model-len", "4096")
+    assert off.enable_chunked_prefill is False
+    with pytest.raises(ValueError, match=r"max_num_batched_tokens \(2048\) is smaller"):
+        parse("m", "--no-enable-chunked-prefill", "--max-model-len", "4096",
+              "--max-num-batched-tokens", "2048")  # fmt: skip

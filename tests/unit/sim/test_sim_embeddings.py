@@ -27,16 +27,22 @@ def test_seed_changes_the_vector() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("one", ["one"]), (["a", "b"], ["a", "b"])],
+    [
+        ("one", ["one"]),
+        (["a", "b"], ["a", "b"]),
+        ([1, 2], [[1, 2]]),
+        ([[1], [2, 3]], [[1], [2, 3]]),
+    ],
 )
-def test_parse_inputs_ok(raw: object, expected: list[str]) -> None:
+def test_parse_inputs_ok(raw: object, expected: list[object]) -> None:
     assert parse_inputs(EmbeddingBody(input=raw)) == expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("raw", "limit", "fragment"),
-    [([], 10, "empty array"), ([""], 10, "input[0] is an empty string"),
-     (["a", 1], 10, "input[1] must be a string, got int"), (["a"] * 3, 2, "at most 2")],
+    [([], 10, "empty array"), ([""], 10, "input[0] is empty"),
+     (["a", 1], 10, "input[1] must be a string or token ids, got int"),
+     (["a"] * 3, 2, "at most 2")],
 )  # fmt: skip
 def test_parse_inputs_errors(raw: object, limit: int, fragment: str) -> None:
     with pytest.raises(ApiError, match=fragment.replace("[", r"\[").replace("]", r"\]")):

@@ -17,9 +17,9 @@ BS = 16
 
 
 def make_core(blocks: int = 4096, max_seqs: int = 256, budget: int = 8192,
-              prefix: bool = True) -> EngineCore:  # fmt: skip
+              prefix: bool = True, chunked: bool = True) -> EngineCore:  # fmt: skip
     cost = CostModel(get_profile("llama-3.1-8b-h100"), Parallelism())
-    return EngineCore(cost, KVCache(blocks, BS, prefix), max_seqs, budget)
+    return EngineCore(cost, KVCache(blocks, BS, prefix), max_seqs, budget, chunked)
 
 
 def req(rid: str, prompt: list[int], out: int = 4, at: float = 0.0) -> SimRequest:
@@ -120,6 +120,20 @@ def test_chunked_prefill_respects_the_token_budget() -> None:
         now += core.cost.step_seconds(batch.work)
         core.complete(batch, now)
     assert chunks == [512, 512, 512, 464]
+
+
+def test_without_chunked_prefill_a_prompt_is_scheduled_whole() -> None:
+    """Two 400-token prompts and a 512-token budget: chunked prefill splits the second one
+    over two steps; without it the second waits and runs whole in the next step."""
+
+    def first_step_tokens(chunked: bool) -> list[int]:
+        core = make_core(budget=512, chunked=chunked)
+        for i in range(2):
+            core.add(req(f"r{i}", prompt(400, i), out=2))
+        return [n for _, n in core.schedule(0.0).items]
+
+    assert first_step_tokens(chunked=True) == [400, 112]
+    assert first_step_tokens(chunked=False) == [400]
 
 
 def test_decode_runs_alongside_a_long_prefill() -> None:

@@ -1,0 +1,7 @@
+import asyncio
+from vllm.control_plane import (
+    ControlPlaneManager,
+    ExecutionInstance,
+    RequestMetadata,
+    RequestPriority,
+)
