@@ -46,9 +46,10 @@ class Edge:
     def close_connection(self) -> None:
         self.connections -= 1
 
-    def reserve(self, nbytes: int) -> bool:
-        """Hold ``nbytes`` more of unprocessed request bytes; ``False`` beyond the budget."""
-        if self.buffered + nbytes > self.settings.max_buffered_bytes:
+    def reserve(self, nbytes: int, *, force: bool = False) -> bool:
+        """Hold ``nbytes`` more of unprocessed request bytes; ``False`` (and not held) beyond
+        the budget unless ``force`` (bytes already read that cannot be refused)."""
+        if not force and self.buffered + nbytes > self.settings.max_buffered_bytes:
             return False
         self.buffered += nbytes
         return True

@@ -153,8 +153,13 @@ class FastProtocol(asyncio.Protocol):
         if self._refused:
             return  # lingering after a refusal: drop what the client still sends
         if not self._edge.reserve(len(data)):
-            self._refuse(over_budget("buffered request bytes"))
-            return
+            if self._task is None:
+                self._refuse(over_budget("buffered request bytes"))
+                return
+            # A pipelined read while an answer is being written: refusing now would cut that
+            # answer, so hold the bytes (counted) and read no more until the answer is done.
+            self._edge.reserve(len(data), force=True)
+            self._set_reading(False)
         self._held += len(data)
         self._buf += data
         if self._task is None:

@@ -309,3 +309,28 @@ async def test_shutdown_is_not_ready_at_once_but_serves_through_the_pre_stop_del
     await stopping
     await kept.send(post())  # the connection was closed when the router stopped
     assert await kept.closed()
+
+
+async def test_pipelined_bytes_over_the_buffer_budget_never_cut_the_running_answer() -> None:
+    release = asyncio.Event()
+
+    async def serve(path: str, raw: bytes, headers: Any, down: Any) -> None:
+        await down.start(200, {"Content-Type": "text/event-stream"})
+        await down.write(b"data: 1\n\n")
+        if raw == b"first":
+            await release.wait()
+        await down.write(b"data: 2\n\n")
+        await down.end()
+
+    base, server = await serve_with(serve, max_buffered_bytes=600)
+    wire = await Wire.open(base)
+    await wire.send(post(b"first"))
+    assert (await wire.reader.readuntil(b"data: 1\n\n\r\n")).startswith(b"HTTP/1.1 200")
+    await wire.send(post(b"y" * 700))  # pipelined, over the whole budget
+    await asyncio.sleep(0.1)
+    release.set()
+    rest = await wire.reader.readuntil(b"0\r\n\r\n")  # the first answer ends intact
+    assert rest == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+    status, _, body = await wire.response()  # then the pipelined request is served
+    assert (status, body) == (200, b"data: 1\n\ndata: 2\n\n")
+    server.close()
