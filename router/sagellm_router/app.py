@@ -159,7 +159,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """The edge checks, then the handler; every failure becomes an OpenAI-style error body
     (never a traceback). While the router drains, answers carry ``Connection: close``."""
     response = await _guarded(request, handler)
-    if request.app[STATE].shutting_down and not response.prepared:
+    if request.app[EDGE].draining and not response.prepared:
         response.force_close()
     return response
 

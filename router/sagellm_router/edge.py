@@ -34,6 +34,8 @@ class Edge:
         self._admin_keyed = admin_keyed
         self.connections = 0
         self.buffered = 0
+        #: The router stopped accepting connections: every answer says ``Connection: close``.
+        self.draining = False
 
     # -- budgets ----------------------------------------------------------------------------
     def open_connection(self) -> bool:

@@ -125,6 +125,7 @@ class RouterServer:
         and let running ones finish (``shutdown_timeout_s`` for the fast path, then for
         aiohttp's connections); stop background services and the side listeners."""
         self.app[STATE].shutting_down = True
+        self.app[EDGE].draining = True
         if self._server is not None:
             self._server.close()
         if self._listener is not None:

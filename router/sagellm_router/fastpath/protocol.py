@@ -81,7 +81,7 @@ class Listener:
     async def drain(self, timeout_s: float) -> None:
         """Serve what arrives with ``Connection: close``; return once no request is running or
         partly received (or after ``timeout_s``), closing every connection left."""
-        self.stopping = True
+        self.stopping = self.edge.draining = True
         deadline = self.clock() + timeout_s
         while (left := deadline - self.clock()) > 0 and any(c.busy for c in self.connections):
             self._settled.clear()

@@ -164,7 +164,11 @@ async def test_stop_answers_kept_alive_requests_with_close_and_lets_running_ones
         if ready:
             break
         await asyncio.sleep(0.01)
-    busy, idle = await Wire.open(base), await Wire.open(base)
+    busy, idle, handed = await Wire.open(base), await Wire.open(base), await Wire.open(base)
+    models = b"GET /v1/models HTTP/1.1\r\nHost: r\r\n\r\n"
+    await handed.send(models)  # this connection now belongs to aiohttp
+    status, headers, _ = await handed.response()
+    assert (status, "connection" in headers) == (200, False)
     await busy.send(post())
     for _ in range(500):  # until the engine holds the request
         if engine.seen:
@@ -179,6 +183,9 @@ async def test_stop_answers_kept_alive_requests_with_close_and_lets_running_ones
         await asyncio.sleep(0.01)
     else:
         raise AssertionError("the router kept accepting connections")
+    await handed.send(models)  # aiohttp's connections answer with close too
+    status, headers, _ = await handed.response()
+    assert (status, headers["connection"]) == (200, "close")
     await idle.send(post())  # a request on a kept-alive connection while draining
     hold.set()  # both complete and are answered
     status, headers, _ = await idle.response()
