@@ -142,7 +142,13 @@ def test_sigterm_with_shutdown_timeout_drains_in_flight_streams(launch: Launch) 
     assert proc.wait(120) == 0
 
 
-def test_drain_deadline_stops_the_engine_and_leaves_streams_hanging(launch: Launch) -> None:
+def test_drain_deadline_stops_the_engine_and_leaves_streams_hanging(
+    launch: Launch, request: pytest.FixtureRequest
+) -> None:
+    """At the deadline vLLM kills its engine and closes the listener; its in-flight streams get
+    no more bytes and mostly never end (one did, in one run: the abort race again), which keeps
+    the process alive until SIGKILL. The simulator leaves every stream hanging."""
+    real_vllm = request.node.callspec.params["launch"] == "vllm"
     proc, port = launch("--shutdown-timeout", "2")
     streams = start_streams(port, 2)
     proc.send_signal(signal.SIGTERM)
@@ -151,14 +157,17 @@ def test_drain_deadline_stops_the_engine_and_leaves_streams_hanging(launch: Laun
         assert time.monotonic() < deadline, "listener still open 60 s after the drain deadline"
         time.sleep(0.1)
     counts = [len(s.events) for s in streams]
-    time.sleep(3)  # nothing more comes, nothing ends: both wait for SIGKILL
+    time.sleep(3)  # nothing more comes
     assert [len(s.events) for s in streams] == counts
-    assert not any(s.ended.is_set() for s in streams)
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGTERM)  # a second signal changes nothing
-    time.sleep(1)
-    assert proc.poll() is None
+    ended = [s for s in streams if s.ended.is_set()]
+    assert real_vllm or not ended
+    assert all("length" not in s.finish_reasons() for s in ended)  # none was completed
+    if len(ended) < len(streams):  # a hanging request keeps the process alive
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)  # a second signal changes nothing
+        time.sleep(1)
+        assert proc.poll() is None
     proc.kill()
     for s in streams:
         assert s.ended.wait(30)
-        assert "data: [DONE]" not in s.events
+        assert "data: [DONE]" not in s.events or s in ended
