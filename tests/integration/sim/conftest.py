@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from sim_process import Launch, start_engine
+from sim_process import Launch, kill_group, start_engine
 
 from sagellm_sim.config import SimConfig
 from sagellm_sim.server import build_app
@@ -55,8 +55,8 @@ def launch(request: pytest.FixtureRequest) -> Iterator[Launch]:
         procs.append(proc)
         return proc, port
 
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            kill_group(proc)

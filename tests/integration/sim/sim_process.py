@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -87,14 +89,24 @@ def start_engine(
     """Start an engine server and wait (up to 300 s: vLLM on 2 cores) until /health is 200."""
     port = free_port()
     full_env = {"VLLM_CPU_KVCACHE_SPACE": "1", **os.environ, **env}
+    # Its own process group, so kill_group ends vLLM's engine processes too (as a container
+    # runtime does), not only the API server that the test signals.
     proc = subprocess.Popen(engine_command(kind, port, max_model_len, extra), env=full_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while health(f"http://127.0.0.1:{port}") != 200:
         if proc.poll() is not None:
             raise AssertionError(f"server exited during start-up ({proc.returncode})")
         if time.monotonic() > deadline:
-            proc.kill()
+            kill_group(proc)
             raise AssertionError("server not healthy within 300 s")
         time.sleep(0.5)
     return proc, port
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the server's whole process group (vLLM's engine core and workers included)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from sim_process import Launch, health
+from sim_process import Launch, health, kill_group
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -167,7 +167,7 @@ def test_drain_deadline_stops_the_engine_and_leaves_streams_hanging(
         proc.send_signal(signal.SIGTERM)  # a second signal changes nothing
         time.sleep(1)
         assert proc.poll() is None
-    proc.kill()
+    kill_group(proc)
     for s in streams:
         assert s.ended.wait(30)
         assert "data: [DONE]" not in s.events or s in ended
