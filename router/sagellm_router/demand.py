@@ -27,11 +27,10 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sagellm_core.demand import PREFIX
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
-
-PREFIX = "sagellm_router_demand"
 
 
 @dataclass(frozen=True)

@@ -394,6 +394,13 @@ class InferencePoolSpec(ApiModel):
         }[role]
         return section.replicas if section is not None else 0
 
+    def max_replicas_for(self, role: Role | str) -> int:
+        """The most replicas the role may run: its autoscaling max when the autoscaler owns
+        it, else its replicas."""
+        owned = self.autoscaling.bounds_by_role() if self.autoscaling else {}
+        bounds = owned.get(Role(role))
+        return bounds.max_replicas if bounds is not None else self.replicas_for(role)
+
     def parallelism_for(self, role: Role | str) -> ParallelismSpec:
         """The role's own parallelism when set, else the pool's."""
         role = Role(role)
@@ -440,7 +447,6 @@ class AutoscaleDecision(ApiModel):
 
 class AutoscalingStatus(ApiModel):
     roles: list[AutoscaleDecision] = Field(default_factory=list)
-    max_gpus: int = Field(default=0, ge=0, description="GPUs the pool may use at max replicas")
 
 
 class ScaleStatus(ApiModel):
@@ -472,6 +478,10 @@ class InferencePoolStatus(ApiModel):
     ready_replicas: int = 0
     desired_replicas: int = 0
     endpoints: list[Endpoint] = Field(default_factory=list)
+    max_gpus: int = Field(
+        default=0, ge=0, alias="maxGPUs",
+        description="GPUs the pool may use at max replicas (autoscaling max, else replicas)",
+    )  # fmt: skip
     autoscaling: AutoscalingStatus | None = None
     scale: ScaleStatus | None = None
 
