@@ -36,7 +36,8 @@ def pool(replicas: int, **autoscaling: Any) -> dict[str, Any]:
     return {"apiVersion": "sagellm.io/v1alpha1", "kind": "InferencePool",
             "metadata": {"name": "p", "namespace": "ns"},
             "spec": {"model": {"name": "m", "source": "m", "parameters": 1, "maxModelLen": 1024},
-                     "roles": {"general": {"replicas": replicas}}, "autoscaling": auto}}  # fmt: skip
+                     "roles": {"general": {"replicas": replicas}},
+                     "autoscaling": auto}}  # fmt: skip
 
 
 PAGE = """# HELP x
