@@ -1,0 +1,157 @@
+"""Autoscaling end to end: from zero, up under load, down and back to zero, without a failure.
+
+Emulated API + real operator (autoscaler every 0.5 s, reading the real router's demand) + fake
+kubelet running simulator processes that take 5 s to listen (``--sim-startup-delay 5``) + real
+router. One pool with ``general: {minReplicas: 0, maxReplicas: 3}``, 2 requests per replica,
+a 3 s scale-down window and an 8 s idle period before zero:
+
+1. The pool starts at 0 replicas; a request is held by the router (no 503), counted as demand,
+   the operator starts a replica and the request succeeds once the engine is Ready.
+2. A ramp of long streams (2, then 6 more, ~10 s each) raises replicas, never above 3.
+3. The load ends: replicas fall (through the drain) and reach 0 after the idle period.
+4. A later request scales the pool from zero again and succeeds.
+
+Every request of the run, long streams included, must succeed; the Events must say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from e2e import scenarios
+from tests.e2e_local.local_cluster import LocalCluster, local_cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(400)]
+
+NAME = "auto"
+MAX = 3
+SIM_ARGS = ["--sim-startup-delay", "5", "--sim-slow-factor", "4"]
+OPERATOR = ("--autoscale-interval", "0.5", "--router-url", "{router}")
+
+
+def _report_logs(config: pytest.Config) -> dict[str, Path]:
+    """The conftest's dict of process logs attached to failing reports."""
+    here = Path(__file__).with_name("conftest.py")
+    for plugin in config.pluginmanager.get_plugins():
+        if getattr(plugin, "__file__", None) == str(here):
+            logs: dict[str, Path] = plugin.LOGS
+            return logs
+    return {}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cluster(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> AsyncIterator[LocalCluster]:
+    logs = _report_logs(pytestconfig)
+    async with local_cluster(tmp_path_factory.mktemp("autoscaling"), operator_args=OPERATOR) as c:
+        logs.update(c.logs)
+        yield c
+    logs.clear()
+
+
+def manifest() -> dict[str, Any]:
+    return {
+        "apiVersion": "sagellm.io/v1alpha1", "kind": "InferencePool", "metadata": {"name": NAME},
+        "spec": {
+            "model": {"name": NAME, "source": "sim/tiny", "parameters": 1, "maxModelLen": 4096},
+            "engine": {"kind": "Simulator", "gpuMemoryGiB": 24, "extraArgs": SIM_ARGS},
+            "roles": {"general": {"replicas": 0}},
+            "scheduling": {"routing": "load_balanced", "queueTimeoutMs": 60000},
+            "autoscaling": {
+                "enabled": True, "general": {"minReplicas": 0, "maxReplicas": MAX},
+                "targetQueueDepthPerReplica": 2, "scaleDownWindowSeconds": 3,
+                "scaleToZeroAfterSeconds": 8,
+            },
+        },
+    }  # fmt: skip
+
+
+class Watch:
+    """Samples the pool's replicas (spec) and instances until stopped."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.replicas: list[int] = []
+        self.instances: list[int] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            pool = await self.cluster.get("inferencepools", NAME) or {}
+            self.replicas.append(pool["spec"]["roles"]["general"].get("replicas", 1))
+            found = await self.cluster.list("executioninstances", f"sagellm.io/pool={NAME}")
+            self.instances.append(len(found))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.3)
+
+
+async def replicas(cluster: LocalCluster) -> int:
+    pool = await cluster.get("inferencepools", NAME) or {}
+    value: int = pool["spec"]["roles"]["general"].get("replicas", 1)
+    return value
+
+
+async def one_request(cluster: LocalCluster, prompt: str) -> scenarios.Reply:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
+        return await scenarios.chat(s, cluster.router_url, NAME, prompt)
+
+
+async def router_knows_pool(cluster: LocalCluster) -> bool:
+    async with aiohttp.ClientSession() as s, s.get(f"{cluster.router_url}/metrics") as r:
+        return f'sagellm_router_demand_queued_requests{{pool="default/{NAME}"}}' in await r.text()
+
+
+async def at_zero(cluster: LocalCluster) -> bool:
+    found = await cluster.list("executioninstances", f"sagellm.io/pool={NAME}")
+    return await replicas(cluster) == 0 and not found
+
+
+async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalCluster) -> None:
+    await cluster.apply(manifest())
+    await scenarios.wait_for(lambda: router_knows_pool(cluster), "the router to see the pool", 60,
+                             0.2)  # fmt: skip
+    watch, stop = Watch(cluster), asyncio.Event()
+    watcher = asyncio.create_task(watch.run(stop))
+
+    first = await one_request(cluster, "held at zero")  # 1: held while the pool starts
+    assert first.status == 200, first.text
+    assert max(watch.replicas) >= 1
+
+    low = scenarios.LongStreams(cluster.router_url, NAME, count=2, max_tokens=250)
+    high = scenarios.LongStreams(cluster.router_url, NAME, count=6, max_tokens=250)
+    ramp = asyncio.create_task(low.run())  # 2: ramp up, hold
+    await asyncio.sleep(3)
+    await high.run()
+    await ramp
+    scenarios.check_streams(low, "scale-out")
+    scenarios.check_streams(high, "scale-out")
+    peak = max(watch.replicas)
+    assert 2 <= peak <= MAX, watch.replicas
+
+    await scenarios.wait_for(lambda: at_zero(cluster), "the pool to reach zero", 120, 0.5)  # 3
+    last = await one_request(cluster, "from zero again")  # 4: scale from zero again
+    assert last.status == 200, last.text
+    stop.set()
+    await watcher
+    assert all(0 <= r <= MAX for r in watch.replicas), watch.replicas
+    assert max(watch.instances) <= MAX + 1, watch.instances  # surge of one during changes
+
+    events = await cluster.list("events")
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == NAME]
+    for wanted in ("ScaledFromZero", "ScaledUp", "ScaledDown", "ScaledToZero"):
+        assert wanted in reasons, reasons
+    pool = await cluster.get("inferencepools", NAME) or {}
+    (entry,) = pool["status"]["autoscaling"]["roles"]
+    assert entry["role"] == "General"
+    assert entry["source"] == "router"
+    assert entry["reason"]
+    print(f"\nreplicas over the run (0.3 s samples): peak {peak}, "
+          f"samples {len(watch.replicas)}; events {reasons}")  # fmt: skip
