@@ -12,6 +12,10 @@ a 3 s scale-down window and an 8 s idle period before zero:
 4. A later request scales the pool from zero again and succeeds.
 
 Every request of the run, long streams included, must succeed; the Events must say why.
+
+A PD pool (prefill and decode 1..3) then takes a prompt-heavy phase (3000-token prompts, one
+output token) and a decode-heavy one (one-word prompts, 100 tokens): prefill must scale above
+decode in the first, decode above prefill in the second.
 """
 
 from __future__ import annotations
@@ -155,3 +159,88 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     assert entry["reason"]
     print(f"\nreplicas over the run (0.3 s samples): peak {peak}, "
           f"samples {len(watch.replicas)}; events {reasons}")  # fmt: skip
+
+
+PD = "auto-pd"
+
+
+def pd_manifest() -> dict[str, Any]:
+    bounds = {"minReplicas": 1, "maxReplicas": MAX}
+    return {
+        "apiVersion": "sagellm.io/v1alpha1", "kind": "InferencePool", "metadata": {"name": PD},
+        "spec": {
+            "model": {"name": PD, "source": "sim/tiny", "parameters": 1, "maxModelLen": 4096},
+            "engine": {"kind": "Simulator", "gpuMemoryGiB": 24,
+                       "extraArgs": ["--sim-startup-delay", "5", "--sim-slow-factor", "20"]},
+            "roles": {"prefill": {"replicas": 1}, "decode": {"replicas": 1},
+                      "kvTransfer": {"connector": "NixlConnector"}},
+            "scheduling": {"routing": "load_balanced", "pdThresholdInputTokens": 800},
+            "autoscaling": {"enabled": True, "prefill": bounds, "decode": bounds,
+                            "targetQueueDepthPerReplica": 2, "scaleDownWindowSeconds": 3},
+        },
+    }  # fmt: skip
+
+
+async def pd_replicas(cluster: LocalCluster) -> dict[str, int]:
+    pool = await cluster.get("inferencepools", PD) or {}
+    roles = pool["spec"]["roles"]
+    return {r: roles[r].get("replicas", 1) for r in ("prefill", "decode")}
+
+
+async def clients(cluster: LocalCluster, words: int, max_tokens: int, seconds: float) -> list[int]:
+    """Six clients sending completions back to back for ``seconds``; their HTTP statuses. Each
+    prompt starts with its own number, so no prefix cache turns a long prompt into a short one
+    (the router sends a prompt with few uncached tokens straight to decode)."""
+    statuses: list[int] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def client(session: aiohttp.ClientSession, index: int) -> None:
+        n = 0
+        while loop.time() < end:
+            n += 1
+            prompt = f"{index} {n} " + "word " * words
+            body = {"model": PD, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True}
+            async with session.post(f"{cluster.router_url}/v1/completions", json=body) as r:
+                await r.read()
+                statuses.append(r.status)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await asyncio.gather(*(client(session, i) for i in range(6)))
+    return statuses
+
+
+async def peak_during(cluster: LocalCluster, work: Any) -> tuple[dict[str, int], Any]:
+    """Run ``work`` while sampling the PD pool's replicas; the peak per role and its result."""
+    peak = {"prefill": 0, "decode": 0}
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        for role, n in (await pd_replicas(cluster)).items():
+            peak[role] = max(peak[role], n)
+        await asyncio.wait({task}, timeout=0.3)
+    return peak, task.result()
+
+
+async def pd_ready(cluster: LocalCluster, want: dict[str, int]) -> bool:
+    pool = await cluster.get("inferencepools", PD) or {}
+    ready = {
+        e["role"].lower() for e in (pool.get("status") or {}).get("endpoints", []) if e["ready"]
+    }
+    return await pd_replicas(cluster) == want and ready == set(want)
+
+
+async def test_pd_pool_scales_prefill_and_decode_separately(cluster: LocalCluster) -> None:
+    await cluster.apply(pd_manifest())
+    await scenarios.wait_for(lambda: pd_ready(cluster, {"prefill": 1, "decode": 1}),
+                             "the PD pool to be ready at 1 + 1", 90, 0.5)  # fmt: skip
+    prompt_heavy, prompt_statuses = await peak_during(cluster, clients(cluster, 3000, 1, 15))
+    await scenarios.wait_for(lambda: pd_ready(cluster, {"prefill": 1, "decode": 1}),
+                             "the PD pool to settle back at 1 + 1", 120, 0.5)  # fmt: skip
+    decode_heavy, decode_statuses = await peak_during(cluster, clients(cluster, 1, 100, 15))
+    print(f"\nprompt-heavy peak {prompt_heavy}, decode-heavy peak {decode_heavy}")
+    assert set(prompt_statuses) == {200}
+    assert set(decode_statuses) == {200}
+    assert prompt_heavy["prefill"] >= 2
+    assert prompt_heavy["prefill"] > prompt_heavy["decode"], prompt_heavy
+    assert decode_heavy["decode"] >= 2
+    assert decode_heavy["decode"] > decode_heavy["prefill"], decode_heavy

@@ -107,9 +107,10 @@ def step(
             mem.written, mem.last_scale = decision.replicas, stamp
         else:  # a count the autoscaler agrees with is its own from now on
             mem.written = current
-        out.status.append({
-            "role": role_enum.value, "replicas": decision.replicas, "reason": decision.reason,
-            "inputs": decision.inputs, "source": source, "lastDecisionTime": stamp,
-            "lastScaleTime": mem.last_scale,
-        })  # fmt: skip
+        entry = {"role": role_enum.value, "replicas": decision.replicas,
+                 "reason": decision.reason, "inputs": decision.inputs, "source": source,
+                 "lastDecisionTime": stamp}  # fmt: skip
+        if mem.last_scale is not None:
+            entry["lastScaleTime"] = mem.last_scale
+        out.status.append(entry)
     return out

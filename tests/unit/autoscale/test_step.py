@@ -128,3 +128,13 @@ def test_router_pods_found_by_label_give_their_metrics_urls() -> None:
          "status": {"phase": "Running", "podIP": "10.0.0.3"}},
     ]  # fmt: skip
     assert router_urls(pods, 8080) == ["http://10.0.0.2:8080"]
+
+
+def test_status_entries_pass_the_crd_schema() -> None:
+    """A role never scaled has no lastScaleTime (null is not a string to the API server)."""
+    p = pool(2, general={"minReplicas": 1, "maxReplicas": 4})
+    spec = AutoscalingSpec.model_validate(p["spec"]["autoscaling"])
+    status = step(p, spec, PoolDemand(0, 0, {"general": 4}, 1), None, {}, 1.0, "t").status
+    p["status"] = {"autoscaling": {"roles": status}}
+    assert "lastScaleTime" not in status[0]
+    assert pool_problems(p) == []
