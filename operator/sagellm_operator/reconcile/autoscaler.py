@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 MemoryBook = dict[tuple[str, str], dict[str, RoleMemory]]
 
 
-async def _routers(ctx: Context) -> list[str]:
+async def find_routers(ctx: Context) -> list[str]:
+    """Router base URLs: the fixed ones, else the Running router pods matching the selector."""
     conf = ctx.settings.autoscaler
     if conf.router_urls:
         return list(conf.router_urls)
@@ -94,7 +95,7 @@ async def autoscale_once(ctx: Context, book: MemoryBook) -> None:
     if not pools:
         book.clear()
         return
-    demand = await read_demand(await _routers(ctx))
+    demand = await read_demand(await find_routers(ctx))
     for pool in pools:
         await autoscale_pool(ctx, pool, demand, book)
 
