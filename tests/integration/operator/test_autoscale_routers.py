@@ -35,6 +35,7 @@ def router_pod(name: str, ip: str) -> dict[str, Any]:
 @pytest.mark.asyncio
 async def test_router_pods_by_label_are_read_and_summed() -> None:
     app = web.Application()
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text=PAGE)
 
