@@ -13,6 +13,7 @@ from sagellm_core.demand import PoolDemand, add_router_page
 from sagellm_core.planner import plan_pool
 from sagellm_core.validation import parse_pool, pool_problems
 from sagellm_operator.reconcile.autoscale_step import RoleMemory, step
+from sagellm_operator.reconcile.status import scale_status
 from sagellm_operator.routers import router_urls
 
 
@@ -138,3 +139,12 @@ def test_status_entries_pass_the_crd_schema() -> None:
     p["status"] = {"autoscaling": {"roles": status}}
     assert "lastScaleTime" not in status[0]
     assert pool_problems(p) == []
+
+
+def test_scale_status_reports_the_general_role() -> None:
+    roles = [{"role": "General", "desired": 3, "ready": 2}]
+    assert scale_status(pool(3), roles) == {
+        "replicas": 2,
+        "selector": "sagellm.io/pool=p,sagellm.io/role=general",
+    }
+    assert scale_status(pool(3), [{"role": "Decode", "desired": 1, "ready": 1}])["replicas"] == 0
