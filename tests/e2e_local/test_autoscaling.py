@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,9 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     watch, stop = Watch(cluster), asyncio.Event()
     watcher = asyncio.create_task(watch.run(stop))
 
+    started = time.monotonic()
     first = await one_request(cluster, "held at zero")  # 1: held while the pool starts
+    from_zero_s = time.monotonic() - started
     assert first.status == 200, first.text
     assert max(watch.replicas) >= 1
 
@@ -140,8 +143,12 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     peak = max(watch.replicas)
     assert 2 <= peak <= MAX, watch.replicas
 
+    load_ended = time.monotonic()
     await scenarios.wait_for(lambda: at_zero(cluster), "the pool to reach zero", 120, 0.5)  # 3
+    to_zero_s = time.monotonic() - load_ended
+    started = time.monotonic()
     last = await one_request(cluster, "from zero again")  # 4: scale from zero again
+    again_s = time.monotonic() - started
     assert last.status == 200, last.text
     stop.set()
     await watcher
@@ -157,8 +164,8 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     assert entry["role"] == "General"
     assert entry["source"] == "router"
     assert entry["reason"]
-    print(f"\nreplicas over the run (0.3 s samples): peak {peak}, "
-          f"samples {len(watch.replicas)}; events {reasons}")  # fmt: skip
+    print(f"\nheld request from zero: {from_zero_s:.1f} s, again {again_s:.1f} s; load end -> "
+          f"0 replicas: {to_zero_s:.1f} s; peak {peak}; events {reasons}")  # fmt: skip
 
 
 PD = "auto-pd"
