@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sagellm_core.api.pool import AutoscalingSpec, ScaleBounds
+from sagellm_core.api.autoscaling import AutoscalingSpec, ScaleBounds
 
 
 @dataclass(frozen=True)

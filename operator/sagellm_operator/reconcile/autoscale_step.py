@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagellm_core.api.pool import AutoscalingSpec
+from sagellm_core.api.autoscaling import AutoscalingSpec
 from sagellm_core.autoscale import Decision, History, Signals, bounds_of, decide, policy_of
 from sagellm_core.demand import PoolDemand
 

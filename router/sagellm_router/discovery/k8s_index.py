@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sagellm_core.api.pool import AutoscalingSpec, InferencePoolSpec, SchedulingSpec
+from sagellm_core.api.autoscaling import AutoscalingSpec
+from sagellm_core.api.pool import InferencePoolSpec, SchedulingSpec
 from sagellm_core.scheduling.capacity import concurrency_limit
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 

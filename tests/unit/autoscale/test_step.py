@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sagellm_core.api.pool import AutoscalingSpec
+from sagellm_core.api.autoscaling import AutoscalingSpec
 from sagellm_core.autoscale import Bounds, ScalePolicy, bounds_of, policy_of
 from sagellm_core.demand import PoolDemand, add_router_page
 from sagellm_core.planner import plan_pool
