@@ -236,10 +236,12 @@ class RouterState:
         return "draining" if endpoint.draining else "routable"
 
     def ready(self) -> bool:
-        """Not shutting down, and some pool has an endpoint that can take a request now."""
+        """Not shutting down, and some pool can take a request now or can scale from zero (a
+        router that went unready with every pool at zero would never see the request that
+        starts one)."""
         ejected = self.health.ejected
         return not self.shutting_down and any(
-            serving_candidates(pool, ejected) for pool in self.table.pools
+            pool.scale_from_zero or serving_candidates(pool, ejected) for pool in self.table.pools
         )
 
     def dead(self, pool: PoolSnapshot) -> bool:

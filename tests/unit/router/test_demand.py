@@ -78,3 +78,11 @@ def test_a_pool_that_scales_from_zero_holds_requests() -> None:
         assert snap is not None
         assert not snap.scale_from_zero
         assert not may_hold(snap)
+
+
+def test_a_router_whose_pools_are_all_at_zero_stays_ready() -> None:
+    state = build_state(RouterSettings(), lambda: 0.0)
+    state.apply_pools([PoolSnapshot("ns/zero", "m")])
+    assert not state.ready()  # nothing to serve and nothing that can start
+    state.apply_pools([PoolSnapshot("ns/zero", "m", scale_from_zero=True)])
+    assert state.ready()  # the Service must keep sending requests that start a replica
