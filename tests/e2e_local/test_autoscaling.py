@@ -87,6 +87,12 @@ class Watch:
         self.cluster = cluster
         self.replicas: list[int] = []
         self.instances: list[int] = []
+        self.times: list[float] = []
+
+    def instance_seconds(self) -> float:
+        """Instances (GPU replicas) integrated over the run: the autoscaled fleet's cost."""
+        pairs = zip(self.times, self.times[1:], self.instances, strict=False)
+        return sum((t1 - t0) * n for t0, t1, n in pairs)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -94,6 +100,7 @@ class Watch:
             self.replicas.append(pool["spec"]["roles"]["general"].get("replicas", 1))
             found = await self.cluster.list("executioninstances", f"sagellm.io/pool={NAME}")
             self.instances.append(len(found))
+            self.times.append(time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.3)
 
@@ -168,6 +175,9 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     print(f"\nshortest stream {shortest:.1f} s; held request from zero: {from_zero_s:.1f} s, "
           f"again {again_s:.1f} s; load end -> 0 replicas: {to_zero_s:.1f} s; peak {peak}; "
           f"events {reasons}")  # fmt: skip
+    span = watch.times[-1] - watch.times[0]
+    print(f"instance-seconds {watch.instance_seconds():.0f} vs {MAX * span:.0f} for a fixed "
+          f"fleet of {MAX} over the same {span:.0f} s")  # fmt: skip
 
 
 PD = "auto-pd"
