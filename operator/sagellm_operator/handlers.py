@@ -16,6 +16,7 @@ from sagellm_core.api import labels as L
 from sagellm_operator.k8s import connect
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.accepted import remember
+from sagellm_operator.reconcile.autoscaler import autoscale_forever
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named, warm_up
@@ -76,11 +77,13 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
             msg = f"the built-in pool schema rejects a minimal pool: {problems}"
             raise kopf.PermanentError(msg)
         memo.resync = asyncio.create_task(resync_forever(memo.ctx))
+        memo.autoscale = asyncio.create_task(autoscale_forever(memo.ctx))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         memo.resync.cancel()
-        await asyncio.gather(memo.resync, return_exceptions=True)
+        memo.autoscale.cancel()
+        await asyncio.gather(memo.resync, memo.autoscale, return_exceptions=True)
         await memo.ctx.kube.close()
 
     @kopf.on.create(*POOLS, registry=registry)

@@ -83,3 +83,11 @@ def invalid_status(pool: Obj, reason: str, problems: list[str], now: str) -> Obj
             _condition(old, L.CONDITION_DEGRADED, True, reason, msg, now, gen),
         ],
     }  # fmt: skip
+
+
+def scale_status(pool: Obj, roles: list[Obj]) -> Obj:
+    """What ``/scale`` reports: the general role's ready replicas and its pods' selector."""
+    ready = next((r["ready"] for r in roles if r["role"] == "General"), 0)
+    name = pool["metadata"]["name"]
+    selector = f"{L.LABEL_POOL}={name},{L.LABEL_ROLE}={L.role_label_value('General')}"
+    return {"replicas": ready, "selector": selector}

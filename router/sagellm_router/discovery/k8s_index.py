@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sagellm_core.api.autoscaling import AutoscalingSpec
 from sagellm_core.api.pool import InferencePoolSpec, SchedulingSpec
 from sagellm_core.scheduling.capacity import concurrency_limit
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
@@ -75,6 +76,17 @@ def _scheduling(raw: object, pool: str) -> SchedulingSpec:
         return SchedulingSpec()
 
 
+def _scale_from_zero(raw: object, pool: str) -> bool:
+    """``spec.autoscaling`` lets a role sit at zero replicas (requests for it are then held)."""
+    if not isinstance(raw, Mapping):
+        return False
+    try:
+        return AutoscalingSpec.model_validate(raw).scales_from_zero()
+    except ValidationError as exc:
+        log.warning("pool %s: ignoring invalid spec.autoscaling: %s", pool, exc)
+        return False
+
+
 def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
     """Turn an InferencePool object into a snapshot; None when it has no served model name."""
     meta = obj.get("metadata") or {}
@@ -103,6 +115,7 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
         scheduling=_scheduling(scheduling, key),
         task="embed" if (spec.get("model") or {}).get("task") == "embed" else "generate",
         created=created if isinstance(created, str) else None,
+        scale_from_zero=_scale_from_zero(spec.get("autoscaling"), key),
     )
 
 
