@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,3 +194,51 @@ async def local_cluster(
             await wait_http_ok(f"{url}/health", router_log)
             logs = {"operator": operator_log, "router": router_log}
             yield LocalCluster(http, url, namespace, logs=logs, kubelet=kubelet)
+
+
+@dataclass
+class FleetSample:
+    """One look at a pool: seconds since the sampler started, the General role's
+    ``spec.roles.general.replicas`` and its ExecutionInstances (all of them hold a GPU:
+    starting, ready or draining) and how many of those are Ready."""
+
+    t: float
+    replicas: int
+    instances: int
+    ready: int
+
+
+@dataclass
+class FleetSampler:
+    """Samples a pool's replicas and instances every ``interval_s`` until ``stop`` is set."""
+
+    cluster: LocalCluster
+    pool: str
+    interval_s: float = 0.3
+    samples: list[FleetSample] = field(default_factory=list)
+
+    async def sample(self, t: float) -> FleetSample:
+        found = await self.cluster.list("executioninstances", f"sagellm.io/pool={self.pool}")
+        pool = await self.cluster.get("inferencepools", self.pool) or {"spec": {"roles": {}}}
+        general = pool["spec"]["roles"].get("general") or {}
+        ready = sum(1 for i in found if (i.get("status") or {}).get("ready"))
+        return FleetSample(t, int(general.get("replicas", 1)), len(found), ready)
+
+    async def run(self, stop: asyncio.Event, start: float | None = None) -> None:
+        """Sample until ``stop``; ``t`` counts from ``start`` (a ``time.monotonic()``)."""
+        origin = time.monotonic() if start is None else start
+        while not stop.is_set():
+            self.samples.append(await self.sample(time.monotonic() - origin))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+        self.samples.append(await self.sample(time.monotonic() - origin))
+
+    def instance_seconds(self, t0: float = 0.0, t1: float = float("inf")) -> float:
+        """Instances integrated over [t0, t1] (each sample holds until the next): the
+        replica-seconds (GPU-seconds for one GPU per replica) the fleet cost."""
+        total = 0.0
+        for a, b in zip(self.samples, self.samples[1:], strict=False):
+            lo, hi = max(a.t, t0), min(b.t, t1)
+            if hi > lo:
+                total += (hi - lo) * a.instances
+        return total
