@@ -266,7 +266,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True)
     for label, color in (("fixed", "tab:gray"), ("autoscale", "tab:blue")):
         run = result["runs"][label]
         ts = [s["t"] for s in run["samples"]]
@@ -301,8 +301,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     top.set_ylim(0, PEAK + 1)
     bottom.set_ylabel("TTFT (s, log)")
     bottom.set_xlabel("seconds since the load started")
-    top.legend(loc="upper right", fontsize=8)
-    bottom.legend(loc="upper right", fontsize=8)
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,7 +1,7 @@
 """``sagellm bench SCENARIO``: run one benchmark scenario, write results and plots, print a table.
 
-Scenarios: routing, overhead, slo, pd, operator (see docs/benchmarks.md). Output in ``--out``:
-``<scenario>.json`` (settings, machine, raw runs, summary), ``<scenario>_runs.csv``,
+Scenarios: routing, overhead, slo, pd, operator, autoscale (see docs/benchmarks.md). Output in
+``--out``: ``<scenario>.json`` (settings, machine, raw runs, summary), ``<scenario>_runs.csv``,
 ``<scenario>_summary.csv`` and ``*.png``; process logs go to ``--out``/logs.
 """
 
@@ -18,6 +18,7 @@ import click
 from sagellm_router.bench import report
 from sagellm_router.bench.fleet import BenchError
 from sagellm_router.bench.options import BenchOptions, Scenario
+from sagellm_router.bench.scenarios.autoscale import AutoscaleScenario
 from sagellm_router.bench.scenarios.availability import OperatorScenario
 from sagellm_router.bench.scenarios.overhead import OverheadScenario
 from sagellm_router.bench.scenarios.pd import PdScenario
@@ -27,7 +28,7 @@ from sagellm_router.bench.scenarios.slo import SloScenario
 
 def scenarios() -> dict[str, Scenario]:
     found: list[Scenario] = [RoutingScenario(), OverheadScenario(), SloScenario(), PdScenario(),
-                             OperatorScenario()]  # fmt: skip
+                             OperatorScenario(), AutoscaleScenario()]  # fmt: skip
     return {s.name: s for s in found}
 
 

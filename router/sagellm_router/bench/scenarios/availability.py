@@ -34,7 +34,7 @@ def parse_lines(stdout: str) -> list[dict[str, Any]]:
     return out
 
 
-def _unavailable(name: str, why: str) -> Outcome:
+def unavailable(name: str, why: str) -> Outcome:
     result: dict[str, Any] = {"scenario": name, "settings": {}, "available": False,
                               "notes": [f"{name}: not available - {why}"], "runs": []}  # fmt: skip
     return Outcome(result, [], ("contender",))
@@ -50,7 +50,7 @@ class OperatorScenario(Scenario):
         script = REPO / "bench" / "operator_scale.py"
         if not script.exists():
             progress(1)
-            return _unavailable(self.name, f"{script} is not in this checkout")
+            return unavailable(self.name, f"{script} is not in this checkout")
         args = ["--pools", "1", "--replicas", "8"] if opts.quick else []
         argv = [sys.executable, "-m", "bench.operator_scale", *args]
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=1200,
