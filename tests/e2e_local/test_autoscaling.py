@@ -21,7 +21,6 @@ decode in the first, decode above prefill in the second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,7 +31,7 @@ import pytest
 import pytest_asyncio
 
 from e2e import scenarios
-from tests.e2e_local.local_cluster import LocalCluster, local_cluster
+from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, local_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(400)]
 
@@ -80,31 +79,6 @@ def manifest() -> dict[str, Any]:
     }  # fmt: skip
 
 
-class Watch:
-    """Samples the pool's replicas (spec) and instances until stopped."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.replicas: list[int] = []
-        self.instances: list[int] = []
-        self.times: list[float] = []
-
-    def instance_seconds(self) -> float:
-        """Instances (GPU replicas) integrated over the run: the autoscaled fleet's cost."""
-        pairs = zip(self.times, self.times[1:], self.instances, strict=False)
-        return sum((t1 - t0) * n for t0, t1, n in pairs)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            pool = await self.cluster.get("inferencepools", NAME) or {}
-            self.replicas.append(pool["spec"]["roles"]["general"].get("replicas", 1))
-            found = await self.cluster.list("executioninstances", f"sagellm.io/pool={NAME}")
-            self.instances.append(len(found))
-            self.times.append(time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.3)
-
-
 async def replicas(cluster: LocalCluster) -> int:
     pool = await cluster.get("inferencepools", NAME) or {}
     value: int = pool["spec"]["roles"]["general"].get("replicas", 1)
@@ -130,14 +104,14 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     await cluster.apply(manifest())
     await scenarios.wait_for(lambda: router_knows_pool(cluster), "the router to see the pool", 60,
                              0.2)  # fmt: skip
-    watch, stop = Watch(cluster), asyncio.Event()
+    watch, stop = FleetSampler(cluster, NAME), asyncio.Event()
     watcher = asyncio.create_task(watch.run(stop))
 
     started = time.monotonic()
     first = await one_request(cluster, "held at zero")  # 1: held while the pool starts
     from_zero_s = time.monotonic() - started
     assert first.status == 200, first.text
-    assert max(watch.replicas) >= 1
+    assert max(s.replicas for s in watch.samples) >= 1
 
     low = scenarios.LongStreams(cluster.router_url, NAME, count=2, max_tokens=400)
     high = scenarios.LongStreams(cluster.router_url, NAME, count=6, max_tokens=400)
@@ -147,8 +121,8 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     await ramp
     scenarios.check_streams(low, "scale-out", min_seconds=10)
     scenarios.check_streams(high, "scale-out", min_seconds=10)
-    peak = max(watch.replicas)
-    assert 2 <= peak <= MAX, watch.replicas
+    peak = max(s.replicas for s in watch.samples)
+    assert 2 <= peak <= MAX, watch.samples
 
     load_ended = time.monotonic()
     await scenarios.wait_for(lambda: at_zero(cluster), "the pool to reach zero", 120, 0.5)  # 3
@@ -159,8 +133,8 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     assert last.status == 200, last.text
     stop.set()
     await watcher
-    assert all(0 <= r <= MAX for r in watch.replicas), watch.replicas
-    assert max(watch.instances) <= MAX + 1, watch.instances  # surge of one during changes
+    assert all(0 <= s.replicas <= MAX for s in watch.samples), watch.samples
+    assert max(s.instances for s in watch.samples) <= MAX + 1, watch.samples  # surge of one
 
     events = await cluster.list("events")
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == NAME]
@@ -175,7 +149,7 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     print(f"\nshortest stream {shortest:.1f} s; held request from zero: {from_zero_s:.1f} s, "
           f"again {again_s:.1f} s; load end -> 0 replicas: {to_zero_s:.1f} s; peak {peak}; "
           f"events {reasons}")  # fmt: skip
-    span = watch.times[-1] - watch.times[0]
+    span = watch.samples[-1].t - watch.samples[0].t
     print(f"instance-seconds {watch.instance_seconds():.0f} vs {MAX * span:.0f} for a fixed "
           f"fleet of {MAX} over the same {span:.0f} s")  # fmt: skip
 
