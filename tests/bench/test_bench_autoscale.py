@@ -45,6 +45,7 @@ def test_autoscale_script_reports_every_field(tmp_path: Path) -> None:
             assert set(stats) >= STATS
         assert {"scale_outs", "held_requests", "held_wait_ms", "errors", "samples"} <= set(run)
         assert run["total"]["requests"] > 0
+        assert run["total"]["failures"] == 0, run["errors"]  # every request answered
     assert doc["runs"]["autoscale"]["scale_outs"], "the autoscaled pool starts at 0"
     assert {"t", "from", "to", "seconds_to_ready"} <= set(doc["runs"]["autoscale"]["scale_outs"][0])
     assert {"replica_seconds_ratio", "gpu_target_met", "ttft_p90_ratio_outside_zero",
