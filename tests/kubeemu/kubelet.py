@@ -24,7 +24,6 @@ import contextlib
 import datetime
 import json
 import os
-import random
 import re
 import socket
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import aiohttp
 
 from sagellm_core.engine_metrics import requests_in_engine
+from tests.ports import loopback_net
 
 Obj = dict[str, Any]
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -196,7 +196,7 @@ class FakeKubelet:
     def __post_init__(self) -> None:
         # Each kubelet takes its own 127.R.0.0/16, so simulators of test runs that share the
         # machine never answer on each other's addresses.
-        self._net = random.randint(1, 254)
+        self._net = loopback_net()
 
     async def _run(self) -> None:
         while True:  # list, then watch; relist after any stream error (as informers do)

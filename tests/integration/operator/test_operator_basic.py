@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from operator_harness import cluster, eventually, operator_running, sample
+from operator_harness import cluster, operator_running, sample
 
+from e2e.waiting import eventually
 from sagellm_core.api import labels as L
 from tests.kubeemu import PodBehaviour
 
