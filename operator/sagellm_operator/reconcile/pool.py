@@ -116,7 +116,7 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     counts = {str(role): spec.replicas_for(role) for role in planned.plans}
     plans = [p.to_wire() for p in planned.status_plans()]
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
-    status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
+    status = pool_status(pool, spec, counts, plans, remaining, acts.busy, iso(ctx.clock()))
     status["conditions"].append(accepted)
     await _write(ctx, pool, status)
 

@@ -71,6 +71,12 @@ async def test_pd_pool_runs_prefill_and_decode_with_kv_transfer() -> None:
             assert {"VLLM_HOST_IP", "VLLM_NIXL_SIDE_CHANNEL_HOST"} <= env
         endpoint_roles = {e["role"] for e in status["endpoints"]}
         assert endpoint_roles == {"Prefill", "Decode"}
+        # The router reads this status and never the spec: slots, model, task and scheduling.
+        slots = {e["role"]: e["maxConcurrency"] for e in status["endpoints"]}
+        assert slots == {"Prefill": 256, "Decode": 64}  # vLLM's default; maxParallelRequests
+        spec = sample("pd-pool", "pd")["spec"]
+        assert (status["model"], status["task"]) == (spec["model"]["name"], "generate")
+        assert status["scheduling"]["routing"] == spec["scheduling"]["routing"]
 
 
 async def test_invalid_spec_sets_condition_and_event_and_creates_nothing() -> None:
