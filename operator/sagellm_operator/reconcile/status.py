@@ -13,6 +13,7 @@ from typing import Any
 from sagellm_core.api import labels as L
 from sagellm_core.api.common import Role
 from sagellm_core.api.pool import InferencePoolSpec
+from sagellm_core.conditions import condition
 from sagellm_core.scheduling.capacity import concurrency_limit
 
 Obj = dict[str, Any]
@@ -20,11 +21,7 @@ Obj = dict[str, Any]
 
 def _condition(old: list[Obj], kind: str, ok: bool, reason: str, msg: str, now: str,
                gen: int | None) -> Obj:  # fmt: skip
-    prev = next((c for c in old if c.get("type") == kind), {})
-    flag = "True" if ok else "False"
-    since = prev.get("lastTransitionTime") if prev.get("status") == flag else None
-    return {"type": kind, "status": flag, "reason": reason, "message": msg,
-            "lastTransitionTime": since or now, "observedGeneration": gen}  # fmt: skip
+    return condition(old, kind, ok, reason, msg, now=now, generation=gen)
 
 
 def endpoints(instances: list[Obj], spec: InferencePoolSpec) -> list[Obj]:

@@ -53,6 +53,10 @@ async def test_general_pool_gets_instances_pods_and_endpoints() -> None:
         assert status["roles"] == [{"role": "General", "desired": 2, "ready": 2}]
         assert status["plan"][0]["tensor"] == 1
         assert status["observedGeneration"] == 1
+        assert {c["observedGeneration"] for c in status["conditions"]} == {1}
+        for inst in await c.instances("chat"):  # instance conditions too, at their generation
+            gen = inst["metadata"]["generation"]
+            assert [c["observedGeneration"] for c in inst["status"]["conditions"]] == [gen]
 
 
 async def test_pd_pool_runs_prefill_and_decode_with_kv_transfer() -> None:
