@@ -28,7 +28,8 @@ PREFIX = f"operator.{L.GROUP}"
 
 
 def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
-    """kopf's own behaviour: our annotation prefix, warnings-only kopf events, peering."""
+    """kopf's own behaviour: our annotation prefix, warnings-only kopf events, peering, and
+    server-side label selection of the pods it watches."""
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
     kopf_settings.persistence.finalizer = f"{PREFIX}/finalizer"
@@ -36,6 +37,18 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.scanning.disabled = True
     kopf_settings.watching.server_timeout = 300
     kopf_settings.peering.standalone = settings.standalone
+    # Only the operator's own pods are sent by the API server: not every pod in the namespace.
+    managed = f"{L.LABEL_MANAGED_BY}={L.MANAGED_BY_VALUE}"
+    kopf_settings.watching.label_selectors["", "v1", "pods"] = managed
+
+
+def connection_info(settings: OperatorSettings) -> kopf.ConnectionInfo | None:
+    """kopf's connection to an ``--api-server`` override (None: in-cluster or kubeconfig).
+    TLS is verified unless ``--insecure-skip-tls-verify`` says otherwise."""
+    if not settings.api_server:
+        return None
+    server = settings.api_server.rstrip("/")
+    return kopf.ConnectionInfo(server=server, insecure=settings.insecure_skip_tls_verify)
 
 
 def _pool_of(ctx: Context, obj: Any) -> None:
@@ -63,14 +76,14 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if settings.api_server:
-            return kopf.ConnectionInfo(server=settings.api_server.rstrip("/"), insecure=True)
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        return connection_info(settings) or (
+            kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        )
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings, _settings)
-        memo.ctx = Context(await connect(_settings.api_server), _settings, metrics)
+        memo.ctx = Context(await connect(_settings), _settings, metrics)
         problems = await asyncio.to_thread(warm_up)
         if problems:
             msg = f"the built-in pool schema rejects a minimal pool: {problems}"

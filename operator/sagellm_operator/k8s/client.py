@@ -13,6 +13,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from sagellm_core.api import labels as L
+from sagellm_operator.settings import OperatorSettings
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
@@ -20,10 +21,11 @@ LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
 log = logging.getLogger(__name__)
 
 
-async def connect(api_server: str | None) -> Kube:
-    """An API client for ``api_server`` if given, else in-cluster or the kubeconfig."""
-    if api_server:
-        cfg = client.Configuration(host=api_server.rstrip("/"))
+async def connect(settings: OperatorSettings) -> Kube:
+    """An API client for ``settings.api_server`` if given, else in-cluster or the kubeconfig."""
+    if settings.api_server:
+        cfg = client.Configuration(host=settings.api_server.rstrip("/"))
+        cfg.verify_ssl = not settings.insecure_skip_tls_verify
     else:
         cfg = client.Configuration()
         try:

@@ -130,3 +130,18 @@ async def _ready_pool(c: Any, name: str) -> Obj | None:
 async def _status_with_phase(c: Any, name: str, phase: str) -> Obj | None:
     status: Obj = (await c.pool(name)).get("status") or {}
     return status if status.get("phase") == phase else None
+
+
+async def test_the_operator_watches_only_its_own_pods() -> None:
+    """The label selector is applied by the API server: the pod watch request carries it."""
+    async with cluster() as c:
+        c.emu.request_log = 100_000  # keep the history to look at the operator's requests
+        async with operator_running(c.emu):
+            await c.create_pool(sample("general-pool", "sel"))
+            await eventually(lambda: _ready_pool(c, "sel"))
+        watches = [r for r in c.emu if r.resource is not None and r.resource.plural == "pods"
+                   and r.params.get("watch") == "true"
+                   and "kopf" in r.headers.get("User-Agent", "")]  # fmt: skip
+        assert watches, "the operator never watched pods"
+        managed = f"{L.LABEL_MANAGED_BY}={L.MANAGED_BY_VALUE}"
+        assert {r.params.get("labelSelector") for r in watches} == {managed}
