@@ -36,9 +36,12 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 
 def pool_problems(obj: dict[str, Any]) -> list[str]:
     """Every reason the API server or the operator would refuse this InferencePool."""
-    problems = validate_object(_pool_crd(), obj)
-    if problems:
-        return problems
+    return validate_object(_pool_crd(), obj) or operator_problems(obj)
+
+
+def operator_problems(obj: dict[str, Any]) -> list[str]:
+    """What the operator refuses in a pool the API server accepted (schema and CEL rules are the
+    server's: the operator checks at startup that the installed CRD is the one it expects)."""
     try:
         pool = parse_pool(obj)
     except ValidationError as exc:

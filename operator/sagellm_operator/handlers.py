@@ -13,12 +13,14 @@ from typing import Any
 import kopf
 
 from sagellm_core.api import labels as L
-from sagellm_operator.k8s import connect
+from sagellm_core.crdgen import instance_crd, pool_crd
+from sagellm_core.crdversion import installed_crd_problems
+from sagellm_operator.k8s import Kube, connect
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.accepted import remember
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
-from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named, warm_up
+from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named
 from sagellm_operator.reconcile.resync import resync_forever
 from sagellm_operator.settings import OperatorSettings
 
@@ -49,6 +51,17 @@ def connection_info(settings: OperatorSettings) -> kopf.ConnectionInfo | None:
         return None
     server = settings.api_server.rstrip("/")
     return kopf.ConnectionInfo(server=server, insecure=settings.insecure_skip_tls_verify)
+
+
+async def check_crds(kube: Kube) -> None:
+    """Refuse to start against CRDs of another release: the API server enforces their schema and
+    CEL rules, so the operator must know it enforces the ones this build expects."""
+    problems = []
+    for expected in (pool_crd(), instance_crd()):
+        installed = await kube.get_crd(expected["metadata"]["name"])
+        problems += installed_crd_problems(installed, expected)
+    if problems:
+        raise kopf.PermanentError("; ".join(problems))
 
 
 def _pool_of(ctx: Context, obj: Any) -> None:
@@ -84,10 +97,7 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings, _settings)
         memo.ctx = Context(await connect(_settings), _settings, metrics)
-        problems = await asyncio.to_thread(warm_up)
-        if problems:
-            msg = f"the built-in pool schema rejects a minimal pool: {problems}"
-            raise kopf.PermanentError(msg)
+        await check_crds(memo.ctx.kube)
         memo.resync = asyncio.create_task(resync_forever(memo.ctx))
 
     @kopf.on.cleanup(registry=registry)

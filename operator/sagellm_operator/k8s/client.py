@@ -6,6 +6,7 @@ Every call names what it touches; nothing here decides anything.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -43,6 +44,7 @@ class Kube:
         self.core: Any = client.CoreV1Api(api)
         self.custom: Any = client.CustomObjectsApi(api)
         self.networking: Any = client.NetworkingV1Api(api)
+        self.extensions: Any = client.ApiextensionsV1Api(api)
 
     async def close(self) -> None:
         await self.api.close()
@@ -161,6 +163,19 @@ class Kube:
                 return False
             raise
         return True
+
+    async def get_crd(self, name: str) -> Obj | None:
+        """The installed CustomResourceDefinition ``name`` (None when it is not installed)."""
+        try:
+            resp = await self.extensions.read_custom_resource_definition(
+                name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        crd: Obj = json.loads(await resp.read())
+        return crd
 
     # -- events -------------------------------------------------------------------------------
     async def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
