@@ -1,4 +1,6 @@
-"""Admin routes (off unless ``admin.enabled``; behind the API key when keys are configured).
+"""Admin routes (off unless ``admin.enabled``). On the main port they need a valid API key
+(and are refused while no key is configured); with ``admin.port`` they are served only on that
+separate listener (``admin.host``, loopback by default), without a key.
 
 ``GET /admin/status``: per pool the configured and active scheduling policy (for ``adaptive``:
 the mode in force and why), queue counters and the PD threshold. ``POST /admin/policy``
@@ -8,7 +10,7 @@ pools); unknown pool -> 404, unknown policy -> 400.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -21,7 +23,14 @@ def _json(data: object) -> web.Response:
     return web.Response(body=orjson.dumps(data), content_type="application/json")
 
 
-def add_admin_routes(app: web.Application, state_of: Callable[[], RouterState]) -> None:
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+
+
+def add_admin_routes(
+    app: web.Application,
+    state_of: Callable[[], RouterState],
+    expect_handler: ExpectHandler | None = None,
+) -> None:
     async def status(request: web.Request) -> web.Response:
         return _json({"pools": state_of().scheduling_status()})
 
@@ -43,4 +52,4 @@ def add_admin_routes(app: web.Application, state_of: Callable[[], RouterState]) 
         return _json({"pools": {p: status[p] for p in pools}})
 
     app.router.add_get("/admin/status", status)
-    app.router.add_post("/admin/policy", policy)
+    app.router.add_post("/admin/policy", policy, expect_handler=expect_handler)

@@ -1,4 +1,11 @@
-"""The aiohttp application: OpenAI-compatible routes, middlewares and background tasks."""
+"""The aiohttp application: OpenAI-compatible routes, middlewares and background tasks.
+
+The edge checks (API key, declared size) run from the head, through ``edge.Edge`` as on the fast
+path: in the middleware for ordinary requests and in the ``Expect`` handler, so a refused
+``Expect: 100-continue`` request gets its 401/413 instead of ``100 Continue``. Bodies are read
+piece by piece, counted in the edge's buffer budget as they arrive (chunked ones too), within
+``edge.body_timeout_s``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sagellm_router.admin import add_admin_routes
-from sagellm_router.auth import KeyChecker
+from sagellm_router.auth import KeyReloader
 from sagellm_router.discovery.base import Discovery
 from sagellm_router.downstream import Downstream, HttpDownstream
+from sagellm_router.edge import Edge, over_budget, render, timed_out, too_large
 from sagellm_router.errors import ApiError
 from sagellm_router.fastpath.protocol import Serve
 from sagellm_router.model_cards import ModelCards
@@ -29,24 +37,46 @@ log = logging.getLogger(__name__)
 
 STATE = web.AppKey("state", RouterState)
 SERVICES = web.AppKey("services", CoreServices)
-KEYS = web.AppKey("keys", KeyChecker)
+EDGE = web.AppKey("edge", Edge)
+RELOADER = web.AppKey("reloader", KeyReloader)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, f"request body is {request.content_length} bytes; the limit is {limit}")
+def respond(err: ApiError, *, close: bool = False) -> web.Response:
+    """aiohttp's answer to ``err`` (``edge.render``); ``close``: end the connection after it."""
+    status, headers, body = render(err)
+    response = web.Response(status=status, body=body, headers=headers)
+    if close:
+        response.force_close()
+    return response
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The body, counted in the edge's buffer budget while it arrives (released once read),
+    refused with 413 as soon as it passes the limit and 408 if slower than the body timeout."""
+    edge = request.app[EDGE]
+    body, held = bytearray(), 0
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise ApiError(413, f"request body exceeds the limit of {limit} bytes") from exc
+        async with asyncio.timeout(edge.settings.body_timeout_s):
+            async for piece in request.content.iter_any():
+                if len(body) + len(piece) > edge.max_body:
+                    raise too_large(None, edge.max_body)
+                if not edge.reserve(len(piece)):
+                    raise over_budget("buffered request bytes")
+                held += len(piece)
+                body += piece
+    except TimeoutError as exc:
+        raise timed_out("body", edge.settings.body_timeout_s) from exc
+    finally:
+        edge.release(held)
+    return bytes(body)
 
 
 async def inference(request: web.Request) -> web.StreamResponse:
     """POST /v1/completions, /v1/chat/completions, /v1/embeddings: a layer over ``handle``."""
     state = request.app[STATE]
-    raw = await _read_body(request, state.settings.server.client_max_size)
+    raw = await read_body(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
     down = HttpDownstream(request)
     await run_inference(state, request.app[SERVICES].upstream, request.path, raw, headers, down)
@@ -70,11 +100,10 @@ async def run_inference(
 
 def fast_serve(app: web.Application) -> Serve:
     """The fast path's handler: what ``errors_middleware`` and ``inference`` do, minus aiohttp
-    (``ApiError``s are rendered by the fast path itself)."""
-    state, keys, services = app[STATE], app[KEYS], app[SERVICES]
+    (the edge checks ran on the head; ``ApiError``s are rendered by the fast path itself)."""
+    state, services = app[STATE], app[SERVICES]
 
     async def serve(path: str, raw: bytes, headers: Mapping[str, str], down: Downstream) -> None:
-        keys.check(headers.get("authorization"))
         await run_inference(state, services.upstream, path, raw, headers, down)
 
     return serve
@@ -107,30 +136,60 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def head_error(request: web.Request) -> ApiError | None:
+    """The edge's verdict on the request's head (API key, declared size)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return request.app[EDGE].check_head(request.path, headers, request.content_length)
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: the edge's 401/413 (connection closed, body never read), else
+    ``100 Continue``; any other expectation is 417."""
+    err = head_error(request)
+    if err is not None:
+        return respond(err, close=True)
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return respond(ApiError(417, "only 'Expect: 100-continue' is supported"), close=True)
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into an OpenAI-style error body; never leak a traceback."""
+    """The edge checks, then the handler; every failure becomes an OpenAI-style error body
+    (never a traceback). While the router drains, answers carry ``Connection: close``."""
+    response = await _guarded(request, handler)
+    if request.app[EDGE].draining and not response.prepared:
+        response.force_close()
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    refused = head_error(request)
+    if refused is not None:  # the body, if any, was not read: do not keep the connection
+        return respond(refused, close=True)
     try:
-        if request.path.startswith(("/v1/", "/admin/")):
-            request.app[KEYS].check(request.headers.get("Authorization"))
         return await handler(request)
     except ApiError as err:
-        return err.response()
+        return respond(err)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return ApiError(exc.status, exc.reason or "request failed").response()
+        return respond(ApiError(exc.status, exc.reason or "request failed"))
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("unhandled error serving %s %s", request.method, request.path)
-        return ApiError(500, "internal router error; see router logs").response()
+        return respond(ApiError(500, "internal router error; see router logs"))
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.start()
+    reloader = asyncio.create_task(app[RELOADER].run()) if RELOADER in app else None
     yield
+    if reloader is not None:
+        reloader.cancel()
     await services.stop()
 
 
@@ -138,23 +197,52 @@ async def _on_shutdown(app: web.Application) -> None:
     app[STATE].shutting_down = True
 
 
-def build_app(state: RouterState, discovery: Discovery, keys: KeyChecker) -> web.Application:
-    """The router application; background tasks start when the app starts."""
+def build_app(
+    state: RouterState, discovery: Discovery, edge: Edge, reloader: KeyReloader | None = None
+) -> web.Application:
+    """The router application; background tasks start when the app starts. Admin routes are
+    here only when enabled without their own listener (``admin.port``)."""
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=state.settings.server.client_max_size
     )
     app[STATE] = state
     app[SERVICES] = CoreServices(state, discovery)
-    app[KEYS] = keys
-    app.router.add_post(COMPLETIONS, inference)
-    app.router.add_post(CHAT, inference)
-    app.router.add_post(EMBEDDINGS, inference)
+    app[EDGE] = edge
+    if reloader is not None:
+        app[RELOADER] = reloader
+    for path in (COMPLETIONS, CHAT, EMBEDDINGS):
+        app.router.add_post(path, inference, expect_handler=expect_handler)
     app.router.add_get("/v1/models", models_handler(ModelCards()))
-    app.router.add_get("/health", health)
-    app.router.add_get("/ready", ready)
-    app.router.add_get("/metrics", metrics)
-    if state.settings.admin.enabled:
-        add_admin_routes(app, lambda: app[STATE])
+    add_probe_routes(app)
+    admin = state.settings.admin
+    if admin.enabled and admin.port is None:
+        add_admin_routes(app, lambda: app[STATE], expect_handler=expect_handler)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_on_shutdown)
     return app
+
+
+def add_probe_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+
+
+def side_app(state: RouterState, *, admin: bool) -> web.Application:
+    """The probe listener's app (/health, /ready, /metrics) or the admin listener's (admin
+    routes, no key: it is meant to listen on loopback only)."""
+    app = web.Application(middlewares=[_plain_errors])
+    app[STATE] = state
+    if admin:
+        add_admin_routes(app, lambda: app[STATE])
+    else:
+        add_probe_routes(app)
+    return app
+
+
+@web.middleware
+async def _plain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return respond(err)

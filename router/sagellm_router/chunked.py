@@ -9,12 +9,16 @@ server never sends).
 
 from __future__ import annotations
 
+import re
+
+_HEX = re.compile(rb"[0-9a-fA-F]{1,16}")
 _SIZE, _DATA, _CRLF, _TRAILER, _DONE = range(5)
 MAX_LINE = 1 << 20
 
 
 class ChunkDecoder:
-    """De-chunks a body fed piece by piece; raises ``ValueError`` on a malformed size line."""
+    """De-chunks a body fed piece by piece; raises ``ValueError`` on a malformed size line
+    (anything but 1-16 hex digits, optionally followed by ``;extensions``)."""
 
     __slots__ = ("_buf", "_remaining", "_state")
 
@@ -74,7 +78,8 @@ class ChunkDecoder:
             if not line:
                 self._state = _DONE
             return
-        size = int(line.split(b";", 1)[0].strip(), 16)
-        if size < 0:
-            raise ValueError(f"negative chunk size {size}")
+        digits = line.split(b";", 1)[0].strip(b" \t")
+        if not _HEX.fullmatch(digits):  # int() would also take "+5", "0x5", "5_0", "-0"
+            raise ValueError(f"chunk size {digits[:20]!r} is not a hexadecimal number")
+        size = int(digits, 16)
         self._state, self._remaining = (_DATA, size) if size else (_TRAILER, 0)

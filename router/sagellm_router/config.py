@@ -31,6 +31,13 @@ class ServerSettings(_Model):
     port: int = Field(8080, ge=0, le=65535)
     client_max_size: int = Field(4 * 1024 * 1024, gt=0, description="max request body, bytes")
     shutdown_timeout_s: float = Field(30.0, ge=0, description="time to drain in-flight requests")
+    # -- router edge: shutdown and probes (docs/router.md "Shutdown") --
+    prestop_delay_s: float = Field(
+        5.0, ge=0, description="after SIGTERM: /ready 503 but keep serving this long"
+    )
+    probe_port: int | None = Field(
+        None, ge=0, le=65535, description="also serve /health, /ready, /metrics on this port"
+    )
 
 
 class EndpointSettings(_Model):
@@ -185,9 +192,28 @@ class PdSettings(_Model):
 
 
 class AdminSettings(_Model):
-    """``POST /admin/policy`` and ``GET /admin/status``; off unless enabled."""
+    """``POST /admin/policy`` and ``GET /admin/status``; off unless enabled.
+
+    With ``port`` set they are served only on ``host:port`` (loopback by default), without a
+    key; otherwise on the main port, and only with a valid API key.
+    """
 
     enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=0, le=65535)
+
+
+# -- router edge: limits shared by both HTTP front ends (docs/router.md "Edge limits") --
+class EdgeSettings(_Model):
+    """Bounds on client connections to the main port (both front ends)."""
+
+    max_connections: int = Field(4096, gt=0, description="open client connections; beyond: 503")
+    max_buffered_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="request bytes held across connections; beyond: 503"
+    )
+    head_timeout_s: float = Field(10.0, gt=0, description="first byte to end of request head")
+    body_timeout_s: float = Field(30.0, gt=0, description="end of head to end of body")
+    keepalive_s: float = Field(75.0, gt=0, le=75, description="idle keep-alive connections")
 
 
 class RetrySettings(_Model):
@@ -243,6 +269,9 @@ class AuthSettings(_Model):
 
     api_keys_file: str | None = None
     api_keys_env: str | None = None
+    reload_interval_s: float = Field(
+        5.0, gt=0, description="re-read api_keys_file this often; a changed file takes effect"
+    )
 
     def load_keys(self) -> tuple[str, ...]:
         keys: list[str] = []
@@ -269,6 +298,7 @@ class RouterSettings(_Model):
     health: HealthSettings = Field(default_factory=HealthSettings)
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
     plugins: list[str] = Field(
         default_factory=list,
         description="extra strategies/policies: 'package.module:factory' (see custom-scheduling)",

@@ -84,7 +84,13 @@ def fleet_config(
         pools.append({"name": "pd", "model": "tiny-pd", "routing": strategy, "endpoints": pd,
                       "scheduling": {"pdThresholdInputTokens": PD_THRESHOLD}})  # fmt: skip
     return {
-        "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout_s": 5},
+        # A local fleet has no load balancer to take the router out first: no pre-stop delay.
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "shutdown_timeout_s": 5,
+            "prestop_delay_s": 0,
+        },
         "discovery": {"type": "static", "pools": pools},
         "scrape": {"interval_s": 0.5},
     }

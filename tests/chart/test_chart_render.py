@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from chart_helpers import CHART, NAMESPACE, Manifest, Render, find, one, run_helm
 from chart_values import VALUE_SETS
 from k8s_schemas import K8sSchemas
@@ -116,9 +117,14 @@ def test_probes_hit_the_health_endpoints(render: Render) -> None:
     docs = render({})
     router = one(docs, "Deployment", "sag-sagellm-router")["spec"]["template"]["spec"]
     (container,) = router["containers"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "probes"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "probes"}
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    config = yaml.safe_load(one(docs, "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"])
+    assert config["server"]["probe_port"] == 8081, "the probed port must be the one served"
     operator = one(docs, "Deployment", "sag-sagellm-operator")["spec"]["template"]["spec"]
     (container,) = operator["containers"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -133,7 +139,19 @@ def test_router_rollout_keeps_capacity_and_drains(render: Render) -> None:
     deploy = one(render({}), "Deployment", "sag-sagellm-router")
     assert deploy["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     pod = deploy["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > 30, "grace must exceed the router's drain time"
+    (container,) = pod["containers"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "3"]
+    # hook sleep 3 + router pre-stop delay 5 + drain timeout 30 + 10 s margin
+    assert pod["terminationGracePeriodSeconds"] == 48
+    values = {
+        "router": {
+            "preStopSleepSeconds": 0,
+            "config": {"server": {"prestop_delay_s": 2, "shutdown_timeout_s": 60}},
+        }
+    }
+    pod = one(render(values), "Deployment", "sag-sagellm-router")["spec"]["template"]["spec"]
+    assert "lifecycle" not in pod["containers"][0]
+    assert pod["terminationGracePeriodSeconds"] == 72
 
 
 def test_config_change_rolls_router_pods(render: Render) -> None:

@@ -180,6 +180,7 @@ affinity:
 {{- $cfg := deepCopy .Values.router.config -}}
 {{- $server := merge (dict "host" "0.0.0.0" "port" (int .Values.router.port)) (default (dict) $cfg.server) -}}
 {{- $_ := set $server "port" (int .Values.router.port) -}}
+{{- $_ := set $server "probe_port" (int .Values.router.probePort) -}}
 {{- $_ := set $cfg "server" $server -}}
 {{- if include "sagellm.namespaced" . -}}
 {{- $_ := set $cfg "discovery" (dict "type" "kubernetes" "namespace" (include "sagellm.watchNamespace" .)) -}}

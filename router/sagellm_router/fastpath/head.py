@@ -3,8 +3,9 @@
 ``parse_head`` accepts only the plain case the fast path serves — ``POST`` of an inference
 route over HTTP/1.1 with a ``Content-Length`` body, ASCII headers and nothing that changes the
 message framing or the connection (``Transfer-Encoding``, ``Expect``, ``Upgrade``, a
-``Connection`` other than keep-alive). Anything else raises ``Slow``: the connection is handed
-to aiohttp, which serves every route and answers malformed requests with its own 4xx.
+``Connection`` other than ``keep-alive`` or ``close``). Anything else raises ``Slow``: the
+connection is handed to aiohttp, which serves every route and answers malformed requests with
+its own 4xx.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ class Slow(Exception):
 
 
 class Head(NamedTuple):
-    """A fast-path request head: route, lower-cased headers, body length, head size."""
+    """A fast-path request head: route, lower-cased headers, body length, head size, and
+    whether the client asked to close the connection after the answer."""
 
     path: str
     headers: dict[str, str]
     length: int
     size: int
+    close: bool = False
 
 
 def parse_head(buf: bytes | bytearray, paths: Set[str]) -> Head | None:
@@ -54,7 +57,8 @@ def parse_head(buf: bytes | bytearray, paths: Set[str]) -> Head | None:
     if request[1] not in paths:
         raise Slow("not an inference route")
     headers = _headers(lines)
-    return Head(request[1], headers, _content_length(headers), end + 4)
+    close = _closes(headers.get("connection"))
+    return Head(request[1], headers, _content_length(headers), end + 4, close)
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
@@ -69,9 +73,18 @@ def _headers(lines: list[str]) -> dict[str, str]:
         headers[key] = value.strip(" \t")
     if not _FRAMING.isdisjoint(headers):
         raise Slow("Transfer-Encoding, Expect or Upgrade needs the full HTTP stack")
-    if headers.get("connection", "keep-alive").lower() != "keep-alive":
-        raise Slow("connection header other than keep-alive")
     return headers
+
+
+def _closes(connection: str | None) -> bool:
+    if connection is None:
+        return False
+    value = connection.lower()
+    if value == "close":
+        return True
+    if value != "keep-alive":
+        raise Slow("connection header other than keep-alive or close")
+    return False
 
 
 def _content_length(headers: Mapping[str, str]) -> int:

@@ -10,7 +10,9 @@ import pytest
 import yaml
 from router_fakes import pool, router_yaml
 
-from sagellm_router.config import parse_settings
+from sagellm_router.auth import KeyChecker
+from sagellm_router.config import EdgeSettings, parse_settings
+from sagellm_router.edge import Edge
 from sagellm_router.fastpath import Listener
 from sagellm_router.server import RouterServer, make_app
 
@@ -102,24 +104,23 @@ async def test_other_routes_hand_the_connection_to_aiohttp_mid_stream(base: str)
     wire.close()
 
 
-@pytest.mark.parametrize(
-    ("extra", "body"),
-    [
-        (b"Expect: 100-continue\r\n", BODY),
-        (b"Connection: close\r\n", BODY),
-    ],
-)
-async def test_requests_needing_the_full_stack_are_served_by_aiohttp(
-    base: str, extra: bytes, body: bytes
-) -> None:
+async def test_expect_needs_the_full_stack_and_is_served_by_aiohttp(base: str) -> None:
     wire = await Wire.open(base)
-    await wire.send(post(body, extra=extra))
-    if extra.startswith(b"Expect"):
-        assert (await wire.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+    await wire.send(post(BODY, extra=b"Expect: 100-continue\r\n"))
+    assert (await wire.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
     status, headers, answer = await wire.response()
     assert (status, "aiohttp" in headers["server"]) == (200, True)
     assert json.loads(answer)["usage"]["total_tokens"] == 8
     wire.close()
+
+
+async def test_connection_close_is_answered_on_the_fast_path_then_closed(base: str) -> None:
+    wire = await Wire.open(base)
+    await wire.send(post(extra=b"Connection: close\r\n") + post())  # the second is never served
+    status, headers, answer = await wire.response()
+    assert (status, headers["connection"], "server" in headers) == (200, "close", False)
+    assert json.loads(answer)["usage"]["total_tokens"] == 8
+    assert await wire.closed()
 
 
 async def test_chunked_request_body_is_served_by_aiohttp(base: str) -> None:
@@ -145,7 +146,7 @@ async def test_body_over_the_limit_is_refused_with_413_and_the_connection_closed
     assert await wire.closed()
 
 
-async def test_stop_finishes_running_requests_and_closes_idle_connections(
+async def test_stop_answers_kept_alive_requests_with_close_and_lets_running_ones_finish(
     engines,
     tmp_path: Any,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -163,26 +164,48 @@ async def test_stop_finishes_running_requests_and_closes_idle_connections(
         if ready:
             break
         await asyncio.sleep(0.01)
-    busy, idle = await Wire.open(base), await Wire.open(base)
+    busy, idle, handed = await Wire.open(base), await Wire.open(base), await Wire.open(base)
+    models = b"GET /v1/models HTTP/1.1\r\nHost: r\r\n\r\n"
+    await handed.send(models)  # this connection now belongs to aiohttp
+    status, headers, _ = await handed.response()
+    assert (status, "connection" in headers) == (200, False)
     await busy.send(post())
     for _ in range(500):  # until the engine holds the request
         if engine.seen:
             break
         await asyncio.sleep(0.01)
     stopping = asyncio.create_task(server.stop())
-    assert await idle.closed()  # an idle keep-alive connection is closed at once
-    hold.set()  # the running request completes and is answered
+    for _ in range(500):  # until it no longer accepts connections
+        try:
+            (await Wire.open(base)).close()
+        except OSError:  # refused (or reset while the listening socket closes)
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the router kept accepting connections")
+    await handed.send(models)  # aiohttp's connections answer with close too
+    status, headers, _ = await handed.response()
+    assert (status, headers["connection"]) == (200, "close")
+    await idle.send(post())  # a request on a kept-alive connection while draining
+    hold.set()  # both complete and are answered
+    status, headers, _ = await idle.response()
+    assert (status, headers["connection"]) == (200, "close")
+    assert await idle.closed()
     status, _, body = await busy.response()
     assert (status, json.loads(body)["choices"][0]["text"]) == (200, engine.name)
-    await stopping
     assert await busy.closed()
-    with pytest.raises(ConnectionRefusedError):
-        await Wire.open(base)  # no longer listening
+    await stopping
 
 
-async def serve_with(serve: Any, idle_timeout_s: float = 75.0) -> tuple[str, asyncio.Server]:
+def bare_listener(serve: Any, **edge: Any) -> Listener:
+    """A fast-path listener (no router) around ``serve``, no keys, 1 KiB bodies."""
+    limits = Edge(EdgeSettings(**edge), KeyChecker(()), 1024, admin_keyed=False)
+    return Listener(serve, lambda: None, frozenset({"/v1/completions"}), limits)
+
+
+async def serve_with(serve: Any, **edge: Any) -> tuple[str, asyncio.Server]:
     """A bare fast-path listener (no router) around ``serve``."""
-    listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, idle_timeout_s)
+    listener = bare_listener(serve, **edge)
     server = await asyncio.get_running_loop().create_server(listener.protocol, "127.0.0.1", 0)
     return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", server
 
@@ -218,7 +241,7 @@ async def test_keep_alive_connections_idle_past_the_timeout_are_closed() -> None
             await release.wait()
         await down.whole(200, {"Content-Type": "text/plain"}, raw)
 
-    listener = Listener(serve, lambda: None, frozenset({"/v1/completions"}), 1024, 0.05)
+    listener = bare_listener(serve, keepalive_s=0.05)
     server = await asyncio.get_running_loop().create_server(listener.protocol, "127.0.0.1", 0)
     base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     sweeper = asyncio.create_task(listener.sweep(every_s=0.01))
@@ -256,4 +279,65 @@ async def test_a_client_that_does_not_read_holds_the_stream_back() -> None:
     assert 0 < written[0] < total  # paused on the transport's high-water mark
     status, _, body = await wire.response()  # reading lets it finish
     assert (status, len(body), written[0]) == (200, total * len(chunk), total)
+    server.close()
+
+
+async def test_shutdown_is_not_ready_at_once_but_serves_through_the_pre_stop_delay(
+    engines,
+    tmp_path: Any,  # type: ignore[no-untyped-def]
+) -> None:
+    (engine,) = await engines(1)
+    path = tmp_path / "router.yaml"
+    doc = router_yaml([pool("p", "m", [engine.url])], server={"probe_port": 0})
+    path.write_text(yaml.safe_dump(doc))
+    server = RouterServer(make_app(parse_settings(path.read_text()), path), 5.0)
+    base = f"http://127.0.0.1:{await server.start('127.0.0.1', 0)}"
+    probes = f"http://127.0.0.1:{server.probe_port}"
+
+    async def get(url: str, route: str) -> int:
+        wire = await Wire.open(url)
+        await wire.send(f"GET {route} HTTP/1.1\r\nHost: r\r\n\r\n".encode())
+        status = (await wire.response())[0]
+        wire.close()
+        return status
+
+    for _ in range(200):  # until discovery has published the pool
+        if await get(base, "/ready") == 200:
+            break
+        await asyncio.sleep(0.01)
+    kept = await Wire.open(base)
+    stopping = asyncio.create_task(server.shutdown(prestop_delay_s=1.0))
+    await asyncio.sleep(0)
+    assert (await get(base, "/ready"), await get(probes, "/ready")) == (503, 503)
+    fresh = await Wire.open(base)  # still accepting during the pre-stop delay
+    await fresh.send(post())
+    status, headers, _ = await fresh.response()
+    assert (status, "connection" in headers) == (200, False)  # still kept alive
+    await stopping
+    await kept.send(post())  # the connection was closed when the router stopped
+    assert await kept.closed()
+
+
+async def test_pipelined_bytes_over_the_buffer_budget_never_cut_the_running_answer() -> None:
+    release = asyncio.Event()
+
+    async def serve(path: str, raw: bytes, headers: Any, down: Any) -> None:
+        await down.start(200, {"Content-Type": "text/event-stream"})
+        await down.write(b"data: 1\n\n")
+        if raw == b"first":
+            await release.wait()
+        await down.write(b"data: 2\n\n")
+        await down.end()
+
+    base, server = await serve_with(serve, max_buffered_bytes=600)
+    wire = await Wire.open(base)
+    await wire.send(post(b"first"))
+    assert (await wire.reader.readuntil(b"data: 1\n\n\r\n")).startswith(b"HTTP/1.1 200")
+    await wire.send(post(b"y" * 700))  # pipelined, over the whole budget
+    await asyncio.sleep(0.1)
+    release.set()
+    rest = await wire.reader.readuntil(b"0\r\n\r\n")  # the first answer ends intact
+    assert rest == b"9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+    status, _, body = await wire.response()  # then the pipelined request is served
+    assert (status, body) == (200, b"data: 1\n\ndata: 2\n\n")
     server.close()

@@ -112,8 +112,11 @@ async def _text(url: str) -> str:
         return await r.text()
 
 
+ADMIN_KEY = {"Authorization": "Bearer k-admin"}  # admin routes on the main port need a key
+
+
 async def _status(url: str, pool: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as s, s.get(url + "/admin/status") as r:
+    async with aiohttp.ClientSession() as s, s.get(url + "/admin/status", headers=ADMIN_KEY) as r:
         return (await r.json())["pools"][pool]  # type: ignore[no-any-return]
 
 
@@ -127,15 +130,17 @@ async def _wait(cond: Any, url: str, pool: str) -> dict[str, Any]:
 
 
 async def test_priority_order_under_overload_and_disconnect_leaves_queue(
-    fleet, start_router
+    fleet, start_router, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TEST_ROUTER_KEYS", "k-admin")
     pool = {"name": "g", "model": "tiny", "policy": "priority",
             "endpoints": [{"url": fleet["general"].url, "max_concurrency": 1}]}  # fmt: skip
-    url = await start_router(router_yaml([pool], admin={"enabled": True}))
+    auth = {"api_keys_env": "TEST_ROUTER_KEYS"}
+    url = await start_router(router_yaml([pool], admin={"enabled": True}, auth=auth))
     done: list[str] = []
 
     async def send(name: str, priority: str, tokens: int = 8) -> None:
-        headers = {"x-priority": priority, "x-request-id": name}
+        headers = {"x-priority": priority, "x-request-id": name, **ADMIN_KEY}
         status, _, _ = await complete(url, name, headers, max_tokens=tokens, ignore_eos=True)
         assert status == 200
         done.append(name)

@@ -58,7 +58,7 @@ def test_incomplete_head_waits_for_more_bytes(raw: bytes) -> None:
         (PLAIN + b"Transfer-Encoding: chunked\r\n\r\n", "chunked body"),
         (PLAIN + b"Expect: 100-continue\r\n\r\n", "Expect"),
         (PLAIN + b"Upgrade: websocket\r\n\r\n", "Upgrade"),
-        (PLAIN + b"Connection: close\r\n\r\n", "Connection: close"),
+        (PLAIN + b"Connection: upgrade\r\n\r\n", "Connection other than keep-alive or close"),
         (PLAIN + b"Content-Length: 12\r\n\r\n", "duplicate Content-Length"),
         (b"POST /v1/completions HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "negative length"),
         (b"POST /v1/completions HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", "non-digit length"),
@@ -101,3 +101,12 @@ def test_chunk_framing() -> None:
     assert chunk(b"data: x\n\n") == b"9\r\ndata: x\n\n\r\n"
     assert chunk(b"a" * 255).startswith(b"ff\r\n")
     assert LAST_CHUNK == b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "close"), [("close", True), ("Close", True), ("keep-alive", False)]
+)
+def test_connection_close_is_served_and_noted(value: str, close: bool) -> None:
+    head = parse_head(PLAIN + f"Connection: {value}\r\n\r\n".encode(), PATHS)
+    assert head is not None
+    assert head.close is close
