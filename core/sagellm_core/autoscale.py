@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from sagellm_core.api.autoscaling import AutoscalingSpec, ScaleBounds
+
 
 @dataclass(frozen=True)
 class Signals:
@@ -151,13 +153,31 @@ def with_bounds(bounds: Bounds, current: int) -> int:
     return min(max(current, bounds.min), bounds.max)
 
 
+def policy_of(spec: AutoscalingSpec) -> ScalePolicy:
+    """The decision's policy from a pool's ``spec.autoscaling`` (every field maps here)."""
+    return ScalePolicy(
+        target_per_replica=float(spec.target_queue_depth_per_replica),
+        up_window_seconds=float(spec.scale_up_window_seconds),
+        down_window_seconds=float(spec.scale_down_window_seconds),
+        max_step_up=spec.max_scale_up_step,
+        max_step_down=spec.max_scale_down_step,
+        idle_seconds=float(spec.scale_to_zero_after_seconds),
+    )
+
+
+def bounds_of(bounds: ScaleBounds) -> Bounds:
+    return Bounds(min=bounds.min_replicas, max=bounds.max_replicas)
+
+
 __all__ = [
     "Bounds",
     "Decision",
     "History",
     "ScalePolicy",
     "Signals",
+    "bounds_of",
     "decide",
+    "policy_of",
     "raw_recommendation",
     "with_bounds",
 ]

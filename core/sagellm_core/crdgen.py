@@ -121,9 +121,18 @@ POOL_NAME_RULE: Schema = {
 declare metadata's fields)."""
 
 
+POOL_SCALE: Schema = {
+    "specReplicasPath": ".spec.roles.general.replicas",
+    "statusReplicasPath": ".status.scale.replicas",
+    "labelSelectorPath": ".status.scale.selector",
+}
+"""``/scale`` drives the general role: a Kubernetes scale subresource carries one number, and a
+PD pool needs two (prefill and decode); PD pools use ``spec.autoscaling`` instead."""
+
+
 def _crd(
     kind: str, plural: str, singular: str, short: tuple[str, ...], spec: Schema, status: Schema,
-    columns: list[Schema], rules: tuple[Schema, ...] = (),
+    columns: list[Schema], rules: tuple[Schema, ...] = (), scale: Schema | None = None,
 ) -> Schema:  # fmt: skip
     root: Schema = {
         "type": "object",
@@ -143,7 +152,7 @@ def _crd(
         "name": labels.VERSION,
         "served": True,
         "storage": True,
-        "subresources": {"status": {}},
+        "subresources": {"status": {}, **({"scale": scale} if scale else {})},
         "additionalPrinterColumns": columns,
         "schema": {"openAPIV3Schema": root},
     }
@@ -173,7 +182,7 @@ def pool_crd() -> Schema:
     return _crd(
         labels.POOL_KIND, labels.POOL_PLURAL, labels.POOL_SINGULAR, labels.POOL_SHORT_NAMES,
         model_schema(InferencePoolSpec), model_schema(InferencePoolStatus), POOL_COLUMNS,
-        (POOL_NAME_RULE,),
+        (POOL_NAME_RULE,), POOL_SCALE,
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 IN_ENGINE = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 
 
-def _sample(line: str) -> tuple[str, float] | None:
+def parse_sample(line: str) -> tuple[str, float] | None:
     brace, space = line.find("{"), line.find(" ")
     if brace != -1 and (space == -1 or brace < space):
         name, rest = line[:brace], line[line.rfind("}") + 1 :]
@@ -33,7 +33,7 @@ def requests_in_engine(text: str) -> float | None:
     for line in text.splitlines():
         if not line.startswith(IN_ENGINE):
             continue
-        sample = _sample(line)
+        sample = parse_sample(line)
         if sample is not None and sample[0] in IN_ENGINE:
             total += sample[1]
             seen = True

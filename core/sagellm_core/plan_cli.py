@@ -160,13 +160,16 @@ def plan_pool_file(path: str, output: str) -> int:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
         return EXIT_BAD_INPUT
-    planned = plan_pool(parse_pool(manifest).spec)
+    spec = parse_pool(manifest).spec
+    planned = plan_pool(spec)
+    max_gpus = planned.max_gpus(spec)
     if output == "json":
         wire = {"plan": [p.to_wire() for p in planned.status_plans()],
-                "errors": list(planned.errors)}  # fmt: skip
+                "errors": list(planned.errors), "maxGPUs": max_gpus}  # fmt: skip
         click.echo(json.dumps(wire, indent=2, ensure_ascii=False))
     else:
         click.echo("\n\n".join(render_table(p) for p in planned.plans.values()))
+        click.echo(f"\nGPUs at max replicas: {max_gpus}")
     for error in planned.errors:
         click.echo(f"Error: {error}", err=True)
     return EXIT_BAD_INPUT if planned.errors else 0

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 
 from sagellm_operator.handlers import build_registry
 from sagellm_operator.metrics import Metrics
-from sagellm_operator.settings import OperatorSettings, PodDefaults
+from sagellm_operator.settings import AutoscalerSettings, OperatorSettings, PodDefaults
 
 
 def configure_logging(verbose: bool) -> None:
@@ -110,13 +110,30 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
     "to reach engine pods; each pool then gets a NetworkPolicy admitting only "
     "them (engine port) and its own pods. Unset: no NetworkPolicy.",
 )
+@click.option("--autoscale-interval", type=float, default=10.0, show_default=True,
+              help="Seconds between two autoscaling decisions (pools with "
+              "spec.autoscaling.enabled).")  # fmt: skip
+@click.option("--router-url", "router_urls", multiple=True,
+              help="Router base URL whose /metrics the autoscaler reads (repeatable); "
+              "unset: router pods found by --router-selector.")  # fmt: skip
+@click.option(
+    "--router-namespace",
+    default=None,
+    help="Namespace of the router pods (default: the first --namespace, or default).",
+)
+@click.option("--router-selector", default=AutoscalerSettings.router_selector,
+              show_default=True, help="Label selector of the router pods.")  # fmt: skip
+@click.option("--router-port", type=int, default=AutoscalerSettings.router_port,
+              show_default=True, help="Port of the router pods' /metrics.")  # fmt: skip
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
              insecure_skip_tls_verify: bool, metrics_port: int, liveness_port: int,
              peering: bool, resync_seconds: float,
              drain_timeout: int, discovery_bound: float, drain_poll: float, vllm_image: str,
              simulator_image: str, max_nodes_per_instance: int, vllm_run_as_user: int | None,
-             engine_ingress_peers: str | None, verbose: bool) -> None:  # fmt: skip
+             engine_ingress_peers: str | None, autoscale_interval: float,
+             router_urls: tuple[str, ...], router_namespace: str | None, router_selector: str,
+             router_port: int, verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
     try:
         settings = OperatorSettings(
@@ -130,6 +147,10 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
             pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image,
                              vllm_run_as_user=vllm_run_as_user,
                              discovery_bound_seconds=discovery_bound),
+            autoscaler=AutoscalerSettings(
+                interval_seconds=autoscale_interval, router_urls=router_urls,
+                router_namespace=router_namespace, router_selector=router_selector,
+                router_port=router_port),
         )  # fmt: skip
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

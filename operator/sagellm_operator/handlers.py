@@ -18,6 +18,7 @@ from sagellm_core.crdversion import installed_crd_problems
 from sagellm_operator.k8s import Kube, connect
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.accepted import remember
+from sagellm_operator.reconcile.autoscaler import autoscale_forever
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named
@@ -99,11 +100,13 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
         memo.ctx = Context(await connect(_settings), _settings, metrics)
         await check_crds(memo.ctx.kube)
         memo.resync = asyncio.create_task(resync_forever(memo.ctx))
+        memo.autoscale = asyncio.create_task(autoscale_forever(memo.ctx))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         memo.resync.cancel()
-        await asyncio.gather(memo.resync, return_exceptions=True)
+        memo.autoscale.cancel()
+        await asyncio.gather(memo.resync, memo.autoscale, return_exceptions=True)
         await memo.ctx.kube.close()
 
     @kopf.on.create(*POOLS, registry=registry)

@@ -31,6 +31,28 @@ class PodDefaults:
 
 
 @dataclass(frozen=True)
+class AutoscalerSettings:
+    """Where the built-in autoscaler reads demand, and how often it decides."""
+
+    interval_seconds: float = 10.0
+    """Time between two decisions (each reads every router once)."""
+    router_urls: tuple[str, ...] = ()
+    """Fixed router base URLs (local runs). Empty: router pods are found by label."""
+    router_namespace: str | None = None
+    """Namespace of the router pods (None: the first served namespace, or ``default``)."""
+    router_selector: str = "app.kubernetes.io/component=router"
+    """Label selector of the router pods (the chart labels them so)."""
+    router_port: int = 8080
+    """Port of the routers' ``/metrics``."""
+
+    def __post_init__(self) -> None:
+        if self.interval_seconds <= 0:
+            raise ValueError("the autoscale interval must be > 0 seconds")
+        if not 0 < self.router_port < 65536:
+            raise ValueError(f"router port {self.router_port} is not a TCP port")
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to serve; empty with ``all_namespaces`` means the whole cluster."""
@@ -63,6 +85,7 @@ class OperatorSettings:
     max_nodes_per_instance: int = 8
     """Plans needing more nodes per instance are refused (InvalidSpec, with the planner's fix)."""
     pods: PodDefaults = field(default_factory=PodDefaults)
+    autoscaler: AutoscalerSettings = field(default_factory=AutoscalerSettings)
 
     def __post_init__(self) -> None:
         if not self.all_namespaces and not self.namespaces:

@@ -23,6 +23,7 @@ from sagellm_core.scheduling.registry import (
 )
 from sagellm_router.admission import ConcurrencyLimit
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
+from sagellm_router.demand import DemandCollector, PoolDemand, arrivals_counter, pool_demand
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
 from sagellm_router.health import IMMEDIATE, HealthBook, ProbeTarget
@@ -54,10 +55,12 @@ def starting(endpoint: Endpoint) -> bool:
 def may_hold(pool: PoolSnapshot) -> bool:
     """Whether a request for ``pool`` may wait in its queue while no endpoint is routable.
 
-    Today: only when one of its serving endpoints is starting (it will be routable soon). A
-    pool scaled to zero by autoscaling (min 0) is the other case that should hold; that
-    decision belongs here.
+    When one of its serving endpoints is starting (it will be routable soon), or when the
+    pool can scale from zero (autoscaling with a role at ``minReplicas: 0``): the held request
+    is demand the operator's autoscaler sees, and it starts a replica.
     """
+    if pool.scale_from_zero:
+        return True
     serving = [e for e in pool.endpoints if e.role is not Role.PREFILL]
     return any(starting(e) for e in serving)
 
@@ -110,6 +113,18 @@ class RouterState:
             self.clock,
             LoadModel(stale_after_s=self.settings.scrape.stale_after_s),
         )
+        self.arrivals = arrivals_counter(self.metrics.registry)
+        self.metrics.registry.register(DemandCollector(self.demands))
+
+    def demands(self) -> list[PoolDemand]:
+        """Each pool's demand now (the ``sagellm_router_demand_*`` series)."""
+        out = []
+        for pool in self.table.pools:
+            runtime = self.runtimes.get(pool.name)
+            queued = float(runtime.queue.queued) if runtime is not None else 0.0
+            serving = bool(serving_candidates(pool, self.health.ejected))
+            out.append(pool_demand(pool, queued, serving, self.tracker, self.engine_stats))
+        return out
 
     def new_request_id(self) -> str:
         """A fresh 32-hex-digit request id (seeded once from the OS; no syscall per request)."""
@@ -221,10 +236,12 @@ class RouterState:
         return "draining" if endpoint.draining else "routable"
 
     def ready(self) -> bool:
-        """Not shutting down, and some pool has an endpoint that can take a request now."""
+        """Not shutting down, and some pool can take a request now or can scale from zero (a
+        router that went unready with every pool at zero would never see the request that
+        starts one)."""
         ejected = self.health.ejected
         return not self.shutting_down and any(
-            serving_candidates(pool, ejected) for pool in self.table.pools
+            pool.scale_from_zero or serving_candidates(pool, ejected) for pool in self.table.pools
         )
 
     def dead(self, pool: PoolSnapshot) -> bool:

@@ -58,6 +58,9 @@ class PoolSnapshot:
     task: str = "generate"
     created: str | None = None
     order: int = 0
+    scale_from_zero: bool = False
+    """Autoscaling may start this pool from zero replicas: requests wait for it (bounded by the
+    queue timeout) instead of a 503 while no endpoint exists."""
 
     def effective_scheduling(self) -> SchedulingSpec:
         """``scheduling`` with the pool-level ``policy`` (when set) taking precedence."""

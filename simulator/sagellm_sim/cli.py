@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from sagellm_sim.config import Faults, KvTransferConfig, SimConfig
+from sagellm_sim.kv_events import KvEventsConfig
 from sagellm_sim.profiles import builtin_profiles
 
 log = logging.getLogger("sagellm_sim.cli")
@@ -108,9 +109,16 @@ def _opt(*names: str, **kw: Any) -> Callable[[F], F]:
 @_opt("--enable-prefix-caching/--no-enable-prefix-caching", default=True)
 @_opt("--num-gpu-blocks-override", default=None, type=int)
 @_opt("--kv-transfer-config", default=None, help="JSON, as for vLLM.")
+@_opt("--kv-events-config", default=None, help="JSON, as for vLLM: publish KV-cache events.")
 @_opt("--dtype", default="auto")
 @_opt("--enable-expert-parallel", "-ep", is_flag=True, default=False)
 @_opt("--enable-prompt-tokens-details", is_flag=True, default=False)
+@_opt(
+    "--shutdown-timeout",
+    default=0,
+    type=int,
+    help="On SIGTERM: 0 aborts in-flight requests; N > 0 drains them for up to N s (as vLLM).",
+)
 @_opt("--seed", "vllm_seed", default=None, type=int, help="vLLM's seed (used if no --sim-seed).")
 @_opt(
     "--runner",
@@ -185,8 +193,10 @@ def config_from_options(opts: dict[str, Any], unknown: list[str]) -> SimConfig:
         enable_prefix_caching=opts["enable_prefix_caching"],
         num_gpu_blocks_override=opts["num_gpu_blocks_override"],
         kv_transfer=KvTransferConfig.parse(kvt) if kvt else None, dtype=opts["dtype"],
+        kv_events=KvEventsConfig.parse(kve) if (kve := opts["kv_events_config"]) else None,
         enable_expert_parallel=opts["enable_expert_parallel"],
         enable_prompt_tokens_details=opts["enable_prompt_tokens_details"],
+        shutdown_timeout=opts["shutdown_timeout"],
         extra_args=tuple(unknown), sim_profile=opts["sim_profile"],
         sim_time_scale=opts["sim_time_scale"], sim_seed=seed or 0, sim_faults=faults,
         sim_startup_delay=opts["sim_startup_delay"], sim_admin=opts["sim_admin"],

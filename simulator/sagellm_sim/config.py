@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sagellm_sim.kv_events import KvEventsConfig
 from sagellm_sim.profiles import DEFAULT_PROFILE
 
 KV_ROLES = ("kv_producer", "kv_consumer", "kv_both")
@@ -125,9 +126,11 @@ class SimConfig:
     enable_prefix_caching: bool = True
     num_gpu_blocks_override: int | None = None
     kv_transfer: KvTransferConfig | None = None
+    kv_events: KvEventsConfig | None = None  # --kv-events-config
     dtype: str = "auto"
     enable_prompt_tokens_details: bool = False
     enable_expert_parallel: bool = False
+    shutdown_timeout: int = 0  # vLLM's --shutdown-timeout: 0 aborts on SIGTERM, N drains N s
     extra_args: tuple[str, ...] = ()
     sim_profile: str = DEFAULT_PROFILE
     sim_time_scale: float = 1.0
@@ -141,6 +144,8 @@ class SimConfig:
     runner: str = "auto"  # vLLM --runner: auto | generate | pooling (| draft)
     convert: str = "auto"  # vLLM --convert: auto | none | embed | classify | ...
     sim_embedding_dim: int | None = None  # None: the profile model's hidden size
+    # vLLM's VLLM_SERVER_DEV_MODE=1: serves POST /reset_prefix_cache
+    dev_mode: bool = field(default_factory=lambda: os.environ.get("VLLM_SERVER_DEV_MODE") == "1")
 
     def __post_init__(self) -> None:
         for name in (
@@ -156,6 +161,8 @@ class SimConfig:
                 raise ValueError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
+        if self.shutdown_timeout < 0:
+            raise ValueError(f"--shutdown-timeout must be >= 0, got {self.shutdown_timeout}")
         too_small = (
             self.max_model_len is not None and self.max_num_batched_tokens < self.max_model_len
         )

@@ -28,9 +28,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sagellm_sim.engine import SimRequest, Status
-from sagellm_sim.errors import invalid, not_found_model, schema_error
+from sagellm_sim.errors import ApiError, invalid, not_found_model, schema_error
 from sagellm_sim.kvcache import block_hashes
 from sagellm_sim.protocol import decode_json
+from sagellm_sim.responses import ENGINE_DEAD_MESSAGE
 from sagellm_sim.state import SERVER_KEY, SimServer
 from sagellm_sim.tokenizer import tokenize
 
@@ -111,7 +112,9 @@ async def embeddings(request: web.Request) -> web.Response:
                 f"{srv.max_model_len}", "input",
             )  # fmt: skip
     rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
-    await _run_prefill(srv, rid, ids)
+    srv.check_accepting()
+    with srv.tracked():
+        await _run_prefill(srv, rid, ids)
     keys = [t if isinstance(t, str) else "ids:" + ",".join(map(str, t)) for t in inputs]
     vectors = [embedding_vector(k, dim, srv.config.sim_seed) for k in keys]
     data_out = [
@@ -153,6 +156,8 @@ async def _run_prefill(srv: SimServer, rid: str, prompts: list[list[int]]) -> No
             finished = False
             while not finished:
                 _, finished = await handle.next()
+            if handle.aborted:
+                raise ApiError(ENGINE_DEAD_MESSAGE, 500, "InternalServerError")
     finally:
         for handle in handles:
             if handle.req.status is not Status.FINISHED:

@@ -258,10 +258,13 @@ class EngineCore:
         return outputs
 
     def _commit_blocks(self, req: SimRequest) -> None:
-        full = min(req.num_computed // self.cache.block_size, len(req.block_hashes))
-        for idx in range(req.committed_blocks, full):
-            self.cache.commit(req.blocks[idx], req.block_hashes[idx])
-        req.committed_blocks = max(req.committed_blocks, full)
+        size = self.cache.block_size
+        first, full = req.committed_blocks, min(req.num_computed // size, len(req.block_hashes))
+        if full > first:
+            parent = req.block_hashes[first - 1] if first else None
+            self.cache.store(req.blocks[first:full], req.block_hashes[first:full], parent,
+                             req.prompt_ids[first * size : full * size])  # fmt: skip
+        req.committed_blocks = max(first, full)
 
     def _finish(self, req: SimRequest, now: float) -> None:
         del self.running[req.request_id]

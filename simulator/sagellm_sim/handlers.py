@@ -21,7 +21,15 @@ from sagellm_sim.errors import not_found_model
 from sagellm_sim.kvcache import block_hashes
 from sagellm_sim.pd import producer_params
 from sagellm_sim.protocol import Kind, Prepared, decode_json, prepare
-from sagellm_sim.responses import DONE, ResponseCtx, chunk, full_response, usage, usage_chunk
+from sagellm_sim.responses import (
+    DONE,
+    ENGINE_DEAD_EVENT,
+    ResponseCtx,
+    chunk,
+    full_response,
+    usage,
+    usage_chunk,
+)
 from sagellm_sim.runner import EngineRunner, RequestHandle
 from sagellm_sim.state import SERVER_KEY, SimServer
 from sagellm_sim.tokenizer import TextGenerator
@@ -73,12 +81,19 @@ async def _generate(request: web.Request, kind: Kind) -> web.StreamResponse:
                    srv.max_model_len)  # fmt: skip
     if prep.model not in srv.config.accepted_names:
         raise not_found_model(prep.model, srv.config.accepted_names)
+    srv.check_accepting()
     runner = srv.pick_runner(request.headers.get("X-data-parallel-rank"))
     srv.check_admission(runner)
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
-    job = _submit(srv, runner, prep, request_id)
+    with srv.tracked():
+        return await _answer(request, srv, runner, _submit(srv, runner, prep, request_id))
+
+
+async def _answer(
+    request: web.Request, srv: SimServer, runner: EngineRunner, job: Job
+) -> web.StreamResponse:
     try:
-        if prep.stream:
+        if job.prep.stream:
             return await _stream(request, job)
         return await _complete(request, job)
     finally:
@@ -140,7 +155,9 @@ async def _complete(request: web.Request, job: Job) -> web.Response:
     while not finished:
         n, finished = await job.handle.next()
         words.extend(job.gen.next_words(n))
-    body = full_response(job.ctx, "".join(words), job.req.finish_reason, job.usage(),
+    # An engine shutdown without drain answers what was generated, as vLLM 0.32 does.
+    reason = "abort" if job.handle.aborted else job.req.finish_reason
+    body = full_response(job.ctx, "".join(words), reason, job.usage(),
                          _kv_params(request, job))  # fmt: skip
     return web.json_response(body)
 
@@ -155,6 +172,9 @@ async def _stream(request: web.Request, job: Job) -> web.StreamResponse:
             await resp.write(chunk(job.ctx, "", None, role=True, use=job.chunk_usage(0)))
         while not finished:
             n, finished = await job.handle.next()
+            if job.handle.aborted:
+                await _partial(resp, job, n)
+                return await _end_aborted(resp)
             limit = _fault_limit(faults.stall_after_tokens, faults.cut_stream_after_tokens)
             if limit is not None and sent + n >= limit:
                 await _partial(resp, job, limit - sent)
@@ -170,6 +190,14 @@ async def _stream(request: web.Request, job: Job) -> web.StreamResponse:
         await resp.write_eof()
     except ConnectionResetError:
         log.info("client disconnected request_id=%s", job.req.request_id)
+    return resp
+
+
+async def _end_aborted(resp: web.StreamResponse) -> web.StreamResponse:
+    """vLLM 0.32 ends a stream cut by engine shutdown with an error event, then ``[DONE]``."""
+    await resp.write(ENGINE_DEAD_EVENT)
+    await resp.write(DONE)
+    await resp.write_eof()
     return resp
 
 

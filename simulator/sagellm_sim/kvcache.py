@@ -7,12 +7,17 @@
 * Blocks whose reference count drops to zero go to the tail of the free queue but keep their
   hash: they are reusable by a later request with the same prefix until allocation evicts them
   from the head of the queue (least recently freed first). Blocks in use are never evicted.
+* With ``record_events`` the cache queues vLLM's KV events (``sagellm_sim.kv_events``): one
+  ``BlockStored`` per ``store`` run, one ``BlockRemoved`` per evicted cached block and
+  ``AllBlocksCleared`` on ``reset``; the engine driver takes them after each step.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+
+from sagellm_sim.kv_events import AllBlocksCleared, BlockRemoved, BlockStored, KvEvent
 
 
 def block_hashes(token_ids: Sequence[int], block_size: int, salt: str | None = None) -> list[int]:
@@ -28,7 +33,10 @@ def block_hashes(token_ids: Sequence[int], block_size: int, salt: str | None = N
 class KVCache:
     """Block allocator plus prefix cache. Not thread-safe; one engine owns one cache."""
 
-    def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool) -> None:
+    def __init__(
+        self, num_blocks: int, block_size: int, enable_prefix_caching: bool,
+        record_events: bool = False,
+    ) -> None:  # fmt: skip
         if num_blocks < 1 or block_size < 1:
             raise ValueError(f"num_blocks and block_size must be >= 1 ({num_blocks}, {block_size})")
         self.num_blocks = num_blocks
@@ -38,6 +46,14 @@ class KVCache:
         self._hash: list[int | None] = [None] * num_blocks
         self._cached: dict[int, int] = {}
         self._free: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
+        self.events: list[KvEvent] | None = [] if record_events and enable_prefix_caching else None
+
+    def take_events(self) -> list[KvEvent]:
+        """The events queued since the last call (empty when not recording)."""
+        if not self.events:
+            return []
+        out, self.events = self.events, []
+        return out
 
     @property
     def num_free(self) -> int:
@@ -82,6 +98,8 @@ class KVCache:
                 self._hash[b] = None
                 if self._cached.get(h) == b:
                     del self._cached[h]
+                    if self.events is not None:
+                        self.events.append(BlockRemoved(h))
             self._ref[b] = 1
             out.append(b)
         return out
@@ -100,6 +118,28 @@ class KVCache:
         if self.enable_prefix_caching and block_hash not in self._cached:
             self._cached[block_hash] = block_id
             self._hash[block_id] = block_hash
+
+    def store(
+        self, block_ids: Sequence[int], hashes: Sequence[int], parent: int | None,
+        token_ids: Sequence[int],
+    ) -> None:  # fmt: skip
+        """Commit a run of newly full blocks of one request (one ``BlockStored``, as vLLM)."""
+        for block_id, block_hash in zip(block_ids, hashes, strict=True):
+            self.commit(block_id, block_hash)
+        if self.events is not None and hashes:
+            self.events.append(
+                BlockStored(tuple(hashes), parent, tuple(token_ids), self.block_size)
+            )
+
+    def reset(self) -> bool:
+        """Forget every cached hash (vLLM's reset_prefix_cache); False while blocks are in use."""
+        if len(self._free) < self.num_blocks:
+            return False
+        self._cached.clear()
+        self._hash = [None] * self.num_blocks
+        if self.events is not None:
+            self.events.append(AllBlocksCleared())
+        return True
 
     @property
     def num_cached(self) -> int:

@@ -16,6 +16,15 @@ from typing import Any
 from sagellm_sim.protocol import Kind
 
 DONE = b"data: [DONE]\n\n"
+# The event vLLM 0.32 sends in place of further chunks when its engine stops under a stream
+# (measured: SIGTERM without --shutdown-timeout); note json.dumps' default ", "/": " spacing.
+ENGINE_DEAD_MESSAGE = "EngineCore encountered an issue. See stack trace (above) for the root cause."
+ENGINE_DEAD_EVENT = (
+    b"data: "
+    + json.dumps({"error": {"message": ENGINE_DEAD_MESSAGE, "type": "InternalServerError",
+                            "param": None, "code": 500}}).encode()
+    + b"\n\n"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

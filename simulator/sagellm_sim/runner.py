@@ -16,12 +16,14 @@ from typing import Protocol
 
 from sagellm_sim.config import Faults
 from sagellm_sim.engine import EngineCore, Output, SimRequest, Status
+from sagellm_sim.kv_events import KvEvent
 from sagellm_sim.pd import HeldKV
 
 log = logging.getLogger("sagellm_sim.engine")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+Publish = Callable[[list[KvEvent]], None]
 
 
 class MetricsSink(Protocol):
@@ -33,12 +35,13 @@ class MetricsSink(Protocol):
 class RequestHandle:
     """Channel from the engine loop to the HTTP handler of one request."""
 
-    __slots__ = ("_event", "finished", "last_token_at", "pending", "req")
+    __slots__ = ("_event", "aborted", "finished", "last_token_at", "pending", "req")
 
     def __init__(self, req: SimRequest) -> None:
         self.req = req
         self.pending = 0
         self.finished = False
+        self.aborted = False  # ended by the engine shutting down (``--shutdown-timeout 0``)
         self.last_token_at: float | None = None
         self._event = asyncio.Event()
 
@@ -79,6 +82,7 @@ class EngineRunner:
         self._handles: dict[str, RequestHandle] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.publish: Publish | None = None  # KV-event sink, set when --kv-events-config is on
 
     def start(self) -> None:
         if self._task is None:
@@ -121,6 +125,24 @@ class EngineRunner:
             log.info("request aborted request_id=%s", handle.req.request_id)
         self._handles.pop(handle.req.request_id, None)
 
+    def abort_all(self) -> int:
+        """End every request of this engine as aborted (vLLM's SIGTERM with no drain timeout).
+
+        Each handle is woken with ``aborted`` set; its HTTP handler answers the abort and then
+        releases the request's KV through ``abort``. Returns the number of requests ended.
+        """
+        handles = list(self._handles.values())
+        self._handles.clear()
+        for handle in handles:
+            handle.aborted = True
+            handle.push(0, True)
+        return len(handles)
+
+    @property
+    def busy(self) -> bool:
+        """Requests are queued or running on this engine."""
+        return bool(self._handles) or self.core.has_work()
+
     def hold_kv(self, req: SimRequest, seconds: float) -> None:
         self.held.hold(req, self.clock() + seconds)
         self._wake.set()
@@ -147,6 +169,20 @@ class EngineRunner:
             dt = self.core.cost.step_seconds(batch.work) * self.time_scale * self.faults.slow_factor
             await self._sleep(dt)
             self._deliver(self.core.complete(batch, self.clock()))
+            self.flush_events()
+
+    def reset_prefix_cache(self) -> bool:
+        """Forget every cached block; False while blocks are in use.
+
+        Its ``AllBlocksCleared`` goes out with the next engine step's batch, as in vLLM 0.32.
+        """
+        return self.core.cache.reset()
+
+    def flush_events(self) -> None:
+        """Publish the KV events of the last step as one batch (vLLM publishes per step)."""
+        events = self.core.cache.take_events()
+        if events and self.publish is not None:
+            self.publish(events)
 
     async def _idle(self, now: float) -> None:
         wakeups = [t for t in (self.core.next_ready_at(), self.held.next_expiry()) if t is not None]

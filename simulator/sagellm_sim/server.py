@@ -29,6 +29,7 @@ from sagellm_sim.metrics import CONTENT_TYPE
 from sagellm_sim.protocol import TokenizeBody, chat_prompt_ids, decode_json, validate
 from sagellm_sim.responses import models_list
 from sagellm_sim.runner import Clock
+from sagellm_sim.shutdown import shut_down, signalled
 from sagellm_sim.state import SERVER_KEY, SimServer
 from sagellm_sim.tokenizer import tokenize
 
@@ -79,6 +80,7 @@ async def _tokenize(request: web.Request) -> web.Response:
     body: TokenizeBody = validate(TokenizeBody, decode_json(await request.read()))
     if body.model is not None and body.model not in srv.config.accepted_names:
         raise not_found_model(body.model, srv.config.accepted_names)
+    srv.check_accepting()
     if body.messages is not None:
         ids = chat_prompt_ids(body.messages)
     elif isinstance(body.prompt, str):
@@ -103,6 +105,19 @@ async def _kv_release(request: web.Request) -> web.Response:
                        param="remote_engine_id")  # fmt: skip
     released = srv.runners[srv.engine_ids.index(engine_id)].release_kv(request_id)
     return web.json_response({"released": released})
+
+
+async def _kv_event_sources(request: web.Request) -> web.Response:
+    """KV-event publisher config per DP rank, as vLLM 0.32 serves it ({} without events)."""
+    pubs = request.app[SERVER_KEY].kv_publishers
+    return web.json_response({str(p.dp_rank): p.source() for p in pubs})
+
+
+async def _reset_prefix_cache(request: web.Request) -> web.Response:
+    """vLLM's dev-mode route (VLLM_SERVER_DEV_MODE=1); fails while blocks are in use."""
+    srv = request.app[SERVER_KEY]
+    results = [r.reset_prefix_cache() for r in srv.runners]
+    return web.json_response({"success": all(results)})
 
 
 async def _faults(request: web.Request) -> web.Response:
@@ -142,6 +157,9 @@ def build_app(
     r.add_post("/tokenize", _tokenize)
     r.add_get("/metrics", _metrics)
     r.add_post("/sim/kv_release", _kv_release)
+    r.add_get("/kv_event_sources", _kv_event_sources)
+    if config.dev_mode:
+        r.add_post("/reset_prefix_cache", _reset_prefix_cache)
     if config.sim_admin:
         r.add_get("/sim/faults", _faults)
         r.add_post("/sim/faults", _faults)
@@ -149,9 +167,13 @@ def build_app(
 
 
 async def run_server(
-    config: SimConfig, *, app: web.Application | None = None, ready: asyncio.Event | None = None
-) -> None:
-    """Serve until cancelled; the socket only listens after ``--sim-startup-delay``."""
+    config: SimConfig, *, app: web.Application | None = None, ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:  # fmt: skip
+    """Serve until SIGTERM/SIGINT (or ``stop``), then shut down as vLLM 0.32 does.
+
+    The socket only listens after ``--sim-startup-delay``. See ``sagellm_sim.shutdown``.
+    """
     app = app if app is not None else build_app(config)
     if config.sim_startup_delay > 0:
         log.info("simulating start-up for %.1fs (connections refused)", config.sim_startup_delay)
@@ -164,6 +186,7 @@ async def run_server(
     if ready is not None:
         ready.set()
     try:
-        await asyncio.Event().wait()
+        await (stop or signalled()).wait()
+        await shut_down(app[SERVER_KEY], site, config.shutdown_timeout)
     finally:
         await runner.cleanup()

@@ -8,21 +8,28 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
+import zmq.asyncio
 from aiohttp import web
 
 from sagellm_sim.config import VLLM_COMPAT_VERSION, SimConfig
 from sagellm_sim.engine import EngineCore
 from sagellm_sim.errors import ApiError
+from sagellm_sim.kv_publisher import ZmqKvPublisher
 from sagellm_sim.kvcache import KVCache
 from sagellm_sim.metrics import SimMetrics, cache_config_labels
 from sagellm_sim.profiles import CostModel, Parallelism, Profile, get_profile
 from sagellm_sim.runner import Clock, EngineRunner
 
 log = logging.getLogger("sagellm_sim.server")
+
+# What vLLM 0.32 answers a request that needs its tokenizer once shutdown began (its
+# renderer's thread pool is closed): HTTP 500 InternalServerError with this message.
+SHUTDOWN_MESSAGE = "cannot schedule new futures after shutdown"
 
 
 def _engine_ids(config: SimConfig) -> list[str]:
@@ -99,10 +106,17 @@ class SimServer:
         self.sequence = 0
         self.session: aiohttp.ClientSession | None = None
         self.background: set[asyncio.Task[Any]] = set()
+        self.kv_publishers: list[ZmqKvPublisher] = []
+        self._zmq: zmq.asyncio.Context | None = None
+        self.shutting_down = False
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def _core(self) -> EngineCore:
         c = self.config
-        cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching)
+        events = c.kv_events is not None and c.kv_events.publishes
+        cache = KVCache(self.num_gpu_blocks, c.block_size, c.enable_prefix_caching, events)
         return EngineCore(
             self.cost, cache, c.max_num_seqs, c.max_num_batched_tokens, c.enable_chunked_prefill
         )
@@ -132,6 +146,31 @@ class SimServer:
                 f"(--sim-max-waiting {limit}); retry later", 503, "ServiceUnavailableError",
             )  # fmt: skip
 
+    def check_accepting(self) -> None:
+        """After SIGTERM, requests that need the tokenizer fail as they do in vLLM 0.32."""
+        if self.shutting_down:
+            raise ApiError(SHUTDOWN_MESSAGE, 500, "InternalServerError")
+
+    @contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Count one engine request in flight for as long as its HTTP handler runs."""
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until no engine request is in flight."""
+        await self._idle.wait()
+
+    def abort_all(self) -> int:
+        """End every queued and running request as aborted; returns how many."""
+        return sum(r.abort_all() for r in self.runners)
+
     def request_done(self) -> None:
         self.completed_requests += 1
         limit = self.faults.crash_after
@@ -158,6 +197,14 @@ class SimServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self, _app: web.Application) -> None:
+        kv = self.config.kv_events
+        if kv is not None and kv.publishes:
+            self._zmq = zmq.asyncio.Context()
+            for r in self.runners:
+                pub = ZmqKvPublisher(kv, r.index, self._zmq)
+                pub.start()
+                r.publish = pub.publish
+                self.kv_publishers.append(pub)
         for r in self.runners:
             r.start()
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -169,6 +216,10 @@ class SimServer:
             task.cancel()
         if self.session is not None:
             await self.session.close()
+        for pub in self.kv_publishers:
+            await pub.close()
+        if self._zmq is not None:
+            self._zmq.term()
 
 
 SERVER_KEY = web.AppKey("sagellm_sim.server", SimServer)

@@ -1,10 +1,8 @@
 """A deterministic tokenizer approximation and deterministic generated text.
 
-Tokenization: the text is split into pieces by ``_PIECE`` — a run of up to 6 letters, up to 3
-digits or one other non-space character, each with its optional leading space, or a run of
-whitespace. Every piece is one token. Typical English prose comes out at ~1.2 tokens per word
-(~4.2 characters per token), close to Llama-3's BPE. Token ids are CRC32 of the piece modulo the
-vocabulary size, so equal text gives equal ids in every process (prefix caching keys on them).
+Tokenization (``tokenize``, ``count_tokens``) lives in ``sagellm_core.sim_tokens``, shared with
+the router's ``kv_aware`` strategy: every piece of text (a short letter or digit run, or one
+other character) is one token whose id is a CRC32 of the piece.
 
 Generation: each output token is one word from ``WORDS`` (each is a single piece above, so
 re-tokenizing generated text gives back the same count). The word sequence comes from a PRNG
@@ -15,12 +13,12 @@ token ids, so the same request on the same simulator yields the same text.
 from __future__ import annotations
 
 import random
-import re
 import zlib
 from collections.abc import Sequence
 
-VOCAB_SIZE = 128_256  # Llama-3 vocabulary size
-_PIECE = re.compile(r" ?[A-Za-z]{1,6}| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]|\s+")
+from sagellm_core.sim_tokens import VOCAB_SIZE, count_tokens, tokenize
+
+__all__ = ["VOCAB_SIZE", "WORDS", "TextGenerator", "count_tokens", "render_chat", "tokenize"]
 
 _WORD_TEXT = """
 the of and to in is was for on that with as it by at from his an were are which this be or has
@@ -31,16 +29,6 @@ river group part found early people each season began area few last long large n
 light model token cache block queue route fast slow node pool batch
 """
 WORDS: tuple[str, ...] = tuple(_WORD_TEXT.split())
-
-
-def tokenize(text: str) -> list[int]:
-    """Token ids of ``text`` (see module docstring)."""
-    crc = zlib.crc32
-    return [crc(p.encode()) % VOCAB_SIZE for p in _PIECE.findall(text)]
-
-
-def count_tokens(text: str) -> int:
-    return len(_PIECE.findall(text))
 
 
 def render_chat(messages: Sequence[tuple[str, str]]) -> str:

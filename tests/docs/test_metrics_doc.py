@@ -7,7 +7,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from sagellm_operator.metrics import Metrics
-from sagellm_router.metrics import RouterMetrics
+from sagellm_router.config import RouterSettings
+from sagellm_router.state import build_state
 from sagellm_sim.config import SimConfig
 from sagellm_sim.state import SimServer
 
@@ -23,7 +24,8 @@ def _documented(name: str) -> bool:
 
 
 def _families() -> list[str]:
-    names = [m.name for m in RouterMetrics().registry.collect()]
+    router = build_state(RouterSettings(), lambda: 0.0).metrics.registry  # demand series too
+    names = [m.name for m in router.collect()]
     names += [m.name for m in Metrics().registry.collect()]
     srv = SimServer(SimConfig(model="m", sim_profile="tiny"))
     names += [f.name for f in text_string_to_metric_families(srv.metrics.render().decode())]

@@ -145,10 +145,14 @@ async def wait_http_ok(url: str, log: Path, timeout_s: float = 30) -> None:
 
 @contextlib.asynccontextmanager
 async def local_cluster(
-    workdir: Path, namespace: str = "default", router: Obj | None = None
+    workdir: Path,
+    namespace: str = "default",
+    router: Obj | None = None,
+    operator_args: tuple[str, ...] = (),
 ) -> AsyncIterator[LocalCluster]:
     """Emulated API + CRDs, fake kubelet (simulate mode), operator and router processes;
-    ``router`` adds to (or replaces) sections of the router's settings."""
+    ``router`` adds to (or replaces) sections of the router's settings; ``operator_args`` are
+    added to the operator's command line (``{router}`` in one stands for the router's URL)."""
     async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
         for path in sorted((ROOT / "crds").glob("*.yaml")):
             crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -167,7 +171,9 @@ async def local_cluster(
                          namespace, "--metrics-port", "0", "--liveness-port", str(liveness),
                          "--resync-seconds", "1", "--drain-timeout", "30",
                          "--discovery-bound", str(DISCOVERY_BOUND_S),
-                         "--drain-poll", "0.5"]  # fmt: skip
+                         "--drain-poll", "0.5",
+                         *(a.replace("{router}", f"http://127.0.0.1:{port}")
+                           for a in operator_args)]  # fmt: skip
         router_argv = [SAGELLM, "router", "--config", str(router_path), "--log-level", "warning"]
         kubelet = FakeKubelet(str(emu.url), namespace=namespace, simulate=True)
         async with (

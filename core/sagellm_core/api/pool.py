@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
+from sagellm_core.api.autoscaling import AutoscalingSpec, AutoscalingStatus, ScaleStatus
 from sagellm_core.api.common import (
     ApiModel,
     Architecture,
@@ -287,25 +288,6 @@ class SchedulingSpec(ApiModel):
     )
 
 
-class ScaleBounds(ApiModel):
-    model_config = cel_rules(
-        _cel("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas"),
-    )
-
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(ge=1, le=1000)
-
-
-class AutoscalingSpec(ApiModel):
-    """Optional built-in scaling from router queue depth; off unless ``enabled``."""
-
-    enabled: bool = False
-    general: ScaleBounds | None = None
-    prefill: ScaleBounds | None = None
-    decode: ScaleBounds | None = None
-    target_queue_depth_per_replica: int = Field(default=4, ge=1)
-
-
 class LifecycleSpec(ApiModel):
     """How the operator retires an instance (scale-in, rolling update, pod deletion)."""
 
@@ -328,6 +310,9 @@ class InferencePoolSpec(ApiModel):
              "roles.prefill.targetBatchSize must be at least model.maxModelLen when "
              "chunkedPrefill is false (vLLM could never schedule a longer prompt)",
              ".roles.prefill.targetBatchSize"),
+        *(_cel(f"!has(self.autoscaling) || !has(self.autoscaling.{r}) || has(self.roles.{r})",
+               f"autoscaling.{r} gives bounds for a role the pool does not have (roles.{r})",
+               f".autoscaling.{r}") for r in ("general", "prefill", "decode")),
     )  # fmt: skip
 
     model: ModelSpec
@@ -352,6 +337,13 @@ class InferencePoolSpec(ApiModel):
             Role.DECODE: self.roles.decode,
         }[role]
         return section.replicas if section is not None else 0
+
+    def max_replicas_for(self, role: Role | str) -> int:
+        """The most replicas the role may run: its autoscaling max when the autoscaler owns
+        it, else its replicas."""
+        owned = self.autoscaling.bounds_by_role() if self.autoscaling else {}
+        bounds = owned.get(Role(role))
+        return bounds.max_replicas if bounds is not None else self.replicas_for(role)
 
     def parallelism_for(self, role: Role | str) -> ParallelismSpec:
         """The role's own parallelism when set, else the pool's."""
@@ -421,6 +413,17 @@ class InferencePoolStatus(ApiModel):
     scheduling: SchedulingSpec | None = Field(
         default=None, description="spec.scheduling as the router applies it (absent: not set)."
     )
+    scale_from_zero: bool = Field(
+        default=False,
+        description="spec.autoscaling lets a role sit at zero replicas: the router holds its "
+        "requests while an instance starts.",
+    )
+    max_gpus: int = Field(
+        default=0, ge=0, alias="maxGPUs",
+        description="GPUs the pool may use at max replicas (autoscaling max, else replicas)",
+    )  # fmt: skip
+    autoscaling: AutoscalingStatus | None = None
+    scale: ScaleStatus | None = None
 
 
 class InferencePool(ApiModel):

@@ -102,6 +102,10 @@ class PoolPlan:
     plans: dict[Role, Plan]
     errors: tuple[str, ...]
 
+    def max_gpus(self, spec: InferencePoolSpec) -> int:
+        """GPUs the pool may use at max replicas (what autoscaling can reach)."""
+        return sum(p.gpus_per_instance * spec.max_replicas_for(r) for r, p in self.plans.items())
+
     def status_plans(self) -> list[RolePlan]:
         """``InferencePool.status.plan``: one entry per role, in role order."""
         return [role_plan(p) for p in self.plans.values()]

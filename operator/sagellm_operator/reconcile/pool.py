@@ -22,7 +22,7 @@ from sagellm_operator.reconcile.rollout import (
     count_read,
     decide,
 )
-from sagellm_operator.reconcile.status import invalid_status, pool_status
+from sagellm_operator.reconcile.status import invalid_status, pool_status, scale_status
 
 Obj = dict[str, Any]
 
@@ -104,6 +104,8 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
     status = pool_status(pool, spec, counts, plans, remaining, acts.busy, iso(ctx.clock()))
     status["conditions"].append(accepted)
+    status["maxGPUs"] = planned.max_gpus(spec)
+    status["scale"] = scale_status(pool, status["roles"])
     await _write(ctx, pool, status)
 
 

@@ -53,6 +53,11 @@ def serving(pool: Obj, with_scheduling: bool = True) -> Obj:
             "scheduling": scheduling if isinstance(scheduling, dict) else None}  # fmt: skip
 
 
+def scale_from_zero(spec: InferencePoolSpec) -> bool:
+    """Whether the autoscaler may hold a role at zero (the router then holds its requests)."""
+    return spec.autoscaling is not None and spec.autoscaling.scales_from_zero()
+
+
 def pool_status(pool: Obj, spec: InferencePoolSpec, desired: dict[str, int], plans: list[Obj],
                 instances: list[Obj], busy: bool, now: str) -> Obj:  # fmt: skip
     gen = pool["metadata"].get("generation")
@@ -83,6 +88,7 @@ def pool_status(pool: Obj, spec: InferencePoolSpec, desired: dict[str, int], pla
         "phase": phase, "observedGeneration": gen, "conditions": conditions, "plan": plans,
         "roles": roles, "readyReplicas": sum(r["ready"] for r in roles),
         "desiredReplicas": sum(desired.values()), "endpoints": eps, **serving(pool),
+        "scaleFromZero": scale_from_zero(spec),
     }  # fmt: skip
 
 
@@ -99,3 +105,11 @@ def invalid_status(pool: Obj, reason: str, problems: list[str], now: str) -> Obj
             _condition(old, L.CONDITION_DEGRADED, True, reason, msg, now, gen),
         ],
     }  # fmt: skip
+
+
+def scale_status(pool: Obj, roles: list[Obj]) -> Obj:
+    """What ``/scale`` reports: the general role's ready replicas and its pods' selector."""
+    ready = next((r["ready"] for r in roles if r["role"] == "General"), 0)
+    name = pool["metadata"]["name"]
+    selector = f"{L.LABEL_POOL}={name},{L.LABEL_ROLE}={L.role_label_value('General')}"
+    return {"replicas": ready, "selector": selector}

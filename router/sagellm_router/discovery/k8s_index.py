@@ -92,6 +92,7 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
         scheduling=_scheduling(scheduling, key),
         task="embed" if status.get("task") == "embed" else "generate",
         created=created if isinstance(created, str) else None,
+        scale_from_zero=status.get("scaleFromZero") is True,
     )
 
 

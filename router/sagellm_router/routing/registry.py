@@ -15,6 +15,7 @@ from typing import Any, cast
 from sagellm_core.plugins import ROUTING_STRATEGY, EntryPoints, Plugin, build, discover
 from sagellm_router.routing.affinity import Affinity
 from sagellm_router.routing.base import Strategy, StrategyContext, StrategyFactory
+from sagellm_router.routing.kv_aware import KvAware
 from sagellm_router.routing.load_balanced import LoadBalanced
 from sagellm_router.routing.locality import Locality
 from sagellm_router.routing.power_of_two import PowerOfTwo
@@ -36,6 +37,7 @@ def default_strategies() -> dict[str, StrategyFactory]:
         "affinity": Affinity.create,
         "locality": Locality.create,
         "prefix_aware": PrefixAware.create,
+        "kv_aware": KvAware.create,
     }
 
 

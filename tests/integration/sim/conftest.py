@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from sim_process import Launch, kill_group, start_engine
 
 from sagellm_sim.config import SimConfig
 from sagellm_sim.server import build_app
@@ -39,3 +41,22 @@ async def start_sim() -> AsyncIterator[StartSim]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(params=["sim", pytest.param("vllm", marks=pytest.mark.vllm)])
+def launch(request: pytest.FixtureRequest) -> Iterator[Launch]:
+    """A server process the test owns (it may signal it): `sagellm sim`, or real vLLM (-m vllm)."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        *extra: str, max_model_len: int = 8192, env: dict[str, str] | None = None
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        proc, port = start_engine(request.param, extra, max_model_len, env or {})
+        procs.append(proc)
+        return proc, port
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            kill_group(proc)

@@ -51,7 +51,15 @@ def test_crd_shape(file: str, kind: str, short: str) -> None:
     assert version["name"] == "v1alpha1"
     assert version["served"]
     assert version["storage"]
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"]["status"] == {}
+    if kind == "InferencePool":  # HPA/KEDA drive the general role through /scale
+        assert version["subresources"]["scale"] == {
+            "specReplicasPath": ".spec.roles.general.replicas",
+            "statusReplicasPath": ".status.scale.replicas",
+            "labelSelectorPath": ".status.scale.selector",
+        }
+    else:
+        assert "scale" not in version["subresources"]
     columns = {c["name"] for c in version["additionalPrinterColumns"]}
     assert {"Phase", "Age"} <= columns
     schema = version["schema"]["openAPIV3Schema"]

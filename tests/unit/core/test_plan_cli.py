@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from sagellm_core.cli import main
@@ -166,3 +167,15 @@ def test_an_invalid_pool_file_names_the_problem(tmp_path: Path) -> None:
     result = run("-f", str(bad))
     assert result.exit_code == 2
     assert "parameters" in result.stderr
+
+
+def test_a_pool_file_shows_the_gpus_at_max_replicas(tmp_path: Path) -> None:
+    pool = yaml.safe_load((SAMPLES / "pd-pool.yaml").read_text())
+    result = run("-f", str(SAMPLES / "pd-pool.yaml"), "-o", "json")
+    assert json.loads(result.stdout)["maxGPUs"] == 1 * 1 + 2 * 2  # prefill TP1 ×1, decode TP2 ×2
+    pool["spec"]["autoscaling"] = {"enabled": True, "decode": {"minReplicas": 0, "maxReplicas": 5}}
+    path = tmp_path / "auto.yaml"
+    path.write_text(yaml.safe_dump(pool))
+    result = run("-f", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "GPUs at max replicas: 11" in result.stdout  # decode may reach 5 × 2

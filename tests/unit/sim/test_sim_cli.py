@@ -101,6 +101,19 @@ def test_bad_numbers_are_usage_errors() -> None:
         sim.make_context("sim", ["--max-model-len", "lots"])
 
 
+def test_shutdown_timeout_and_kv_events_config_are_parsed() -> None:
+    assert parse("m").shutdown_timeout == 0  # vLLM's default: abort on SIGTERM
+    assert parse("m", "--shutdown-timeout", "30").shutdown_timeout == 30
+    with pytest.raises(ValueError, match="--shutdown-timeout"):
+        parse("m", "--shutdown-timeout=-1")
+    config = parse("m", "--kv-events-config", '{"enable_kv_cache_events": true, "topic": "kv"}')
+    assert config.kv_events is not None
+    assert (config.kv_events.publishes, config.kv_events.topic) == (True, "kv")
+    assert parse("m").kv_events is None
+    with pytest.raises(ValueError, match="hwm"):
+        parse("m", "--kv-events-config", '{"enable_kv_cache_events": true, "hwm": 0}')
+
+
 def test_chunked_prefill_flag_as_vllm() -> None:
     assert parse("m").enable_chunked_prefill is True
     off = parse("m", "--no-enable-chunked-prefill", "--max-model-len", "4096")

@@ -1,0 +1,161 @@
+"""Which engine holds which prompt prefix, from the engines' own KV events (pure, no I/O).
+
+Engines' block hashes cannot be recomputed by the router (vLLM seeds them per process), so the
+index keys every block by its own chained hash of token ids, computed the same way for stored
+blocks (from ``BlockStored.token_ids``, chained on the parent block) and for a request's tokens;
+per engine it maps the engine's hash to that key, to apply later ``BlockRemoved`` events.
+
+Memory is bounded: each engine keeps at most ``max_blocks_per_engine`` blocks; past that its
+least recently stored blocks are dropped from the index (the engine may still hold them: the
+index then under-reports, which costs a cache hit, never correctness).
+
+Sequence numbers (``accept``, for messages of the live PUB stream, which never repeats one)
+detect what the subscriber missed: the next number is applied; a jump forward is a gap (replay
+it, or ``clear_engine`` and start over); a number that does not advance means the publisher
+restarted (its sequence starts at 0 again), so the engine's old blocks are forgotten.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from sagellm_router.kv.events import Batch, BlockHash, Cleared, Removed, Stored
+
+ROOT = 0
+
+
+class Seq(Enum):
+    APPLY = "apply"  # the expected next batch (or the first one seen)
+    GAP = "gap"  # batches are missing before this one
+    RESTART = "restart"  # the publisher started over: the engine's old blocks are gone
+
+
+def chain(parent: int, tokens: Sequence[int]) -> int:
+    """The index's key of a block: its tokens chained on its parent's key."""
+    return hash((parent, tuple(tokens)))
+
+
+def request_keys(token_ids: Sequence[int], block_size: int, limit: int) -> list[int]:
+    """Keys of the full blocks of a request's tokens (at most ``limit``)."""
+    keys: list[int] = []
+    parent = ROOT
+    for start in range(0, min(len(token_ids), block_size * limit) - block_size + 1, block_size):
+        parent = chain(parent, token_ids[start : start + block_size])
+        keys.append(parent)
+    return keys
+
+
+@dataclass
+class _Engine:
+    block_size: int | None = None
+    last_seq: int | None = None
+    by_hash: dict[BlockHash, int] = field(default_factory=dict)
+    lru: OrderedDict[int, BlockHash] = field(default_factory=OrderedDict)
+
+
+class KvIndex:
+    """Block key -> engines that hold it, fed by each engine's event batches."""
+
+    def __init__(self, max_blocks_per_engine: int = 65_536) -> None:
+        if max_blocks_per_engine < 1:
+            raise ValueError("max_blocks_per_engine must be >= 1")
+        self.max_blocks_per_engine = max_blocks_per_engine
+        self._engines: dict[str, _Engine] = {}
+        self._holders: dict[int, set[str]] = {}
+
+    # -- feeding ---------------------------------------------------------------------------
+    def accept(self, engine: str, seq: int) -> Seq:
+        """Classify ``seq`` against the last applied batch of ``engine`` (does not apply)."""
+        last = self._engines.setdefault(engine, _Engine()).last_seq
+        if last is None or seq == last + 1:
+            return Seq.APPLY
+        return Seq.GAP if seq > last + 1 else Seq.RESTART
+
+    def apply(self, engine: str, batch: Batch) -> None:
+        """Apply one batch (call after ``accept`` said APPLY, or after handling GAP/RESTART)."""
+        state = self._engines.setdefault(engine, _Engine())
+        for event in batch.events:
+            if isinstance(event, Stored):
+                self._stored(engine, state, event)
+            elif isinstance(event, Removed):
+                for block_hash in event.block_hashes:
+                    self._drop(engine, state, state.by_hash.get(block_hash))
+            elif isinstance(event, Cleared):
+                self.clear_engine(engine)
+        state.last_seq = batch.seq
+
+    def _stored(self, engine: str, state: _Engine, event: Stored) -> None:
+        size = event.block_size
+        if event.parent is None:
+            parent = ROOT
+        elif (known := state.by_hash.get(event.parent)) is not None:
+            parent = known
+        else:
+            return  # the parent was missed or dropped: these blocks are unreachable by prefix
+        state.block_size = size
+        for i, block_hash in enumerate(event.block_hashes):
+            parent = chain(parent, event.token_ids[i * size : (i + 1) * size])
+            self._drop(engine, state, state.by_hash.get(block_hash))
+            state.by_hash[block_hash] = parent
+            state.lru[parent] = block_hash
+            state.lru.move_to_end(parent)
+            self._holders.setdefault(parent, set()).add(engine)
+        while len(state.lru) > self.max_blocks_per_engine:
+            self._drop(engine, state, next(iter(state.lru)))
+
+    def _drop(self, engine: str, state: _Engine, key: int | None) -> None:
+        if key is None or key not in state.lru:
+            return
+        state.by_hash.pop(state.lru.pop(key), None)
+        holders = self._holders.get(key)
+        if holders is not None:
+            holders.discard(engine)
+            if not holders:
+                del self._holders[key]
+
+    def clear_engine(self, engine: str) -> None:
+        """Forget every block of ``engine`` (cleared cache, restart, or an unrecoverable gap)."""
+        state = self._engines.get(engine)
+        if state is None:
+            return
+        for key in list(state.lru):
+            self._drop(engine, state, key)
+
+    def forget_seq(self, engine: str) -> None:
+        """Accept the next batch whatever its number (after a restart or a resync)."""
+        state = self._engines.get(engine)
+        if state is not None:
+            state.last_seq = None
+
+    def drop_engine(self, engine: str) -> None:
+        """``engine`` left the pool: forget it entirely."""
+        self.clear_engine(engine)
+        self._engines.pop(engine, None)
+
+    # -- reading ---------------------------------------------------------------------------
+    def block_size(self, engine: str) -> int | None:
+        state = self._engines.get(engine)
+        return None if state is None else state.block_size
+
+    def blocks(self, engine: str) -> int:
+        state = self._engines.get(engine)
+        return 0 if state is None else len(state.lru)
+
+    def last_seq(self, engine: str) -> int | None:
+        state = self._engines.get(engine)
+        return None if state is None else state.last_seq
+
+    def matched_blocks(self, keys: Sequence[int], engines: Sequence[str]) -> dict[str, int]:
+        """For each engine, how many leading blocks of ``keys`` it holds."""
+        counts = dict.fromkeys(engines, 0)
+        alive = set(engines)
+        for depth, key in enumerate(keys):
+            alive &= self._holders.get(key, set())
+            if not alive:
+                break
+            for engine in alive:
+                counts[engine] = depth + 1
+        return counts
