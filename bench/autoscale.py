@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from e2e import scenarios  # noqa: E402
+from e2e.waiting import eventually  # noqa: E402
 from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, local_cluster  # noqa: E402
 
 NAME = "bench"
@@ -162,7 +163,7 @@ async def wait_start(cluster: LocalCluster, autoscale: bool) -> None:
                 await r.text()
             )
 
-    await scenarios.wait_for(router_knows_pool, "the router to see the pool", 60, 0.2)
+    await eventually(router_knows_pool, "the router to see the pool", 60, 0.2)
 
 
 async def run_once(autoscale: bool, phases: list[Phase], workdir: Path) -> dict[str, Any]:

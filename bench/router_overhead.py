@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sagellm_router.bench.fleet import free_ports
+
 ENGINE_PORTS = 4
 RESPONSE = json.dumps({
     "id": "cmpl-1", "object": "text_completion", "model": "bench",
@@ -252,16 +254,6 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---------------------------------------------------------------- orchestration
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def wait_port(port: int, timeout: float = 20.0) -> None:
     end = time.time() + timeout
     while time.time() < end:

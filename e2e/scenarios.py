@@ -12,17 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import aiohttp
+
+from e2e.waiting import eventually
 
 POOL_LABEL = "sagellm.io/pool"
 HASH_LABEL = "sagellm.io/spec-hash"
 POOLS, INSTANCES, PODS = "inferencepools", "executioninstances", "pods"
 Obj = dict[str, Any]
-T = TypeVar("T")
 
 
 class Cluster(Protocol):
@@ -46,28 +46,8 @@ class ScenarioFailed(AssertionError):
     """A scenario's expectation did not hold; the message says what and what was seen."""
 
 
-async def wait_for(
-    probe: Callable[[], Awaitable[T | None]],
-    what: str,
-    timeout_s: float,
-    interval_s: float = 1.0,
-    clock: Callable[[], float] = time.monotonic,
-) -> T:
-    """Poll ``probe`` until it returns something not None/False; else fail naming ``what``."""
-    deadline = clock() + timeout_s
-    last: Any = None
-    while True:
-        try:
-            result = await probe()
-        except (aiohttp.ClientError, OSError) as exc:  # router restarting, port-forward blip
-            result, last = None, exc
-        if result is not None and result is not False:
-            return result
-        if clock() >= deadline:
-            raise ScenarioFailed(
-                f"timed out after {timeout_s:.0f}s waiting for {what}; last: {last}"
-            )
-        await asyncio.sleep(interval_s)
+#: A router restarting or a port-forward blip: not yet, rather than a failure.
+_TRANSIENT = (aiohttp.ClientError, OSError)
 
 
 def _poll(cluster: Cluster) -> float:
@@ -113,8 +93,8 @@ async def wait_pool_ready(cluster: Cluster, name: str, replicas: int, timeout_s:
 
     try:
         what = f"pool {name} Ready with {replicas} endpoints"
-        return await wait_for(probe, what, timeout_s, _poll(cluster))
-    except ScenarioFailed as exc:
+        return await eventually(probe, what, timeout_s, _poll(cluster), tolerate=_TRANSIENT)
+    except AssertionError as exc:
         raise ScenarioFailed(f"{exc}; pool: {seen['problem']}") from None
 
 
@@ -323,7 +303,13 @@ async def serve_openai(cluster: Cluster, model: str, timeout_s: float = 120) -> 
         async def model_listed() -> bool:
             return model in await listed_models(session, cluster.router_url)
 
-        await wait_for(model_listed, f"router to list model {model}", timeout_s, _poll(cluster))
+        await eventually(
+            model_listed,
+            f"router to list model {model}",
+            timeout_s,
+            _poll(cluster),
+            tolerate=_TRANSIENT,
+        )
         plain = await chat(session, cluster.router_url, model, "Say hello")
         if plain.status != 200 or not plain.text:
             raise ScenarioFailed(f"chat completion: {plain}")
@@ -391,7 +377,13 @@ async def scale_under_traffic(
     traffic = Traffic(cluster.router_url, model)
     runner = asyncio.create_task(traffic.run())
     try:
-        await wait_for(lambda: _some(traffic.statuses), "the first traffic replies", 60, 0.2)
+        await eventually(
+            lambda: _some(traffic.statuses),
+            "the first traffic replies",
+            60,
+            0.2,
+            tolerate=_TRANSIENT,
+        )
         for replicas in steps:
             await _scale_to(cluster, pool_name, replicas, timeout_s)
     finally:
@@ -409,7 +401,7 @@ async def _scale_to(cluster: Cluster, pool_name: str, replicas: int, timeout_s: 
         return len(await cluster.list(INSTANCES, f"{POOL_LABEL}={pool_name}")) == replicas
 
     what = f"{replicas} ExecutionInstances of {pool_name}"
-    await wait_for(converged, what, timeout_s, _poll(cluster))
+    await eventually(converged, what, timeout_s, _poll(cluster), tolerate=_TRANSIENT)
 
 
 async def rolling_update_under_traffic(
@@ -424,7 +416,13 @@ async def rolling_update_under_traffic(
     traffic = Traffic(cluster.router_url, model)
     runner = asyncio.create_task(traffic.run())
     try:
-        await wait_for(lambda: _some(traffic.statuses), "the first traffic replies", 60, 0.2)
+        await eventually(
+            lambda: _some(traffic.statuses),
+            "the first traffic replies",
+            60,
+            0.2,
+            tolerate=_TRANSIENT,
+        )
         await cluster.patch(POOLS, pool_name, {"spec": spec_patch})
 
         async def rolled() -> bool:
@@ -433,7 +431,7 @@ async def rolling_update_under_traffic(
             return len(instances) == replicas and not hashes & old
 
         what = f"every instance of {pool_name} on the new spec"
-        await wait_for(rolled, what, timeout_s, _poll(cluster))
+        await eventually(rolled, what, timeout_s, _poll(cluster), tolerate=_TRANSIENT)
         await wait_pool_ready(cluster, pool_name, replicas, timeout_s)
     finally:
         traffic.stop()
@@ -464,10 +462,12 @@ async def delete_pool(cluster: Cluster, pool_name: str, model: str, timeout_s: f
         return await cluster.get(POOLS, pool_name) is None and not left
 
     what = f"pool {pool_name}, its instances and pods to be deleted"
-    await wait_for(gone, what, timeout_s, _poll(cluster))
+    await eventually(gone, what, timeout_s, _poll(cluster), tolerate=_TRANSIENT)
     async with aiohttp.ClientSession() as session:
 
         async def unlisted() -> bool:
             return model not in await listed_models(session, cluster.router_url)
 
-        await wait_for(unlisted, f"router to stop listing {model}", 60, _poll(cluster))
+        await eventually(
+            unlisted, f"router to stop listing {model}", 60, _poll(cluster), tolerate=_TRANSIENT
+        )

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sagellm_core.api import labels
 from sagellm_core.api.instance import ExecutionInstanceSpec, ExecutionInstanceStatus
 from sagellm_core.api.pool import InferencePoolSpec, InferencePoolStatus
+from sagellm_core.crdversion import stamped
 
 Schema = dict[str, Any]
 _DROP = {"title", "$defs"}
@@ -155,24 +156,26 @@ def _crd(
         "additionalPrinterColumns": columns,
         "schema": {"openAPIV3Schema": root},
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{labels.GROUP}"},
-        "spec": {
-            "group": labels.GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": singular,
-                "shortNames": list(short),
-                "categories": ["sagellm"],
+    return stamped(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{labels.GROUP}"},
+            "spec": {
+                "group": labels.GROUP,
+                "scope": "Namespaced",
+                "names": {
+                    "kind": kind,
+                    "listKind": f"{kind}List",
+                    "plural": plural,
+                    "singular": singular,
+                    "shortNames": list(short),
+                    "categories": ["sagellm"],
+                },
+                "versions": [version],
             },
-            "versions": [version],
-        },
-    }
+        }
+    )
 
 
 def pool_crd() -> Schema:

@@ -15,6 +15,7 @@ from sagellm_core.api.instance import ExecutionInstance
 from sagellm_core.api.pool import InferencePool
 from sagellm_core.crdgen import instance_crd, pool_crd
 from sagellm_core.owned_args import owned_arg_problems
+from sagellm_core.scheduling.capacity import concurrency_limit
 
 
 @cache
@@ -35,16 +36,28 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
 
 def pool_problems(obj: dict[str, Any]) -> list[str]:
     """Every reason the API server or the operator would refuse this InferencePool."""
-    problems = validate_object(_pool_crd(), obj)
-    if problems:
-        return problems
+    return validate_object(_pool_crd(), obj) or operator_problems(obj)
+
+
+def operator_problems(obj: dict[str, Any]) -> list[str]:
+    """What the operator refuses in a pool the API server accepted (schema and CEL rules are the
+    server's: the operator checks at startup that the installed CRD is the one it expects)."""
     try:
         pool = parse_pool(obj)
     except ValidationError as exc:
         return _pydantic_problems(exc)
     engine = pool.spec.engine
     owned = owned_arg_problems(engine.extra_args, [e.name for e in engine.env])
-    return [f"spec.{problem}" for problem in owned]
+    return [f"spec.{problem}" for problem in owned] + _slot_problems(pool)
+
+
+def _slot_problems(pool: InferencePool) -> list[str]:
+    """The router's admission slots come from the spec (status.endpoints[].maxConcurrency)."""
+    try:
+        concurrency_limit(pool.spec, "General")
+    except ValueError as exc:
+        return [f"spec.{exc}"]
+    return []
 
 
 def parse_pool(obj: dict[str, Any]) -> InferencePool:

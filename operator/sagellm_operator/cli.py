@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from typing import Any
 
 import click
@@ -15,9 +14,11 @@ from sagellm_operator.handlers import build_registry
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.settings import AutoscalerSettings, OperatorSettings, PodDefaults
 
-LOG_FORMAT = (
-    '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}'
-)
+
+def configure_logging(verbose: bool) -> None:
+    """One JSON object per line (kopf's own JSON formatter: quotes, newlines and tracebacks in
+    a message stay valid JSON), with the object a handler works on under ``object``."""
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
 
 
 async def run(
@@ -56,6 +57,9 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
 @click.option("--namespace", "namespaces", multiple=True, help="Namespace to serve (repeatable).")
 @click.option("--all-namespaces", is_flag=True, help="Serve every namespace (the default).")
 @click.option("--api-server", envvar="SAGELLM_API_SERVER", help="API server URL override.")
+@click.option("--insecure-skip-tls-verify", is_flag=True,
+              help="Do not verify the --api-server's TLS certificate (self-signed local "
+              "clusters only).")  # fmt: skip
 @click.option("--metrics-port", type=int, default=9090, show_default=True, help="0 disables.")
 @click.option("--liveness-port", type=int, default=8080, show_default=True,
               help="Serve http://0.0.0.0:PORT/healthz (kopf liveness); 0 disables.")  # fmt: skip
@@ -123,7 +127,8 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
               show_default=True, help="Port of the router pods' /metrics.")  # fmt: skip
 @click.option("--verbose", is_flag=True)
 def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str | None,
-             metrics_port: int, liveness_port: int, peering: bool, resync_seconds: float,
+             insecure_skip_tls_verify: bool, metrics_port: int, liveness_port: int,
+             peering: bool, resync_seconds: float,
              drain_timeout: int, discovery_bound: float, drain_poll: float, vllm_image: str,
              simulator_image: str, max_nodes_per_instance: int, vllm_run_as_user: int | None,
              engine_ingress_peers: str | None, autoscale_interval: float,
@@ -133,7 +138,8 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
     try:
         settings = OperatorSettings(
             namespaces=namespaces, all_namespaces=all_namespaces or not namespaces,
-            api_server=api_server, metrics_port=metrics_port or None,
+            api_server=api_server, insecure_skip_tls_verify=insecure_skip_tls_verify,
+            metrics_port=metrics_port or None,
             liveness_port=liveness_port or None, standalone=not peering,
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
             drain_poll_seconds=drain_poll, max_nodes_per_instance=max_nodes_per_instance,
@@ -148,7 +154,7 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
         )  # fmt: skip
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT)
+    configure_logging(verbose)
     metrics = Metrics()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, registry=metrics.registry)

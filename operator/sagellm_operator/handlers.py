@@ -13,13 +13,15 @@ from typing import Any
 import kopf
 
 from sagellm_core.api import labels as L
-from sagellm_operator.k8s import connect
+from sagellm_core.crdgen import instance_crd, pool_crd
+from sagellm_core.crdversion import installed_crd_problems
+from sagellm_operator.k8s import Kube, connect
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.accepted import remember
 from sagellm_operator.reconcile.autoscaler import autoscale_forever
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
-from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named, warm_up
+from sagellm_operator.reconcile.pool import reconcile_pool, reconcile_pool_named
 from sagellm_operator.reconcile.resync import resync_forever
 from sagellm_operator.settings import OperatorSettings
 
@@ -29,7 +31,8 @@ PREFIX = f"operator.{L.GROUP}"
 
 
 def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
-    """kopf's own behaviour: our annotation prefix, warnings-only kopf events, peering."""
+    """kopf's own behaviour: our annotation prefix, warnings-only kopf events, peering, and
+    server-side label selection of the pods it watches."""
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=PREFIX)
     kopf_settings.persistence.finalizer = f"{PREFIX}/finalizer"
@@ -37,6 +40,29 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.scanning.disabled = True
     kopf_settings.watching.server_timeout = 300
     kopf_settings.peering.standalone = settings.standalone
+    # Only the operator's own pods are sent by the API server: not every pod in the namespace.
+    managed = f"{L.LABEL_MANAGED_BY}={L.MANAGED_BY_VALUE}"
+    kopf_settings.watching.label_selectors["", "v1", "pods"] = managed
+
+
+def connection_info(settings: OperatorSettings) -> kopf.ConnectionInfo | None:
+    """kopf's connection to an ``--api-server`` override (None: in-cluster or kubeconfig).
+    TLS is verified unless ``--insecure-skip-tls-verify`` says otherwise."""
+    if not settings.api_server:
+        return None
+    server = settings.api_server.rstrip("/")
+    return kopf.ConnectionInfo(server=server, insecure=settings.insecure_skip_tls_verify)
+
+
+async def check_crds(kube: Kube) -> None:
+    """Refuse to start against CRDs of another release: the API server enforces their schema and
+    CEL rules, so the operator must know it enforces the ones this build expects."""
+    problems = []
+    for expected in (pool_crd(), instance_crd()):
+        installed = await kube.get_crd(expected["metadata"]["name"])
+        problems += installed_crd_problems(installed, expected)
+    if problems:
+        raise kopf.PermanentError("; ".join(problems))
 
 
 def _pool_of(ctx: Context, obj: Any) -> None:
@@ -64,18 +90,15 @@ def build_registry(settings: OperatorSettings, metrics: Metrics) -> kopf.Operato
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if settings.api_server:
-            return kopf.ConnectionInfo(server=settings.api_server.rstrip("/"), insecure=True)
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        return connection_info(settings) or (
+            kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        )
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure(settings, _settings)
-        memo.ctx = Context(await connect(_settings.api_server), _settings, metrics)
-        problems = await asyncio.to_thread(warm_up)
-        if problems:
-            msg = f"the built-in pool schema rejects a minimal pool: {problems}"
-            raise kopf.PermanentError(msg)
+        memo.ctx = Context(await connect(_settings), _settings, metrics)
+        await check_crds(memo.ctx.kube)
         memo.resync = asyncio.create_task(resync_forever(memo.ctx))
         memo.autoscale = asyncio.create_task(autoscale_forever(memo.ctx))
 

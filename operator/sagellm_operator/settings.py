@@ -59,6 +59,9 @@ class OperatorSettings:
     all_namespaces: bool = True
     api_server: str | None = None
     """Override the API server URL (tests, local runs); else kubeconfig / in-cluster."""
+    insecure_skip_tls_verify: bool = False
+    """Accept any certificate from an ``https`` ``api_server`` (a local cluster with a
+    self-signed certificate). Off: the certificate is verified."""
     metrics_port: int | None = 9090
     liveness_port: int | None = 8080
     """kopf's liveness endpoint ``http://0.0.0.0:<port>/healthz`` (None: off). It answers 200

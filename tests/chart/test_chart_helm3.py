@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, NAMESPACE, RELEASE, HelmFailed, run_helm
+from chart_helpers import CHART, NAMESPACE, RELEASE, HelmFailed, Render, run_helm
 from chart_values import VALUE_SETS
-from conftest import Render
 
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chart_helpers import NAMESPACE, Manifest, find, one
+from chart_helpers import NAMESPACE, Manifest, Render, find, one
 from chart_values import VALUE_SETS
-from conftest import Render
 from test_chart_rbac import OPERATOR_SA, grants, rules_of
 
 from sagellm_operator.cli import operator as operator_cli

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_helpers import CHART, NAMESPACE, HelmFailed, Manifest, find, one, run_helm
+from chart_helpers import CHART, NAMESPACE, HelmFailed, Manifest, Render, find, one, run_helm
 from chart_values import VALUE_SETS
-from conftest import Render
 
 ROUTER_SA = "sag-sagellm-router"
 OPERATOR_SA = "sag-sagellm-operator"

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, NAMESPACE, Manifest, find, one, run_helm
+from chart_helpers import CHART, NAMESPACE, Manifest, Render, find, one, run_helm
 from chart_values import VALUE_SETS
-from conftest import Render
 from k8s_schemas import K8sSchemas
 
 from sagellm_core.validation import pool_problems

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ import aiohttp
 import yaml
 
 from tests.kubeemu import FakeKubelet, running_emulator
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP_PATH = "/apis/sagellm.io/v1alpha1"
@@ -87,13 +87,6 @@ class LocalCluster:
 
     async def delete(self, plural: str, name: str) -> None:
         await self._call("DELETE", self._path(plural, name), (200, 404))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def kubeconfig(api_url: str, namespace: str) -> Obj:

@@ -31,6 +31,7 @@ import pytest
 import pytest_asyncio
 
 from e2e import scenarios
+from e2e.waiting import eventually
 from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, local_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(400)]
@@ -102,7 +103,7 @@ async def at_zero(cluster: LocalCluster) -> bool:
 
 async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalCluster) -> None:
     await cluster.apply(manifest())
-    await scenarios.wait_for(lambda: router_knows_pool(cluster), "the router to see the pool", 60,
+    await eventually(lambda: router_knows_pool(cluster), "the router to see the pool", 60,
                              0.2)  # fmt: skip
     watch, stop = FleetSampler(cluster, NAME), asyncio.Event()
     watcher = asyncio.create_task(watch.run(stop))
@@ -125,7 +126,7 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     assert 2 <= peak <= MAX, watch.samples
 
     load_ended = time.monotonic()
-    await scenarios.wait_for(lambda: at_zero(cluster), "the pool to reach zero", 120, 0.5)  # 3
+    await eventually(lambda: at_zero(cluster), "the pool to reach zero", 120, 0.5)  # 3
     to_zero_s = time.monotonic() - load_ended
     started = time.monotonic()
     last = await one_request(cluster, "from zero again")  # 4: scale from zero again
@@ -224,10 +225,10 @@ async def pd_ready(cluster: LocalCluster, want: dict[str, int]) -> bool:
 
 async def test_pd_pool_scales_prefill_and_decode_separately(cluster: LocalCluster) -> None:
     await cluster.apply(pd_manifest())
-    await scenarios.wait_for(lambda: pd_ready(cluster, {"prefill": 1, "decode": 1}),
+    await eventually(lambda: pd_ready(cluster, {"prefill": 1, "decode": 1}),
                              "the PD pool to be ready at 1 + 1", 90, 0.5)  # fmt: skip
     prompt_heavy, prompt_statuses = await peak_during(cluster, clients(cluster, 3000, 1, 15))
-    await scenarios.wait_for(lambda: pd_ready(cluster, {"prefill": 1, "decode": 1}),
+    await eventually(lambda: pd_ready(cluster, {"prefill": 1, "decode": 1}),
                              "the PD pool to settle back at 1 + 1", 120, 0.5)  # fmt: skip
     decode_heavy, decode_statuses = await peak_during(cluster, clients(cluster, 1, 100, 15))
     print(f"\nprompt-heavy peak {prompt_heavy}, decode-heavy peak {decode_heavy}")

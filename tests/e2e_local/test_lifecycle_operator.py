@@ -24,6 +24,7 @@ import pytest
 
 from e2e import scenarios
 from e2e.scenarios import INSTANCES, POOL_LABEL, POOLS, LongStreams, Traffic, check_streams
+from e2e.waiting import eventually
 from sagellm_operator.builders.lifecycle import grace_period
 from tests.e2e_local.local_cluster import DISCOVERY_BOUND_S, LocalCluster
 from tests.kubeemu import Termination
@@ -131,9 +132,7 @@ async def test_scale_in_drains_before_deleting(cluster: LocalCluster) -> None:
         await scenarios.wait_pool_ready(cluster, NAME, 2, timeout_s=60)
         kept = await instance_names(cluster)
         removed.update(pod for pod, inst in before.items() if inst not in kept)
-        await scenarios.wait_for(
-            lambda: _all_ended(cluster, removed), "the removed pods to end", 60, 0.2
-        )
+        await eventually(lambda: _all_ended(cluster, removed), "the removed pods to end", 60, 0.2)
 
     await under_load(cluster, "scale 4 -> 2", scale_in, settled)
     assert len(removed) == 2, before
@@ -156,10 +155,8 @@ async def test_rolling_update_surges_then_drains(cluster: LocalCluster) -> None:
         return len(names) == 2 and not names & old
 
     async def settled() -> None:
-        await scenarios.wait_for(rolled, "every instance on the new spec", 60, 0.2)
-        await scenarios.wait_for(
-            lambda: _all_ended(cluster, old_pods), "the old pods to end", 60, 0.2
-        )
+        await eventually(rolled, "every instance on the new spec", 60, 0.2)
+        await eventually(lambda: _all_ended(cluster, old_pods), "the old pods to end", 60, 0.2)
 
     async with lowest_ready(cluster) as ready:
         await under_load(cluster, "a rolling update", roll, settled)
@@ -184,7 +181,7 @@ async def test_deleting_a_busy_pod_lets_its_streams_finish(cluster: LocalCluster
         target["instance"] = busiest["metadata"]["labels"][INSTANCE_LABEL]
         await cluster.delete("pods", target["pod"])
         # The endpoint turns draining while the pod still runs its preStop hook.
-        shown.append(await scenarios.wait_for(draining, "the endpoint to turn draining", 30, 0.1))
+        shown.append(await eventually(draining, "the endpoint to turn draining", 30, 0.1))
 
     async def draining() -> Obj | None:
         pool = await cluster.get(POOLS, NAME)
@@ -193,7 +190,7 @@ async def test_deleting_a_busy_pod_lets_its_streams_finish(cluster: LocalCluster
         return mine[0] if mine and mine[0]["draining"] and not mine[0]["ready"] else None
 
     async def settled() -> None:
-        await scenarios.wait_for(
+        await eventually(
             lambda: _all_ended(cluster, {target["pod"]}), "the deleted pod to end", 60, 0.2
         )
 

@@ -23,6 +23,7 @@ import pytest
 import pytest_asyncio
 
 from e2e import scenarios
+from e2e.waiting import eventually
 from tests.e2e_local.local_cluster import LocalCluster, local_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
@@ -90,7 +91,7 @@ async def deploy(cluster: LocalCluster, name: str, replicas: int, **scheduling: 
                       state="routable")  # fmt: skip
         return gauge == state == replicas
 
-    await scenarios.wait_for(routable, f"router routing to {replicas} endpoints of {name}", 60, 0.2)
+    await eventually(routable, f"router routing to {replicas} endpoints of {name}", 60, 0.2)
     return [e["url"] for e in pool["status"]["endpoints"]]
 
 
@@ -182,7 +183,7 @@ async def test_hung_engine_is_ejected_and_not_readmitted_by_health(cluster: Loca
         text = await metrics(cluster)
         return total(text, "sagellm_router_endpoints", pool=key, state="routable") == 2
 
-    await scenarios.wait_for(readmitted, "the recovered engine to be re-admitted", 30, 0.2)
+    await eventually(readmitted, "the recovered engine to be re-admitted", 30, 0.2)
 
 
 async def test_dead_pool_answers_503_without_waiting_for_the_queue(cluster: LocalCluster) -> None:

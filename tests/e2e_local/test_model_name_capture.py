@@ -9,11 +9,10 @@ the router used to pick, so without the ownership rule it would take the traffic
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import aiohttp
 import pytest
 import yaml
 
+from e2e.waiting import eventually
 from sagellm_core.api import labels as L
 from tests.e2e_local.local_cluster import (
     ROOT,
@@ -67,17 +67,6 @@ def pool(namespace: str, name: str) -> Obj:
 def _path(namespace: str, plural: str, name: str = "") -> str:
     base = "/api/v1" if plural == "events" else f"/apis/{L.GROUP}/{L.VERSION}"
     return f"{base}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 60.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not met within {within}s; last: {result!r}")
-        await asyncio.sleep(0.1)
 
 
 async def _register_crds(api: aiohttp.ClientSession) -> None:

@@ -242,6 +242,7 @@ async def test_router_rollout_loses_no_stream_and_no_request(tmp_path: Path) -> 
                 if router.proc.returncode is None:
                     router.proc.terminate()
                     await router.proc.wait()
+        print(f"\nrouter rollout: {streams.summary()}, short requests: {dict(short.statuses)}")
         scenarios.check_streams(streams, "a router rollout", min_seconds=15)
         assert time.monotonic() - began > 10, "the rollout did not overlap the streams"
         failures = {k: n for k, n in short.statuses.items() if k != "200"}

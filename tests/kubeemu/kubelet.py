@@ -24,7 +24,6 @@ import contextlib
 import datetime
 import json
 import os
-import random
 import re
 import socket
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import aiohttp
 
 from sagellm_core.engine_metrics import requests_in_engine
+from tests.ports import loopback_net
 
 Obj = dict[str, Any]
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -156,6 +156,9 @@ class FakeKubelet:
     ``finish_deletions``."""
     _held: list[Obj] = field(default_factory=list)
     _ending: set[tuple[str, str]] = field(default_factory=set)
+    # The uid of the pod each name was started for: a pod recreated under the same name (a
+    # deleted instance's replacement) is a new pod even if the old one's DELETED was missed.
+    _started: dict[tuple[str, str], str] = field(default_factory=dict)
     _next_ip: int = 2
     _net: int = field(default=0, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -196,7 +199,7 @@ class FakeKubelet:
     def __post_init__(self) -> None:
         # Each kubelet takes its own 127.R.0.0/16, so simulators of test runs that share the
         # machine never answer on each other's addresses.
-        self._net = random.randint(1, 254)
+        self._net = loopback_net()
 
     async def _run(self) -> None:
         while True:  # list, then watch; relist after any stream error (as informers do)
@@ -228,15 +231,23 @@ class FakeKubelet:
     async def _on_event(self, kind: str, pod: Obj) -> None:
         meta = pod["metadata"]
         key = (meta["namespace"], meta["name"])
+        uid = meta.get("uid", "")
         if kind == "DELETED":
-            self.ips.pop(key, None)
-            self._ending.discard(key)
-            self._spawn(self._stop_process(key))
+            if self._started.get(key, uid) == uid:  # not a newer pod of the same name
+                self.ips.pop(key, None)
+                self._started.pop(key, None)
+                self._ending.discard(key)
+                self._spawn(self._stop_process(key))
         elif meta.get("deletionTimestamp"):
             if key not in self._ending:
                 self._ending.add(key)
                 self._spawn(self._terminate(pod))
-        elif key not in self.ips and pod.get("status", {}).get("phase", "Pending") == "Pending":
+        elif (
+            self._started.get(key) != uid
+            and pod.get("status", {}).get("phase", "Pending") == "Pending"
+        ):
+            self._ending.discard(key)
+            self._started[key] = uid
             self.ips[key] = self._allocate_ip()
             self._spawn(self._start(pod, self.ips[key]))
 

@@ -378,13 +378,18 @@ class RoleStatus(ApiModel):
 
 
 class Endpoint(ApiModel):
-    """One serving endpoint; the router reads this list."""
+    """One serving endpoint; the router reads this list (and nothing of the spec)."""
 
     instance: str
     role: Role
     url: str
     ready: bool = False
     draining: bool = False
+    max_concurrency: int | None = Field(
+        default=None, ge=1,
+        description="Requests the router lets run at once on this instance (decode "
+        "maxParallelRequests, else --max-num-seqs, else vLLM's 256).",
+    )  # fmt: skip
 
 
 PoolPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
@@ -399,6 +404,20 @@ class InferencePoolStatus(ApiModel):
     ready_replicas: int = 0
     desired_replicas: int = 0
     endpoints: list[Endpoint] = Field(default_factory=list)
+    model: str | None = Field(
+        default=None, description="The served model name (spec.model.name) the router lists."
+    )
+    task: Literal["generate", "embed"] | None = Field(
+        default=None, description="spec.model.task: which OpenAI routes the router sends here."
+    )
+    scheduling: SchedulingSpec | None = Field(
+        default=None, description="spec.scheduling as the router applies it (absent: not set)."
+    )
+    scale_from_zero: bool = Field(
+        default=False,
+        description="spec.autoscaling lets a role sit at zero replicas: the router holds its "
+        "requests while an instance starts.",
+    )
     max_gpus: int = Field(
         default=0, ge=0, alias="maxGPUs",
         description="GPUs the pool may use at max replicas (autoscaling max, else replicas)",

@@ -6,6 +6,7 @@ Every call names what it touches; nothing here decides anything.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -13,6 +14,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from sagellm_core.api import labels as L
+from sagellm_operator.settings import OperatorSettings
 
 Obj = dict[str, Any]
 MERGE = "application/merge-patch+json"
@@ -20,10 +22,11 @@ LWS = ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets")
 log = logging.getLogger(__name__)
 
 
-async def connect(api_server: str | None) -> Kube:
-    """An API client for ``api_server`` if given, else in-cluster or the kubeconfig."""
-    if api_server:
-        cfg = client.Configuration(host=api_server.rstrip("/"))
+async def connect(settings: OperatorSettings) -> Kube:
+    """An API client for ``settings.api_server`` if given, else in-cluster or the kubeconfig."""
+    if settings.api_server:
+        cfg = client.Configuration(host=settings.api_server.rstrip("/"))
+        cfg.verify_ssl = not settings.insecure_skip_tls_verify
     else:
         cfg = client.Configuration()
         try:
@@ -41,6 +44,7 @@ class Kube:
         self.core: Any = client.CoreV1Api(api)
         self.custom: Any = client.CustomObjectsApi(api)
         self.networking: Any = client.NetworkingV1Api(api)
+        self.extensions: Any = client.ApiextensionsV1Api(api)
 
     async def close(self) -> None:
         await self.api.close()
@@ -159,6 +163,19 @@ class Kube:
                 return False
             raise
         return True
+
+    async def get_crd(self, name: str) -> Obj | None:
+        """The installed CustomResourceDefinition ``name`` (None when it is not installed)."""
+        try:
+            resp = await self.extensions.read_custom_resource_definition(
+                name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        crd: Obj = json.loads(await resp.read())
+        return crd
 
     # -- events -------------------------------------------------------------------------------
     async def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:

@@ -10,10 +10,11 @@ it and every resync replaces it with a fresh list, so a reconcile needs no extra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sagellm_core.api import labels as L
+from sagellm_core.conditions import condition, previous
 from sagellm_core.ownership import Claim, claim_of, conflict_message, resolve
 from sagellm_operator.reconcile.context import Context
 
@@ -74,15 +75,14 @@ def accepted_condition(pool: Obj, others: Iterable[Claim], now: str) -> Obj:
             L.REASON_MODEL_NAME_CONFLICT,
             conflict_message(mine.model, owner),
         )
-    prev = _previous(pool)
-    since = prev.get("lastTransitionTime") if prev.get("status") == status else None
-    return {"type": L.CONDITION_ACCEPTED, "status": status, "reason": reason, "message": msg,
-            "lastTransitionTime": since or now, "observedGeneration": gen}  # fmt: skip
+    old = (pool.get("status") or {}).get("conditions") or []
+    return condition(
+        old, L.CONDITION_ACCEPTED, status == "True", reason, msg, now=now, generation=gen
+    )
 
 
-def _previous(pool: Obj) -> Obj:
-    conditions = (pool.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == L.CONDITION_ACCEPTED), {})
+def _previous(pool: Obj) -> Mapping[str, Any]:
+    return previous((pool.get("status") or {}).get("conditions") or [], L.CONDITION_ACCEPTED)
 
 
 def newly_rejected(pool: Obj, condition: Obj) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sagellm_core.api import ExecutionInstanceSpec
 from sagellm_core.api import labels as L
+from sagellm_core.conditions import condition
 from sagellm_operator.builders.lws import LWS_GROUP, LWS_PLURAL, LWS_VERSION, build_lws, needs_lws
 from sagellm_operator.builders.pod import build_pod, pod_name
 from sagellm_operator.reconcile.context import Context, iso
@@ -158,13 +159,10 @@ def _status(
 ) -> Obj:
     old = inst.get("status") or {}
     ready = phase == "Ready"
-    cond: Obj = {"type": L.CONDITION_READY, "status": "True" if ready else "False",
-            "reason": reason or phase, "message": msg}  # fmt: skip
-    prev: Obj = next(
-        (c for c in old.get("conditions", []) if c.get("type") == L.CONDITION_READY), {}
-    )
-    same = prev.get("status") == cond["status"] and prev.get("lastTransitionTime")
-    cond["lastTransitionTime"] = prev["lastTransitionTime"] if same else None
+    gen = inst["metadata"].get("generation")
+    # now=None: ``_write`` stamps a new transition with the time it writes.
+    cond = condition(old.get("conditions") or [], L.CONDITION_READY, ready, reason or phase, msg,
+                     now=None, generation=gen)  # fmt: skip
     return {"phase": phase, "url": url, "podNames": pods, "ready": ready, "message": msg,
             "restarts": old.get("restarts", 0), "conditions": [cond],
             "observedGeneration": old.get("observedGeneration")}  # fmt: skip

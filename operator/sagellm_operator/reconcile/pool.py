@@ -7,7 +7,7 @@ from typing import Any
 
 from sagellm_core.api import labels as L
 from sagellm_core.planner import plan_pool
-from sagellm_core.validation import parse_pool, pool_problems
+from sagellm_core.validation import operator_problems, parse_pool
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.hashing import spec_hash
 from sagellm_operator.builders.instance import build_instance
@@ -25,20 +25,6 @@ from sagellm_operator.reconcile.rollout import (
 from sagellm_operator.reconcile.status import invalid_status, pool_status, scale_status
 
 Obj = dict[str, Any]
-
-
-_WARM_UP_POOL: Obj = {
-    "apiVersion": L.API_VERSION, "kind": L.POOL_KIND,
-    "metadata": {"name": "warm-up", "namespace": "default"},
-    "spec": {"model": {"name": "m", "source": "m", "parameters": 1, "maxModelLen": 1024},
-             "roles": {"general": {"replicas": 1}}},
-}  # fmt: skip
-
-
-def warm_up() -> list[str]:
-    """Validate a minimal pool once, so the CEL parser (about 1.5 s to build) is ready before
-    the first real pool arrives; returns its problems (none expected)."""
-    return pool_problems(_WARM_UP_POOL)
 
 
 async def reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
@@ -72,7 +58,7 @@ def _user_view(pool: Obj) -> Obj:
 def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
     key = (pool["metadata"]["uid"], pool["metadata"].get("generation", 0))
     if key not in ctx.plans:
-        problems = pool_problems(_user_view(pool))
+        problems = operator_problems(_user_view(pool))
         if problems:
             ctx.plans[key] = (problems, None, None)
         else:
@@ -116,7 +102,7 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     counts = {str(role): spec.replicas_for(role) for role in planned.plans}
     plans = [p.to_wire() for p in planned.status_plans()]
     remaining = [i for i in found if i["metadata"]["name"] not in acts.delete]
-    status = pool_status(pool, counts, plans, remaining, acts.busy, iso(ctx.clock()))
+    status = pool_status(pool, spec, counts, plans, remaining, acts.busy, iso(ctx.clock()))
     status["conditions"].append(accepted)
     status["maxGPUs"] = planned.max_gpus(spec)
     status["scale"] = scale_status(pool, status["roles"])

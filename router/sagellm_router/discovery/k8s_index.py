@@ -1,7 +1,9 @@
 """Pure event handling for InferencePool list/watch: objects in, pool snapshots out.
 
 ``PoolIndex.reset`` takes a LIST result, ``PoolIndex.apply`` one WATCH event. Neither does I/O,
-so the watch loop's logic is tested by feeding it events.
+so the watch loop's logic is tested by feeding it events. A pool is read from its ``status``
+only (``model``, ``task``, ``scheduling``, ``endpoints``: what the operator writes for the
+router) and its metadata; the spec is the operator's to interpret.
 """
 
 from __future__ import annotations
@@ -12,16 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sagellm_core.api.autoscaling import AutoscalingSpec
-from sagellm_core.api.pool import InferencePoolSpec, SchedulingSpec
-from sagellm_core.scheduling.capacity import concurrency_limit
+from sagellm_core.api.pool import SchedulingSpec
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 
 log = logging.getLogger(__name__)
-
-GROUP = "sagellm.io"
-VERSION = "v1alpha1"
-PLURAL = "inferencepools"
 
 
 class WatchExpired(Exception):
@@ -32,16 +28,11 @@ class WatchFailed(Exception):
     """The API answered with an error: back off, then list again."""
 
 
-def _limits(spec: Mapping[str, Any]) -> dict[Role, int]:
-    """Admission slots per role from the pool spec (``concurrency_limit``); {} if it won't parse."""
-    try:
-        parsed = InferencePoolSpec.model_validate(spec)
-        return {role: concurrency_limit(parsed, role.value) for role in Role}
-    except (ValidationError, ValueError):
-        return {}
+def _slots(raw: object) -> int | None:
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1 else None
 
 
-def _endpoint(raw: object, pool: str, limits: Mapping[Role, int]) -> Endpoint | None:
+def _endpoint(raw: object, pool: str) -> Endpoint | None:
     if not isinstance(raw, Mapping):
         return None
     url, instance = raw.get("url"), raw.get("instance")
@@ -61,50 +52,36 @@ def _endpoint(raw: object, pool: str, limits: Mapping[Role, int]) -> Endpoint | 
         role=role,
         ready=raw.get("ready") is True,
         draining=raw.get("draining") is True,
-        max_concurrency=limits.get(role),
+        max_concurrency=_slots(raw.get("maxConcurrency")),
     )
 
 
 def _scheduling(raw: object, pool: str) -> SchedulingSpec:
-    """``spec.scheduling`` as a typed object; defaults (with a warning) when it does not parse."""
+    """``status.scheduling`` as a typed object; defaults (with a warning) when it won't parse."""
     if not isinstance(raw, Mapping):
         return SchedulingSpec()
     try:
         return SchedulingSpec.model_validate(raw)
     except ValidationError as exc:
-        log.warning("pool %s: ignoring invalid spec.scheduling: %s", pool, exc)
+        log.warning("pool %s: ignoring invalid status.scheduling: %s", pool, exc)
         return SchedulingSpec()
 
 
-def _scale_from_zero(raw: object, pool: str) -> bool:
-    """``spec.autoscaling`` lets a role sit at zero replicas (requests for it are then held)."""
-    if not isinstance(raw, Mapping):
-        return False
-    try:
-        return AutoscalingSpec.model_validate(raw).scales_from_zero()
-    except ValidationError as exc:
-        log.warning("pool %s: ignoring invalid spec.autoscaling: %s", pool, exc)
-        return False
-
-
 def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
-    """Turn an InferencePool object into a snapshot; None when it has no served model name."""
+    """Turn an InferencePool object into a snapshot; None until its status names a model."""
     meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     namespace, name = meta.get("namespace") or "default", meta.get("name")
-    model = (spec.get("model") or {}).get("name")
+    model = status.get("model")
     if not isinstance(name, str) or not isinstance(model, str):
         return None
     key = f"{namespace}/{name}"
     created = meta.get("creationTimestamp")
-    scheduling = spec.get("scheduling") or {}
+    scheduling = status.get("scheduling")
+    scheduling = scheduling if isinstance(scheduling, Mapping) else {}
     routing, policy = scheduling.get("routing"), scheduling.get("policy")
     raw_endpoints = status.get("endpoints") or []
-    limits = _limits(spec) if raw_endpoints else {}
-    endpoints = tuple(
-        e for e in (_endpoint(r, key, limits) for r in raw_endpoints) if e is not None
-    )
+    endpoints = tuple(e for e in (_endpoint(r, key) for r in raw_endpoints) if e is not None)
     return PoolSnapshot(
         name=key,
         model=model,
@@ -113,9 +90,9 @@ def pool_from_object(obj: Mapping[str, Any]) -> PoolSnapshot | None:
         endpoints=endpoints,
         namespace=namespace,
         scheduling=_scheduling(scheduling, key),
-        task="embed" if (spec.get("model") or {}).get("task") == "embed" else "generate",
+        task="embed" if status.get("task") == "embed" else "generate",
         created=created if isinstance(created, str) else None,
-        scale_from_zero=_scale_from_zero(spec.get("autoscaling"), key),
+        scale_from_zero=status.get("scaleFromZero") is True,
     )
 
 

@@ -18,15 +18,10 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from sagellm_core.api.labels import GROUP, VERSION
+from sagellm_core.api.labels import POOL_PLURAL as PLURAL
 from sagellm_router.config import KubernetesDiscoverySettings
-from sagellm_router.discovery.k8s_index import (
-    GROUP,
-    PLURAL,
-    VERSION,
-    PoolIndex,
-    WatchExpired,
-    WatchFailed,
-)
+from sagellm_router.discovery.k8s_index import PoolIndex, WatchExpired, WatchFailed
 from sagellm_router.types import PoolSnapshot
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sagellm_router.up import free_port, start_fleet, stop_fleet
+from sagellm_router.up import start_fleet, stop_fleet
+from tests.ports import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

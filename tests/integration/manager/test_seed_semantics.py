@@ -21,6 +21,7 @@ from control_plane import (
     SamplingParams,
 )
 from control_plane.types import ParallelismType
+from e2e.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +38,6 @@ def inst(name: str, proc: Proc, model: str = "tiny", **kw: object) -> ExecutionI
     parts = urlsplit(proc.url)
     return ExecutionInstance(instance_id=name, host=parts.hostname, port=parts.port,
                              model_name=model, **kw)  # type: ignore[arg-type]  # fmt: skip
-
-
-async def eventually(check: object, budget_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + budget_s
-    while not check():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
-        await asyncio.sleep(0.02)
 
 
 def test_unknown_keywords_are_type_errors() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,19 +71,6 @@ class Cluster:
     async def events(self, name: str) -> list[Obj]:
         events = await self.items(f"/api/v1/namespaces/{NS}/events")
         return [e for e in events if e["involvedObject"]["name"] == name]
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 20.0) -> Any:
-    """Poll ``check`` until it returns something truthy (conditions, not sleeps)."""
-    timeout = within
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last: {result!r}")
-        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from e2e.waiting import eventually
 from tests.kubeemu import FakeKubelet, Termination, running_emulator
 
 Obj = dict[str, Any]
@@ -24,14 +25,6 @@ def pod(name: str, hook: list[str], grace: int) -> Obj:
                  }  # fmt: skip
     return {"metadata": {"name": name}, "spec": {"containers": [container],
             "terminationGracePeriodSeconds": grace}}  # fmt: skip
-
-
-async def eventually(check: Any, within: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while (result := await check()) in (None, False, []):
-        assert asyncio.get_running_loop().time() < deadline, "condition not met"
-        await asyncio.sleep(0.1)
-    return result
 
 
 async def run_and_delete(manifest: Obj) -> tuple[Obj, Termination, list[Obj]]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from operator_harness import cluster, eventually, operator_running, sample
+from operator_harness import cluster, operator_running, sample
 
+from e2e.waiting import eventually
 from sagellm_core.api import labels as L
 from tests.kubeemu import PodBehaviour
 
@@ -52,6 +53,10 @@ async def test_general_pool_gets_instances_pods_and_endpoints() -> None:
         assert status["roles"] == [{"role": "General", "desired": 2, "ready": 2}]
         assert status["plan"][0]["tensor"] == 1
         assert status["observedGeneration"] == 1
+        assert {c["observedGeneration"] for c in status["conditions"]} == {1}
+        for inst in await c.instances("chat"):  # instance conditions too, at their generation
+            gen = inst["metadata"]["generation"]
+            assert [c["observedGeneration"] for c in inst["status"]["conditions"]] == [gen]
 
 
 async def test_pd_pool_runs_prefill_and_decode_with_kv_transfer() -> None:
@@ -70,6 +75,12 @@ async def test_pd_pool_runs_prefill_and_decode_with_kv_transfer() -> None:
             assert {"VLLM_HOST_IP", "VLLM_NIXL_SIDE_CHANNEL_HOST"} <= env
         endpoint_roles = {e["role"] for e in status["endpoints"]}
         assert endpoint_roles == {"Prefill", "Decode"}
+        # The router reads this status and never the spec: slots, model, task and scheduling.
+        slots = {e["role"]: e["maxConcurrency"] for e in status["endpoints"]}
+        assert slots == {"Prefill": 256, "Decode": 64}  # vLLM's default; maxParallelRequests
+        spec = sample("pd-pool", "pd")["spec"]
+        assert (status["model"], status["task"]) == (spec["model"]["name"], "generate")
+        assert status["scheduling"]["routing"] == spec["scheduling"]["routing"]
 
 
 async def test_invalid_spec_sets_condition_and_event_and_creates_nothing() -> None:
@@ -119,3 +130,18 @@ async def _ready_pool(c: Any, name: str) -> Obj | None:
 async def _status_with_phase(c: Any, name: str, phase: str) -> Obj | None:
     status: Obj = (await c.pool(name)).get("status") or {}
     return status if status.get("phase") == phase else None
+
+
+async def test_the_operator_watches_only_its_own_pods() -> None:
+    """The label selector is applied by the API server: the pod watch request carries it."""
+    async with cluster() as c:
+        c.emu.request_log = 100_000  # keep the history to look at the operator's requests
+        async with operator_running(c.emu):
+            await c.create_pool(sample("general-pool", "sel"))
+            await eventually(lambda: _ready_pool(c, "sel"))
+        watches = [r for r in c.emu if r.resource is not None and r.resource.plural == "pods"
+                   and r.params.get("watch") == "true"
+                   and "kopf" in r.headers.get("User-Agent", "")]  # fmt: skip
+        assert watches, "the operator never watched pods"
+        managed = f"{L.LABEL_MANAGED_BY}={L.MANAGED_BY_VALUE}"
+        assert {r.params.get("labelSelector") for r in watches} == {managed}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from operator_harness import BASE, NS, cluster, eventually, operator_running, sample
+from operator_harness import BASE, NS, cluster, operator_running, sample
 
+from e2e.waiting import eventually
 from sagellm_core.api import labels as L
 
 Obj = dict[str, Any]

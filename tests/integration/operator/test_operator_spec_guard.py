@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_harness import BASE, NS, cluster, eventually, operator_running, sample
+from operator_harness import BASE, NS, cluster, operator_running, sample
 
+from e2e.waiting import eventually
 from sagellm_core.api import labels as L
 from tests.kubeemu import PodBehaviour
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import cluster, eventually, operator_running, sample
+from operator_harness import cluster, operator_running, sample
+
+from e2e.waiting import eventually
 
 Obj = dict[str, Any]
 

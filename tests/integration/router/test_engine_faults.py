@@ -12,6 +12,8 @@ import aiohttp
 from router_fakes import pool, router_yaml
 from test_resilience import closed_port_url, gauge, wait_until_gauge
 
+from e2e.waiting import eventually
+
 EJECTIONS = "sagellm_router_endpoint_ejections_total"
 
 
@@ -21,6 +23,11 @@ def fast(pools: list[dict[str, Any]], **sections: Any) -> dict[str, Any]:
     doc["health"] = {"failure_threshold": 2, "probe_interval_s": 0.05, "probe_backoff_max_s": 0.2,
                      "probe_timeout_s": 1, **sections.get("health", {})}  # fmt: skip
     return doc
+
+
+async def queued_in(s: aiohttp.ClientSession, url: str, count: float) -> bool:
+    """Whether pool p's admission queue holds ``count`` requests (the router's own gauge)."""
+    return f'sagellm_router_queued_requests{{pool="p"}} {count}' in await metrics(s, url)
 
 
 async def metrics(s: aiohttp.ClientSession, url: str) -> str:
@@ -161,7 +168,7 @@ async def test_pool_with_a_starting_endpoint_holds(engines, start_router, tmp_pa
         waiting = asyncio.create_task(
             s.post(url + "/v1/completions", json={"model": "m", "prompt": "x"})
         )
-        await asyncio.sleep(0.3)
+        await eventually(lambda: queued_in(s, url, 1.0), "the request to wait in the queue")
         assert not waiting.done()  # held: its endpoint is starting
         doc["discovery"]["pools"][0]["endpoints"][0]["ready"] = True
         (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))
@@ -187,7 +194,7 @@ async def test_requests_queued_when_the_pool_dies_get_503_at_once(
                 break
             await asyncio.sleep(0.01)
         queued = asyncio.create_task(s.post(url + "/v1/completions", json=body))
-        await asyncio.sleep(0.3)
+        await eventually(lambda: queued_in(s, url, 1.0), "the request to wait in the queue")
         assert not queued.done()  # waiting for the only slot
         doc["discovery"]["pools"][0]["endpoints"][0]["draining"] = True  # scaled away
         (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))

@@ -31,6 +31,13 @@ def pool(name: str) -> dict[str, Any]:
     }
 
 
+def served(name: str, *endpoints: dict[str, Any]) -> dict[str, Any]:
+    """The status the operator writes: all the router reads (it never reads the spec)."""
+    status = {"model": f"model-{name}", "task": "generate",
+              "scheduling": {"routing": "locality"}, "endpoints": list(endpoints)}  # fmt: skip
+    return {"status": status}
+
+
 def endpoint(draining: bool = False) -> dict[str, Any]:
     return {"instance": "a-0", "role": "General", "url": "http://10.0.0.5:8000",
             "ready": True, "draining": draining}  # fmt: skip
@@ -47,6 +54,9 @@ async def test_list_then_watch_inference_pools() -> None:
         async with k8s.ApiClient(config) as api_client:
             api = k8s.CustomObjectsApi(api_client)
             await api.create_namespaced_custom_object(G, V, "ns", P, pool("a"))
+            await api.patch_namespaced_custom_object_status(
+                G, V, "ns", P, "a", served("a"), _content_type=MERGE
+            )
             settings = KubernetesDiscoverySettings(type="kubernetes", namespace="ns")
             updates = KubernetesDiscovery(settings, api_client=make_client).updates()
             (listed,) = await anext(updates)
@@ -56,7 +66,7 @@ async def test_list_then_watch_inference_pools() -> None:
                 "locality",
                 (),
             )
-            status = {"status": {"endpoints": [endpoint()]}}
+            status = served("a", endpoint())
             await api.patch_namespaced_custom_object_status(
                 G, V, "ns", P, "a", status, _content_type=MERGE
             )
@@ -64,13 +74,16 @@ async def test_list_then_watch_inference_pools() -> None:
             assert [(e.url, e.ready, e.draining) for e in ready.endpoints] == [
                 ("http://10.0.0.5:8000", True, False)
             ]
-            status = {"status": {"endpoints": [endpoint(draining=True)]}}
+            status = served("a", endpoint(draining=True))
             await api.patch_namespaced_custom_object_status(
                 G, V, "ns", P, "a", status, _content_type=MERGE
             )
             (draining,) = await anext(updates)
             assert draining.endpoints[0].draining
             await api.create_namespaced_custom_object(G, V, "ns", P, pool("b"))
+            await api.patch_namespaced_custom_object_status(
+                G, V, "ns", P, "b", served("b"), _content_type=MERGE
+            )  # listed once the operator has written its status
             assert [p.name for p in await anext(updates)] == ["ns/a", "ns/b"]
             await api.delete_namespaced_custom_object(G, V, "ns", P, "a")
             assert [p.name for p in await anext(updates)] == ["ns/b"]

@@ -10,15 +10,9 @@ import aiohttp
 import yaml
 from router_fakes import pool, router_yaml
 
+from e2e.waiting import eventually
+
 BODY = {"model": "m", "prompt": "x"}
-
-
-async def wait_for(condition) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 async def gauge(s: aiohttp.ClientSession, url: str, state: str) -> float:
@@ -30,11 +24,10 @@ async def gauge(s: aiohttp.ClientSession, url: str, state: str) -> float:
 
 
 async def wait_until_gauge(s: aiohttp.ClientSession, url: str, state: str, value: float) -> None:
-    for _ in range(500):
-        if await gauge(s, url, state) == value:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"endpoints gauge {state} never reached {value}")
+    async def reached() -> bool:
+        return await gauge(s, url, state) == value
+
+    await eventually(reached, f"endpoints gauge {state} to reach {value}")
 
 
 def closed_port_url() -> str:
@@ -114,7 +107,7 @@ async def test_draining_endpoint_gets_no_new_requests_but_finishes(
     async with aiohttp.ClientSession() as s:
         a.hold = hold
         in_flight = asyncio.create_task(s.post(url + "/v1/completions", json=BODY))
-        await wait_for(lambda: len(a.seen) == 1)
+        await eventually(lambda: len(a.seen) == 1)
         doc["discovery"]["pools"][0]["endpoints"][0]["draining"] = True
         (tmp_path / "router.yaml").write_text(yaml.safe_dump(doc))
         await wait_until_gauge(s, url, "draining", 1.0)
@@ -133,12 +126,12 @@ async def test_client_disconnect_cancels_upstream(engines, start_router) -> None
     url = await start_router(router_yaml([pool("p", "m", [engine.url])]))
     async with aiohttp.ClientSession() as s:
         request = asyncio.create_task(s.post(url + "/v1/completions", json=BODY))
-        await wait_for(lambda: len(engine.seen) == 1)
+        await eventually(lambda: len(engine.seen) == 1)
         request.cancel()
-        await wait_for(lambda: engine.cancelled == 1)
+        await eventually(lambda: engine.cancelled == 1)
         async with s.post(url + "/v1/completions", json={**BODY, "stream": True}) as r:
             await r.content.readany()
-        await wait_for(lambda: engine.cancelled == 2)
+        await eventually(lambda: engine.cancelled == 2)
 
 
 async def test_concurrency_limit_answers_429(engines, start_router) -> None:  # type: ignore[no-untyped-def]
@@ -148,7 +141,7 @@ async def test_concurrency_limit_answers_429(engines, start_router) -> None:  # 
     url = await start_router(doc)
     async with aiohttp.ClientSession() as s:
         first = asyncio.create_task(s.post(url + "/v1/completions", json=BODY))
-        await wait_for(lambda: len(engine.seen) == 1)
+        await eventually(lambda: len(engine.seen) == 1)
         async with s.post(url + "/v1/completions", json=BODY) as r:
             assert r.status == 429
             assert r.headers["Retry-After"] == "1"
@@ -165,7 +158,7 @@ async def test_load_balanced_follows_scraped_engine_load(engines, start_router) 
         scrape={"enabled": True, "interval_s": 0.05},
     )
     url = await start_router(doc)
-    await wait_for(lambda: busy.scrapes >= 2)  # a whole scrape has completed since start
+    await eventually(lambda: busy.scrapes >= 2)  # a whole scrape has completed since start
     async with aiohttp.ClientSession() as s:
         served = set()
         for _ in range(10):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 SAGELLM = str(Path(sys.executable).parent / "sagellm")
 # launch(*extra_args, max_model_len=..., env=...) -> (process, port) of a healthy server
 Launch = Callable[..., tuple[subprocess.Popen[bytes], int]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def health(base: str) -> int | None:

@@ -10,8 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sim_helpers import StartSim, scrape, wait_for
+from sim_helpers import StartSim, scrape
 
+from e2e.waiting import eventually
 from sagellm_sim.engine import EngineCore
 
 LONG = " ".join(f"word{i % 97} alpha beta" for i in range(1500))  # ~6000 tokens
@@ -115,7 +116,7 @@ async def test_full_kv_cache_queues_requests(
     async def queued() -> bool:
         return (await scrape(http, base))["vllm:num_requests_waiting{engine=0}"] > 0
 
-    await wait_for(queued)
+    await eventually(queued)
     results = await asyncio.gather(*tasks)
     assert all(status == 200 for status, _ in results)
     m = await scrape(http, base)
@@ -188,7 +189,7 @@ async def test_client_disconnect_aborts_the_request(
         aborts = m["vllm:request_success_total{engine=0,finished_reason=abort}"]
         return m["vllm:num_requests_running{engine=0}"] == 0 and aborts == 1
 
-    await wait_for(aborted)
+    await eventually(aborted)
 
 
 async def test_overload_answers_503(start_sim: StartSim, http: aiohttp.ClientSession) -> None:
@@ -199,9 +200,9 @@ async def test_overload_answers_503(start_sim: StartSim, http: aiohttp.ClientSes
     async def state(name: str) -> bool:
         return (await scrape(http, base))[f"vllm:{name}{{engine=0}}"] == 1
 
-    await wait_for(lambda: state("num_requests_running"))
+    await eventually(lambda: state("num_requests_running"))
     waiting = asyncio.create_task(post(http, f"{base}/v1/completions", body))
-    await wait_for(lambda: state("num_requests_waiting"))
+    await eventually(lambda: state("num_requests_waiting"))
     status, data = await post(http, f"{base}/v1/completions", body)
     assert status == 503
     assert data["error"]["type"] == "ServiceUnavailableError"
@@ -227,7 +228,7 @@ async def test_dead_engine_fails_health_and_requests(
         async with http.get(f"{base}/health") as resp:
             return resp.status == 503
 
-    await wait_for(unhealthy)
+    await eventually(unhealthy)
     status, data = await post(http, f"{base}/v1/completions", {"prompt": "x", "max_tokens": 1})
     assert status == 500
     assert data["error"]["type"] == "InternalServerError"

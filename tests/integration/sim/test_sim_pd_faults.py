@@ -8,8 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sim_helpers import StartSim, scrape, wait_for
+from sim_helpers import StartSim, scrape
 
+from e2e.waiting import eventually
 from sagellm_sim.config import Faults, KvTransferConfig
 
 PROMPT = "Summarise the following report. " + "The quarterly numbers grew steadily. " * 60
@@ -56,7 +57,7 @@ async def test_prefill_then_decode_transfers_kv_and_frees_it(
     async def released() -> bool:
         return (await scrape(http, prefill))["vllm:kv_cache_usage_perc{engine=0}"] == 0
 
-    await wait_for(released)
+    await eventually(released)
 
 
 async def test_unpulled_kv_is_freed_after_the_abort_timeout(
@@ -70,7 +71,7 @@ async def test_unpulled_kv_is_freed_after_the_abort_timeout(
     async def freed() -> bool:
         return (await scrape(http, prefill))["vllm:kv_cache_usage_perc{engine=0}"] == 0
 
-    await wait_for(freed)
+    await eventually(freed)
 
 
 async def test_without_a_connector_kv_params_are_ignored(

@@ -154,6 +154,16 @@ def test_quantize_on_load_is_fp8_only(quant: str | None) -> None:
     assert pool_problems(_pool_object({"quantizeOnLoad": True, "quantization": "fp8"})) == []
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-3"])
+def test_a_bad_max_num_seqs_is_an_invalid_spec(value: str) -> None:
+    """It sets the router's slots (status.endpoints[].maxConcurrency): refused, not guessed."""
+    pool = _pool_object({})
+    pool["spec"]["engine"]["extraArgs"] = ["--max-num-seqs", value]
+    assert pool_problems(pool) == [
+        f"spec.engine.extraArgs --max-num-seqs {value!r} is not a positive integer"
+    ]
+
+
 def test_explicit_multi_node_leader_and_int_ranks() -> None:
     leader = serve_args(ServeConfig("m", "m", 512, multi_node=MultiNode(3, 0, "10.0.0.1")))
     worker = serve_args(ServeConfig("m", "m", 512, multi_node=MultiNode(3, 2, "10.0.0.1")))

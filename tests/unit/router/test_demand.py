@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sagellm_core.validation import parse_pool
+from sagellm_operator.reconcile.status import scale_from_zero
 from sagellm_router.config import RouterSettings
 from sagellm_router.demand import PoolDemand, pool_demand
 from sagellm_router.discovery.k8s_index import pool_from_object
@@ -12,6 +18,8 @@ from sagellm_router.state import build_state, may_hold
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def samples(state: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -60,24 +68,36 @@ def test_queued_requests_of_a_pool_without_routable_endpoints_are_held() -> None
     assert (got.queued, got.held, got.roles["general"].in_flight) == (2, 0, 0)
 
 
-def pool_obj(autoscaling: object) -> dict[str, object]:
-    return {"metadata": {"name": "p", "namespace": "ns"},
-            "spec": {"model": {"name": "m"}, "autoscaling": autoscaling}}  # fmt: skip
+def pool_obj(status: dict[str, object]) -> dict[str, object]:
+    return {"metadata": {"name": "p", "namespace": "ns"}, "status": {"model": "m", **status}}
 
 
 def test_a_pool_that_scales_from_zero_holds_requests() -> None:
-    bounds = {"minReplicas": 0, "maxReplicas": 2}
-    zero = pool_from_object(pool_obj({"enabled": True, "general": bounds}))
+    zero = pool_from_object(pool_obj({"scaleFromZero": True}))  # as the operator writes it
     assert zero is not None
     assert zero.scale_from_zero
     assert may_hold(zero)
-    for off in ({"enabled": False, "general": bounds},
-                {"enabled": True, "general": {"minReplicas": 1, "maxReplicas": 2}},
-                {"enabled": True, "general": {"minReplicas": -1, "maxReplicas": 2}}):  # fmt: skip
+    for off in ({"scaleFromZero": False}, {}, {"scaleFromZero": "yes"}):
         snap = pool_from_object(pool_obj(off))
         assert snap is not None
         assert not snap.scale_from_zero
         assert not may_hold(snap)
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "expected"),
+    [({"enabled": True, "general": {"minReplicas": 0, "maxReplicas": 2}}, True),
+     ({"enabled": False, "general": {"minReplicas": 0, "maxReplicas": 2}}, False),
+     ({"enabled": True, "general": {"minReplicas": 1, "maxReplicas": 2}}, False),
+     (None, False)],
+)  # fmt: skip
+def test_the_operator_tells_the_router_which_pools_scale_from_zero(
+    autoscaling: dict[str, object] | None, expected: bool
+) -> None:
+    pool = yaml.safe_load((ROOT / "crds/samples/general-pool.yaml").read_text())
+    if autoscaling is not None:
+        pool["spec"]["autoscaling"] = autoscaling
+    assert scale_from_zero(parse_pool(pool).spec) is expected
 
 
 def test_a_router_whose_pools_are_all_at_zero_stays_ready() -> None:

@@ -49,10 +49,10 @@ def test_task_of_route(path: str, task: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "task"), [({"name": "e", "task": "embed"}, "embed"), ({"name": "g"}, "generate")]
+    ("written", "task"), [({"model": "e", "task": "embed"}, "embed"), ({"model": "g"}, "generate")]
 )
-def test_kubernetes_pool_task(model: dict[str, str], task: str) -> None:
-    pool = pool_from_object({"metadata": {"name": "p"}, "spec": {"model": model}})
+def test_kubernetes_pool_task(written: dict[str, str], task: str) -> None:
+    pool = pool_from_object({"metadata": {"name": "p"}, "status": written})
     assert pool is not None
     assert pool.task == task
 

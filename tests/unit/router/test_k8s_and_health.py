@@ -22,8 +22,11 @@ def ipool(
 ) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
-        "spec": {"model": {"name": model}, "scheduling": {"routing": "locality", "policy": "fifo"}},
-        "status": {"endpoints": endpoints},
+        "status": {
+            "model": model,
+            "scheduling": {"routing": "locality", "policy": "fifo"},
+            "endpoints": endpoints,
+        },
     }
 
 
@@ -48,7 +51,21 @@ def test_pool_from_object_reads_status_endpoints() -> None:
     assert [(e.url, e.role, e.ready) for e in pool.endpoints] == [
         ("http://10.0.0.5:8000", Role.DECODE, True)
     ]
-    assert pool_from_object({"metadata": {"name": "x"}, "spec": {}}) is None  # no model name
+    assert pool_from_object({"metadata": {"name": "x"}, "status": {}}) is None  # no model name
+
+
+def test_the_router_reads_the_status_and_never_the_spec() -> None:
+    """The operator's status is the whole contract: a spec the router could not parse (or one
+    from a newer API) changes nothing; slots come from the endpoint's maxConcurrency."""
+    obj = ipool(
+        "p", "1", [{**EP, "maxConcurrency": 7}, {**EP, "instance": "i1", "url": "http://b"}]
+    )
+    obj["spec"] = {"model": {"name": "other"}, "roles": "not a roles object", "scheduling": 42}
+    pool = pool_from_object(obj)
+    assert pool is not None
+    assert (pool.model, pool.routing, pool.policy) == ("llama", "locality", "fifo")
+    assert [e.max_concurrency for e in pool.endpoints] == [7, None]
+    assert pool_from_object({"metadata": {"name": "x"}, "spec": {"model": {"name": "m"}}}) is None
 
 
 def test_list_then_watch_events() -> None:

@@ -22,8 +22,7 @@ def obj(name: str, rv: str, draining: bool = False) -> dict[str, Any]:
     }
     return {
         "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
-        "spec": {"model": {"name": "m"}},
-        "status": {"endpoints": [ep]},
+        "status": {"model": "m", "endpoints": [ep]},
     }
 
 

@@ -44,8 +44,7 @@ def test_static_created_at_wins_over_file_order() -> None:
 def _ipool(ns: str, name: str, created: str, model: str = "m") -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
-        "spec": {"model": {"name": model}},
-        "status": {"endpoints": [{"instance": f"{name}-0", "role": "General",
+        "status": {"model": model, "endpoints": [{"instance": f"{name}-0", "role": "General",
                                   "url": f"http://{name}:8000", "ready": True}]},
     }  # fmt: skip
 

@@ -32,7 +32,7 @@ class FakeClock:
 def make_queue(
     slots: int = 1,
     *,
-    clock: FakeClock | None = None,
+    clock: Callable[[], float] | None = None,
     instances: Sequence[InstanceView] | None = None,
     **cfg: object,
 ) -> AdmissionQueue:
@@ -188,14 +188,19 @@ async def test_queue_timeout_answers_503_with_retry_after() -> None:
     await holder.release()
 
 
+@pytest.mark.looptime
 async def test_queue_timeout_also_fires_without_ticks() -> None:
-    queue = make_queue(1, clock=FakeClock(), queue_timeout_s=0.01)
+    """Nothing else happens on the loop: the timeout fires by itself, on the loop's (virtual)
+    time, after the configured 30 s and not before."""
+    loop = asyncio.get_running_loop()
+    queue = make_queue(1, clock=loop.time, queue_timeout_s=30.0)
     async with queue.admit(meta("a")):
         with pytest.raises(Rejected) as err:
             async with queue.admit(meta("b")):
                 pass
     assert err.value.status == 503
     assert queue.stats.rejected["queue_timeout"] == 1
+    assert 30.0 <= loop.time() < 31.0
 
 
 async def test_client_disconnect_removes_the_request_from_the_queue() -> None:
