@@ -260,8 +260,21 @@ def verdict(fixed: dict[str, Any], auto: dict[str, Any]) -> dict[str, Any]:
             "ttft_target_met": all(v <= 1.5 for v in ttft.values() if v is not None)}  # fmt: skip
 
 
+def _plot_fleet(top: Any, bottom: Any, label: str, color: str, run: dict[str, Any]) -> None:
+    """One fleet: its instances (and Ready ones when autoscaled) over time; each TTFT."""
+    ts = [s["t"] for s in run["samples"]]
+    cost = f"{label}: instances ({run['total']['replica_seconds']:.0f} replica-s)"
+    top.step(ts, [s["instances"] for s in run["samples"]], where="post", color=color, label=cost)
+    if label == "autoscale":
+        ready = [s["ready"] for s in run["samples"]]
+        top.step(ts, ready, where="post", color=color, linestyle=":", label=f"{label}: ready")
+    answered = [r for r in run["requests"] if r["ttft"] is not None]
+    xs, ys = [r["start"] for r in answered], [r["ttft"] for r in answered]
+    bottom.scatter(xs, ys, s=8, color=color, label=f"{label}: TTFT")
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Replicas over time (both runs) over the users curve, and TTFT of every request."""
+    """Instances over time for both fleets, the phases, and the TTFT of every request."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -269,41 +282,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True)
     for label, color in (("fixed", "tab:gray"), ("autoscale", "tab:blue")):
-        run = result["runs"][label]
-        ts = [s["t"] for s in run["samples"]]
-        top.step(
-            ts,
-            [s["instances"] for s in run["samples"]],
-            where="post",
-            color=color,
-            label=f"{label}: instances ({run['total']['replica_seconds']:.0f} replica-s)",
-        )
-        if label == "autoscale":
-            top.step(
-                ts,
-                [s["ready"] for s in run["samples"]],
-                where="post",
-                color=color,
-                linestyle=":",
-                label="autoscale: ready",
-            )
-        xs = [r["start"] for r in run["requests"] if r["ttft"] is not None]
-        ys = [r["ttft"] for r in run["requests"] if r["ttft"] is not None]
-        bottom.scatter(xs, ys, s=8, color=color, label=f"{label}: TTFT")
+        _plot_fleet(top, bottom, label, color, result["runs"][label])
     for phase in result["phases"]:
         for ax in (top, bottom):
             ax.axvline(phase["start"], color="lightgray", linewidth=0.8)
         top.text(phase["start"] + 1, PEAK + 0.6, phase["name"], fontsize=8)
-    bottom.axhline(
-        result["settings"]["slo_ms"] / 1000, color="tab:red", linestyle="--", label="TTFT objective"
-    )
+    slo_s = result["settings"]["slo_ms"] / 1000
+    bottom.axhline(slo_s, color="tab:red", linestyle="--", label="TTFT objective")
     bottom.set_yscale("log")
     top.set_ylabel("replicas")
     top.set_ylim(0, PEAK + 1)
     bottom.set_ylabel("TTFT (s, log)")
     bottom.set_xlabel("seconds since the load started")
-    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    for ax in (top, bottom):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
