@@ -11,6 +11,7 @@ run per (fleet, phase) and its plot is copied to ``<out>/autoscale.png``.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,8 @@ def runs_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for label, run in doc["runs"].items():
         for phase, stats in [*run["phases"].items(), ("total", run["total"])]:
-            rows.append({"contender": label, "kind": "autoscale", "phase": phase, **stats})
+            cells = {k: math.nan if v is None else v for k, v in stats.items()}  # "-" in tables
+            rows.append({"contender": label, "kind": "autoscale", "phase": phase, **cells})
     return rows
 
 
