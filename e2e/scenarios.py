@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,6 +109,14 @@ class Reply:
     chunks: int = 0
 
 
+async def sse_data(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The payload of each ``data:`` line of a server-sent event stream."""
+    async for raw in resp.content:
+        line = raw.decode().strip()
+        if line.startswith("data:"):
+            yield line[5:].strip()
+
+
 async def chat(
     session: aiohttp.ClientSession, base: str, model: str, prompt: str, stream: bool = False
 ) -> Reply:
@@ -122,11 +131,7 @@ async def chat(
                 return Reply(resp.status, payload)
             return Reply(200, json.loads(payload)["choices"][0]["message"]["content"])
         parts, chunks, done = [], 0, False
-        async for raw in resp.content:
-            line = raw.decode().strip()
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
+        async for data in sse_data(resp):
             if data == "[DONE]":
                 done = True
                 break
@@ -233,11 +238,7 @@ class LongStreams:
         return out
 
     async def _read(self, resp: aiohttp.ClientResponse, out: StreamOutcome) -> None:
-        async for raw in resp.content:
-            line = raw.decode().strip()
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
+        async for data in sse_data(resp):
             if data == "[DONE]":
                 out.done = True
                 return
