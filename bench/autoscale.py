@@ -115,16 +115,13 @@ async def stream(session: aiohttp.ClientSession, url: str, out: Request, t0: flo
     try:
         async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
             out.status = resp.status
-            async for raw in resp.content:
-                line = raw.decode().strip()
-                if not line.startswith("data:"):
-                    continue
+            async for data in scenarios.sse_data(resp):
                 if out.ttft is None:
                     out.ttft = time.monotonic() - t0 - out.start
-                if line == "data: [DONE]":
+                if data == "[DONE]":
                     break
-                if '"error"' in line and not out.error:
-                    out.error = line[:200]
+                if '"error"' in data and not out.error:
+                    out.error = data[:200]
             if resp.status != 200:
                 out.error = out.error or f"HTTP {resp.status}"
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
