@@ -95,7 +95,7 @@ class BlockRemoved:
 
 @dataclass(frozen=True)
 class AllBlocksCleared:
-    pass
+    """Every cached block was dropped (vLLM publishes it with the next engine step)."""
 
 
 KvEvent = BlockStored | BlockRemoved | AllBlocksCleared

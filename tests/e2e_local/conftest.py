@@ -14,17 +14,13 @@ ROOT = str(Path(__file__).resolve().parents[2])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.e2e_local.local_cluster import LocalCluster, local_cluster  # noqa: E402
-
-LOGS: dict[str, Path] = {}
+from tests.e2e_local.local_cluster import REPORT_LOGS, LocalCluster, reported_cluster  # noqa: E402
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
-    async with local_cluster(tmp_path_factory.mktemp("e2e_local")) as c:
-        LOGS.update(c.logs)
+    async with reported_cluster(tmp_path_factory.mktemp("e2e_local")) as c:
         yield c
-    LOGS.clear()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -33,7 +29,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed and call.when == "call":
-        for name, path in LOGS.items():
+        for name, path in REPORT_LOGS.items():
             text = path.read_text(errors="replace") if path.exists() else "(no log)"
             report.sections.append((f"{name} log (tail)", text[-6000:]))
     return report

@@ -235,3 +235,16 @@ class FleetSampler:
             if hi > lo:
                 total += (hi - lo) * a.instances
         return total
+
+
+REPORT_LOGS: dict[str, Path] = {}
+"""Process logs of the stack a module's tests run on; conftest attaches them to failures."""
+
+
+@contextlib.asynccontextmanager
+async def reported_cluster(workdir: Path, **options: Any) -> AsyncIterator[LocalCluster]:
+    """``local_cluster`` whose process logs are attached to the reports of failing tests."""
+    async with local_cluster(workdir, **options) as cluster:
+        REPORT_LOGS.update(cluster.logs)
+        yield cluster
+    REPORT_LOGS.clear()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,7 +31,7 @@ import pytest_asyncio
 
 from e2e import scenarios
 from e2e.waiting import eventually
-from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, local_cluster
+from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, reported_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(400)]
 
@@ -42,25 +41,12 @@ SIM_ARGS = ["--sim-startup-delay", "5", "--sim-slow-factor", "4"]
 OPERATOR = ("--autoscale-interval", "0.5", "--router-url", "{router}")
 
 
-def _report_logs(config: pytest.Config) -> dict[str, Path]:
-    """The conftest's dict of process logs attached to failing reports."""
-    here = Path(__file__).with_name("conftest.py")
-    for plugin in config.pluginmanager.get_plugins():
-        if getattr(plugin, "__file__", None) == str(here):
-            logs: dict[str, Path] = plugin.LOGS
-            return logs
-    return {}
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
-) -> AsyncIterator[LocalCluster]:
-    logs = _report_logs(pytestconfig)
-    async with local_cluster(tmp_path_factory.mktemp("autoscaling"), operator_args=OPERATOR) as c:
-        logs.update(c.logs)
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
+    async with reported_cluster(
+        tmp_path_factory.mktemp("autoscaling"), operator_args=OPERATOR
+    ) as c:
         yield c
-    logs.clear()
 
 
 def manifest() -> dict[str, Any]:
@@ -117,7 +103,7 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     low = scenarios.LongStreams(cluster.router_url, NAME, count=2, max_tokens=400)
     high = scenarios.LongStreams(cluster.router_url, NAME, count=6, max_tokens=400)
     ramp = asyncio.create_task(low.run())  # 2: ramp up, hold
-    await asyncio.sleep(3)
+    await asyncio.wait_for(low.all_streaming.wait(), 60)
     await high.run()
     await ramp
     scenarios.check_streams(low, "scale-out", min_seconds=10)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +23,7 @@ import pytest_asyncio
 
 from e2e import scenarios
 from e2e.waiting import eventually
-from tests.e2e_local.local_cluster import LocalCluster, local_cluster
+from tests.e2e_local.local_cluster import LocalCluster, reported_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(300)]
 
@@ -37,25 +36,10 @@ SIM_ARGS = ["--sim-time-scale", "1.0", "--sim-slow-factor", "4", "--sim-admin"]
 STREAMS, TOKENS, MIN_SECONDS = 20, 500, 15.0
 
 
-def _report_logs(config: pytest.Config) -> dict[str, Path]:
-    """The conftest's dict of process logs attached to failing reports."""
-    here = Path(__file__).with_name("conftest.py")
-    for plugin in config.pluginmanager.get_plugins():
-        if getattr(plugin, "__file__", None) == str(here):
-            logs: dict[str, Path] = plugin.LOGS
-            return logs
-    return {}
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
-) -> AsyncIterator[LocalCluster]:
-    logs = _report_logs(pytestconfig)
-    async with local_cluster(tmp_path_factory.mktemp("lifecycle_router"), router=ROUTER) as c:
-        logs.update(c.logs)
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
+    async with reported_cluster(tmp_path_factory.mktemp("lifecycle_router"), router=ROUTER) as c:
         yield c
-    logs.clear()
 
 
 def manifest(name: str, replicas: int, **scheduling: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ class Removed:
 
 @dataclass(frozen=True, slots=True)
 class Cleared:
-    pass
+    """AllBlocksCleared: the engine dropped every cached block."""
 
 
 Event = Stored | Removed | Cleared
