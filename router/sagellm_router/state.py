@@ -21,6 +21,7 @@ from sagellm_core.scheduling.registry import (
     policies_with_plugins,
     policy_plugins,
 )
+from sagellm_core.tokens import TokenCounter, estimate_tokens
 from sagellm_router.admission import ConcurrencyLimit
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.demand import DemandCollector, PoolDemand, arrivals_counter, pool_demand
@@ -101,6 +102,8 @@ class RouterState:
     loads: Loads | None = None
     runtimes: dict[str, PoolRuntime] = field(default_factory=dict)
     policy_plugins: dict[str, Plugin] = field(default_factory=dict)
+    #: served model -> the engine's own tokenizer (in-process engines register theirs)
+    tokenizers: dict[str, TokenCounter] = field(default_factory=dict)
     shutting_down: bool = False
     pending: PendingAnswers = field(default_factory=PendingAnswers)
     _warned: set[str] = field(default_factory=set)
@@ -125,6 +128,11 @@ class RouterState:
             serving = bool(serving_candidates(pool, self.health.ejected))
             out.append(pool_demand(pool, queued, serving, self.tracker, self.engine_stats))
         return out
+
+    def token_counter(self, model: str) -> TokenCounter:
+        """How prompt tokens of ``model`` are counted: its engine's tokenizer, else core's
+        estimate."""
+        return self.tokenizers.get(model, estimate_tokens)
 
     def new_request_id(self) -> str:
         """A fresh 32-hex-digit request id (seeded once from the OS; no syscall per request)."""

@@ -8,11 +8,11 @@ import pytest
 
 from sagellm_core.api.common import Priority
 from sagellm_core.api.pool import SchedulingSpec
+from sagellm_core.tokens import estimate_tokens
 from sagellm_core.scheduling.metadata import (
     ANONYMOUS,
     MetadataError,
     RequestMetadata,
-    estimate_tokens,
     parse_metadata,
 )
 
@@ -106,15 +106,8 @@ def test_derived_times_and_tokens() -> None:
     assert meta.expected_tokens == meta.prompt_tokens + 10
 
 
-@pytest.mark.parametrize(
-    ("body", "tokens"),
-    [
-        ({"prompt": "abcd" * 5}, 5),
-        ({"prompt": [1, 2, 3]}, 3),
-        ({"messages": [{"role": "user", "content": "abcdefgh"}]}, 2),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "abcd"}]}]}, 1),
-        ({}, 0),
-    ],
-)
-def test_estimate_tokens(body: dict[str, Any], tokens: int) -> None:
-    assert estimate_tokens(body) == tokens
+def test_prompt_tokens_are_counted_by_the_given_counter() -> None:
+    body = {"prompt": "the quick brown fox"}
+    assert parse({}, body).prompt_tokens == estimate_tokens("the quick brown fox") == 4
+    meta = parse_metadata({}, body, SchedulingSpec(), now=0.0, count=lambda text: 1000)
+    assert meta.prompt_tokens == 1000
