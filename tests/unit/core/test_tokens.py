@@ -55,7 +55,7 @@ async def test_a_simulated_engine_reports_the_estimate_as_its_prompt_length() ->
     app = build_app(SimConfig(model="m", sim_time_scale=0.01, max_model_len=2048))
     prompt = "Routers estimate; engines count. 你好, 12345 tokens! " * 5
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
-        resp = await client.post("/v1/completions",
-                                 json={"model": "m", "prompt": prompt, "max_tokens": 1})  # fmt: skip
+        body = {"model": "m", "prompt": prompt, "max_tokens": 1}
+        resp = await client.post("/v1/completions", json=body)
         usage = (await resp.json())["usage"]
     assert usage["prompt_tokens"] == estimate_tokens(prompt) == prompt_tokens({"prompt": prompt})

@@ -8,13 +8,13 @@ import pytest
 
 from sagellm_core.api.common import Priority
 from sagellm_core.api.pool import SchedulingSpec
-from sagellm_core.tokens import estimate_tokens
 from sagellm_core.scheduling.metadata import (
     ANONYMOUS,
     MetadataError,
     RequestMetadata,
     parse_metadata,
 )
+from sagellm_core.tokens import estimate_tokens
 
 SPEC = SchedulingSpec()
 
@@ -49,7 +49,7 @@ def parse(
         ({}, {"max_tokens": 0}, "max_tokens", None),
         ({}, {"max_tokens": True}, "max_tokens", None),
         ({}, {"max_tokens": "ten"}, "max_tokens", None),
-        ({}, {"prompt": "x" * 40}, "prompt_tokens", 10),
+        ({}, {"prompt": "the quick brown fox"}, "prompt_tokens", 4),
         ({}, None, "arrival_s", 100.0),
     ],
 )
