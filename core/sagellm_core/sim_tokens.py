@@ -6,8 +6,6 @@ one token. Typical English prose comes out at ~1.2 tokens per word (~4.2 charact
 close to Llama-3's BPE. Token ids are CRC32 of the piece modulo the vocabulary size, so equal
 text gives equal ids in every process: the simulator's prefix cache keys on them, and a router
 that tokenizes the same way finds the blocks a simulated engine reports in its KV events.
-Counting the pieces without their ids is ``sagellm_core.tokens.estimate_tokens``, the prompt-size
-estimate of admission and PD.
 """
 
 from __future__ import annotations
@@ -23,3 +21,7 @@ def tokenize(text: str) -> list[int]:
     """Token ids of ``text``."""
     crc = zlib.crc32
     return [crc(p.encode()) % VOCAB_SIZE for p in PIECE.findall(text)]
+
+
+def count_tokens(text: str) -> int:
+    return len(PIECE.findall(text))

@@ -1,12 +1,12 @@
 """The one prompt-size estimate in tokens, and the protocol a real tokenizer plugs into (pure).
 
-``estimate_tokens(text)`` counts the pieces of the simulator's tokenizer approximation
-(``sim_tokens.PIECE``: a run of up to 6 letters, up to 3 digits or one other character, each
-with its optional leading space, or a run of whitespace). English prose comes out at ~4.2
-characters per token, close to Llama-3's BPE, and every CJK character is one token (a
-characters/4 rule would count a Chinese prompt at a quarter of its size). A simulated engine
-tokenizes with the same pieces, so the router's estimate of a simulated request is its exact
-prompt length. Cost: one regex pass, ~0.1 µs per character.
+``estimate_tokens(text)`` is ``sim_tokens.count_tokens``, the piece count of the simulator's
+tokenizer approximation (``sim_tokens.PIECE``: a run of up to 6 letters, up to 3 digits or one
+other character, each with its optional leading space, or a run of whitespace). English prose
+comes out at ~4.2 characters per token, close to Llama-3's BPE, and every CJK character is one
+token (a characters/4 rule would count a Chinese prompt at a quarter of its size). A simulated
+engine tokenizes with the same pieces, so the router's estimate of a simulated request is its
+exact prompt length. Cost: one regex pass, ~0.1 µs per character.
 
 Every caller that needs a token count takes a ``TokenCounter`` with ``estimate_tokens`` as the
 default: admission (``RequestMetadata.prompt_tokens``, through ``prompt_tokens``), the PD
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from sagellm_core.sim_tokens import PIECE
+from sagellm_core.sim_tokens import count_tokens
 
 
 class TokenCounter(Protocol):
@@ -29,9 +29,9 @@ class TokenCounter(Protocol):
     def __call__(self, text: str) -> int: ...
 
 
-def estimate_tokens(text: str) -> int:
-    """Tokens of ``text`` under the simulator's tokenizer approximation (see the module doc)."""
-    return len(PIECE.findall(text))
+#: Tokens of a text under the simulator's tokenizer approximation (see the module docstring):
+#: the very function the simulator counts with.
+estimate_tokens: TokenCounter = count_tokens
 
 
 def prompt_tokens(body: Mapping[str, object], count: TokenCounter = estimate_tokens) -> int:

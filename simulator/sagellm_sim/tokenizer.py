@@ -1,10 +1,8 @@
 """A deterministic tokenizer approximation and deterministic generated text.
 
-Tokenization (``tokenize``) lives in ``sagellm_core.sim_tokens``, shared with the router's
-``kv_aware`` strategy: every piece of text (a short letter or digit run, or one other character)
-is one token whose id is a CRC32 of the piece. ``count_tokens`` is core's ``estimate_tokens``,
-the router's prompt-size estimate, so the router's estimate of a simulated request is its
-exact prompt length.
+Tokenization (``tokenize``, ``count_tokens``) lives in ``sagellm_core.sim_tokens``, shared with
+the router's ``kv_aware`` strategy: every piece of text (a short letter or digit run, or one
+other character) is one token whose id is a CRC32 of the piece.
 
 Generation: each output token is one word from ``WORDS`` (each is a single piece above, so
 re-tokenizing generated text gives back the same count). The word sequence comes from a PRNG
@@ -18,8 +16,7 @@ import random
 import zlib
 from collections.abc import Sequence
 
-from sagellm_core.sim_tokens import VOCAB_SIZE, tokenize
-from sagellm_core.tokens import estimate_tokens as count_tokens
+from sagellm_core.sim_tokens import VOCAB_SIZE, count_tokens, tokenize
 
 __all__ = ["VOCAB_SIZE", "WORDS", "TextGenerator", "count_tokens", "render_chat", "tokenize"]
 
