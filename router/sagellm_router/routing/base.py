@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from sagellm_router.routing.prefix_index import PrefixIndex
 from sagellm_router.stats.engine import EngineStats
@@ -58,6 +58,17 @@ class StrategyContext:
 
 
 StrategyFactory = Callable[[StrategyContext], Strategy]
+
+
+class Seeded:
+    """Base of a strategy whose only state is the seeded RNG of its context."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    @classmethod
+    def create(cls, ctx: StrategyContext) -> Self:
+        return cls(ctx.rng)
 
 
 class StrategyParamError(ValueError):
