@@ -121,10 +121,14 @@ class AdmissionQueue:
         if not decision.allowed:
             raise self._reject(429, decision.reason, decision.retry_after_s, "rate_limited")
         item = QueueItem(meta, next(self._seq), now)
+        if not self._waiters and self._by_slots:  # nobody to rank, shed or observe: no future
+            chosen = self._next([item], None, now)
+            if chosen is not None:
+                return self._issue(*chosen, now)
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(item, future)
         self._waiters[waiter.item.seq] = waiter
-        self.poke()  # the one admission route, for a newcomer as for those already waiting
+        self.poke()
         if len(self._waiters) > self.config.max_queue_length:
             self._evict_worst()
         if future.done():  # granted (or refused) at once: no timeout to arm
@@ -199,7 +203,7 @@ class AdmissionQueue:
             if caps.uses_view:
                 self._shed(view, now)
         while self._waiters:
-            chosen = self._next(view, now)
+            chosen = self._next([w.item for w in self._waiters.values()], view, now)
             if chosen is None:
                 return
             item, allowed, reason = chosen
@@ -207,17 +211,20 @@ class AdmissionQueue:
             if self._waiters and view is not None:
                 view = self.view(now)
 
-    def _decision_view(self, now: float) -> ClusterView | None:
-        """The instance views, or None when the slot numbers alone decide (a policy that
-        neither observes nor uses the view, and a capacity source to read them from)."""
+    @property
+    def _by_slots(self) -> bool:
+        """Whether the slot numbers alone decide: a policy that neither observes nor uses the
+        view (so never sheds), and a capacity source to read the numbers from."""
         caps = self._caps
-        if caps.observes or caps.uses_view or self._capacity is None:
-            return self.view(now)
-        return None
+        return not (caps.observes or caps.uses_view) and self._capacity is not None
 
-    def _next(self, view: ClusterView | None, now: float) -> Choice | None:
-        """The waiter to admit now, its allowed instances and why (None: it must wait)."""
-        items = [w.item for w in self._waiters.values()]  # in arrival order
+    def _decision_view(self, now: float) -> ClusterView | None:
+        """The instance views, or None when the slot numbers alone decide."""
+        return None if self._by_slots else self.view(now)
+
+    def _next(self, items: list[QueueItem], view: ClusterView | None, now: float) -> Choice | None:
+        """Which of ``items`` (in arrival order) to admit now, its allowed instances and why
+        (None: they must wait). The one decision, for a newcomer as for waiters."""
         in_order = self._caps.arrival_order or len(items) == 1
         if not self._caps.uses_view:  # every instance, never shed: the first may go if any fits
             allowed, free = self._free_slots(view)
@@ -239,15 +246,18 @@ class AdmissionQueue:
     def _free_slots(self, view: ClusterView | None) -> tuple[tuple[str, ...], int]:
         """Instances with a free slot and the free slots in all, from the views or else from
         the capacity source (held slots overlaid the same way as in ``view``)."""
-        if view is not None:
-            rows: Iterable[tuple[str, int]] = ((i.name, i.free_slots) for i in view.instances)
-        else:
-            assert self._capacity is not None
-            bound = self._bound
-            rows = ((n, slots - max(bound.get(n, 0), busy)) for n, slots, busy in self._capacity())
         allowed, total = [], 0
-        for name, free in rows:
-            if free > 0:
+        if view is not None:
+            for i in view.instances:
+                if (free := i.free_slots) > 0:
+                    allowed.append(i.name)
+                    total += free
+            return tuple(allowed), total
+        assert self._capacity is not None
+        bound = self._bound
+        for name, slots, busy in self._capacity():  # the admission hot path: no views
+            held = bound.get(name, 0)
+            if (free := slots - (held if held > busy else busy)) > 0:
                 allowed.append(name)
                 total += free
         return tuple(allowed), total
