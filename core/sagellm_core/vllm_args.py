@@ -5,6 +5,8 @@
 :func:`serve_config_for_pool` and :func:`serve_config_for_instance` derive that config from the
 API models. Multi-node instances use vLLM's multiprocessing launcher (``--nnodes``,
 ``--node-rank``, ``--master-addr``; workers add ``--headless``), see docs/planner.md.
+:func:`instance_argvs` gives both argvs of one instance (the leader's, and the workers' when it
+spans nodes): the one place the operator gets engine argv from.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import json
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
-from sagellm_core.api.common import EngineKind, KVConnector, Role
+from sagellm_core.api.common import EngineKind, KVConnector, Role, RoutingStrategy
 from sagellm_core.api.instance import ExecutionInstanceSpec
 from sagellm_core.api.pool import EngineSpec, InferencePoolSpec, ModelSpec
 
 DEFAULT_PORT: Final = 8000
 LWS_LEADER_ADDRESS: Final = "$(LWS_LEADER_ADDRESS)"
 LWS_WORKER_INDEX: Final = "$(LWS_WORKER_INDEX)"
+KV_EVENTS_PORT: Final = 5557
+"""Where engines of ``kv_aware`` pools publish KV-cache events (ZMQ PUB, vLLM's default port)."""
+KV_EVENTS_REPLAY_PORT: Final = 5558
+"""Their replay socket (ZMQ ROUTER): a subscriber that sees a sequence gap catches up here."""
 KV_ROLES: Final = {Role.PREFILL: "kv_producer", Role.DECODE: "kv_consumer"}
 ON_LOAD_QUANTIZATIONS: Final = frozenset({"fp8"})
 """Quantizations vLLM applies to an unquantized checkpoint at load (``--quantization``). A
@@ -66,6 +72,7 @@ class ServeConfig:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     chunked_prefill: bool = True
+    kv_events: bool = False
     multi_node: MultiNode | None = None
     extra_args: tuple[str, ...] = ()
     host: str = "0.0.0.0"
@@ -97,6 +104,22 @@ def kv_transfer_config(role: Role | str, connector: str | None) -> str | None:
         return None
     name = connector or KVConnector.NIXL.value
     return json.dumps({"kv_connector": name, "kv_role": kv_role}, separators=(",", ":"))
+
+
+def publishes_kv_events(spec: InferencePoolSpec) -> bool:
+    """The pool's engines publish KV-cache events: its router strategy reads them."""
+    return spec.scheduling.routing == RoutingStrategy.KV_AWARE
+
+
+def kv_events_config() -> str:
+    """``--kv-events-config`` JSON: publish KV-cache events on the pod's fixed ports."""
+    config = {
+        "enable_kv_cache_events": True,
+        "publisher": "zmq",
+        "endpoint": f"tcp://*:{KV_EVENTS_PORT}",
+        "replay_endpoint": f"tcp://*:{KV_EVENTS_REPLAY_PORT}",
+    }
+    return json.dumps(config, separators=(",", ":"))
 
 
 def _parallel_args(cfg: ServeConfig) -> list[str]:
@@ -149,6 +172,8 @@ def serve_args(cfg: ServeConfig) -> list[str]:
     kv = kv_transfer_config(cfg.role, cfg.connector)
     if kv is not None:
         args += ["--kv-transfer-config", kv]
+    if cfg.kv_events:
+        args += ["--kv-events-config", kv_events_config()]
     return args + list(cfg.extra_args)
 
 
@@ -191,6 +216,7 @@ def serve_config_for_pool(
     """Config for one instance of ``role`` in a pool, with the planner's sizes."""
     connector = spec.roles.kv_transfer.connector if spec.roles.kv_transfer else None
     cfg = _config(spec.model, spec.engine, role, sizes, connector, multi_node)
+    cfg = replace(cfg, kv_events=publishes_kv_events(spec))
     decode, prefill = spec.roles.decode, spec.roles.prefill
     if Role(role) == Role.DECODE and decode is not None and decode.max_parallel_requests:
         return replace(cfg, max_num_seqs=decode.max_parallel_requests)
@@ -213,3 +239,17 @@ def lws_multi_node(nnodes: int, leader: bool, master_port: int | None = None) ->
     """Multi-node placement inside a LeaderWorkerSet: ranks and address from LWS env vars."""
     rank: int | str = 0 if leader else LWS_WORKER_INDEX
     return MultiNode(nnodes, rank, LWS_LEADER_ADDRESS, master_port)
+
+
+def instance_argvs(
+    spec: InferencePoolSpec, role: Role | str, sizes: Sizes, nodes: int, port: int = DEFAULT_PORT
+) -> tuple[list[str], list[str] | None]:
+    """The argv of one instance of ``role``: the serving process's (a LeaderWorkerSet leader's
+    when ``nodes > 1``), and the workers' (None on one node)."""
+    if nodes <= 1:
+        return serve_args(replace(serve_config_for_pool(spec, role, sizes), port=port)), None
+    leader, worker = (
+        serve_args(replace(serve_config_for_pool(spec, role, sizes, m), port=port))
+        for m in (lws_multi_node(nodes, leader=True), lws_multi_node(nodes, leader=False))
+    )
+    return leader, worker

@@ -5,7 +5,6 @@ Every call names what it touches; nothing here decides anything.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 from typing import Any
@@ -176,21 +175,3 @@ class Kube:
             raise
         crd: Obj = json.loads(await resp.read())
         return crd
-
-    # -- events -------------------------------------------------------------------------------
-    async def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        """Post a core/v1 Event about ``obj``; failures are logged, never raised."""
-        meta = obj["metadata"]
-        now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-               "namespace": meta["namespace"], "uid": meta.get("uid")}  # fmt: skip
-        body = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": ref, "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": L.MANAGED_BY_VALUE}, "reportingComponent": L.MANAGED_BY_VALUE,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }  # fmt: skip
-        try:
-            await self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
-        except ApiException as exc:
-            log.warning("event not posted", extra={"reason": reason, "status": exc.status})

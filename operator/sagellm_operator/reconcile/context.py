@@ -13,6 +13,8 @@ from sagellm_operator.engine import engine_load
 from sagellm_operator.k8s import Kube
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.coalesce import Coalescer
+from sagellm_operator.reconcile.kopftools import Events
+from sagellm_operator.reconcile.lookup import ApiLookup, Lookup
 from sagellm_operator.settings import OperatorSettings
 
 Obj = dict[str, Any]
@@ -32,6 +34,10 @@ class Context:
     settings: OperatorSettings
     metrics: Metrics
     clock: Callable[[], datetime.datetime] = utcnow
+    events: Events = field(default_factory=Events)
+    """Kubernetes Events, posted through kopf."""
+    indices: Lookup | None = None
+    """kopf's indices of the watched objects (None: look up through the API)."""
     _locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     children: Coalescer = field(default_factory=lambda: Coalescer(0.05))
     """Pool reconciles triggered by instance events, coalesced per pool: creating or updating N
@@ -48,6 +54,10 @@ class Context:
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""
+
+    @property
+    def lookup(self) -> Lookup:
+        return self.indices or ApiLookup(self.kube, self.settings)
 
     def lock(self, kind: str, ns: str, name: str) -> asyncio.Lock:
         """One lock per object so event-, timer- and change-driven reconciles never overlap."""
