@@ -110,7 +110,8 @@ def _run_until_cancelled(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Non
 
 @contextlib.asynccontextmanager
 async def cluster(
-    behaviour: Callable[[Obj], PodBehaviour] | None = None, lws: bool = False,
+    behaviour: Callable[[Obj], PodBehaviour] | None = None,
+    lws: bool = False,
     simulate: bool = False,
 ) -> AsyncIterator[Cluster]:
     """The emulator with the CRDs and a fake kubelet (``simulate``: pods run the simulator)."""
