@@ -122,6 +122,11 @@ def kv_events_config() -> str:
     return json.dumps(config, separators=(",", ":"))
 
 
+def _given(flag: str, value: object | None) -> list[str]:
+    """``[flag, value]`` when the value is set, else nothing."""
+    return [] if value is None else [flag, str(value)]
+
+
 def _parallel_args(cfg: ServeConfig) -> list[str]:
     args = [
         "--tensor-parallel-size", str(cfg.tensor),
@@ -134,9 +139,7 @@ def _parallel_args(cfg: ServeConfig) -> list[str]:
     mn = cfg.multi_node
     if mn is not None:
         args += ["--nnodes", str(mn.nnodes), "--node-rank", str(mn.node_rank)]
-        args += ["--master-addr", mn.master_addr]
-        if mn.master_port is not None:
-            args += ["--master-port", str(mn.master_port)]
+        args += ["--master-addr", mn.master_addr, *_given("--master-port", mn.master_port)]
         if not mn.is_leader:
             args.append("--headless")
     return args
@@ -148,15 +151,12 @@ def _model_args(cfg: ServeConfig) -> list[str]:
     args += ["--dtype", cfg.dtype]
     if cfg.quantize_on_load and cfg.quantization in ON_LOAD_QUANTIZATIONS:
         args += ["--quantization", cfg.quantization]
-    if cfg.block_size is not None:
-        args += ["--block-size", str(cfg.block_size)]
+    args += _given("--block-size", cfg.block_size)
     args.append(
         "--enable-prefix-caching" if cfg.enable_prefix_caching else "--no-enable-prefix-caching"
     )
-    if cfg.max_num_seqs is not None:
-        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
-    if cfg.max_num_batched_tokens is not None:
-        args += ["--max-num-batched-tokens", str(cfg.max_num_batched_tokens)]
+    args += _given("--max-num-seqs", cfg.max_num_seqs)
+    args += _given("--max-num-batched-tokens", cfg.max_num_batched_tokens)
     if not cfg.chunked_prefill:
         args.append("--no-enable-chunked-prefill")
     return args
@@ -165,8 +165,7 @@ def _model_args(cfg: ServeConfig) -> list[str]:
 def serve_args(cfg: ServeConfig) -> list[str]:
     """The argv after ``vllm serve``: model first, extra args last (so they can override)."""
     args = [cfg.model_source, "--served-model-name", cfg.served_name]
-    if cfg.revision is not None:
-        args += ["--revision", cfg.revision]
+    args += _given("--revision", cfg.revision)
     args += ["--host", cfg.host, "--port", str(cfg.port)]
     args += _parallel_args(cfg) + _model_args(cfg)
     kv = kv_transfer_config(cfg.role, cfg.connector)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,19 @@ class Context:
     def lock(self, kind: str, ns: str, name: str) -> asyncio.Lock:
         """One lock per object so event-, timer- and change-driven reconciles never overlap."""
         return self._locks.setdefault((kind, ns, name), asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def reconciling(self, kind: str, obj: Obj) -> AsyncIterator[None]:
+        """One reconcile of ``obj``: under its lock, timed, counted as ok or error."""
+        meta = obj["metadata"]
+        async with self.lock(kind, meta["namespace"], meta["name"]):
+            with self.metrics.duration.labels(kind).time():
+                try:
+                    yield
+                except Exception:
+                    self.metrics.reconciles.labels(kind, "error").inc()
+                    raise
+                self.metrics.reconciles.labels(kind, "ok").inc()
 
     def forget(self, kind: str, ns: str, name: str) -> None:
         self._locks.pop((kind, ns, name), None)

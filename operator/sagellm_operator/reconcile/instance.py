@@ -28,17 +28,10 @@ WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 
 
 async def reconcile_instance(ctx: Context, inst: Obj) -> None:
-    meta = inst["metadata"]
-    if meta.get("deletionTimestamp"):
+    if inst["metadata"].get("deletionTimestamp"):
         return
-    async with ctx.lock("instance", meta["namespace"], meta["name"]):
-        with ctx.metrics.duration.labels("instance").time():
-            try:
-                await _reconcile(ctx, inst)
-            except Exception:
-                ctx.metrics.reconciles.labels("instance", "error").inc()
-                raise
-            ctx.metrics.reconciles.labels("instance", "ok").inc()
+    async with ctx.reconciling("instance", inst):
+        await _reconcile(ctx, inst)
 
 
 async def _reconcile(ctx: Context, inst: Obj) -> None:

@@ -38,17 +38,10 @@ async def reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
 
 
 async def reconcile_pool(ctx: Context, pool: Obj) -> None:
-    meta = pool["metadata"]
-    if meta.get("deletionTimestamp"):
+    if pool["metadata"].get("deletionTimestamp"):
         return
-    async with ctx.lock("pool", meta["namespace"], meta["name"]):
-        with ctx.metrics.duration.labels("pool").time():
-            try:
-                await _reconcile(ctx, pool)
-            except Exception:
-                ctx.metrics.reconciles.labels("pool", "error").inc()
-                raise
-            ctx.metrics.reconciles.labels("pool", "ok").inc()
+    async with ctx.reconciling("pool", pool):
+        await _reconcile(ctx, pool)
 
 
 def _user_view(pool: Obj) -> Obj:
