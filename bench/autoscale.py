@@ -383,14 +383,14 @@ def main() -> None:
     parser.add_argument("--slo-ms", type=float, default=1000.0, help="TTFT objective (ms)")
     parser.add_argument(
         "--down-window",
-        type=float,
-        default=3.0,
+        type=int,
+        default=3,
         help="spec.autoscaling.scaleDownWindowSeconds of the autoscaled pool",
     )
     parser.add_argument(
         "--idle",
-        type=float,
-        default=8.0,
+        type=int,
+        default=8,
         help="spec.autoscaling.scaleToZeroAfterSeconds of the autoscaled pool",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results/autoscale"))
