@@ -136,6 +136,9 @@ class KvIndex:
         self._engines.pop(engine, None)
 
     # -- reading ---------------------------------------------------------------------------
+    def engines(self) -> list[str]:
+        return list(self._engines)
+
     def block_size(self, engine: str) -> int | None:
         state = self._engines.get(engine)
         return None if state is None else state.block_size

@@ -139,35 +139,36 @@ def test_publishers_from_kv_event_sources() -> None:
         publishers("http://h:1", [])
 
 
-async def test_kv_aware_routes_to_the_engine_that_reports_the_prefix() -> None:
-    """The strategy starts following on its first pick and then follows the engines' truth."""
-    from sagellm_router.routing.base import StrategyContext
-    from sagellm_router.routing.kv_aware import KvAware
-    from sagellm_router.types import Endpoint
+async def test_feeds_follow_pools_routed_by_kv_aware_and_close_cleanly() -> None:
+    """The app's feeds (not the strategy's picks) follow a kv_aware pool's engines; an engine
+    that leaves the pool is dropped, and closing leaves no task behind."""
+    from sagellm_router.config import RouterSettings
+    from sagellm_router.state import build_state
+    from sagellm_router.types import Endpoint, PoolSnapshot
 
-    class NoLoad:
-        def in_flight(self, url: str) -> int:
-            return 0
-
-        def load(self, url: str) -> float:
-            return 0.0
-
-    @dataclass
-    class Req:
-        prompt_text: str
-        session_key: str | None = None
-
+    settings = RouterSettings.model_validate({"routing": {"default": "kv_aware"}})
+    state = build_state(settings, lambda: 0.0)
     a, b = launch(), launch()
-    strategy = KvAware.create(StrategyContext())
     try:
-        candidates = [Endpoint(a.url, "a"), Endpoint(b.url, "b")]
-        text = prompt("shared")
-        strategy.pick(Req(text), candidates, NoLoad())  # starts the follower
         async with aiohttp.ClientSession() as session:
-            await complete(session, b.url, text)  # b computes the prefix, not through the router
-        await eventually(lambda: strategy.matched(text, candidates)[0].get(b.url, 0) > 0)
-        assert all(strategy.pick(Req(text), candidates, NoLoad()).instance == "b" for _ in range(5))
+            endpoints = (Endpoint(a.url, "a"), Endpoint(b.url, "b"))
+            state.apply_pools([PoolSnapshot("ns/p", "m", endpoints=endpoints)])
+            assert state.kv.followers == {}  # nothing is followed before the app starts it
+            state.kv.start(session)
+            follower = state.kv.followers["ns/p"]
+            await eventually(lambda: set(follower.engines) == {a.url, b.url})
+            tokens = await complete(session, b.url, prompt("shared"))
+            index = state.strategies.get("ns/p", "kv_aware").index  # type: ignore[attr-defined]
+            await eventually(lambda: held(index, tokens, b.url)[b.url] > 0)
+            metrics = state.metrics.registry
+            assert metrics.get_sample_value(
+                "sagellm_router_kv_indexed_blocks", {"pool": "ns/p", "endpoint": "b"}
+            ) == len(tokens) // 16  # fmt: skip
+            state.apply_pools([PoolSnapshot("ns/p", "m", endpoints=endpoints[:1])])
+            assert index.blocks(b.url) == 0 and set(follower.engines) == {a.url}
+            tasks = list(follower._tasks.values())
+            await state.kv.close()
+            assert all(t.done() for t in tasks) and state.kv.followers == {}
     finally:
-        await strategy.close()
         stop(a.proc)
         stop(b.proc)
