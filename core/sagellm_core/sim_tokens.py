@@ -33,6 +33,24 @@ def count_tokens(text: str) -> int:
     return len(PIECE.findall(text))
 
 
+def chunks(text: str, size: int = 256) -> list[str]:
+    """``text`` cut into pieces of about ``size`` characters whose token ids, concatenated, are
+    ``tokenize(text)``: every cut is at a space between two non-space characters, where a piece
+    always starts whatever precedes it (the space leads the next word, digit or symbol). Equal
+    prefixes are cut alike, so a caller may cache the ids of each chunk."""
+    out, start, n = [], 0, len(text)
+    while n - start > size:
+        cut = text.find(" ", start + size)
+        while cut != -1 and (text[cut - 1].isspace() or cut + 1 >= n or text[cut + 1].isspace()):
+            cut = text.find(" ", cut + 1)
+        if cut == -1:
+            break
+        out.append(text[start:cut])
+        start = cut
+    out.append(text[start:])
+    return out
+
+
 def render_chat(turns: Sequence[tuple[str, str]]) -> str:
     """The prompt a conversation of ``(role, text)`` turns is turned into, with the assistant's
     generation prompt at the end."""
@@ -54,8 +72,11 @@ def message_text(content: object) -> str:
     return ""
 
 
+def chat_prompt(messages: Sequence[Mapping[str, object]]) -> str:
+    """The prompt text of a chat request's ``messages`` (OpenAI JSON)."""
+    return render_chat([(str(m.get("role")), message_text(m.get("content"))) for m in messages])
+
+
 def chat_tokens(messages: Sequence[Mapping[str, object]]) -> list[int]:
-    """Token ids of a chat request's ``messages`` (OpenAI JSON), as the simulator prefills them."""
-    return tokenize(
-        render_chat([(str(m.get("role")), message_text(m.get("content"))) for m in messages])
-    )
+    """Token ids of a chat request's ``messages``, as the simulator prefills them."""
+    return tokenize(chat_prompt(messages))

@@ -38,16 +38,6 @@ def chain(parent: int, tokens: Sequence[int]) -> int:
     return hash((parent, tuple(tokens)))
 
 
-def request_keys(token_ids: Sequence[int], block_size: int, limit: int) -> list[int]:
-    """Keys of the full blocks of a request's tokens (at most ``limit``)."""
-    keys: list[int] = []
-    parent = ROOT
-    for start in range(0, min(len(token_ids), block_size * limit) - block_size + 1, block_size):
-        parent = chain(parent, token_ids[start : start + block_size])
-        keys.append(parent)
-    return keys
-
-
 @dataclass
 class _Engine:
     block_size: int | None = None
@@ -151,14 +141,26 @@ class KvIndex:
         state = self._engines.get(engine)
         return None if state is None else state.last_seq
 
-    def matched_blocks(self, keys: Sequence[int], engines: Sequence[str]) -> dict[str, int]:
-        """For each engine, how many leading blocks of ``keys`` it holds."""
+    def matched(
+        self, tokens: Sequence[int], block_size: int, limit: int, engines: Sequence[str]
+    ) -> dict[str, int]:
+        """For each engine, how many leading full blocks of ``tokens`` (at most ``limit``) it
+        holds; blocks are keyed (``chain``) only as far as some engine still holds them."""
         counts = dict.fromkeys(engines, 0)
-        alive = set(engines)
-        for depth, key in enumerate(keys):
-            alive &= self._holders.get(key, set())
-            if not alive:
+        alive, holders = set(engines), self._holders
+        parent, depth, ids = ROOT, 0, tuple(tokens)  # slices of a tuple are tuples
+        for start in range(0, min(len(ids), block_size * limit) - block_size + 1, block_size):
+            parent = hash((parent, ids[start : start + block_size]))  # chain(), inlined
+            held = holders.get(parent)
+            if held is None:
                 break
-            for engine in alive:
-                counts[engine] = depth + 1
+            if not alive <= held:
+                for engine in alive - held:
+                    counts[engine] = depth
+                alive &= held
+                if not alive:
+                    break
+            depth += 1
+        for engine in alive:
+            counts[engine] = depth
         return counts

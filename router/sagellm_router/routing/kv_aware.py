@@ -6,17 +6,16 @@ index is fed by the router app (``sagellm_router.kv.feeds``), never by ``pick``,
 I/O. Score: ``load + miss_cost * uncached share`` per candidate, the cheapest wins, with
 ``prefix_aware``'s balance guard. When none of the candidates is indexed (events not followed
 or not published yet), the prompt cannot be tokenized or has no full block, ``prefix_aware``
-decides; it also learns every kv pick, so it is warm when events stop.
+decides (and learns those picks only: keeping it warm on every pick would double the cost).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
 
-from sagellm_router.kv.index import KvIndex, request_keys
+from sagellm_router.kv.index import KvIndex
 from sagellm_router.kv.tokenizers import (
     TOKENIZERS,
     HfTokenizer,
@@ -34,17 +33,6 @@ from sagellm_router.routing.base import (
 )
 from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams
 from sagellm_router.types import Endpoint
-
-
-@runtime_checkable
-class BodyInput(Protocol):
-    """A request that carries its route and JSON body (the router's ``ParsedRequest``)."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def body(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -107,30 +95,31 @@ class KvAware:
             self.picks["fallback"] += 1
             return self.fallback.pick(request, candidates, loads)
         self.picks["kv"] += 1
-        self.fallback.record(chosen.url, request.prompt_text)
         return chosen
 
     def tokens(self, request: RouteInput) -> list[int] | None:
         """The request's prompt token ids as the engine computes them (None: unknown)."""
-        if isinstance(request, BodyInput):
-            return request_tokens(self.tokenizer, request.path, request.body)
+        body, path = getattr(request, "body", None), getattr(request, "path", None)
+        if isinstance(body, dict) and isinstance(path, str):  # the router's ParsedRequest
+            return request_tokens(self.tokenizer, path, body)
         text = request.prompt_text
         return request_tokens(self.tokenizer, "", {"prompt": text}) if text else None
 
-    def matched(
+    def cached_share(
         self, tokens: Sequence[int], candidates: Sequence[Endpoint]
-    ) -> tuple[dict[str, int], int]:
-        """Leading blocks each indexed candidate holds, and the prompt's number of full blocks."""
+    ) -> dict[str, float] | None:
+        """The share of the prompt's full blocks each indexed candidate holds (others: 0);
+        None when no candidate is indexed or the prompt has no full block."""
         sizes = {u: s for c in candidates if (s := self.index.block_size(u := c.url)) is not None}
-        if not sizes:
-            return {}, 0
         limit = self._params.max_blocks_per_request
-        keys = {size: request_keys(tokens, size, limit) for size in set(sizes.values())}
-        out: dict[str, int] = {}
-        for size, block_keys in keys.items():
-            urls = [u for u, s in sizes.items() if s == size]
-            out.update(self.index.matched_blocks(block_keys, urls))
-        return out, max(len(k) for k in keys.values())
+        share: dict[str, float] = {}
+        for size in set(sizes.values()):
+            total = min(len(tokens) // size, limit)
+            if total:
+                urls = [u for u, s in sizes.items() if s == size]
+                held = self.index.matched(tokens, size, limit, urls)
+                share.update((u, n / total) for u, n in held.items())
+        return share or None
 
     def _choose(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
@@ -138,17 +127,16 @@ class KvAware:
         if not any(self.index.block_size(c.url) is not None for c in candidates):
             return None
         tokens = self.tokens(request)
-        if tokens is None:
-            return None
-        held, total = self.matched(tokens, candidates)
-        if total == 0:
+        share = None if tokens is None else self.cached_share(tokens, candidates)
+        if share is None:
             return None
         p = self._params
         scored = []
         for endpoint in candidates:
             load = loads.load(endpoint.url)
-            missing = 1.0 - held.get(endpoint.url, 0) / total
-            scored.append(((load + p.miss_cost * missing, load), endpoint))
+            scored.append(
+                ((load + p.miss_cost * (1.0 - share.get(endpoint.url, 0.0)), load), endpoint)
+            )
         best_key = min(key for key, _ in scored)
         best = [e for key, e in scored if key == best_key]
         min_load = min(key[1] for key, _ in scored)

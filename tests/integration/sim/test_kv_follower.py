@@ -16,7 +16,7 @@ import pytest
 import zmq.asyncio
 from sim_process import free_port, start, stop, wait_healthy
 
-from sagellm_router.kv.index import KvIndex, request_keys
+from sagellm_router.kv.index import KvIndex
 from sagellm_router.kv.subscriber import KvEventFollower, publishers
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,7 +77,7 @@ def prompt(tag: str) -> str:
 
 
 def held(index: KvIndex, tokens: list[int], *urls: str) -> dict[str, int]:
-    return index.matched_blocks(request_keys(tokens, 16, 1000), list(urls))
+    return index.matched(tokens, 16, 1000, list(urls))
 
 
 async def test_index_follows_stores_per_engine_and_drops_engines_that_leave(env) -> None:  # type: ignore[no-untyped-def]
@@ -165,10 +165,50 @@ async def test_feeds_follow_pools_routed_by_kv_aware_and_close_cleanly() -> None
                 "sagellm_router_kv_indexed_blocks", {"pool": "ns/p", "endpoint": "b"}
             ) == len(tokens) // 16  # fmt: skip
             state.apply_pools([PoolSnapshot("ns/p", "m", endpoints=endpoints[:1])])
-            assert index.blocks(b.url) == 0 and set(follower.engines) == {a.url}
+            assert index.blocks(b.url) == 0
+            assert set(follower.engines) == {a.url}
             tasks = list(follower._tasks.values())
             await state.kv.close()
-            assert all(t.done() for t in tasks) and state.kv.followers == {}
+            assert all(t.done() for t in tasks)
+            assert state.kv.followers == {}
     finally:
         stop(a.proc)
         stop(b.proc)
+
+
+async def test_sources_are_retried_until_the_engine_answers_and_a_404_is_not_followed() -> None:
+    """An engine that is not up yet is asked again (backoff); one without the route is left."""
+    from aiohttp import web
+
+    calls = {"starting": 0, "old": 0}
+
+    async def starting(request: web.Request) -> web.Response:
+        calls["starting"] += 1
+        return web.json_response({}) if calls["starting"] >= 3 else web.Response(status=503)
+
+    async def old(request: web.Request) -> web.Response:
+        calls["old"] += 1
+        return web.Response(status=404)
+
+    apps = []
+    for handler in (starting, old):
+        app = web.Application()
+        app.router.add_get("/kv_event_sources", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        apps.append((runner, f"http://127.0.0.1:{runner.addresses[0][1]}"))
+    ctx = zmq.asyncio.Context()
+    try:
+        async with aiohttp.ClientSession() as session:
+            follower = KvEventFollower(KvIndex(), session, ctx, retry_s=0.01)
+            follower.track([url for _, url in apps])
+            await eventually(lambda: set(follower.engines) == {url for _, url in apps})
+            assert calls == {"starting": 3, "old": 1}
+            assert all(pubs == [] for pubs in follower.engines.values())
+            await follower.close()
+    finally:
+        ctx.destroy(linger=0)
+        for runner, _ in apps:
+            await runner.cleanup()

@@ -78,7 +78,6 @@ def test_falls_back_to_prefix_aware_until_an_engine_publishes() -> None:
     assert s.pick(Req(TEXT), [A, C], Loads()).instance == "c"
     holding(index, A, 4)
     assert s.pick(Req(TEXT), [A, C], Loads()).instance == "a"  # the engine's truth wins
-    assert s.fallback.cached_chars(A.url, TEXT) > 0  # picks keep the fallback warm
 
 
 def test_engines_that_leave_are_dropped_from_the_index() -> None:
@@ -131,7 +130,7 @@ def test_chat_requests_are_tokenized_as_the_simulator_renders_them() -> None:
     s = strategy(index)
     chat = Body("/v1/chat/completions", {"model": "m", "messages": MESSAGES})
     assert s.tokens(chat) == engine_ids
-    assert s.matched(engine_ids, [A, B])[0] == {B.url: blocks}
+    assert s.cached_share(engine_ids, [A, B]) == {B.url: 1.0}
     assert all(s.pick(chat, [A, B], Loads()).instance == "b" for _ in range(5))
     assert s.picks["kv"] == 5
 
@@ -159,7 +158,8 @@ def test_request_tokens(path: str, body: dict[str, object], expected: list[int] 
         ({"tokenizer": "llama"}, "expected one of"),
         ({"tokenizer": "hf"}, "tokenizer_path is required"),
         ({"tokenizer": "sim", "tokenizer_path": "/m"}, "only used with tokenizer 'hf'"),
-        ({"tokenizer": "hf", "tokenizer_path": "/no/such/model"}, "cannot load a tokenizer|transformers"),
+        ({"tokenizer": "hf", "tokenizer_path": "/no/such/model"},
+         "cannot load a tokenizer|transformers"),
     ],
 )  # fmt: skip
 def test_bad_tokenizer_params_are_refused(params: dict[str, str], match: str) -> None:

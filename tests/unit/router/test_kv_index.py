@@ -6,7 +6,7 @@ import msgpack
 import pytest
 
 from sagellm_router.kv.events import Batch, Cleared, KvEventError, Removed, Stored, decode
-from sagellm_router.kv.index import KvIndex, Seq, request_keys
+from sagellm_router.kv.index import KvIndex, Seq
 
 BS = 4
 PROMPT = list(range(100, 116))  # four full blocks of 4
@@ -18,10 +18,6 @@ def stored(hashes: list[int], parent: int | None, tokens: list[int]) -> Stored:
 
 def batch(seq: int, *events: Stored | Removed | Cleared) -> Batch:
     return Batch(seq, 0.0, tuple(events), 0)
-
-
-def keys(tokens: list[int] = PROMPT) -> list[int]:
-    return request_keys(tokens, BS, 64)
 
 
 def test_decodes_a_vllm_frame_and_ignores_unknown_fields_and_types() -> None:
@@ -51,19 +47,19 @@ def test_stored_chain_matches_the_request_prefix_per_engine() -> None:
     index.apply("a", batch(0, stored([1, 2], None, PROMPT[:8])))
     index.apply("b", batch(0, stored([9, 8, 7, 6], None, PROMPT)))
     index.apply("a", batch(1, stored([3], 2, PROMPT[8:12])))  # continues a's chain
-    assert index.matched_blocks(keys(), ["a", "b", "c"]) == {"a": 3, "b": 4, "c": 0}
+    assert index.matched(PROMPT, BS, 64, ["a", "b", "c"]) == {"a": 3, "b": 4, "c": 0}
     other = [*PROMPT[:4], 0, 0, 0, 0]
-    assert index.matched_blocks(keys(other), ["a", "b"]) == {"a": 1, "b": 1}
+    assert index.matched(other, BS, 64, ["a", "b"]) == {"a": 1, "b": 1}
 
 
 def test_removed_blocks_and_cleared_engines_stop_matching() -> None:
     index = KvIndex()
     index.apply("a", batch(0, stored([1, 2, 3], None, PROMPT[:12])))
     index.apply("a", batch(1, Removed((2,))))
-    assert index.matched_blocks(keys(), ["a"]) == {"a": 1}
+    assert index.matched(PROMPT, BS, 64, ["a"]) == {"a": 1}
     index.apply("b", batch(0, stored([1], None, PROMPT[:4])))
     index.apply("a", batch(2, Cleared()))
-    assert index.matched_blocks(keys(), ["a", "b"]) == {"a": 0, "b": 1}
+    assert index.matched(PROMPT, BS, 64, ["a", "b"]) == {"a": 0, "b": 1}
 
 
 def test_a_block_whose_parent_is_unknown_is_not_indexed() -> None:
@@ -76,7 +72,7 @@ def test_memory_is_bounded_per_engine_dropping_the_oldest_blocks() -> None:
     index = KvIndex(max_blocks_per_engine=3)
     index.apply("a", batch(0, stored([1, 2, 3, 4], None, PROMPT)))
     assert index.blocks("a") == 3
-    assert index.matched_blocks(keys(), ["a"]) == {"a": 0}  # block 1 (the head) was dropped
+    assert index.matched(PROMPT, BS, 64, ["a"]) == {"a": 0}  # block 1 (the head) was dropped
 
 
 def test_sequence_numbers_detect_gaps_and_restarts() -> None:
@@ -94,7 +90,7 @@ def test_dropping_an_engine_removes_all_its_entries() -> None:
     index.apply("a", batch(0, stored([1, 2], None, PROMPT[:8])))
     index.apply("b", batch(0, stored([1, 2], None, PROMPT[:8])))
     index.drop_engine("a")
-    assert index.matched_blocks(keys(), ["a", "b"]) == {"a": 0, "b": 2}
+    assert index.matched(PROMPT, BS, 64, ["a", "b"]) == {"a": 0, "b": 2}
     assert (index.blocks("a"), index.last_seq("a")) == (0, None)
     index.drop_engine("b")
-    assert index.matched_blocks(keys(), ["b"]) == {"b": 0}
+    assert index.matched(PROMPT, BS, 64, ["b"]) == {"b": 0}
