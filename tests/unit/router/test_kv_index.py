@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sagellm_router.kv.events import Batch, Cleared, KvEventError, Removed, Stored, decode
 from sagellm_router.kv.index import KvIndex, Seq
@@ -94,3 +96,34 @@ def test_dropping_an_engine_removes_all_its_entries() -> None:
     assert (index.blocks("a"), index.last_seq("a")) == (0, None)
     index.drop_engine("b")
     assert index.matched(PROMPT, BS, 64, ["b"]) == {"b": 0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["store", "remove", "drop"]),
+                          st.integers(0, 3), st.integers(1, 4)), max_size=30),
+       st.integers(0, 3))  # fmt: skip
+def test_matched_agrees_with_a_naive_model(ops: list[tuple[str, str, int, int]], q: int) -> None:
+    """Engines store/remove chains of several prompts or leave; ``matched`` counts, per engine,
+    the leading blocks it holds, as a plain per-engine set of block prefixes says."""
+    prompts = [[p * 100 + t for t in range(16)] for p in range(4)]
+    index, model = KvIndex(), {e: set() for e in "abc"}  # engine -> {(prompt, blocks)}
+    seq = dict.fromkeys("abc", 0)
+    for engine, op, p, n in ops:
+        hashes = [p * 10 + i for i in range(n)]
+        if op == "store":
+            index.apply(engine, batch(seq[engine], stored(hashes, None, prompts[p][: n * BS])))
+            model[engine] |= {(p, i) for i in range(n)}
+        elif op == "remove":
+            index.apply(engine, batch(seq[engine], Removed((hashes[-1],))))
+            model[engine] = {(pp, i) for pp, i in model[engine] if (pp, i) != (p, n - 1)}
+        else:
+            index.drop_engine(engine)
+            model[engine], seq[engine] = set(), -1
+        seq[engine] += 1
+    want = {}
+    for e in "abc":
+        depth = 0
+        while (q, depth) in model[e]:
+            depth += 1
+        want[e] = depth
+    assert index.matched(prompts[q], BS, 64, list("abc")) == want
