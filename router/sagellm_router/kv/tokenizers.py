@@ -9,7 +9,8 @@
   ``continue_final_message`` and ``chat_template_kwargs``, and tokenized without adding special
   tokens (the template carries BOS); a completions prompt is encoded with the request's
   ``add_special_tokens`` (default true). A list of text content parts becomes one string joined
-  by newlines (vLLM's "string" content format, what most templates use).
+  by newlines (vLLM's "string" content format, what most templates use). ``ByModel`` holds one
+  per served model name, for a router in front of pools of several models.
 
 Token-id prompts (``prompt: [1, 2, ...]``) are used as they are. A body that cannot be tokenized
 (wrong shapes, a template that raises) gives ``None``: the strategy then falls back, and the
@@ -97,6 +98,20 @@ class HfTokenizer:
     def text(self, text: str, body: Mapping[str, Any]) -> list[int]:
         special = body.get("add_special_tokens", True)
         return list(self._tok.encode(text, add_special_tokens=bool(special)))
+
+
+class ByModel:
+    """One tokenizer per served model name: the request's ``model`` picks it (a model without
+    one gives no tokens)."""
+
+    def __init__(self, tokenizers: Mapping[str, Tokenizer]) -> None:
+        self._by_model = dict(tokenizers)
+
+    def chat(self, body: Mapping[str, Any]) -> list[int]:
+        return self._by_model[body["model"]].chat(body)
+
+    def text(self, text: str, body: Mapping[str, Any]) -> list[int]:
+        return self._by_model[body["model"]].text(text, body)
 
 
 def _vllm_message(message: Mapping[str, Any]) -> dict[str, Any]:

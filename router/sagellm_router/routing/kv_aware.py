@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sagellm_router.kv.index import KvIndex
 from sagellm_router.kv.tokenizers import (
     TOKENIZERS,
+    ByModel,
     HfTokenizer,
     SimTokenizer,
     Tokenizer,
@@ -38,7 +39,7 @@ from sagellm_router.types import Endpoint
 @dataclass(frozen=True)
 class KvAwareParams:
     tokenizer: str = "sim"
-    tokenizer_path: str | None = None
+    tokenizer_path: str | dict[str, str] | None = None
     tokenizer_revision: str | None = None
     max_blocks_per_engine: int = 65_536
     max_blocks_per_request: int = 1024
@@ -57,13 +58,16 @@ def make_tokenizer(params: KvAwareParams) -> Tokenizer:
         if params.tokenizer_path is not None:
             raise StrategyParamError(f"{where}.tokenizer_path is only used with tokenizer 'hf'")
         return SimTokenizer()
-    if not params.tokenizer_path:
+    path, revision = params.tokenizer_path, params.tokenizer_revision
+    if not path:
         raise StrategyParamError(
             f"{where}.tokenizer_path is required with tokenizer 'hf': the model directory (or "
-            "cached model id) the engines load"
+            "cached model id) the engines load, or a map of served model name -> directory"
         )
     try:
-        return HfTokenizer.load(params.tokenizer_path, params.tokenizer_revision)
+        if isinstance(path, str):
+            return HfTokenizer.load(path, revision)
+        return ByModel({model: HfTokenizer.load(p, revision) for model, p in path.items()})
     except ValueError as exc:
         raise StrategyParamError(f"{where}: {exc}") from exc
 

@@ -94,3 +94,16 @@ def test_hf_refuses_what_it_cannot_load(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     with pytest.raises(ValueError, match="cannot load a tokenizer from directory"):
         HfTokenizer.load(str(tmp_path))
+
+
+def test_hf_tokenizers_per_served_model(hf: HfTokenizer) -> None:
+    """``tokenizer_path`` as a map: the request's ``model`` picks the tokenizer."""
+    from sagellm_router.routing.base import StrategyContext
+    from sagellm_router.routing.kv_aware import KvAware
+
+    params = {"tokenizer": "hf", "tokenizer_path": {"tiny": str(TINY)}}
+    strategy = KvAware.create(StrategyContext(params=params))
+    body = {"model": "tiny", "prompt": "hello world"}
+    assert request_tokens(strategy.tokenizer, "/v1/completions", body) == hf.text("hello world", {})
+    other = {"model": "other", "prompt": "hello world"}
+    assert request_tokens(strategy.tokenizer, "/v1/completions", other) is None
