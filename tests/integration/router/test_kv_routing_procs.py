@@ -61,6 +61,9 @@ def start_router(tmp: Path, name: str, engines: list[Proc]) -> Proc:
     return proc
 
 
+LEAKS = ("Unclosed", "Task was destroyed", "Exception ignored", "Traceback")
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[tuple[list[Proc], list[Proc]]]:
     engines: list[Proc] = []
@@ -116,7 +119,7 @@ async def settled(
     raise AssertionError(f"replicas' indexes did not settle: {previous}")
 
 
-async def test_replicas_route_chats_to_the_engine_that_caches_their_prefix(fleet) -> None:  # type: ignore[no-untyped-def]
+async def test_replicas_route_chats_to_the_engine_that_caches_their_prefix(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
     engines, routers = fleet
     home = {doc: doc % 2 for doc in range(DOCS)}
     async with aiohttp.ClientSession() as session:
@@ -140,3 +143,9 @@ async def test_replicas_route_chats_to_the_engine_that_caches_their_prefix(fleet
         await settled(session, routers, **{"p-0": False, "p-1": True})
         served = [await chat(session, r.url, conversation(0, "after reset")) for r in routers]
         assert served == ["p-1"] * len(routers)  # A no longer holds it; B does
+
+    for i, router in enumerate(routers):  # SIGTERM: subscriptions and sessions closed cleanly
+        router.proc.terminate()
+        assert await asyncio.to_thread(router.proc.wait, 60) == 0
+        log = (tmp_path / f"r{i}.log").read_text()
+        assert not [line for line in log.splitlines() if any(leak in line for leak in LEAKS)]

@@ -3,6 +3,9 @@ bookkeeping before the app starts them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from sagellm_router.config import RouterSettings
 from sagellm_router.state import build_state
 from sagellm_router.types import Endpoint, PoolSnapshot
@@ -34,3 +37,33 @@ def test_nothing_is_followed_before_the_app_starts_the_feeds() -> None:
     state.apply_pools([PoolSnapshot("kv", "m", routing="kv_aware", endpoints=ENGINES)])
     assert not state.kv.started
     assert state.kv.followers == {}
+
+
+class _OnePool:
+    """Discovery that publishes one kv_aware pool (an engine that never answers), then idles."""
+
+    async def updates(self) -> AsyncIterator[tuple[PoolSnapshot, ...]]:
+        yield (PoolSnapshot("kv", "m", routing="kv_aware", endpoints=(Endpoint(DOWN, "a"),)),)
+        await asyncio.Event().wait()
+
+
+DOWN = "http://127.0.0.1:9"  # nothing listens: the follower keeps asking
+
+
+async def test_the_router_services_start_and_close_the_feeds() -> None:
+    from sagellm_router.services import CoreServices
+
+    state = build_state(RouterSettings(), lambda: 0.0)
+    services = CoreServices(state, _OnePool())
+    await services.start()
+    for _ in range(200):
+        if "kv" in state.kv.followers:
+            break
+        await asyncio.sleep(0.01)
+    follower = state.kv.followers["kv"]
+    tasks = list(follower._tasks.values())
+    assert tasks
+    await services.stop()
+    assert state.kv.followers == {}
+    assert all(task.done() for task in tasks)
+    assert not state.kv.started
