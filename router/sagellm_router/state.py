@@ -34,6 +34,7 @@ from sagellm_router.demand import DemandCollector, PoolDemand, arrivals_counter,
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
 from sagellm_router.health import IMMEDIATE, HealthBook, ProbeTarget
+from sagellm_router.kv.feeds import KvCollector, KvFeeds, wanted_feeds
 from sagellm_router.metrics import RouterMetrics
 from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime, policy_settings
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
@@ -80,6 +81,7 @@ class RouterState:
     tokenizers: dict[str, TokenCounter] = field(default_factory=dict)
     shutting_down: bool = False
     pending: PendingAnswers = field(default_factory=PendingAnswers)
+    kv: KvFeeds = field(default_factory=KvFeeds)
     _warned: set[str] = field(default_factory=set)
     _ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
 
@@ -92,6 +94,7 @@ class RouterState:
         )
         self.arrivals = arrivals_counter(self.metrics.registry)
         self.metrics.registry.register(DemandCollector(self.demands))
+        self.metrics.registry.register(KvCollector(self.kv))
 
     def demands(self) -> list[PoolDemand]:
         """Each pool's demand now (the ``sagellm_router_demand_*`` series)."""
@@ -121,7 +124,16 @@ class RouterState:
         self.tracker.forget(urls)
         for pool in self.table.pools:
             self.strategies.forget(pool.name, {e.url for e in pool.endpoints})
+        self.sync_kv_feeds()
         self.update_endpoint_gauges()
+
+    def sync_kv_feeds(self) -> None:
+        """Follow the KV events of the pools routed by ``kv_aware`` (``kv.feeds``)."""
+        pd = self.settings.pd
+        self.kv.sync(wanted_feeds(
+            self.table.pools, lambda pool: self.strategy_name(pool, None), self.strategies.get,
+            (pd.prefill_routing, pd.decode_routing),
+        ))  # fmt: skip
 
     def _sync_runtimes(self) -> None:
         """One runtime per pool; rebuilt only when the pool's scheduling settings change."""
