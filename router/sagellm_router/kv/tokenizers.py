@@ -71,10 +71,12 @@ class HfTokenizer:
     def load(cls, path: str, revision: str | None = None) -> HfTokenizer:
         """Raises ``ValueError`` naming the problem (no transformers, files not found)."""
         try:
+            import jinja2  # noqa: F401  (chat templates; without it every chat would fall back)
             from transformers import AutoTokenizer
         except ImportError as exc:
             raise ValueError(
-                "tokenizer 'hf' needs the transformers package: pip install transformers"
+                "tokenizer 'hf' needs transformers and jinja2: pip install "
+                "'sagellm-control-plane[hf]'"
             ) from exc
         try:
             tok = AutoTokenizer.from_pretrained(path, revision=revision, local_files_only=True)

@@ -4,6 +4,7 @@ simulator's ids; the ``hf`` tokenizer renders chats with the model's template as
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,33 @@ def test_the_cached_sim_tokenizer_gives_the_simulators_ids(texts: list[str]) -> 
         assert tok.chat({"messages": messages}) == chat_tokens(messages)
 
 
-TINY = Path(os.environ.get("SAGELLM_TINY_MODEL", "/work/wt/shared-vllm/tiny-llama"))
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def hf() -> HfTokenizer:
-    transformers = pytest.importorskip("transformers")
-    if not (TINY / "tokenizer.json").exists():
-        pytest.skip(
-            f"no tokenizer at {TINY} (set SAGELLM_TINY_MODEL; tools/vllm/make_tiny_model.py)"
-        )
-    hf = HfTokenizer.load(str(TINY))
-    hf.reference = transformers.AutoTokenizer.from_pretrained(str(TINY))  # type: ignore[attr-defined]
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tokenizer directory: ``SAGELLM_TINY_MODEL``, else the tiny model's tokenizer trained
+    here (tools/vllm/make_tiny_model.py; nothing is downloaded)."""
+    pytest.importorskip("transformers")
+    given = os.environ.get("SAGELLM_TINY_MODEL")
+    if given:
+        return Path(given)
+    sys.path.insert(0, str(ROOT / "tools" / "vllm"))
+    try:
+        from make_tiny_model import train_tokenizer
+    finally:
+        sys.path.pop(0)
+    out = tmp_path_factory.mktemp("tiny-tokenizer")
+    train_tokenizer(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_dir: Path) -> HfTokenizer:
+    import transformers
+
+    hf = HfTokenizer.load(str(tiny_dir))
+    hf.reference = transformers.AutoTokenizer.from_pretrained(str(tiny_dir))  # type: ignore[attr-defined]
     return hf
 
 
@@ -64,19 +80,19 @@ def test_hf_chat_is_the_models_template_with_the_generation_prompt(hf: HfTokeniz
     assert request_tokens(hf, "/v1/chat/completions", no_prompt) != want
 
 
-def test_hf_completions_add_special_tokens_unless_told_not_to(tmp_path: Path) -> None:
+def test_hf_completions_add_special_tokens_unless_told_not_to(
+    tmp_path: Path, tiny_dir: Path
+) -> None:
     """With a tokenizer that adds BOS (as Llama's do): completions get it by default."""
-    pytest.importorskip("transformers")
-    if not (TINY / "tokenizer.json").exists():
-        pytest.skip(f"no tokenizer at {TINY}")
     from tokenizers import Tokenizer
     from tokenizers.processors import TemplateProcessing
 
-    tok = Tokenizer.from_file(str(TINY / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(tiny_dir / "tokenizer.json"))
     tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
     tok.save(str(tmp_path / "tokenizer.json"))
     for name in ("tokenizer_config.json", "chat_template.jinja"):
-        (tmp_path / name).write_bytes((TINY / name).read_bytes())
+        if (tiny_dir / name).exists():
+            (tmp_path / name).write_bytes((tiny_dir / name).read_bytes())
     hf = HfTokenizer.load(str(tmp_path))
     ids = request_tokens(hf, "/v1/completions", {"prompt": "hello world"})
     bare = request_tokens(
@@ -96,12 +112,12 @@ def test_hf_refuses_what_it_cannot_load(tmp_path: Path) -> None:
         HfTokenizer.load(str(tmp_path))
 
 
-def test_hf_tokenizers_per_served_model(hf: HfTokenizer) -> None:
+def test_hf_tokenizers_per_served_model(hf: HfTokenizer, tiny_dir: Path) -> None:
     """``tokenizer_path`` as a map: the request's ``model`` picks the tokenizer."""
     from sagellm_router.routing.base import StrategyContext
     from sagellm_router.routing.kv_aware import KvAware
 
-    params = {"tokenizer": "hf", "tokenizer_path": {"tiny": str(TINY)}}
+    params = {"tokenizer": "hf", "tokenizer_path": {"tiny": str(tiny_dir)}}
     strategy = KvAware.create(StrategyContext(params=params))
     body = {"model": "tiny", "prompt": "hello world"}
     assert request_tokens(strategy.tokenizer, "/v1/completions", body) == hf.text("hello world", {})
