@@ -47,7 +47,7 @@ async def test_answer_matches_what_the_engine_then_counts(
 ) -> None:
     base = await start_sim(dev_mode=True, enable_prompt_tokens_details=True)
     status, before = await post(http, base + "/sim/cached_prefix", probe)
-    assert status == 200 and before["cached_tokens"] == 0
+    assert (status, before["cached_tokens"]) == (200, 0)
     await cached_by_engine(http, base, chat(SYSTEM, "first question"))
     status, answer = await post(http, base + "/sim/cached_prefix", probe)
     assert status == 200, answer
