@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from click.testing import CliRunner
 
-from sagellm_router.bench import loadgen
+from sagellm_router.bench import loadgen, oracle
+from sagellm_router.bench.cli import bench
+from sagellm_router.bench.fleet import our_config
 from sagellm_router.bench.options import BenchOptions
 from sagellm_router.bench.scenarios import routing
 
@@ -76,3 +80,21 @@ def test_workload_and_load_options_narrow_the_run() -> None:
     assert (cfg.workloads, cfg.loads) == (("shared_prefix",), (0.5, 0.8))
     assert "--kv-events-config" in cfg.fleet.extra
     assert ("VLLM_SERVER_DEV_MODE", "1") in cfg.fleet.env
+
+
+def test_routing_options_are_refused_elsewhere(tmp_path: Path) -> None:
+    for extra in (["--replicas", "2"], ["--load", "0.5"], ["--strategy", "kv_aware"]):
+        result = CliRunner().invoke(bench, ["slo", "--out", str(tmp_path), *extra])
+        assert result.exit_code != 0
+        assert "apply to the routing scenario only" in result.output
+
+
+def test_strategy_option_picks_ours_and_keeps_plugins_loadable() -> None:
+    cfg = routing.config_for(BenchOptions(strategies=("kv_aware_recent", "oracle"), replicas=2))
+    cs = cfg.contenders(peer_ok=False)
+    assert [c.name for c in cs] == ["ours/kv_aware_recent", "ours/oracle",
+                                    "ours/kv_aware_recent-x2"]  # fmt: skip
+    assert cs[1].options["config"] == {"plugins": [oracle.PLUGIN]}
+    config = our_config(cs[2], ["http://e0"], 1234)
+    assert config["discovery"]["pools"][0]["routing"] == "kv_aware_recent"
+    assert config["plugins"] == [routing.PLUGINS["kv_aware_recent"]]

@@ -23,24 +23,32 @@ from pathlib import Path
 from typing import Any
 
 from sagellm_router.bench import fleet as fl
-from sagellm_router.bench import oracle, plots, report, runs, stats, workloads
+from sagellm_router.bench import kv_variants, oracle, plots, report, runs, stats, workloads
 from sagellm_router.bench.fleet import Contender
 from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
 
 OURS = ("round_robin", "load_balanced", "power_of_two", "locality", "prefix_aware", "kv_aware",
         "oracle")  # fmt: skip
 PEERS = ("round_robin", "power_of_two", "cache_aware", "consistent_hash")
-REPLICATED = ("prefix_aware", "kv_aware")
+REPLICATED = ("prefix_aware", "kv_aware", "kv_aware_chat", "kv_aware_recent")
 KV_EVENTS = ('{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:0", '
              '"replay_endpoint": "tcp://*:0"}')  # fmt: skip
 ENGINE_ENV = (("VLLM_SERVER_DEV_MODE", "1"),)
+PLUGINS = {"oracle": oracle.PLUGIN, **kv_variants.PLUGINS}  # benchmark-only strategies
+
+
+def our_strategies() -> list[str]:
+    """What ``--strategy`` accepts: the built-ins and the benchmark-only plugins."""
+    from sagellm_router.routing.registry import default_strategies
+
+    return [*default_strategies(), *PLUGINS]
 
 
 def our_contender(strategy: str, replicas: int = 1) -> Contender:
     """Our router with ``strategy`` (``oracle`` loaded as a plugin), ``replicas`` of it."""
     options: dict[str, Any] = {}
-    if strategy == "oracle":
-        options["config"] = {"plugins": [oracle.PLUGIN]}
+    if strategy in PLUGINS:
+        options["config"] = {"plugins": [PLUGINS[strategy]]}
     if replicas > 1:
         options["replicas"] = replicas
     return Contender("ours", strategy, f"{strategy}-x{replicas}" if replicas > 1 else "", options)
@@ -91,8 +99,10 @@ def config(
 
 
 def config_for(opts: BenchOptions) -> RoutingConfig:
-    """``config`` narrowed by ``--workload``, ``--load`` and ``--replicas``."""
+    """``config`` narrowed by ``--workload``, ``--load``, ``--strategy`` and ``--replicas``."""
     cfg = config(opts.duration, opts.quick, opts.repeats, opts.seed, opts.engines)
+    if opts.strategies:
+        cfg = replace(cfg, ours=tuple(dict.fromkeys(opts.strategies)))
     unknown = sorted(set(opts.workloads) - set(workloads.WORKLOADS))
     if unknown:
         raise fl.BenchError(f"routing: unknown workload(s) {unknown}; "
