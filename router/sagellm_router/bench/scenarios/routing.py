@@ -205,6 +205,7 @@ class RoutingScenario(Scenario):
         summary = report.summarize(result["runs"], ("workload", "load", "contender"), RATIO_METRICS)
         add_oracle_ratios(summary)
         figures = plots.routing_plots(summary, out) + bar_plots(summary, out)
+        figures += plots.replica_plots(summary, out)
         return Outcome(result, summary, COLUMNS, figures)
 
 
@@ -217,7 +218,8 @@ def add_oracle_ratios(rows: list[dict[str, Any]]) -> None:
             r["ttft_p90_ms_vs_oracle"] = stats.ratio(r["ttft_p90_ms"], best["ttft_p90_ms"])
 
 
-BAR_PANELS = (("ttft_p90_ms", "TTFT p90 (ms, wall)"), ("output_tok_s", "output tokens/s (wall)"),
+BAR_PANELS = (("ttft_p90_ms", "TTFT p90 (ms, wall, log scale)"),
+              ("output_tok_s", "output tokens/s (wall)"),
               ("prefix_hit_rate", "prefix-cache hit rate"))  # fmt: skip
 
 
@@ -227,6 +229,6 @@ def bar_plots(rows: list[dict[str, Any]], out: Path) -> list[Path]:
     for workload, load in dict.fromkeys((r["workload"], r["load"]) for r in rows):
         mine = [r for r in rows if (r["workload"], r["load"]) == (workload, load)]
         path = out / f"routing_{workload}_{round(load * 100)}.png"
-        paths += plots.bar_plots(mine, BAR_PANELS, f"routing - {workload} at {load:.0%} load "
-                                 "(blue: ours, orange: vllm-router)", path)  # fmt: skip
+        title = f"routing - {workload} at {load:.0%} load (blue: ours, orange: vllm-router)"
+        paths += plots.bar_plots(mine, BAR_PANELS, title, path, log=("ttft_p90_ms",))
     return paths
