@@ -22,21 +22,11 @@ from sagellm_operator.reconcile.autoscale_step import (
     step,
 )
 from sagellm_operator.reconcile.context import Context, iso
-from sagellm_operator.routers import read_demand, router_urls
+from sagellm_operator.routers import find_routers, read_demand
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 MemoryBook = dict[tuple[str, str], dict[str, RoleMemory]]
-
-
-async def find_routers(ctx: Context) -> list[str]:
-    """Router base URLs: the fixed ones, else the Running router pods matching the selector."""
-    conf = ctx.settings.autoscaler
-    if conf.router_urls:
-        return list(conf.router_urls)
-    ns = conf.router_namespace or next(iter(ctx.settings.namespaces), "default")
-    pods = await ctx.kube.list_pods(ns, conf.router_selector)
-    return router_urls(pods, conf.router_port)
 
 
 async def _engine_loads(ctx: Context, pool: Obj) -> dict[str, float]:

@@ -45,6 +45,9 @@ class Context:
     idle_reads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """Consecutive idle reads of draining instances, by (namespace, pool), then instance name;
     lost on restart, which only costs two more reads."""
+    drain_acks: dict[tuple[str, str], dict[str, datetime.datetime]] = field(default_factory=dict)
+    """When every router replica was seen listing a draining instance, by (namespace, pool),
+    then instance name; lost on restart, which only costs the rest of ``D``."""
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""

@@ -21,8 +21,11 @@ from sagellm_operator.reconcile.rollout import (
     IdleReads,
     count_read,
     decide,
+    discovery_end,
+    drain_started,
 )
 from sagellm_operator.reconcile.status import invalid_status, pool_status, scale_status
+from sagellm_operator.routers import draining_everywhere, find_routers
 
 Obj = dict[str, Any]
 
@@ -90,11 +93,15 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     timing = DrainTiming(
         ctx.settings.pods.discovery_bound_seconds, timeout, ctx.settings.drain_poll_seconds
     )
-    reads = _reads(ctx, ns, name, existing)
-    acts = decide(desired, existing, ctx.clock(), timing, reads)
+    reads = _kept(ctx.idle_reads, (ns, name), existing)
+    acks = _kept(ctx.drain_acks, (ns, name), existing)
+    acts = decide(desired, existing, ctx.clock(), timing, reads, acks)
+    if acts.confirm:
+        await _confirm(ctx, f"{ns}/{name}", acks, acts.confirm)
+        acts = decide(desired, existing, ctx.clock(), timing, reads, acks)
     if acts.probe:
-        await _read_loads(ctx, reads, [existing[n] for n in acts.probe], timing)
-        acts = decide(desired, existing, ctx.clock(), timing, reads)
+        await _read_loads(ctx, reads, acks, [existing[n] for n in acts.probe], timing)
+        acts = decide(desired, existing, ctx.clock(), timing, reads, acks)
     await _apply(ctx, pool, acts, existing)
     if acts.recheck_s is not None:
         job = lambda: reconcile_pool_named(ctx, ns, name)  # noqa: E731
@@ -131,23 +138,37 @@ def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> 
     return desired
 
 
-def _reads(ctx: Context, ns: str, pool: str, existing: dict[str, Obj]) -> dict[str, IdleReads]:
-    """The pool's idle reads by instance name (those of instances gone are dropped)."""
-    reads: dict[str, IdleReads] = ctx.idle_reads.setdefault((ns, pool), {})
-    for name in [n for n in reads if n not in existing]:
-        del reads[name]
-    return reads
+def _kept(book: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str],
+          existing: dict[str, Obj]) -> dict[str, Any]:  # fmt: skip
+    """The pool's entry of a per-instance book, without the instances that are gone."""
+    entries = book.setdefault(key, {})
+    for name in [n for n in entries if n not in existing]:
+        del entries[name]
+    return entries
+
+
+async def _confirm(ctx: Context, pool: str, acks: dict[str, Any], names: list[str]) -> None:
+    """Record the instances every router replica now lists as draining."""
+    seen = await draining_everywhere(await find_routers(ctx), pool)
+    now = ctx.clock()
+    for name in names:
+        if name in seen and name not in acks:
+            acks[name] = now
 
 
 async def _read_loads(
-    ctx: Context, reads: dict[str, IdleReads], insts: list[Obj], timing: DrainTiming
-) -> None:
+    ctx: Context, reads: dict[str, IdleReads], acks: dict[str, Any], insts: list[Obj],
+    timing: DrainTiming,
+) -> None:  # fmt: skip
     """Read each engine's running + waiting requests; count consecutive idle reads."""
     loads = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in insts))
     now = ctx.clock()
     for inst, load in zip(insts, loads, strict=True):
         name = inst["metadata"]["name"]
-        reads[name] = count_read(reads.get(name), load, now, inst, timing)
+        started = drain_started(inst)
+        assert started is not None  # probed instances are draining with a start stamp
+        bound = discovery_end(started, timing, acks.get(name))
+        reads[name] = count_read(reads.get(name), load, now, bound)
 
 
 async def _apply(ctx: Context, pool: Obj, acts: Actions, existing: dict[str, Obj]) -> None:
