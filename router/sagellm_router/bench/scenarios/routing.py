@@ -18,6 +18,9 @@ uses in round robin (``<strategy>-x<N>``).
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ REPLICATED = ("prefix_aware", "kv_aware", "kv_aware_chat", "kv_aware_recent")
 KV_EVENTS = ('{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:0", '
              '"replay_endpoint": "tcp://*:0"}')  # fmt: skip
 ENGINE_ENV = (("VLLM_SERVER_DEV_MODE", "1"),)
+WARM_UP_S = 3.0  # after each of our routers' warm-up request (see warm_up)
 PLUGINS = {"oracle": oracle.PLUGIN, **kv_variants.PLUGINS}  # benchmark-only strategies
 
 
@@ -66,6 +70,7 @@ class RoutingConfig:
     seed: int
     probe_s: float = runs.PROBE_S
     replicas: int = 1
+    warm_up_s: float = WARM_UP_S
 
     def contenders(self, peer_ok: bool) -> list[Contender]:
         ours = [our_contender(s) for s in self.ours]
@@ -90,7 +95,7 @@ def config(
         cfg = replace(cfg, fleet=replace(spec, engines=4), workloads=("shared_prefix",),
                       loads=(0.8,), ours=("round_robin", "prefix_aware", "kv_aware", "oracle"),
                       peers=("round_robin", "cache_aware"), duration_s=3.0,
-                      probe_s=runs.QUICK_PROBE_S)  # fmt: skip
+                      probe_s=runs.QUICK_PROBE_S, warm_up_s=1.0)  # fmt: skip
     if duration is not None:
         cfg = replace(cfg, duration_s=duration)
     if engines is not None:
@@ -153,9 +158,27 @@ def workload_runs(
                 **one_run(cfg, fleet, target, sessions, workdir, tag)}  # fmt: skip
 
     with fl.routers(order, fleet.urls, workdir) as targets:
+        warm_up([c for c in order if c.kind == "ours"], targets, cfg.warm_up_s)
         out = runs.sweep(order, targets, cfg.loads, cfg.repeats, sessions_for, measure, progress,
                          {"workload": kind})  # fmt: skip
     return capacity, out
+
+
+def warm_up(cs: list[Contender], targets: fl.RouterSet, settle_s: float = WARM_UP_S) -> None:
+    """One small request through each of our routers (every replica), then ``settle_s`` before
+    it is paused again: strategies that start work on their first pick (``kv_aware`` subscribes
+    to the engines' KV events and replays their history) do it before the first measured run,
+    as a long-running router would have."""
+    body = json.dumps({"model": fl.MODEL, "max_tokens": 1,
+                       "messages": [{"role": "user", "content": "warm up"}]}).encode()  # fmt: skip
+    for c in cs:
+        with targets.active(c.name) as urls:
+            for url in urls:
+                headers = {"Content-Type": "application/json"}
+                req = urllib.request.Request(url + "/v1/chat/completions", body, headers)
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    resp.read()
+            time.sleep(settle_s)
 
 
 def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
