@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sagellm_core.api import InferencePoolSpec
 from sagellm_core.api import labels as L
 from sagellm_core.planner import plan_pool
 from sagellm_core.validation import operator_problems, parse_pool
+from sagellm_core.vllm_args import publishes_kv_events
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.hashing import spec_hash
 from sagellm_operator.builders.instance import build_instance
@@ -15,6 +17,7 @@ from sagellm_operator.builders.limits import limit_errors
 from sagellm_operator.builders.netpol import build_network_policy
 from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
+from sagellm_operator.reconcile.kopftools import owned
 from sagellm_operator.reconcile.rollout import (
     Actions,
     DrainTiming,
@@ -38,17 +41,10 @@ async def reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
 
 
 async def reconcile_pool(ctx: Context, pool: Obj) -> None:
-    meta = pool["metadata"]
-    if meta.get("deletionTimestamp"):
+    if pool["metadata"].get("deletionTimestamp"):
         return
-    async with ctx.lock("pool", meta["namespace"], meta["name"]):
-        with ctx.metrics.duration.labels("pool").time():
-            try:
-                await _reconcile(ctx, pool)
-            except Exception:
-                ctx.metrics.reconciles.labels("pool", "error").inc()
-                raise
-            ctx.metrics.reconciles.labels("pool", "ok").inc()
+    async with ctx.reconciling("pool", pool):
+        await _reconcile(ctx, pool)
 
 
 def _user_view(pool: Obj) -> Obj:
@@ -78,12 +74,12 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
 async def _reconcile(ctx: Context, pool: Obj) -> None:
     accepted = accepted_condition(pool, ctx.claims.values(), iso(ctx.clock()))
     if newly_rejected(pool, accepted):
-        await ctx.kube.event(pool, "Warning", accepted["reason"], accepted["message"])
+        ctx.events.post(pool, "Warning", accepted["reason"], accepted["message"])
     problems, spec, planned = _validate_and_plan(ctx, pool)
     if problems:
         await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems, accepted)
         return
-    await _isolate(ctx, pool)
+    await _isolate(ctx, pool, spec)
     timeout = spec.lifecycle.drain_timeout_seconds
     timeout = ctx.settings.drain_timeout_seconds if timeout is None else timeout
     desired = _desired(ctx, pool, spec, planned, timeout)
@@ -116,12 +112,15 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     await _write(ctx, pool, status)
 
 
-async def _isolate(ctx: Context, pool: Obj) -> None:
+async def _isolate(ctx: Context, pool: Obj, spec: InferencePoolSpec) -> None:
     """Apply the pool's engine NetworkPolicy, once per spec and resync pass (before any pod)."""
     peers = ctx.settings.engine_ingress_peers
     if peers is None:
         return
-    policy = build_network_policy(pool, peers, ctx.settings.pods.port)
+    events = ctx.settings.kv_event_peers if ctx.settings.kv_event_peers is not None else peers
+    events = events if publishes_kv_events(spec) else ()
+    policy = build_network_policy(pool, peers, ctx.settings.pods.port, events)
+    owned(policy, pool)
     key = (pool["metadata"]["uid"], spec_hash(policy["spec"]))
     if key not in ctx.policies:
         await ctx.kube.apply_network_policy(policy)
@@ -134,6 +133,7 @@ def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> 
         args = instance_args(spec, role, plan, ctx.settings.pods.port)
         for index in range(spec.replicas_for(role)):
             obj = build_instance(pool, spec, role, plan, index, args, timeout)
+            owned(obj, pool)
             desired[obj["metadata"]["name"]] = obj
     return desired
 
@@ -197,9 +197,7 @@ async def _decided(
 ) -> None:
     ctx.metrics.decisions.labels("pool", action).inc()
     reason = {"create": "CreatedInstance", "drain": "Draining", "delete": "DeletedInstance"}
-    await ctx.kube.event(
-        pool, kind, reason[action] if kind == "Normal" else "DrainTimeout", message
-    )
+    ctx.events.post(pool, kind, reason[action] if kind == "Normal" else "DrainTimeout", message)
 
 
 async def _invalid(
@@ -212,7 +210,7 @@ async def _invalid(
         old.get("observedGeneration") != status["observedGeneration"]
         or old.get("phase") != "Failed"
     ):
-        await ctx.kube.event(pool, "Warning", reason, "; ".join(problems))
+        ctx.events.post(pool, "Warning", reason, "; ".join(problems))
     await _write(ctx, pool, status)
 
 

@@ -115,7 +115,7 @@ class Recorder(Kube):
     async def patch(self, plural: str, ns: str, name: str, body: Any, status: bool = False) -> None:
         self.patches.append((name, body, status))
 
-    async def event(self, obj: Any, kind: str, reason: str, message: str) -> None:
+    def post(self, obj: Any, kind: str, reason: str, message: str) -> None:
         self.events.append((reason, message))
 
 
@@ -140,7 +140,7 @@ async def test_without_router_demand_the_engines_metrics_decide() -> None:
 
     kube = Recorder()
     ctx = SimpleNamespace(kube=kube, engine_load=engine_load, clock=lambda: NOW,
-                          metrics=Metrics())  # fmt: skip
+                          metrics=Metrics(), events=kube)  # fmt: skip
     await autoscale_pool(ctx, pool, {}, {})  # type: ignore[arg-type]
     assert asked == ["http://e0"]  # ready endpoints only
     spec_patch, status_patch = kube.patches
