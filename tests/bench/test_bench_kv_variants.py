@@ -1,33 +1,15 @@
-"""The diagnostic ``kv_aware`` variants: chat text as the engine tokenizes it, recent own picks."""
+"""``kv_aware_recent``: the router's recent picks bridge the lag of the engines' KV events."""
 
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
 
-from sagellm_core.sim_tokens import tokenize
-from sagellm_router.bench.kv_variants import KvAwareRecent, Recent, RecentParams, engine_text
+from sagellm_router.bench.kv_variants import KvAwareRecent, Recent, RecentParams
 from sagellm_router.kv.events import Batch, Stored
-from sagellm_router.routing.prefix_aware import block_hashes
 from sagellm_router.types import Endpoint
 from sagellm_router.validation import CHAT, ParsedRequest
-from sagellm_sim.protocol import ChatMessage, chat_prompt_ids
-
-MESSAGES: list[dict[str, Any]] = [
-    {"role": "system", "content": "Tenant 4 rules: be brief and exact."},
-    {"role": "user", "content": [{"type": "text", "text": "what is "},
-                                 {"type": "image_url"}, {"type": "text", "text": "a block?"}]},
-    {"role": "assistant", "content": None},
-]  # fmt: skip
-
-
-def test_engine_text_tokenizes_as_the_simulator_does() -> None:
-    request = ParsedRequest(CHAT, "m", False, {"model": "m", "messages": MESSAGES})
-    expected = chat_prompt_ids([ChatMessage.model_validate(m) for m in MESSAGES])
-    assert tokenize(engine_text(request)) == expected
-    assert tokenize(request.prompt_text) != expected  # the router's own flattening differs
 
 
 class Clock:
@@ -73,13 +55,14 @@ def test_recent_pick_wins_before_the_engine_reports_it() -> None:
     again), and once the window has passed only the engines' events count."""
     clock = Clock()
     a, b = Endpoint("http://a", "a"), Endpoint("http://b", "b")
-    strategy = KvAwareRecent(RecentParams(), random.Random(0), clock)
-    strategy._follow = False  # no ZMQ: the index is fed by hand
-    for url in (a.url, b.url):
+    strategy = KvAwareRecent(RecentParams(), random.Random(0), clock, follow=False)
+    for url in (a.url, b.url):  # no ZMQ: the index is fed by hand
         strategy.index.apply(url, Batch(0, 0.0, (Stored((9,), None, tuple(range(16)), 16),), None))
-    text = "<|start|>system\n" + " alpha beta" * 100
-    assert strategy._choose(text, [a, b], Loads({a.url: 1.0})) is b
-    assert strategy._choose(text, [a, b], Loads({b.url: 3.0})) is b  # 3 < 0 + 32
+    messages = [{"role": "system", "content": "Tenant 4:" + " alpha beta" * 100},
+                {"role": "user", "content": "why?"}]  # fmt: skip
+    request = ParsedRequest(CHAT, "m", False, {"model": "m", "messages": messages})
+    assert strategy.pick(request, [a, b], Loads({a.url: 1.0})) is b
+    assert strategy.pick(request, [a, b], Loads({b.url: 3.0})) is b  # 3 < 0 + 32
     clock.now += 3.0
-    assert strategy._choose(text, [a, b], Loads({b.url: 3.0})) is a
-    assert block_hashes(text, 64, 1024)  # the prompt has full character blocks
+    assert strategy.pick(request, [a, b], Loads({b.url: 3.0})) is a
+    assert strategy.picks == {"kv": 3, "fallback": 0}

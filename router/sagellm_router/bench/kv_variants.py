@@ -1,17 +1,17 @@
-"""Benchmark-only variants of ``kv_aware`` that isolate why it places worse than it could.
+"""``kv_aware_recent``: a benchmark-only variant of ``kv_aware`` that bridges the KV events' lag.
 
-* ``kv_aware_chat`` — ``kv_aware`` with chat requests tokenized from the simulator's chat
-  template (``sagellm_sim.tokenizer.render_chat``), as the engines tokenize them; ``kv_aware``
-  itself tokenizes the router's flattened ``role:content`` text, which shares no block with
-  what the engines store, so its index never matches a chat prompt.
-* ``kv_aware_recent`` — ``kv_aware_chat`` plus the router's own recent picks: an engine that
-  was sent a prompt within the last ``recent_s`` seconds counts as holding the part of the
-  prompt it shares with it (character blocks, as ``prefix_aware``), because its KV events
-  only arrive once the engine has admitted and computed that prompt: requests for the same
-  prefix that arrive meanwhile would otherwise be spread over engines that then all compute
-  it. The engine's events stay the truth for everything older than ``recent_s``.
+An engine publishes a prompt's blocks only once it has admitted and computed the prompt; at
+load, requests queue in the engine first. Requests for the same prefix that arrive meanwhile
+look uncached everywhere to ``kv_aware`` and go by load, to engines that then compute the
+prefix again. ``kv_aware_recent`` scores like ``kv_aware`` but counts, for each candidate, the
+larger of the share the index says it holds and the share of the prompt this router sent it
+within the last ``recent_s`` seconds (character blocks, as ``prefix_aware``). Older than the
+window, the engines' events are the truth.
 
-Loaded as plugins by the routing benchmark (``PLUGINS``); not built-ins.
+The router app feeds the KV index only of pools routed by the built-in ``kv_aware``
+(``sagellm_router.kv.feeds``), so this plugin follows the engines itself: on its first pick it
+starts a ``KvEventFollower`` for the candidates (its own HTTP session and ZMQ context).
+Loaded as a plugin by the routing benchmark (``PLUGINS``); not a built-in.
 """
 
 from __future__ import annotations
@@ -34,40 +34,10 @@ from sagellm_router.routing.kv_aware import KvAware, KvAwareParams
 from sagellm_router.routing.prefix_aware import block_hashes
 from sagellm_router.stats.tracker import Clock
 from sagellm_router.types import Endpoint
-from sagellm_sim.tokenizer import render_chat
 
-PLUGINS = {"kv_aware_chat": "sagellm_router.bench.kv_variants:create_chat",
-           "kv_aware_recent": "sagellm_router.bench.kv_variants:create_recent"}  # fmt: skip
+PLUGINS = {"kv_aware_recent": "sagellm_router.bench.kv_variants:create_recent"}
 BLOCK_CHARS = 64
 MAX_RECENT_BLOCKS = 200_000
-
-
-def engine_text(request: RouteInput) -> str:
-    """The prompt as the simulated engine renders it (chat template for chat bodies)."""
-    body = getattr(request, "body", None)
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list):
-        return request.prompt_text
-    turns = []
-    for m in messages:
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, list):
-            content = "".join(p.get("text") or "" for p in content
-                              if isinstance(p, dict) and p.get("type") == "text")  # fmt: skip
-        turns.append((str(m.get("role")) if isinstance(m, dict) else "", content or ""))
-    return render_chat(turns)
-
-
-class KvAwareChat(KvAware):
-    def pick(
-        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
-    ) -> Endpoint:
-        self._track(candidates)
-        chosen = self._choose(engine_text(request), candidates, loads)
-        if chosen is None:
-            return self.fallback.pick(request, candidates, loads)
-        self.fallback.record(chosen.url, request.prompt_text)
-        return chosen
 
 
 @dataclass(frozen=True)
@@ -89,7 +59,8 @@ class Recent:
         for h in hashes:
             sent[h] = now
             sent.move_to_end(h)
-        while sent and (len(sent) > MAX_RECENT_BLOCKS or next(iter(sent.values())) < now - 3600):
+        oldest = now - max(self._window, 1.0)
+        while sent and (len(sent) > MAX_RECENT_BLOCKS or next(iter(sent.values())) < oldest):
             sent.popitem(last=False)
 
     def share(self, url: str, hashes: Sequence[int]) -> float:
@@ -107,41 +78,71 @@ class Recent:
         return n / len(hashes)
 
 
-class KvAwareRecent(KvAwareChat):
-    def __init__(self, params: RecentParams, rng: random.Random, clock: Clock) -> None:
+class KvAwareRecent(KvAware):
+    def __init__(
+        self, params: RecentParams, rng: random.Random, clock: Clock, follow: bool = True
+    ) -> None:
         base = {f.name: getattr(params, f.name) for f in fields(KvAwareParams)}
         super().__init__(KvAwareParams(**base), rng)
         self._recent = Recent(params.recent_s, clock)
+        self._follow = follow
+        self._follower: Any = None
+        self._io: tuple[Any, Any] | None = None
+        self._tracked: set[str] = set()
+
+    def pick(
+        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
+    ) -> Endpoint:
+        self._track(candidates)
+        chosen = super().pick(request, candidates, loads)
+        self._recent.record(chosen.url, block_hashes(request.prompt_text, BLOCK_CHARS, 1024))
+        return chosen
 
     def _choose(
-        self, text: str, candidates: Sequence[Endpoint], loads: LoadView
+        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint | None:
-        held, total = self.matched(text, candidates)
-        if not held or total == 0:
+        if not any(self.index.block_size(c.url) is not None for c in candidates):
             return None
-        hashes = block_hashes(text, BLOCK_CHARS, 1024)
+        tokens = self.tokens(request)
+        share = None if tokens is None else self.cached_share(tokens, candidates)
+        if share is None:
+            return None
+        hashes = block_hashes(request.prompt_text, BLOCK_CHARS, 1024)
         p = self._params
         scored = []
         for endpoint in candidates:
             load = loads.load(endpoint.url)
-            cached = max(
-                held.get(endpoint.url, 0) / total, self._recent.share(endpoint.url, hashes)
-            )
-            scored.append(((load + p.miss_cost * (1.0 - cached), load), endpoint))
+            held = max(share.get(endpoint.url, 0.0), self._recent.share(endpoint.url, hashes))
+            scored.append(((load + p.miss_cost * (1.0 - held), load), endpoint))
         best_key = min(key for key, _ in scored)
         min_load = min(key[1] for key, _ in scored)
         if best_key[1] - min_load > p.balance_abs and best_key[1] > p.balance_rel * min_load:
-            chosen = least_loaded(candidates, loads, self._rng)
-        else:
-            best = [e for key, e in scored if key == best_key]
-            chosen = best[0] if len(best) == 1 else self._rng.choice(best)
-        self._recent.record(chosen.url, hashes)
-        return chosen
+            return least_loaded(candidates, loads, self._rng)
+        best = [e for key, e in scored if key == best_key]
+        return best[0] if len(best) == 1 else self._rng.choice(best)
 
+    def _track(self, candidates: Sequence[Endpoint]) -> None:
+        if not self._follow:
+            return
+        if self._follower is None:
+            import aiohttp
+            import zmq.asyncio
 
-@plugin("routing_strategy", "kv_aware_chat")
-def create_chat(ctx: StrategyContext) -> KvAwareChat:
-    return KvAwareChat(build_params(KvAwareParams, ctx.params, "kv_aware_chat"), ctx.rng)
+            from sagellm_router.kv.subscriber import KvEventFollower
+
+            self._io = (aiohttp.ClientSession(), zmq.asyncio.Context())
+            self._follower = KvEventFollower(self.index, *self._io)
+        urls = {c.url for c in candidates}
+        if not urls <= self._tracked:
+            self._tracked |= urls
+            self._follower.track(self._tracked)
+
+    async def close(self) -> None:
+        if self._follower is not None and self._io is not None:
+            await self._follower.close()
+            await self._io[0].close()
+            self._io[1].destroy(linger=0)
+            self._follower = self._io = None
 
 
 @plugin("routing_strategy", "kv_aware_recent")
