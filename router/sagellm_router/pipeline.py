@@ -159,6 +159,7 @@ async def _dispatch(
         return state.choose(ex.parsed, ordered, ex.override, exclude, allowed)
 
     ex.choose = choose
+    await state.prepare_pick(ex.parsed, ordered, ex.override, allowed)
     await forward(state, upstream, ex)
 
 

@@ -323,13 +323,38 @@ class RouterState:
         """
         assert self.loads is not None
         for pool in pools:
-            candidates = serving_candidates(pool, self.health.ejected, exclude)
-            if allowed is not None:
-                candidates = [e for e in candidates if e.url in allowed] or candidates
+            candidates = self._candidates(pool, exclude, allowed)
             if candidates:
                 strategy = self.strategies.get(pool.name, self.strategy_name(pool, override))
                 return pool, strategy.pick(request, candidates, self.loads)
         return None
+
+    def _candidates(
+        self, pool: PoolSnapshot, exclude: Collection[str], allowed: Collection[str] | None
+    ) -> list[Endpoint]:
+        candidates = serving_candidates(pool, self.health.ejected, exclude)
+        if allowed is not None:
+            candidates = [e for e in candidates if e.url in allowed] or candidates
+        return candidates
+
+    async def prepare_pick(
+        self,
+        request: RouteInput,
+        pools: Iterable[PoolSnapshot],
+        override: str | None,
+        allowed: Collection[str] | None = None,
+    ) -> None:
+        """Await the optional ``prepare(request, candidates)`` of the strategy ``choose`` will
+        use first, so a strategy that must ask someone before picking (the benchmark's
+        ``oracle`` asks the engines) can do it without blocking ``pick``."""
+        for pool in pools:
+            candidates = self._candidates(pool, (), allowed)
+            if candidates:
+                strategy = self.strategies.get(pool.name, self.strategy_name(pool, override))
+                prepare = getattr(strategy, "prepare", None)
+                if prepare is not None:
+                    await prepare(request, candidates)
+                return
 
 
 def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None) -> RouterState:
