@@ -90,11 +90,11 @@ def test_routing_options_are_refused_elsewhere(tmp_path: Path) -> None:
 
 
 def test_strategy_option_picks_ours_and_keeps_plugins_loadable() -> None:
-    cfg = routing.config_for(BenchOptions(strategies=("kv_aware_recent", "oracle"), replicas=2))
+    cfg = routing.config_for(BenchOptions(strategies=("kv_aware_events", "oracle"), replicas=2))
     cs = cfg.contenders(peer_ok=False)
-    assert [c.name for c in cs] == ["ours/kv_aware_recent", "ours/oracle",
-                                    "ours/kv_aware_recent-x2"]  # fmt: skip
+    assert [c.name for c in cs] == ["ours/kv_aware_events", "ours/oracle",
+                                    "ours/kv_aware_events-x2"]  # fmt: skip
     assert cs[1].options["config"] == {"plugins": [oracle.PLUGIN]}
     config = our_config(cs[2], ["http://e0"], 1234)
-    assert config["discovery"]["pools"][0]["routing"] == "kv_aware_recent"
-    assert config["plugins"] == [routing.PLUGINS["kv_aware_recent"]]
+    assert config["discovery"]["pools"][0]["routing"] == "kv_aware_events"
+    assert config["plugins"] == [routing.PLUGINS["kv_aware_events"]]

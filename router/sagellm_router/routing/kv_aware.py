@@ -4,9 +4,12 @@ Inputs: the request's body (tokenized as the engine does: ``sagellm_router.kv.to
 candidates, their loads, and ``index``: blocks each engine reported in its KV-cache events. The
 index is fed by the router app (``sagellm_router.kv.feeds``), never by ``pick``, which does no
 I/O. Score: ``load + miss_cost * uncached share`` per candidate, the cheapest wins, with
-``prefix_aware``'s balance guard. When none of the candidates is indexed (events not followed
-or not published yet), the prompt cannot be tokenized or has no full block, ``prefix_aware``
-decides (and learns those picks only: keeping it warm on every pick would double the cost).
+``prefix_aware``'s balance guard. A candidate's cached share is the larger of what its events
+say and what this router sent it within the last ``recent_s`` seconds
+(``sagellm_router.kv.recent``: events come only after the engine admitted and computed a
+prompt; 0 turns this off). When none of the candidates is indexed (events not followed or not
+published yet), the prompt cannot be tokenized or has no full block, ``prefix_aware`` decides
+(and learns those picks only: keeping it warm on every pick would double the cost).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sagellm_router.kv.index import KvIndex
+from sagellm_router.kv.recent import Recent
 from sagellm_router.kv.tokenizers import (
     TOKENIZERS,
     ByModel,
@@ -32,8 +36,11 @@ from sagellm_router.routing.base import (
     build_params,
     least_loaded,
 )
-from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams
+from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams, block_hashes
+from sagellm_router.stats.tracker import Clock
 from sagellm_router.types import Endpoint
+
+RECENT_BLOCK_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class KvAwareParams:
     miss_cost: float = 32.0
     balance_abs: float = 32.0
     balance_rel: float = 1.5
+    recent_s: float = 2.0
 
 
 def make_tokenizer(params: KvAwareParams) -> Tokenizer:
@@ -75,9 +83,12 @@ def make_tokenizer(params: KvAwareParams) -> Tokenizer:
 class KvAware:
     def __init__(
         self, params: KvAwareParams, rng: random.Random, index: KvIndex | None = None,
-        tokenizer: Tokenizer | None = None,
+        tokenizer: Tokenizer | None = None, clock: Clock | None = None,
     ) -> None:  # fmt: skip
+        if params.recent_s < 0:
+            raise StrategyParamError(f"routing.params.kv_aware.recent_s: {params.recent_s} < 0")
         self._params = params
+        self._recent = Recent(params.recent_s, clock) if params.recent_s and clock else None
         self._rng = rng
         self.tokenizer = tokenizer or make_tokenizer(params)
         self.index = index or KvIndex(params.max_blocks_per_engine)
@@ -89,17 +100,27 @@ class KvAware:
 
     @classmethod
     def create(cls, ctx: StrategyContext) -> KvAware:
-        return cls(build_params(KvAwareParams, ctx.params, "kv_aware"), ctx.rng)
+        return cls(build_params(KvAwareParams, ctx.params, "kv_aware"), ctx.rng, clock=ctx.clock)
 
     def pick(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:
-        chosen = self._choose(request, candidates, loads)
+        hashes = self._hashes(request)
+        chosen = self._choose(request, candidates, loads, hashes)
         if chosen is None:
             self.picks["fallback"] += 1
-            return self.fallback.pick(request, candidates, loads)
-        self.picks["kv"] += 1
+            chosen = self.fallback.pick(request, candidates, loads)
+        else:
+            self.picks["kv"] += 1
+        if self._recent is not None:
+            self._recent.record(chosen.url, hashes)
         return chosen
+
+    def _hashes(self, request: RouteInput) -> list[int]:
+        if self._recent is None:
+            return []
+        limit = self._params.max_blocks_per_request
+        return block_hashes(request.prompt_text, RECENT_BLOCK_CHARS, limit)
 
     def tokens(self, request: RouteInput) -> list[int] | None:
         """The request's prompt token ids as the engine computes them (None: unknown)."""
@@ -125,9 +146,16 @@ class KvAware:
                 share.update((u, n / total) for u, n in held.items())
         return share or None
 
+    def _held(self, share: dict[str, float], url: str, hashes: Sequence[int]) -> float:
+        held = share.get(url, 0.0)
+        if self._recent is not None and held < 1.0:
+            held = max(held, self._recent.share(url, hashes))
+        return held
+
     def _choose(
-        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
-    ) -> Endpoint | None:
+        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView,
+        hashes: Sequence[int] = (),
+    ) -> Endpoint | None:  # fmt: skip
         if not any(self.index.block_size(c.url) is not None for c in candidates):
             return None
         tokens = self.tokens(request)
@@ -138,9 +166,8 @@ class KvAware:
         scored = []
         for endpoint in candidates:
             load = loads.load(endpoint.url)
-            scored.append(
-                ((load + p.miss_cost * (1.0 - share.get(endpoint.url, 0.0)), load), endpoint)
-            )
+            held = self._held(share, endpoint.url, hashes)
+            scored.append(((load + p.miss_cost * (1.0 - held), load), endpoint))
         best_key = min(key for key, _ in scored)
         best = [e for key, e in scored if key == best_key]
         min_load = min(key[1] for key, _ in scored)
@@ -151,6 +178,8 @@ class KvAware:
     def forget(self, keep: set[str]) -> None:
         """Endpoints that left the pool: forget their blocks (DP ranks' too) and prefix model."""
         self.fallback.forget(keep)
+        if self._recent is not None:
+            self._recent.forget(keep)
         for engine in self.index.engines():
             if engine.split("|", 1)[0] not in keep:
                 self.index.drop_engine(engine)

@@ -48,6 +48,9 @@ def start_router(tmp: Path, name: str, engines: list[Proc]) -> Proc:
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port},
+        # Events only: the routers' own recent picks (unit-tested) would hold a reset engine
+        # for recent_s; this test asks what the engines' events alone decide.
+        "routing": {"params": {"kv_aware": {"recent_s": 0}}},
         "discovery": {"type": "static", "pools": [{
             "name": "p", "model": "tiny", "routing": "kv_aware",
             "endpoints": [{"url": e.url, "instance": f"p-{i}"} for i, e in enumerate(engines)],

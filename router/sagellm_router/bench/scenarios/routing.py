@@ -33,7 +33,7 @@ from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenar
 OURS = ("round_robin", "load_balanced", "power_of_two", "locality", "prefix_aware", "kv_aware",
         "oracle")  # fmt: skip
 PEERS = ("round_robin", "power_of_two", "cache_aware", "consistent_hash")
-REPLICATED = ("prefix_aware", "kv_aware", "kv_aware_recent")
+REPLICATED = ("prefix_aware", "kv_aware", "kv_aware_events")
 KV_EVENTS = ('{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:0", '
              '"replay_endpoint": "tcp://*:0"}')  # fmt: skip
 ENGINE_ENV = (("VLLM_SERVER_DEV_MODE", "1"),)
