@@ -4,19 +4,22 @@ autoscaler (``min 0``, ``max`` = that peak); GPU cost (replica-seconds) and TTFT
 Each run gets its own local stack (``tests/e2e_local/local_cluster.py``: emulated Kubernetes
 API, the real operator with ``--autoscale-interval 0.5`` reading the real router's demand, a
 fake kubelet running one simulator process per pod with ``--sim-startup-delay 5``, the real
-router). The load is closed-loop "users": user i sends a streaming chat request (``max_tokens``
-120, a few seconds long), waits 0-0.5 s, and sends the next one while the phase's user count
-is above i. Phases (seconds, times ``--scale``): ramp up 1->6 users, hold 6, ramp down 6->1,
-idle 0, then a burst of 4 from zero. Peak replicas = 6 users / 2 per replica = 3.
+router; the simulators model an 8B model on an H100 at a quarter of its speed, so a prompt's
+prefill takes time and shares the engine with the streams it joins). The load is closed-loop
+"users": user i sends a streaming chat request (a ~1,000-token prompt that no cache holds,
+``max_tokens`` 120, a few seconds long), waits 0-0.5 s, and sends the next one while the
+phase's user count is above i. Phases (seconds, times ``--scale``): ramp up 1->6 users, hold
+6, ramp down 6->1, idle 0, then a burst of 4 from zero. Peak replicas = 6 users / 2 per replica = 3.
 
 Reported per run and phase: requests, failures, TTFT p50/p90 (all, and outside the
 scale-from-zero windows), SLO attainment (TTFT <= ``--slo-ms``, answered 200), replica-seconds
 (every ExecutionInstance of the pool, starting, ready or draining, integrated over time from the
-emulated API); per run: scale-outs (spec replicas raised -> that many Ready) and the requests
-held while the pool had no Ready replica (their wait = their TTFT).
+emulated API) beside the ideal (``ceil(users / 2)`` replicas at every instant: no start-up, no
+drain, no window); per run: scale-outs (spec replicas raised -> that many Ready) and the
+requests held while the pool had no Ready replica (their wait = their TTFT).
 
 Usage (from a checkout): .venv/bin/python bench/autoscale.py [--quick] [--scale 1.0]
-        [--slo-ms 1000] [--out bench-results/autoscale]
+        [--slo-ms 1000] [--down-window 3] [--idle 8] [--out bench-results/autoscale]
 Writes ``autoscale.json`` and ``autoscale.png`` to ``--out``. A benchmark: it asserts nothing.
 """
 
@@ -50,7 +53,9 @@ NAME = "bench"
 PEAK = 3
 PER_REPLICA = 2
 MAX_TOKENS = 120
-SIM_ARGS = ["--sim-startup-delay", "5", "--sim-slow-factor", "4"]
+PROMPT_WORDS = 1000  # one simulator token each
+SIM_ARGS = ["--sim-startup-delay", "5", "--sim-slow-factor", "4",
+            "--sim-profile", "llama-3.1-8b-h100"]  # fmt: skip
 OPERATOR = ("--autoscale-interval", "0.5", "--router-url", "{router}")
 AUTOSCALING = {"enabled": True, "general": {"minReplicas": 0, "maxReplicas": PEAK},
                "targetQueueDepthPerReplica": PER_REPLICA, "scaleDownWindowSeconds": 3,
@@ -95,7 +100,21 @@ class Request:
         return self.status == 200 and not self.error and self.ttft is not None
 
 
-def manifest(autoscale: bool) -> dict[str, Any]:
+def ideal_seconds(phase: Phase, step: float = 0.05) -> float:
+    """Replica-seconds of a fleet that is always exactly ``ceil(users / 2)``."""
+    n = max(1, round((phase.end - phase.start) / step))
+    width = (phase.end - phase.start) / n
+    return sum(-(-phase.users(phase.start + (i + 0.5) * width) // PER_REPLICA) * width
+               for i in range(n))  # fmt: skip
+
+
+def prompt(start: float) -> str:
+    """~PROMPT_WORDS tokens led by a unique tag, so no engine has any of it cached."""
+    words = ("alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega")
+    return f"request {start:.6f}: " + " ".join(words[i % 7] for i in range(PROMPT_WORDS))
+
+
+def manifest(autoscale: bool, autoscaling: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "model": {"name": NAME, "source": "sim/tiny", "parameters": 1, "maxModelLen": 4096},
         "engine": {"kind": "Simulator", "gpuMemoryGiB": 24, "extraArgs": SIM_ARGS},
@@ -103,7 +122,7 @@ def manifest(autoscale: bool) -> dict[str, Any]:
         "scheduling": {"routing": "load_balanced", "queueTimeoutMs": 60000},
     }
     if autoscale:
-        spec["autoscaling"] = AUTOSCALING
+        spec["autoscaling"] = autoscaling
     return {"apiVersion": "sagellm.io/v1alpha1", "kind": "InferencePool",
             "metadata": {"name": NAME}, "spec": spec}  # fmt: skip
 
@@ -111,7 +130,7 @@ def manifest(autoscale: bool) -> dict[str, Any]:
 async def stream(session: aiohttp.ClientSession, url: str, out: Request, t0: float) -> None:
     """One streaming chat request; TTFT at the first ``data:`` event, errors recorded."""
     body = {"model": NAME, "max_tokens": MAX_TOKENS, "stream": True, "ignore_eos": True,
-            "messages": [{"role": "user", "content": f"user request {out.start:.3f}"}]}  # fmt: skip
+            "messages": [{"role": "user", "content": prompt(out.start)}]}  # fmt: skip
     try:
         async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
             out.status = resp.status
@@ -163,10 +182,12 @@ async def wait_start(cluster: LocalCluster, autoscale: bool) -> None:
     await eventually(router_knows_pool, "the router to see the pool", 60, 0.2)
 
 
-async def run_once(autoscale: bool, phases: list[Phase], workdir: Path) -> dict[str, Any]:
+async def run_once(
+    autoscale: bool, phases: list[Phase], workdir: Path, autoscaling: dict[str, Any]
+) -> dict[str, Any]:
     """One run on a fresh stack: the requests and the fleet samples."""
     async with local_cluster(workdir, operator_args=OPERATOR) as cluster:
-        await cluster.apply(manifest(autoscale))
+        await cluster.apply(manifest(autoscale, autoscaling))
         await wait_start(cluster, autoscale)
         sampler, stop = FleetSampler(cluster, NAME), asyncio.Event()
         t0 = time.monotonic()
@@ -306,23 +327,32 @@ def machine() -> dict[str, Any]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     phases = schedule(args.scale)
     slo_s = args.slo_ms / 1000
+    autoscaling = {**AUTOSCALING, "scaleDownWindowSeconds": args.down_window,
+                   "scaleToZeroAfterSeconds": args.idle}  # fmt: skip
     result: dict[str, Any] = {
         "scenario": "autoscale", "date": datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds"), "machine": machine(), "argv": sys.argv[1:],
         "settings": {"slo_ms": args.slo_ms, "scale": args.scale, "peak_replicas": PEAK,
                      "per_replica": PER_REPLICA, "max_tokens": MAX_TOKENS, "sim_args": SIM_ARGS,
-                     "autoscaling": AUTOSCALING, "operator_args": list(OPERATOR)},
+                     "autoscaling": autoscaling, "operator_args": list(OPERATOR),
+                     "prompt_words": PROMPT_WORDS},
         "phases": [asdict(p) for p in phases], "runs": {},
+        "ideal_replica_seconds": {p.name: round(ideal_seconds(p), 1) for p in phases},
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-autoscale-") as tmp:
         for label, autoscale in (("fixed", False), ("autoscale", True)):
             print(f"run {label}: {phases[-1].end:.0f} s of load ...", flush=True)
-            run = await run_once(autoscale, phases, Path(tempfile.mkdtemp(prefix=label, dir=tmp)))
+            workdir = Path(tempfile.mkdtemp(prefix=label, dir=tmp))
+            run = await run_once(autoscale, phases, workdir, autoscaling)
             summary = summarize(run, phases, slo_s)
             summary["requests"] = [asdict(r) for r in run["requests"]]
             result["runs"][label] = summary
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["verdict"] = verdict(result["runs"]["fixed"], result["runs"]["autoscale"])
+    ideal = sum(result["ideal_replica_seconds"].values())
+    result["verdict"]["ideal_ratio"] = round(
+        ideal / result["runs"]["fixed"]["total"]["replica_seconds"], 3
+    )
     return result
 
 
@@ -351,11 +381,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="phases at 0.4x (--scale 0.4)")
     parser.add_argument("--scale", type=float, default=None, help="phase length multiplier")
     parser.add_argument("--slo-ms", type=float, default=1000.0, help="TTFT objective (ms)")
+    parser.add_argument(
+        "--down-window",
+        type=int,
+        default=3,
+        help="spec.autoscaling.scaleDownWindowSeconds of the autoscaled pool",
+    )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=8,
+        help="spec.autoscaling.scaleToZeroAfterSeconds of the autoscaled pool",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/autoscale"))
     args = parser.parse_args()
     args.scale = args.scale or (0.4 if args.quick else 1.0)
-    if args.scale <= 0 or args.slo_ms <= 0:
-        parser.error("--scale and --slo-ms must be > 0")
+    if args.scale <= 0 or args.slo_ms <= 0 or args.down_window < 0 or args.idle < 0:
+        parser.error("--scale and --slo-ms must be > 0, --down-window and --idle >= 0")
     result = asyncio.run(main_async(args))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "autoscale.json").write_text(json.dumps(result, indent=1))

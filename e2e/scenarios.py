@@ -10,6 +10,7 @@ fail with the last state they saw.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -375,23 +376,25 @@ async def scale_under_traffic(
 
     Scaling in must drain: the router stops sending to a draining endpoint before its pod goes.
     """
+    async with _traffic_flowing(cluster, model) as traffic:
+        for replicas in steps:
+            await _scale_to(cluster, pool_name, replicas, timeout_s)
+    _no_failures(traffic, f"scaling {pool_name} through {steps}")
+    return traffic
+
+
+@contextlib.asynccontextmanager
+async def _traffic_flowing(cluster: Cluster, model: str) -> AsyncIterator[Traffic]:
+    """Clients sending to ``model`` (their first replies seen) until the block ends."""
     traffic = Traffic(cluster.router_url, model)
     runner = asyncio.create_task(traffic.run())
     try:
-        await eventually(
-            lambda: _some(traffic.statuses),
-            "the first traffic replies",
-            60,
-            0.2,
-            tolerate=_TRANSIENT,
-        )
-        for replicas in steps:
-            await _scale_to(cluster, pool_name, replicas, timeout_s)
+        first = lambda: _some(traffic.statuses)  # noqa: E731
+        await eventually(first, "the first traffic replies", 60, 0.2, tolerate=_TRANSIENT)
+        yield traffic
     finally:
         traffic.stop()
         await runner
-    _no_failures(traffic, f"scaling {pool_name} through {steps}")
-    return traffic
 
 
 async def _scale_to(cluster: Cluster, pool_name: str, replicas: int, timeout_s: float) -> None:
@@ -414,16 +417,7 @@ async def rolling_update_under_traffic(
     pool = await cluster.get(POOLS, pool_name)
     assert pool is not None
     replicas = pool["spec"]["roles"]["general"]["replicas"]
-    traffic = Traffic(cluster.router_url, model)
-    runner = asyncio.create_task(traffic.run())
-    try:
-        await eventually(
-            lambda: _some(traffic.statuses),
-            "the first traffic replies",
-            60,
-            0.2,
-            tolerate=_TRANSIENT,
-        )
+    async with _traffic_flowing(cluster, model) as traffic:
         await cluster.patch(POOLS, pool_name, {"spec": spec_patch})
 
         async def rolled() -> bool:
@@ -434,9 +428,6 @@ async def rolling_update_under_traffic(
         what = f"every instance of {pool_name} on the new spec"
         await eventually(rolled, what, timeout_s, _poll(cluster), tolerate=_TRANSIENT)
         await wait_pool_ready(cluster, pool_name, replicas, timeout_s)
-    finally:
-        traffic.stop()
-        await runner
     _no_failures(traffic, "the rollout")
     return traffic
 

@@ -106,28 +106,13 @@ def wait_ready(url: str, timeout_s: float = 60.0) -> None:
 
 def instances(addresses: list[tuple[str, int]]) -> list[ExecutionInstance]:
     (h0, p0), (h1, p1), (h2, p2), (h3, p3) = addresses
+    general = {"model_name": MODEL, "gpu_memory_gb": 80.0, "max_concurrent_requests": 8,
+               "cost_per_gpu_hour": 2.0}  # fmt: skip
     return [
         ExecutionInstance(
-            instance_id="vllm-tp4",
-            host=h0,
-            port=p0,
-            model_name=MODEL,
-            tensor_parallel_size=4,
-            gpu_count=4,
-            gpu_memory_gb=80.0,
-            max_concurrent_requests=8,
-            cost_per_gpu_hour=2.0,
+            instance_id="vllm-tp4", host=h0, port=p0, tensor_parallel_size=4, gpu_count=4, **general
         ),
-        ExecutionInstance(
-            instance_id="vllm-tp1",
-            host=h1,
-            port=p1,
-            model_name=MODEL,
-            gpu_count=1,
-            gpu_memory_gb=80.0,
-            max_concurrent_requests=8,
-            cost_per_gpu_hour=2.0,
-        ),
+        ExecutionInstance(instance_id="vllm-tp1", host=h1, port=p1, gpu_count=1, **general),
         ExecutionInstance(
             instance_id="prefill-1",
             host=h2,

@@ -5,6 +5,10 @@ The router exports (``pool`` is ``namespace/name``, ``role`` is general, prefill
 queued and held requests per pool, in-flight requests per pool and role, an arrivals counter
 per pool, and the engines' running/waiting counts, KV usage and TTFT per role. A queued request
 needs every serving role, so it counts as demand for each role of its pool.
+
+Beside demand, each router lists the endpoints it holds as draining (``DRAINING``: one series
+per pool and instance, value 1). An instance every router replica lists has left every
+replica's routable set, so the operator's drain need not wait out the discovery bound for it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ ENGINE_RUNNING = f"{PREFIX}_engine_running_requests"
 ENGINE_WAITING = f"{PREFIX}_engine_waiting_requests"
 KV_USAGE = f"{PREFIX}_kv_usage_ratio"
 TTFT = f"{PREFIX}_ttft_seconds"
+DRAINING = "sagellm_router_draining_endpoint"
 
 
 @dataclass
@@ -76,4 +81,17 @@ def add_router_page(total: dict[str, PoolDemand], text: str) -> None:
             demand.in_flight[role] = demand.in_flight.get(role, 0.0) + value
 
 
-__all__ = ["PoolDemand", "add_router_page"]
+def draining_instances(text: str) -> set[tuple[str, str]]:
+    """(pool, instance) pairs one router's ``/metrics`` page lists as draining."""
+    out: set[tuple[str, str]] = set()
+    for line in text.splitlines():
+        if not line.startswith(DRAINING + "{"):
+            continue
+        sample = parse_sample(line)
+        labels = _labels(line[len(DRAINING) : line.rfind("}") + 1])
+        if sample is not None and sample[1] == 1 and "pool" in labels and "instance" in labels:
+            out.add((labels["pool"], labels["instance"]))
+    return out
+
+
+__all__ = ["DRAINING", "PoolDemand", "add_router_page", "draining_instances"]

@@ -30,6 +30,7 @@ OWNED_FLAGS: Final[dict[str, str]] = {
     "--served-model-name": "the operator sets it from spec.model.name (the router routes by it)",
     "--model": "the operator passes spec.model.source",
     "--kv-transfer-config": "the operator sets it from the role and spec.roles.kvTransfer",
+    "--kv-events-config": "the operator sets it when spec.scheduling.routing is kv_aware",
 }  # fmt: skip
 """Engine flags the operator sets, and why; ``engine.extraArgs`` may not set them. The CRD
 rejects the exact spellings (``--flag`` and ``--flag=value``); :func:`owned_arg_problems` also

@@ -5,6 +5,8 @@
 :func:`serve_config_for_pool` and :func:`serve_config_for_instance` derive that config from the
 API models. Multi-node instances use vLLM's multiprocessing launcher (``--nnodes``,
 ``--node-rank``, ``--master-addr``; workers add ``--headless``), see docs/planner.md.
+:func:`instance_argvs` gives both argvs of one instance (the leader's, and the workers' when it
+spans nodes): the one place the operator gets engine argv from.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import json
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
-from sagellm_core.api.common import EngineKind, KVConnector, Role
+from sagellm_core.api.common import EngineKind, KVConnector, Role, RoutingStrategy
 from sagellm_core.api.instance import ExecutionInstanceSpec
 from sagellm_core.api.pool import EngineSpec, InferencePoolSpec, ModelSpec
 
 DEFAULT_PORT: Final = 8000
 LWS_LEADER_ADDRESS: Final = "$(LWS_LEADER_ADDRESS)"
 LWS_WORKER_INDEX: Final = "$(LWS_WORKER_INDEX)"
+KV_EVENTS_PORT: Final = 5557
+"""Where engines of ``kv_aware`` pools publish KV-cache events (ZMQ PUB, vLLM's default port)."""
+KV_EVENTS_REPLAY_PORT: Final = 5558
+"""Their replay socket (ZMQ ROUTER): a subscriber that sees a sequence gap catches up here."""
 KV_ROLES: Final = {Role.PREFILL: "kv_producer", Role.DECODE: "kv_consumer"}
 ON_LOAD_QUANTIZATIONS: Final = frozenset({"fp8"})
 """Quantizations vLLM applies to an unquantized checkpoint at load (``--quantization``). A
@@ -66,6 +72,7 @@ class ServeConfig:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     chunked_prefill: bool = True
+    kv_events: bool = False
     multi_node: MultiNode | None = None
     extra_args: tuple[str, ...] = ()
     host: str = "0.0.0.0"
@@ -99,6 +106,27 @@ def kv_transfer_config(role: Role | str, connector: str | None) -> str | None:
     return json.dumps({"kv_connector": name, "kv_role": kv_role}, separators=(",", ":"))
 
 
+def publishes_kv_events(spec: InferencePoolSpec) -> bool:
+    """The pool's engines publish KV-cache events: its router strategy reads them."""
+    return spec.scheduling.routing == RoutingStrategy.KV_AWARE
+
+
+def kv_events_config() -> str:
+    """``--kv-events-config`` JSON: publish KV-cache events on the pod's fixed ports."""
+    config = {
+        "enable_kv_cache_events": True,
+        "publisher": "zmq",
+        "endpoint": f"tcp://*:{KV_EVENTS_PORT}",
+        "replay_endpoint": f"tcp://*:{KV_EVENTS_REPLAY_PORT}",
+    }
+    return json.dumps(config, separators=(",", ":"))
+
+
+def _given(flag: str, value: object | None) -> list[str]:
+    """``[flag, value]`` when the value is set, else nothing."""
+    return [] if value is None else [flag, str(value)]
+
+
 def _parallel_args(cfg: ServeConfig) -> list[str]:
     args = [
         "--tensor-parallel-size", str(cfg.tensor),
@@ -111,9 +139,7 @@ def _parallel_args(cfg: ServeConfig) -> list[str]:
     mn = cfg.multi_node
     if mn is not None:
         args += ["--nnodes", str(mn.nnodes), "--node-rank", str(mn.node_rank)]
-        args += ["--master-addr", mn.master_addr]
-        if mn.master_port is not None:
-            args += ["--master-port", str(mn.master_port)]
+        args += ["--master-addr", mn.master_addr, *_given("--master-port", mn.master_port)]
         if not mn.is_leader:
             args.append("--headless")
     return args
@@ -125,15 +151,12 @@ def _model_args(cfg: ServeConfig) -> list[str]:
     args += ["--dtype", cfg.dtype]
     if cfg.quantize_on_load and cfg.quantization in ON_LOAD_QUANTIZATIONS:
         args += ["--quantization", cfg.quantization]
-    if cfg.block_size is not None:
-        args += ["--block-size", str(cfg.block_size)]
+    args += _given("--block-size", cfg.block_size)
     args.append(
         "--enable-prefix-caching" if cfg.enable_prefix_caching else "--no-enable-prefix-caching"
     )
-    if cfg.max_num_seqs is not None:
-        args += ["--max-num-seqs", str(cfg.max_num_seqs)]
-    if cfg.max_num_batched_tokens is not None:
-        args += ["--max-num-batched-tokens", str(cfg.max_num_batched_tokens)]
+    args += _given("--max-num-seqs", cfg.max_num_seqs)
+    args += _given("--max-num-batched-tokens", cfg.max_num_batched_tokens)
     if not cfg.chunked_prefill:
         args.append("--no-enable-chunked-prefill")
     return args
@@ -142,13 +165,14 @@ def _model_args(cfg: ServeConfig) -> list[str]:
 def serve_args(cfg: ServeConfig) -> list[str]:
     """The argv after ``vllm serve``: model first, extra args last (so they can override)."""
     args = [cfg.model_source, "--served-model-name", cfg.served_name]
-    if cfg.revision is not None:
-        args += ["--revision", cfg.revision]
+    args += _given("--revision", cfg.revision)
     args += ["--host", cfg.host, "--port", str(cfg.port)]
     args += _parallel_args(cfg) + _model_args(cfg)
     kv = kv_transfer_config(cfg.role, cfg.connector)
     if kv is not None:
         args += ["--kv-transfer-config", kv]
+    if cfg.kv_events:
+        args += ["--kv-events-config", kv_events_config()]
     return args + list(cfg.extra_args)
 
 
@@ -191,6 +215,7 @@ def serve_config_for_pool(
     """Config for one instance of ``role`` in a pool, with the planner's sizes."""
     connector = spec.roles.kv_transfer.connector if spec.roles.kv_transfer else None
     cfg = _config(spec.model, spec.engine, role, sizes, connector, multi_node)
+    cfg = replace(cfg, kv_events=publishes_kv_events(spec))
     decode, prefill = spec.roles.decode, spec.roles.prefill
     if Role(role) == Role.DECODE and decode is not None and decode.max_parallel_requests:
         return replace(cfg, max_num_seqs=decode.max_parallel_requests)
@@ -213,3 +238,17 @@ def lws_multi_node(nnodes: int, leader: bool, master_port: int | None = None) ->
     """Multi-node placement inside a LeaderWorkerSet: ranks and address from LWS env vars."""
     rank: int | str = 0 if leader else LWS_WORKER_INDEX
     return MultiNode(nnodes, rank, LWS_LEADER_ADDRESS, master_port)
+
+
+def instance_argvs(
+    spec: InferencePoolSpec, role: Role | str, sizes: Sizes, nodes: int, port: int = DEFAULT_PORT
+) -> tuple[list[str], list[str] | None]:
+    """The argv of one instance of ``role``: the serving process's (a LeaderWorkerSet leader's
+    when ``nodes > 1``), and the workers' (None on one node)."""
+    if nodes <= 1:
+        return serve_args(replace(serve_config_for_pool(spec, role, sizes), port=port)), None
+    leader, worker = (
+        serve_args(replace(serve_config_for_pool(spec, role, sizes, m), port=port))
+        for m in (lws_multi_node(nodes, leader=True), lws_multi_node(nodes, leader=False))
+    )
+    return leader, worker

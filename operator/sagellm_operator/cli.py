@@ -40,16 +40,18 @@ async def run(
     )
 
 
-def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
-    """``--engine-ingress-peers``: a JSON list of objects (NetworkPolicyPeers)."""
+def parse_peers(
+    text: str | None, flag: str = "--engine-ingress-peers"
+) -> tuple[dict[str, Any], ...] | None:
+    """A JSON list of objects (NetworkPolicyPeers) given to ``flag``."""
     if text is None:
         return None
     try:
         peers = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--engine-ingress-peers is not JSON: {exc}") from exc
+        raise ValueError(f"{flag} is not JSON: {exc}") from exc
     if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
-        raise ValueError("--engine-ingress-peers must be a JSON list of NetworkPolicyPeer objects")
+        raise ValueError(f"{flag} must be a JSON list of NetworkPolicyPeer objects")
     return tuple(peers)
 
 
@@ -110,6 +112,13 @@ def parse_peers(text: str | None) -> tuple[dict[str, Any], ...] | None:
     "to reach engine pods; each pool then gets a NetworkPolicy admitting only "
     "them (engine port) and its own pods. Unset: no NetworkPolicy.",
 )
+@click.option(
+    "--kv-event-peers",
+    default=None,
+    metavar="JSON",
+    help="JSON list of NetworkPolicyPeers (the routers) allowed to reach the KV-event ports "
+    "of engines in kv_aware pools. Unset: the --engine-ingress-peers.",
+)
 @click.option("--autoscale-interval", type=float, default=10.0, show_default=True,
               help="Seconds between two autoscaling decisions (pools with "
               "spec.autoscaling.enabled).")  # fmt: skip
@@ -131,7 +140,8 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
              peering: bool, resync_seconds: float,
              drain_timeout: int, discovery_bound: float, drain_poll: float, vllm_image: str,
              simulator_image: str, max_nodes_per_instance: int, vllm_run_as_user: int | None,
-             engine_ingress_peers: str | None, autoscale_interval: float,
+             engine_ingress_peers: str | None, kv_event_peers: str | None,
+             autoscale_interval: float,
              router_urls: tuple[str, ...], router_namespace: str | None, router_selector: str,
              router_port: int, verbose: bool) -> None:  # fmt: skip
     """Reconcile InferencePools and ExecutionInstances into vLLM pods."""
@@ -144,6 +154,7 @@ def operator(namespaces: tuple[str, ...], all_namespaces: bool, api_server: str 
             resync_seconds=resync_seconds, drain_timeout_seconds=drain_timeout,
             drain_poll_seconds=drain_poll, max_nodes_per_instance=max_nodes_per_instance,
             engine_ingress_peers=parse_peers(engine_ingress_peers),
+            kv_event_peers=parse_peers(kv_event_peers, "--kv-event-peers"),
             pods=PodDefaults(vllm_image=vllm_image, simulator_image=simulator_image,
                              vllm_run_as_user=vllm_run_as_user,
                              discovery_bound_seconds=discovery_bound),

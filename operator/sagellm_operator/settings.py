@@ -82,6 +82,9 @@ class OperatorSettings:
     """NetworkPolicyPeers allowed to reach engine pods on the engine port (router, operator,
     metrics scraper). Set: every pool gets a NetworkPolicy admitting only them and the pool's own
     pods. None: the operator creates no NetworkPolicy."""
+    kv_event_peers: tuple[dict[str, Any], ...] | None = None
+    """NetworkPolicyPeers allowed to reach the KV-event ports (publisher and replay) of engines
+    in ``kv_aware`` pools: the routers. None: the engine ingress peers."""
     max_nodes_per_instance: int = 8
     """Plans needing more nodes per instance are refused (InvalidSpec, with the planner's fix)."""
     pods: PodDefaults = field(default_factory=PodDefaults)

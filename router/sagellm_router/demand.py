@@ -16,6 +16,9 @@ except the arrivals counter. Series (``pool`` is ``namespace/name``):
 - ``sagellm_router_demand_kv_usage_ratio{pool,role}``: mean KV-cache usage of the role's engines.
 - ``sagellm_router_demand_ttft_seconds{pool,role}``: mean of the per-endpoint TTFT EWMA seen by
   this router (the prefill role: the prefill leg's time to first byte).
+- ``sagellm_router_draining_endpoint{pool,instance}``: 1 for each instance this router holds as
+  draining (it picks it for no new request); the operator ends a drain's discovery wait once
+  every router replica lists the instance.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sagellm_core.demand import PREFIX
+from sagellm_core.demand import DRAINING, PREFIX
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
@@ -49,6 +52,8 @@ class PoolDemand:
     held: float
     roles: dict[str, RoleDemand]
     """By role in lower case (general, prefill, decode), as spec.autoscaling names them."""
+    draining: tuple[str, ...] = ()
+    """Instances of the pool this router holds as draining."""
 
 
 def _mean(values: list[float]) -> float | None:
@@ -84,7 +89,8 @@ def pool_demand(
         endpoints = [e for e in pool.endpoints if e.role is role]
         if endpoints:
             roles[role.value.lower()] = role_demand(endpoints, tracker, stats)
-    return PoolDemand(pool.name, queued, 0.0 if serving_now else queued, roles)
+    draining = tuple(sorted(e.instance for e in pool.endpoints if e.draining and e.instance))
+    return PoolDemand(pool.name, queued, 0.0 if serving_now else queued, roles, draining)
 
 
 class DemandCollector(Collector):
@@ -105,6 +111,13 @@ class DemandCollector(Collector):
                 family.add_metric([d.pool], getattr(d, attr))
             yield family
         yield from _role_families(demands)
+        family = GaugeMetricFamily(
+            DRAINING, "1 per instance this router holds as draining", labels=["pool", "instance"]
+        )
+        for d in demands:
+            for instance in d.draining:
+                family.add_metric([d.pool, instance], 1)
+        yield family
 
 
 _ROLE_SERIES = {

@@ -167,11 +167,13 @@ async def _stream(request: web.Request, job: Job) -> web.StreamResponse:
                                        "Cache-Control": "no-cache"})  # fmt: skip
     await resp.prepare(request)
     faults, sent, finished = job.srv.faults, 0, False
+    role = job.prep.kind == "chat"
     try:
-        if job.prep.kind == "chat":
-            await resp.write(chunk(job.ctx, "", None, role=True, use=job.chunk_usage(0)))
         while not finished:
             n, finished = await job.handle.next()
+            if role:  # vLLM sends the role chunk with the first engine output (after prefill)
+                await resp.write(chunk(job.ctx, "", None, role=True, use=job.chunk_usage(0)))
+                role = False
             if job.handle.aborted:
                 await _partial(resp, job, n)
                 return await _end_aborted(resp)

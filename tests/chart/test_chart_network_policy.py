@@ -56,6 +56,12 @@ def test_operator_gets_the_router_operator_and_scrapers_as_engine_peers(render: 
     assert {("networking.k8s.io", "networkpolicies", v) for v in ("create", "patch")} <= granted
 
 
+def test_only_the_routers_reach_kv_aware_engines_event_ports(render: Render) -> None:
+    docs = render({"networkPolicy": {"metricsScrapers": [SCRAPER]}})
+    peers = _operator_params(docs)["kv_event_peers"]
+    assert parse_peers(peers, "--kv-event-peers") == (_component("router"),)
+
+
 def test_cluster_scope_grants_network_policies_cluster_wide(render: Render) -> None:
     docs = render(VALUE_SETS["cluster"])
     assert _operator_params(docs)["engine_ingress_peers"] is not None
@@ -66,6 +72,7 @@ def test_cluster_scope_grants_network_policies_cluster_wide(render: Render) -> N
 def test_network_policy_can_be_turned_off(render: Render) -> None:
     docs = render({"networkPolicy": {"enabled": False}})
     assert _operator_params(docs)["engine_ingress_peers"] is None
+    assert _operator_params(docs)["kv_event_peers"] is None
     granted = {r for _, _, r, _ in grants(rules_of(docs, OPERATOR_SA))}
     assert "networkpolicies" not in granted
     assert not find(docs, "NetworkPolicy"), "the operator makes them, per pool"

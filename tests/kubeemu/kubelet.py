@@ -4,7 +4,9 @@ Test mode (default): every new pod gets an IP from 10.244.0.0/16 and, per ``beha
 becomes Ready or shows a container problem (CrashLoopBackOff, ImagePullBackOff, OOMKilled).
 Simulate mode: each pod runs ``python -m sagellm_sim <container args> --host 127.R.X.Y --port P``
 (R random per kubelet, the address checked free); the pod reports that address as its IP and
-turns Ready only once the process answers ``/health``.
+turns Ready only once the process answers ``/health``. A pod's own network namespace is
+emulated by its address: wildcard binds in ``--kv-events-config`` (``tcp://*:5557``) bind the
+pod's address, so every pod can publish on the same fixed ports, as on a cluster.
 
 It talks to the emulator over HTTP like a real kubelet, so it works whether the emulator is
 in-process or not. Each pod it runs is bound to the node ``kubeemu-node`` (``spec.nodeName``),
@@ -104,8 +106,18 @@ def pod_status(pod: Obj, ip: str, behaviour: PodBehaviour) -> Obj:
     }
 
 
+def _pod_network(arg: str, previous: str | None, host: str) -> str:
+    """``arg`` with the KV-event endpoints' wildcard host made the pod's own address."""
+    if previous == "--kv-events-config":
+        return arg.replace("tcp://*:", f"tcp://{host}:")
+    if arg.startswith("--kv-events-config="):
+        return arg.replace("tcp://*:", f"tcp://{host}:")
+    return arg
+
+
 def simulator_argv(pod: Obj, host: str, port: int) -> list[str]:
-    """``python -m sagellm_sim`` with the pod's args, ``$(VAR)`` expanded, host/port replaced."""
+    """``python -m sagellm_sim`` with the pod's args, ``$(VAR)`` expanded, host/port replaced,
+    wildcard KV-event endpoints bound to the pod's address."""
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e.get("value", "") for e in container.get("env", []) if "value" in e}
     args = [
@@ -114,6 +126,7 @@ def simulator_argv(pod: Obj, host: str, port: int) -> list[str]:
     ]
     out: list[str] = []
     skip = False
+    args = [_pod_network(a, args[i - 1] if i else None, host) for i, a in enumerate(args)]
     for arg in args:
         if skip:
             skip = False

@@ -52,17 +52,28 @@ def _body(model: str, max_tokens: int, stream: bool) -> str:
                        "ignore_eos": True, "stream": stream, "temperature": 0})  # fmt: skip
 
 
-def _request(conn: http.client.HTTPConnection, model: str, max_tokens: int = 4) -> str:
+def _exchange(conn: http.client.HTTPConnection, method: str, path: str, body: str | None) -> str:
+    """``<status> <start of the body>``, or what went wrong (``refused``, the exception)."""
     try:
-        conn.request("POST", "/v1/completions", _body(model, max_tokens, False),
-                     {"Content-Type": "application/json"})  # fmt: skip
+        conn.request(method, path, body, {"Content-Type": "application/json"})
         resp = conn.getresponse()
-        data = resp.read()
-        return f"{resp.status} {data[:160].decode(errors='replace')}"
+        return f"{resp.status} {resp.read()[:160].decode(errors='replace')}"
     except ConnectionRefusedError:
         return "refused"
     except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+def _completion(port: int, model: str, max_tokens: int, stream: bool) -> http.client.HTTPResponse:
+    """A completion on a new connection; the response, its body unread."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", "/v1/completions", _body(model, max_tokens, stream),
+                 {"Content-Type": "application/json"})  # fmt: skip
+    return conn.getresponse()
+
+
+def _request(conn: http.client.HTTPConnection, model: str, max_tokens: int = 4) -> str:
+    return _exchange(conn, "POST", "/v1/completions", _body(model, max_tokens, False))
 
 
 OTHER_PROBES = (
@@ -78,15 +89,7 @@ OTHER_PROBES = (
 
 
 def _call(port: int, method: str, path: str, body: str | None) -> str:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request(method, path, body, {"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        return f"{resp.status} {resp.read()[:120].decode(errors='replace')}"
-    except ConnectionRefusedError:
-        return "refused"
-    except (OSError, http.client.HTTPException) as exc:
-        return f"{type(exc).__name__}: {exc}"
+    return _exchange(http.client.HTTPConnection("127.0.0.1", port, timeout=30), method, path, body)
 
 
 def _load_lines(port: int) -> list[str] | str:
@@ -111,11 +114,8 @@ class Plain(threading.Thread):
         self.ended_at: float | None = None
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
         try:
-            conn.request("POST", "/v1/completions", _body(self.model, self.max_tokens, False),
-                         {"Content-Type": "application/json"})  # fmt: skip
-            resp = conn.getresponse()
+            resp = _completion(self.port, self.model, self.max_tokens, stream=False)
             data = json.loads(resp.read())
             if "choices" in data:
                 data["choices"][0]["text"] = f"<{len(data['choices'][0]['text'])} chars>"
@@ -139,11 +139,9 @@ class Stream(threading.Thread):
         self.tail: list[str] = []
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        resp = None
         try:
-            conn.request("POST", "/v1/completions", _body(self.model, self.max_tokens, True),
-                         {"Content-Type": "application/json"})  # fmt: skip
-            resp = conn.getresponse()
+            resp = _completion(self.port, self.model, self.max_tokens, stream=True)
             if resp.status != 200:
                 self.error = f"HTTP {resp.status}"
                 return
@@ -163,7 +161,8 @@ class Stream(threading.Thread):
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.ended_at = time.monotonic()
-            conn.close()
+            if resp is not None:
+                resp.close()
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], port: int, within: float) -> None:

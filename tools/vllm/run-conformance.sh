@@ -62,7 +62,7 @@ log "vLLM healthy after ${STARTUP}s"
 SAGELLM_VLLM_URL="$URL" SAGELLM_VLLM_PYTHON="$VENV/bin/python" \
 SAGELLM_VLLM_LONG_MODEL="$MODEL_DIR-8k" .venv/bin/pytest -m vllm \
     tests/integration/sim/test_conformance.py tests/integration/sim/test_conformance_shutdown.py \
-    tests/integration/sim/test_sim_kv_events.py \
+    tests/integration/sim/test_sim_kv_events.py tests/integration/sim/test_conformance_stream_start.py \
     -q -p no:cacheprovider "$@" | tee "$(dirname "$LOG")/pytest.txt"
 RC=${PIPESTATUS[0]}
 

@@ -193,14 +193,25 @@ affinity:
 {{- toYaml $cfg -}}
 {{- end -}}
 
+{{/* The NetworkPolicyPeer of this release's pods of one component (dict "root" $ "component" name). */}}
+{{- define "sagellm.componentPeer" -}}
+{{- $pods := dict "matchLabels" (fromYaml (include "sagellm.selectorLabels" .)) -}}
+{{- $ns := dict "matchLabels" (dict "kubernetes.io/metadata.name" .root.Release.Namespace) -}}
+{{- dict "namespaceSelector" $ns "podSelector" $pods | toJson -}}
+{{- end -}}
+
 {{/* Who may reach engine pods on the engine port: this release's router and operator pods and
 the configured metrics scrapers (NetworkPolicyPeers, as JSON for --engine-ingress-peers). */}}
 {{- define "sagellm.engineIngressPeers" -}}
 {{- $peers := list -}}
 {{- range $component := list "router" "operator" -}}
-{{- $pods := dict "matchLabels" (fromYaml (include "sagellm.selectorLabels" (dict "root" $ "component" $component))) -}}
-{{- $ns := dict "matchLabels" (dict "kubernetes.io/metadata.name" $.Release.Namespace) -}}
-{{- $peers = append $peers (dict "namespaceSelector" $ns "podSelector" $pods) -}}
+{{- $peers = append $peers (include "sagellm.componentPeer" (dict "root" $ "component" $component) | fromJson) -}}
 {{- end -}}
 {{- concat $peers .Values.networkPolicy.metricsScrapers | toJson -}}
+{{- end -}}
+
+{{/* Who may reach the KV-event ports of kv_aware pools' engines: this release's routers
+(JSON for --kv-event-peers). */}}
+{{- define "sagellm.kvEventPeers" -}}
+{{- list (include "sagellm.componentPeer" (dict "root" . "component" "router") | fromJson) | toJson -}}
 {{- end -}}

@@ -68,6 +68,7 @@ class RoutingStrategy(StrEnum):
     POWER_OF_TWO = "power_of_two"
     WEIGHTED_ROUND_ROBIN = "weighted_round_robin"
     PREFIX_AWARE = "prefix_aware"
+    KV_AWARE = "kv_aware"
 
 
 class Priority(StrEnum):

@@ -142,7 +142,8 @@ class EngineSpec(ApiModel):
     model_config = cel_rules(
         _cel(f"!has(self.extraArgs) || self.extraArgs.all(a, {_NOT_OWNED_ARG})",
              "extraArgs sets a flag the operator owns (listen address, parallelism, "
-             "multi-node, --model, --served-model-name, --kv-transfer-config); remove it",
+             "multi-node, --model, --served-model-name, --kv-transfer-config, "
+             "--kv-events-config); remove it",
              ".extraArgs",
              f"'extraArgs sets ' + self.extraArgs.filter(a, !({_NOT_OWNED_ARG}))[0]"
              " + ', a flag the operator owns; remove it'"),
@@ -310,6 +311,11 @@ class InferencePoolSpec(ApiModel):
              "roles.prefill.targetBatchSize must be at least model.maxModelLen when "
              "chunkedPrefill is false (vLLM could never schedule a longer prompt)",
              ".roles.prefill.targetBatchSize"),
+        _cel("!has(self.scheduling) || !has(self.scheduling.routing) || "
+             "self.scheduling.routing != 'kv_aware' || !has(self.engine) || "
+             "!has(self.engine.enablePrefixCaching) || self.engine.enablePrefixCaching",
+             "scheduling.routing kv_aware needs engine.enablePrefixCaching (engines publish "
+             "KV-cache events only for cached blocks)", ".engine.enablePrefixCaching"),
         *(_cel(f"!has(self.autoscaling) || !has(self.autoscaling.{r}) || has(self.roles.{r})",
                f"autoscaling.{r} gives bounds for a role the pool does not have (roles.{r})",
                f".autoscaling.{r}") for r in ("general", "prefill", "decode")),

@@ -23,21 +23,15 @@ def instance_name(pool: str, role: Role, index: int, spec_hash: str) -> str:
     return f"{pool}-{L.role_label_value(role)}-{index}-{spec_hash}"
 
 
-def owner_reference(obj: Obj) -> Obj:
-    meta = obj["metadata"]
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}  # fmt: skip
-
-
 def build_instance(
-    pool: Obj, spec: InferencePoolSpec, role: Role, plan: Plan, index: int, args: list[str],
-    drain_timeout_s: int,
+    pool: Obj, spec: InferencePoolSpec, role: Role, plan: Plan, index: int,
+    argvs: tuple[list[str], list[str] | None], drain_timeout_s: int,
 ) -> Obj:  # fmt: skip
     lay = plan.layout
     nodes = plan.nodes_per_instance
     inst_spec = ExecutionInstanceSpec(
         pool=pool["metadata"]["name"], role=role, index=index, model=spec.model,
-        engine=spec.engine, nodes=nodes, args=args,
+        engine=spec.engine, nodes=nodes, args=argvs[0], worker_args=argvs[1],
         parallelism=ParallelismSizes(tensor=lay.tensor, pipeline=lay.pipeline, data=lay.data,
                                      expert=lay.expert),
         gpus_per_pod=plan.gpus_per_instance // nodes, drain_timeout_seconds=drain_timeout_s,
@@ -58,7 +52,6 @@ def build_instance(
                 L.LABEL_MANAGED_BY: L.MANAGED_BY_VALUE,
                 L.LABEL_SPEC_HASH: digest,
             },
-            "ownerReferences": [owner_reference(pool)],
         },
         "spec": inst_spec,
     }

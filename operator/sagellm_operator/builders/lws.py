@@ -2,8 +2,9 @@
 
 Group size = nodes. The leader runs the instance's argv (core's builder: ``--nnodes N --node-rank 0
 --master-addr $(LWS_LEADER_ADDRESS)``) and serves HTTP; workers run ``--node-rank
-$(LWS_WORKER_INDEX) --headless``. ``RecreateGroupOnPodRestart`` because a vLLM group cannot
-survive losing a rank.
+$(LWS_WORKER_INDEX) --headless`` (``spec.workerArgs``, from the same builder).
+``RecreateGroupOnPodRestart`` because a vLLM group cannot survive losing a rank. The caller adds
+the owner reference.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from sagellm_core.api import ExecutionInstanceSpec
-from sagellm_operator.builders.args import worker_args
-from sagellm_operator.builders.instance import owner_reference
 from sagellm_operator.builders.pod import container, pod_labels, pod_name, pod_spec
 from sagellm_operator.settings import PodDefaults
 
@@ -33,10 +32,12 @@ def _template(
             "spec": pod_spec(spec, defaults, engine)}  # fmt: skip
 
 
-def build_lws(instance: Obj, defaults: PodDefaults) -> Obj:
-    spec = ExecutionInstanceSpec.model_validate(instance["spec"])
+def build_lws(instance: Obj, spec: ExecutionInstanceSpec, defaults: PodDefaults) -> Obj:
+    """The group of a multi-node instance (``spec``: the instance's, decoded)."""
+    if spec.worker_args is None:
+        raise ValueError(f"instance spans {spec.nodes} nodes but has no spec.workerArgs")
     leader = container(spec, defaults, list(spec.args))
-    worker = container(spec, defaults, worker_args(list(spec.args), spec.nodes), serving=False)
+    worker = container(spec, defaults, list(spec.worker_args), serving=False)
     return {
         "apiVersion": f"{LWS_GROUP}/{LWS_VERSION}",
         "kind": "LeaderWorkerSet",
@@ -44,7 +45,6 @@ def build_lws(instance: Obj, defaults: PodDefaults) -> Obj:
             "name": pod_name(instance),
             "namespace": instance["metadata"]["namespace"],
             "labels": pod_labels(instance),
-            "ownerReferences": [owner_reference(instance)],
         },
         "spec": {
             "replicas": 1,

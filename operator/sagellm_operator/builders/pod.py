@@ -4,7 +4,8 @@ One container running ``vllm serve <args>`` (or ``sagellm sim <args>`` for the S
 same argv, no GPU requests), with: GPU requests = GPUs per pod, ``/dev/shm`` as a memory
 emptyDir, the model cache PVC, HF token from a Secret, the pod IP as VLLM_HOST_IP and NIXL side
 channel host for PD and multi-node, /health probes sized for model loading, a restricted
-security context, GPU node selection and tolerations, labels and an owner reference.
+security context, GPU node selection and tolerations, and labels. The caller adds the owner
+reference (``kopf.append_owner_reference``): builders do no I/O and import no framework.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from sagellm_core.api import ExecutionInstanceSpec, Role
 from sagellm_core.api import labels as L
-from sagellm_operator.builders.instance import owner_reference
 from sagellm_operator.builders.lifecycle import grace_period, prestop_hook
 from sagellm_operator.settings import PodDefaults
 
@@ -184,9 +184,8 @@ def pod_labels(instance: Obj) -> dict[str, str]:
     return {k: labels[k] for k in keys if k in labels}
 
 
-def build_pod(instance: Obj, defaults: PodDefaults) -> Obj:
-    """The single Pod of a one-node instance."""
-    spec = ExecutionInstanceSpec.model_validate(instance["spec"])
+def build_pod(instance: Obj, spec: ExecutionInstanceSpec, defaults: PodDefaults) -> Obj:
+    """The single Pod of a one-node instance (``spec``: the instance's, decoded)."""
     engine = container(spec, defaults, list(spec.args))
     return {
         "apiVersion": "v1",
@@ -196,7 +195,6 @@ def build_pod(instance: Obj, defaults: PodDefaults) -> Obj:
             "namespace": instance["metadata"]["namespace"],
             "labels": pod_labels(instance),
             "annotations": {"kubectl.kubernetes.io/default-container": "engine"},
-            "ownerReferences": [owner_reference(instance)],
         },
         "spec": pod_spec(spec, defaults, engine),
     }

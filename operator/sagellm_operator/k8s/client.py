@@ -5,9 +5,9 @@ Every call names what it touches; nothing here decides anything.
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -51,15 +51,9 @@ class Kube:
 
     # -- custom objects -----------------------------------------------------------------------
     async def get(self, plural: str, ns: str, name: str) -> Obj | None:
-        try:
-            obj: Obj = await self.custom.get_namespaced_custom_object(
-                L.GROUP, L.VERSION, ns, plural, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return obj
+        call = self.custom.get_namespaced_custom_object(L.GROUP, L.VERSION, ns, plural, name)
+        found, obj = await _unless(404, call)
+        return obj if found else None
 
     async def list_objects(
         self, plural: str, ns: str | None, selector: str, group: tuple[str, str] | None = None
@@ -80,36 +74,23 @@ class Kube:
     async def create(self, plural: str, obj: Obj, group: tuple[str, str] | None = None) -> bool:
         """Create ``obj``; False if it already exists."""
         grp, ver = group or (L.GROUP, L.VERSION)
-        try:
-            await self.custom.create_namespaced_custom_object(
-                grp, ver, obj["metadata"]["namespace"], plural, obj
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
+        ns = obj["metadata"]["namespace"]
+        created, _ = await _unless(409, self.custom.create_namespaced_custom_object(
+            grp, ver, ns, plural, obj))  # fmt: skip
+        return created
 
     async def patch(
         self, plural: str, ns: str, name: str, patch: Obj, status: bool = False
     ) -> None:
         call = (self.custom.patch_namespaced_custom_object_status if status
                 else self.custom.patch_namespaced_custom_object)  # fmt: skip
-        try:
-            await call(L.GROUP, L.VERSION, ns, plural, name, patch, _content_type=MERGE)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        await _unless(404, call(L.GROUP, L.VERSION, ns, plural, name, patch, _content_type=MERGE))
 
     async def delete(
         self, plural: str, ns: str, name: str, group: tuple[str, str] | None = None
     ) -> None:
         grp, ver = group or (L.GROUP, L.VERSION)
-        try:
-            await self.custom.delete_namespaced_custom_object(grp, ver, ns, plural, name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        await _unless(404, self.custom.delete_namespaced_custom_object(grp, ver, ns, plural, name))
 
     # -- pods ---------------------------------------------------------------------------------
     async def list_pods(self, ns: str, selector: str) -> list[Obj]:
@@ -120,35 +101,23 @@ class Kube:
         return items
 
     async def create_pod(self, pod: Obj) -> bool:
-        try:
-            await self.core.create_namespaced_pod(
-                pod["metadata"]["namespace"], pod, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
+        """Create ``pod``; False if it already exists."""
+        ns = pod["metadata"]["namespace"]
+        created, _ = await _unless(409, self.core.create_namespaced_pod(
+            ns, pod, _preload_content=False))  # fmt: skip
+        return created
 
     async def delete_pod(self, ns: str, name: str) -> None:
-        try:
-            await self.core.delete_namespaced_pod(name, ns, _preload_content=False)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        await _unless(404, self.core.delete_namespaced_pod(name, ns, _preload_content=False))
 
     # -- network policies ---------------------------------------------------------------------
     async def apply_network_policy(self, policy: Obj) -> None:
         """Create ``policy``, or make an existing one's spec and labels match it."""
         ns, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
-        try:
-            await self.networking.create_namespaced_network_policy(
-                ns, policy, _preload_content=False
-            )
+        create = self.networking.create_namespaced_network_policy
+        created, _ = await _unless(409, create(ns, policy, _preload_content=False))
+        if created:
             return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
         patch = {"metadata": {"labels": policy["metadata"]["labels"]}, "spec": policy["spec"]}
         await self.networking.patch_namespaced_network_policy(
             name, ns, patch, _content_type=MERGE, _preload_content=False
@@ -156,41 +125,25 @@ class Kube:
 
     # -- LeaderWorkerSet ----------------------------------------------------------------------
     async def lws_installed(self) -> bool:
-        try:
-            await self.custom.list_cluster_custom_object(*LWS, limit=1)
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
+        served, _ = await _unless(404, self.custom.list_cluster_custom_object(*LWS, limit=1))
+        return served
 
     async def get_crd(self, name: str) -> Obj | None:
         """The installed CustomResourceDefinition ``name`` (None when it is not installed)."""
-        try:
-            resp = await self.extensions.read_custom_resource_definition(
-                name, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        read = self.extensions.read_custom_resource_definition
+        found, resp = await _unless(404, read(name, _preload_content=False))
+        if not found:
+            return None
         crd: Obj = json.loads(await resp.read())
         return crd
 
-    # -- events -------------------------------------------------------------------------------
-    async def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        """Post a core/v1 Event about ``obj``; failures are logged, never raised."""
-        meta = obj["metadata"]
-        now = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ref = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-               "namespace": meta["namespace"], "uid": meta.get("uid")}  # fmt: skip
-        body = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": ref, "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": L.MANAGED_BY_VALUE}, "reportingComponent": L.MANAGED_BY_VALUE,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }  # fmt: skip
-        try:
-            await self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
-        except ApiException as exc:
-            log.warning("event not posted", extra={"reason": reason, "status": exc.status})
+
+async def _unless(status: int, call: Awaitable[Any]) -> tuple[bool, Any]:
+    """``(True, result)``, or ``(False, None)`` when the API answers ``status`` (404: the object
+    is gone, 409: it exists already); any other error is raised."""
+    try:
+        return True, await call
+    except ApiException as exc:
+        if exc.status != status:
+            raise
+        return False, None

@@ -5,7 +5,7 @@ pools it discovers, so the condition says what the routers do. The operator writ
 already owns pool status and Events; routers keep read-only access to the API.
 
 The claims of the pools in scope are kept in ``Context.claims``: every pool watch event updates
-it and every resync replaces it with a fresh list, so a reconcile needs no extra API call.
+it and every resync replaces it with the pools in scope, so a reconcile needs no extra API call.
 """
 
 from __future__ import annotations
@@ -19,15 +19,6 @@ from sagellm_core.ownership import Claim, claim_of, conflict_message, resolve
 from sagellm_operator.reconcile.context import Context
 
 Obj = dict[str, Any]
-
-
-async def list_in_scope(ctx: Context, plural: str) -> list[Obj]:
-    """Every object of ``plural`` in the namespaces this operator serves."""
-    namespaces = ctx.settings.namespaces if not ctx.settings.all_namespaces else (None,)
-    found: list[Obj] = []
-    for ns in namespaces:
-        found += await ctx.kube.list_objects(plural, ns, "")
-    return found
 
 
 def remember(ctx: Context, pool: Obj, deleted: bool = False) -> set[str]:

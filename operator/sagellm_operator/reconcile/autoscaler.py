@@ -14,7 +14,6 @@ from typing import Any
 
 from sagellm_core.api import labels as L
 from sagellm_core.demand import PoolDemand
-from sagellm_operator.reconcile.accepted import list_in_scope
 from sagellm_operator.reconcile.autoscale_step import (
     RoleChange,
     RoleMemory,
@@ -22,21 +21,11 @@ from sagellm_operator.reconcile.autoscale_step import (
     step,
 )
 from sagellm_operator.reconcile.context import Context, iso
-from sagellm_operator.routers import read_demand, router_urls
+from sagellm_operator.routers import find_routers, read_demand
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 MemoryBook = dict[tuple[str, str], dict[str, RoleMemory]]
-
-
-async def find_routers(ctx: Context) -> list[str]:
-    """Router base URLs: the fixed ones, else the Running router pods matching the selector."""
-    conf = ctx.settings.autoscaler
-    if conf.router_urls:
-        return list(conf.router_urls)
-    ns = conf.router_namespace or next(iter(ctx.settings.namespaces), "default")
-    pods = await ctx.kube.list_pods(ns, conf.router_selector)
-    return router_urls(pods, conf.router_port)
 
 
 async def _engine_loads(ctx: Context, pool: Obj) -> dict[str, float]:
@@ -59,9 +48,9 @@ async def _apply(ctx: Context, pool: Obj, change: RoleChange) -> None:
     if change.overridden:
         msg = (f"spec.roles.{change.role}.replicas {change.current} was set outside the "
                "autoscaler, which owns it while spec.autoscaling is enabled")  # fmt: skip
-        await ctx.kube.event(pool, "Warning", "ReplicasOverridden", msg)
+        ctx.events.post(pool, "Warning", "ReplicasOverridden", msg)
     msg = f"{change.role}: {change.decision.reason} (from {change.source})"
-    await ctx.kube.event(pool, "Normal", change.event_reason, msg)
+    ctx.events.post(pool, "Normal", change.event_reason, msg)
 
 
 async def autoscale_pool(
@@ -91,7 +80,7 @@ def _timeless(entry: Obj) -> Obj:
 
 
 async def autoscale_once(ctx: Context, book: MemoryBook) -> None:
-    pools = [p for p in await list_in_scope(ctx, L.POOL_PLURAL) if autoscaling_of(p)]
+    pools = [p for p in await ctx.lookup.in_scope(L.POOL_PLURAL) if autoscaling_of(p)]
     if not pools:
         book.clear()
         return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ from sagellm_operator.engine import engine_load
 from sagellm_operator.k8s import Kube
 from sagellm_operator.metrics import Metrics
 from sagellm_operator.reconcile.coalesce import Coalescer
+from sagellm_operator.reconcile.kopftools import Events
+from sagellm_operator.reconcile.lookup import ApiLookup, Lookup
 from sagellm_operator.settings import OperatorSettings
 
 Obj = dict[str, Any]
@@ -32,6 +35,10 @@ class Context:
     settings: OperatorSettings
     metrics: Metrics
     clock: Callable[[], datetime.datetime] = utcnow
+    events: Events = field(default_factory=Events)
+    """Kubernetes Events, posted through kopf."""
+    indices: Lookup | None = None
+    """kopf's indices of the watched objects (None: look up through the API)."""
     _locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     children: Coalescer = field(default_factory=lambda: Coalescer(0.05))
     """Pool reconciles triggered by instance events, coalesced per pool: creating or updating N
@@ -45,13 +52,33 @@ class Context:
     idle_reads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """Consecutive idle reads of draining instances, by (namespace, pool), then instance name;
     lost on restart, which only costs two more reads."""
+    drain_acks: dict[tuple[str, str], dict[str, datetime.datetime]] = field(default_factory=dict)
+    """When every router replica was seen listing a draining instance, by (namespace, pool),
+    then instance name; lost on restart, which only costs the rest of ``D``."""
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""
 
+    @property
+    def lookup(self) -> Lookup:
+        return self.indices or ApiLookup(self.kube, self.settings)
+
     def lock(self, kind: str, ns: str, name: str) -> asyncio.Lock:
         """One lock per object so event-, timer- and change-driven reconciles never overlap."""
         return self._locks.setdefault((kind, ns, name), asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def reconciling(self, kind: str, obj: Obj) -> AsyncIterator[None]:
+        """One reconcile of ``obj``: under its lock, timed, counted as ok or error."""
+        meta = obj["metadata"]
+        async with self.lock(kind, meta["namespace"], meta["name"]):
+            with self.metrics.duration.labels(kind).time():
+                try:
+                    yield
+                except Exception:
+                    self.metrics.reconciles.labels(kind, "error").inc()
+                    raise
+                self.metrics.reconciles.labels(kind, "ok").inc()
 
     def forget(self, kind: str, ns: str, name: str) -> None:
         self._locks.pop((kind, ns, name), None)

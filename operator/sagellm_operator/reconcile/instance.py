@@ -21,23 +21,17 @@ from sagellm_operator.builders.lws import LWS_GROUP, LWS_PLURAL, LWS_VERSION, bu
 from sagellm_operator.builders.pod import build_pod, pod_name
 from sagellm_operator.reconcile.context import Context, iso
 from sagellm_operator.reconcile.diagnose import PodView, view_pod
+from sagellm_operator.reconcile.kopftools import owned
 
 Obj = dict[str, Any]
 WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 
 
 async def reconcile_instance(ctx: Context, inst: Obj) -> None:
-    meta = inst["metadata"]
-    if meta.get("deletionTimestamp"):
+    if inst["metadata"].get("deletionTimestamp"):
         return
-    async with ctx.lock("instance", meta["namespace"], meta["name"]):
-        with ctx.metrics.duration.labels("instance").time():
-            try:
-                await _reconcile(ctx, inst)
-            except Exception:
-                ctx.metrics.reconciles.labels("instance", "error").inc()
-                raise
-            ctx.metrics.reconciles.labels("instance", "ok").inc()
+    async with ctx.reconciling("instance", inst):
+        await _reconcile(ctx, inst)
 
 
 async def _reconcile(ctx: Context, inst: Obj) -> None:
@@ -50,15 +44,16 @@ async def _reconcile(ctx: Context, inst: Obj) -> None:
             )
             await _write(ctx, inst, _status(inst, "Failed", None, [], msg, L.REASON_LWS_MISSING))
             return
-        await _ensure_lws(ctx, inst)
+        await _ensure_lws(ctx, inst, spec)
     pods, terminating = await _pods(ctx, inst)
     want = pod_name(inst)
     current = [p for p in pods if p["metadata"]["name"] == want or _is_group_of(p, want)]
     if not current and not needs_lws(spec):
-        pod = build_pod(inst, ctx.settings.pods)
+        pod = build_pod(inst, spec, ctx.settings.pods)
+        owned(pod, inst)
         if await ctx.kube.create_pod(pod):
             ctx.metrics.decisions.labels("instance", "create-pod").inc()
-            await ctx.kube.event(inst, "Normal", "CreatedPod", f"created pod {want}")
+            ctx.events.post(inst, "Normal", "CreatedPod", f"created pod {want}")
     views = [view_pod(p) for p in current]
     leader = _leader(current, views)
     old = [p for p in pods if p not in current]
@@ -77,23 +72,23 @@ def _is_group_of(pod: Obj, lws_name: str) -> bool:
 
 async def _pods(ctx: Context, inst: Obj) -> tuple[list[Obj], list[Obj]]:
     """The instance's live pods, and those being deleted."""
-    selector = f"{L.LABEL_INSTANCE}={inst['metadata']['name']}"
-    pods = await ctx.kube.list_pods(inst["metadata"]["namespace"], selector)
+    pods = await ctx.lookup.pods_of(inst["metadata"]["namespace"], inst["metadata"]["name"])
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     return live, [p for p in pods if p["metadata"].get("deletionTimestamp")]
 
 
-async def _ensure_lws(ctx: Context, inst: Obj) -> None:
+async def _ensure_lws(ctx: Context, inst: Obj, spec: ExecutionInstanceSpec) -> None:
     ns, name = inst["metadata"]["namespace"], pod_name(inst)
     group = (LWS_GROUP, LWS_VERSION)
     selector = f"{L.LABEL_INSTANCE}={inst['metadata']['name']}"
     existing = await ctx.kube.list_objects(LWS_PLURAL, ns, selector, group)
     if any(o["metadata"]["name"] == name for o in existing):
         return
-    if await ctx.kube.create(LWS_PLURAL, build_lws(inst, ctx.settings.pods), group):
-        size = inst["spec"].get("nodes", 1)
-        msg = f"created LeaderWorkerSet {name} with {size} pods"
-        await ctx.kube.event(inst, "Normal", "CreatedLeaderWorkerSet", msg)
+    lws = build_lws(inst, spec, ctx.settings.pods)
+    owned(lws, inst)
+    if await ctx.kube.create(LWS_PLURAL, lws, group):
+        msg = f"created LeaderWorkerSet {name} with {spec.nodes} pods"
+        ctx.events.post(inst, "Normal", "CreatedLeaderWorkerSet", msg)
 
 
 def _leader(pods: list[Obj], views: list[PodView]) -> PodView | None:
@@ -118,9 +113,7 @@ async def _retire(ctx: Context, inst: Obj, old: list[Obj]) -> None:
             await ctx.kube.delete_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
         ctx.metrics.decisions.labels("instance", "replace-pod").inc()
         old_name = pod["metadata"]["name"]
-        await ctx.kube.event(
-            inst, "Normal", "ReplacedPod", f"{old_name} replaced by {pod_name(inst)}"
-        )
+        ctx.events.post(inst, "Normal", "ReplacedPod", f"{old_name} replaced by {pod_name(inst)}")
 
 
 def _report(
@@ -177,6 +170,6 @@ async def _write(ctx: Context, inst: Obj, status: Obj) -> None:
         return
     meta = inst["metadata"]
     if old.get("phase") != status["phase"] and status["phase"] == "Failed":
-        await ctx.kube.event(inst, "Warning", "InstanceFailed", status["message"])
+        ctx.events.post(inst, "Warning", "InstanceFailed", status["message"])
     patch = {"status": {**{k: None for k in old if k not in status}, **status}}
     await ctx.kube.patch(L.INSTANCE_PLURAL, meta["namespace"], meta["name"], patch, status=True)

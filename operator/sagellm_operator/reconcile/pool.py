@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from sagellm_core.api import InferencePoolSpec
 from sagellm_core.api import labels as L
 from sagellm_core.planner import plan_pool
 from sagellm_core.validation import operator_problems, parse_pool
+from sagellm_core.vllm_args import publishes_kv_events
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.hashing import spec_hash
 from sagellm_operator.builders.instance import build_instance
@@ -15,14 +17,18 @@ from sagellm_operator.builders.limits import limit_errors
 from sagellm_operator.builders.netpol import build_network_policy
 from sagellm_operator.reconcile.accepted import accepted_condition, newly_rejected
 from sagellm_operator.reconcile.context import Context, iso
+from sagellm_operator.reconcile.kopftools import owned
 from sagellm_operator.reconcile.rollout import (
     Actions,
     DrainTiming,
     IdleReads,
     count_read,
     decide,
+    discovery_end,
+    drain_started,
 )
 from sagellm_operator.reconcile.status import invalid_status, pool_status, scale_status
+from sagellm_operator.routers import draining_everywhere, find_routers
 
 Obj = dict[str, Any]
 
@@ -35,17 +41,10 @@ async def reconcile_pool_named(ctx: Context, ns: str, name: str) -> None:
 
 
 async def reconcile_pool(ctx: Context, pool: Obj) -> None:
-    meta = pool["metadata"]
-    if meta.get("deletionTimestamp"):
+    if pool["metadata"].get("deletionTimestamp"):
         return
-    async with ctx.lock("pool", meta["namespace"], meta["name"]):
-        with ctx.metrics.duration.labels("pool").time():
-            try:
-                await _reconcile(ctx, pool)
-            except Exception:
-                ctx.metrics.reconciles.labels("pool", "error").inc()
-                raise
-            ctx.metrics.reconciles.labels("pool", "ok").inc()
+    async with ctx.reconciling("pool", pool):
+        await _reconcile(ctx, pool)
 
 
 def _user_view(pool: Obj) -> Obj:
@@ -75,12 +74,12 @@ def _validate_and_plan(ctx: Context, pool: Obj) -> tuple[list[str], Any, Any]:
 async def _reconcile(ctx: Context, pool: Obj) -> None:
     accepted = accepted_condition(pool, ctx.claims.values(), iso(ctx.clock()))
     if newly_rejected(pool, accepted):
-        await ctx.kube.event(pool, "Warning", accepted["reason"], accepted["message"])
+        ctx.events.post(pool, "Warning", accepted["reason"], accepted["message"])
     problems, spec, planned = _validate_and_plan(ctx, pool)
     if problems:
         await _invalid(ctx, pool, L.REASON_INVALID_SPEC, problems, accepted)
         return
-    await _isolate(ctx, pool)
+    await _isolate(ctx, pool, spec)
     timeout = spec.lifecycle.drain_timeout_seconds
     timeout = ctx.settings.drain_timeout_seconds if timeout is None else timeout
     desired = _desired(ctx, pool, spec, planned, timeout)
@@ -90,11 +89,15 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     timing = DrainTiming(
         ctx.settings.pods.discovery_bound_seconds, timeout, ctx.settings.drain_poll_seconds
     )
-    reads = _reads(ctx, ns, name, existing)
-    acts = decide(desired, existing, ctx.clock(), timing, reads)
+    reads = _kept(ctx.idle_reads, (ns, name), existing)
+    acks = _kept(ctx.drain_acks, (ns, name), existing)
+    acts = decide(desired, existing, ctx.clock(), timing, reads, acks)
+    if acts.confirm:
+        await _confirm(ctx, f"{ns}/{name}", acks, acts.confirm)
+        acts = decide(desired, existing, ctx.clock(), timing, reads, acks)
     if acts.probe:
-        await _read_loads(ctx, reads, [existing[n] for n in acts.probe], timing)
-        acts = decide(desired, existing, ctx.clock(), timing, reads)
+        await _read_loads(ctx, reads, acks, [existing[n] for n in acts.probe], timing)
+        acts = decide(desired, existing, ctx.clock(), timing, reads, acks)
     await _apply(ctx, pool, acts, existing)
     if acts.recheck_s is not None:
         job = lambda: reconcile_pool_named(ctx, ns, name)  # noqa: E731
@@ -109,12 +112,15 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     await _write(ctx, pool, status)
 
 
-async def _isolate(ctx: Context, pool: Obj) -> None:
+async def _isolate(ctx: Context, pool: Obj, spec: InferencePoolSpec) -> None:
     """Apply the pool's engine NetworkPolicy, once per spec and resync pass (before any pod)."""
     peers = ctx.settings.engine_ingress_peers
     if peers is None:
         return
-    policy = build_network_policy(pool, peers, ctx.settings.pods.port)
+    events = ctx.settings.kv_event_peers if ctx.settings.kv_event_peers is not None else peers
+    events = events if publishes_kv_events(spec) else ()
+    policy = build_network_policy(pool, peers, ctx.settings.pods.port, events)
+    owned(policy, pool)
     key = (pool["metadata"]["uid"], spec_hash(policy["spec"]))
     if key not in ctx.policies:
         await ctx.kube.apply_network_policy(policy)
@@ -127,27 +133,42 @@ def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> 
         args = instance_args(spec, role, plan, ctx.settings.pods.port)
         for index in range(spec.replicas_for(role)):
             obj = build_instance(pool, spec, role, plan, index, args, timeout)
+            owned(obj, pool)
             desired[obj["metadata"]["name"]] = obj
     return desired
 
 
-def _reads(ctx: Context, ns: str, pool: str, existing: dict[str, Obj]) -> dict[str, IdleReads]:
-    """The pool's idle reads by instance name (those of instances gone are dropped)."""
-    reads: dict[str, IdleReads] = ctx.idle_reads.setdefault((ns, pool), {})
-    for name in [n for n in reads if n not in existing]:
-        del reads[name]
-    return reads
+def _kept(book: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str],
+          existing: dict[str, Obj]) -> dict[str, Any]:  # fmt: skip
+    """The pool's entry of a per-instance book, without the instances that are gone."""
+    entries = book.setdefault(key, {})
+    for name in [n for n in entries if n not in existing]:
+        del entries[name]
+    return entries
+
+
+async def _confirm(ctx: Context, pool: str, acks: dict[str, Any], names: list[str]) -> None:
+    """Record the instances every router replica now lists as draining."""
+    seen = await draining_everywhere(await find_routers(ctx), pool)
+    now = ctx.clock()
+    for name in names:
+        if name in seen and name not in acks:
+            acks[name] = now
 
 
 async def _read_loads(
-    ctx: Context, reads: dict[str, IdleReads], insts: list[Obj], timing: DrainTiming
-) -> None:
+    ctx: Context, reads: dict[str, IdleReads], acks: dict[str, Any], insts: list[Obj],
+    timing: DrainTiming,
+) -> None:  # fmt: skip
     """Read each engine's running + waiting requests; count consecutive idle reads."""
     loads = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in insts))
     now = ctx.clock()
     for inst, load in zip(insts, loads, strict=True):
         name = inst["metadata"]["name"]
-        reads[name] = count_read(reads.get(name), load, now, inst, timing)
+        started = drain_started(inst)
+        assert started is not None  # probed instances are draining with a start stamp
+        bound = discovery_end(started, timing, acks.get(name))
+        reads[name] = count_read(reads.get(name), load, now, bound)
 
 
 async def _apply(ctx: Context, pool: Obj, acts: Actions, existing: dict[str, Obj]) -> None:
@@ -176,9 +197,7 @@ async def _decided(
 ) -> None:
     ctx.metrics.decisions.labels("pool", action).inc()
     reason = {"create": "CreatedInstance", "drain": "Draining", "delete": "DeletedInstance"}
-    await ctx.kube.event(
-        pool, kind, reason[action] if kind == "Normal" else "DrainTimeout", message
-    )
+    ctx.events.post(pool, kind, reason[action] if kind == "Normal" else "DrainTimeout", message)
 
 
 async def _invalid(
@@ -191,7 +210,7 @@ async def _invalid(
         old.get("observedGeneration") != status["observedGeneration"]
         or old.get("phase") != "Failed"
     ):
-        await ctx.kube.event(pool, "Warning", reason, "; ".join(problems))
+        ctx.events.post(pool, "Warning", reason, "; ".join(problems))
     await _write(ctx, pool, status)
 
 

@@ -1,9 +1,9 @@
 """Level-based convergence: one operator-wide loop instead of a kopf timer per object.
 
-Every ``resync_seconds`` it lists the pools and instances of the served namespaces, re-runs
-each reconcile and sets the ``sagellm_operator_{pools,instances}{phase}`` gauges. kopf timers
-would need a finalizer on every object (one more PATCH and a conflict-prone watch event per
-object); a single loop needs none.
+Every ``resync_seconds`` it takes the pools and instances of the served namespaces (from kopf's
+indices), re-runs each reconcile and sets the ``sagellm_operator_{pools,instances}{phase}``
+gauges. kopf timers would need a finalizer on every object (one more PATCH and a
+conflict-prone watch event per object); a single loop needs none.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from sagellm_core.api import labels as L
-from sagellm_operator.reconcile.accepted import list_in_scope, remember_all
+from sagellm_operator.reconcile.accepted import remember_all
 from sagellm_operator.reconcile.context import Context
 from sagellm_operator.reconcile.instance import reconcile_instance
 from sagellm_operator.reconcile.pool import reconcile_pool
@@ -40,12 +40,12 @@ def _set(gauge: Gauge, counts: dict[str, int]) -> None:
 
 
 async def resync_once(ctx: Context) -> None:
-    pools = await list_in_scope(ctx, L.POOL_PLURAL)
+    pools = await ctx.lookup.in_scope(L.POOL_PLURAL)
     remember_all(ctx, pools)
     ctx.policies.clear()  # re-apply each pool's NetworkPolicy once per pass (level-based)
     for pool in pools:
         await reconcile_pool(ctx, pool)
-    instances = await list_in_scope(ctx, L.INSTANCE_PLURAL)
+    instances = await ctx.lookup.in_scope(L.INSTANCE_PLURAL)
     for inst in instances:
         await reconcile_instance(ctx, inst)
     _set(ctx.metrics.pools, phase_counts(pools, POOL_PHASES))

@@ -10,9 +10,12 @@ instances by name, the time, the drain timing and the idle reads taken so far. O
   role's ready count never drops below its replicas during an update;
 - instances beyond the replica count drain;
 - a draining instance is deleted when it has no URL (it never served, or its pod is gone), when
-  ``D`` has passed since it was marked and two consecutive reads of its engine's ``/metrics``
-  (at least ``poll_s`` apart, both after ``D``) found nothing running or waiting, or when the
-  drain timeout since it was marked has passed (``timed_out``).
+  its discovery wait has ended and two consecutive reads of its engine's ``/metrics`` (at least
+  ``poll_s`` apart, both after the wait) found nothing running or waiting, or when the drain
+  timeout since it was marked has passed (``timed_out``);
+- the discovery wait ends ``D`` after the mark, or earlier, when every router replica has been
+  seen listing the instance as draining (``acks``: the time that was seen); while it lasts the
+  routers are asked every ``poll_s`` (``confirm``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class Actions:
     delete: list[str] = field(default_factory=list)
     timed_out: list[str] = field(default_factory=list)
     """The part of ``delete`` whose drain timeout passed before the engine was idle."""
+    confirm: list[str] = field(default_factory=list)
+    """Draining instances in their discovery wait: ask the routers whether all hold them so."""
     recheck_s: float | None = None
     """Look again after this many seconds (a drain waits for ``D`` or its next read)."""
 
@@ -89,20 +94,21 @@ def _drain_step(
     now: datetime.datetime,
     timing: DrainTiming,
     reads: Mapping[str, IdleReads],
+    acks: Mapping[str, datetime.datetime],
 ) -> tuple[str, float | None]:
-    """``delete``, ``timeout``, ``probe``, ``mark`` or ``wait``, and the seconds until the next
-    step."""
+    """``delete``, ``timeout``, ``confirm``, ``probe``, ``mark`` or ``wait``, and the seconds
+    until the next step."""
     started = drain_started(inst)
     if not (inst.get("status") or {}).get("url"):
         return "delete", None
     if started is None:  # marked by hand without a start time: stamp it, count from then
         return "mark", None
-    elapsed = (now - started).total_seconds()
-    if elapsed >= timing.timeout_s:
+    if (now - started).total_seconds() >= timing.timeout_s:
         return "timeout", None
-    if elapsed < timing.bound_s:
-        return "wait", min(timing.bound_s, timing.timeout_s) - elapsed
-    read = _current(reads.get(name), started, timing)
+    bound = discovery_end(started, timing, acks.get(name))
+    if now < bound:
+        return "confirm", min(timing.poll_s, (bound - now).total_seconds())
+    read = _current(reads.get(name), bound)
     if read is not None and read.zeros >= IDLE_READS:
         return "delete", None
     since = (now - read.at).total_seconds() if read is not None else timing.poll_s
@@ -111,21 +117,26 @@ def _drain_step(
     return "wait", timing.poll_s - since
 
 
-def _current(
-    read: IdleReads | None, started: datetime.datetime, timing: DrainTiming
-) -> IdleReads | None:
-    """``read`` if it was taken after ``D`` of this drain (older reads say nothing)."""
-    after_bound = started + datetime.timedelta(seconds=timing.bound_s)
-    return read if read is not None and read.at >= after_bound else None
+def discovery_end(
+    started: datetime.datetime, timing: DrainTiming, acked: datetime.datetime | None
+) -> datetime.datetime:
+    """When no router replica can still pick the instance: ``D`` after the mark, or when every
+    replica was seen listing it as draining, whichever is first."""
+    bound = started + datetime.timedelta(seconds=timing.bound_s)
+    return min(bound, acked) if acked is not None and acked >= started else bound
+
+
+def _current(read: IdleReads | None, bound: datetime.datetime) -> IdleReads | None:
+    """``read`` if it was taken after this drain's discovery wait (older reads say nothing)."""
+    return read if read is not None and read.at >= bound else None
 
 
 def count_read(
-    prev: IdleReads | None, load: float | None, now: datetime.datetime, inst: Obj,
-    timing: DrainTiming,
-) -> IdleReads:  # fmt: skip
-    """The idle reads after one more read of ``inst``'s engine (``load`` None: unreadable)."""
-    started = drain_started(inst)
-    prev = _current(prev, started, timing) if started is not None else None
+    prev: IdleReads | None, load: float | None, now: datetime.datetime, bound: datetime.datetime
+) -> IdleReads:
+    """The idle reads after one more read of an engine (``load`` None: unreadable) whose
+    discovery wait ended at ``bound``."""
+    prev = _current(prev, bound)
     zeros = (prev.zeros if prev else 0) + 1 if load == 0 else 0
     return IdleReads(zeros, now)
 
@@ -156,7 +167,8 @@ def _replacements(desired: dict[str, Obj], live: dict[str, Obj], acts: Actions) 
 
 
 def decide(desired: dict[str, Obj], existing: dict[str, Obj], now: datetime.datetime,
-           timing: DrainTiming, reads: Mapping[str, IdleReads]) -> Actions:  # fmt: skip
+           timing: DrainTiming, reads: Mapping[str, IdleReads],
+           acks: Mapping[str, datetime.datetime] | None = None) -> Actions:  # fmt: skip
     acts = Actions()
     live = {n: o for n, o in existing.items() if not o["metadata"].get("deletionTimestamp")}
     _replacements(desired, live, acts)
@@ -164,18 +176,20 @@ def decide(desired: dict[str, Obj], existing: dict[str, Obj], now: datetime.date
     for name, inst in sorted(live.items()):
         if not draining(inst):
             continue
-        step, after = _drain_step(name, inst, now, timing, reads)
+        step, after = _drain_step(name, inst, now, timing, reads, acks or {})
         if step in ("delete", "timeout"):
             acts.delete.append(name)
         if step == "timeout":
             acts.timed_out.append(name)
         if step == "probe":
             acts.probe.append(name)
+        if step == "confirm":
+            acts.confirm.append(name)
         if step == "mark":
             acts.drain.append(name)
         if after is not None:
             waits.append(max(after, 0.0))
     if acts.drain:
-        waits.append(min(timing.bound_s, timing.timeout_s))
+        waits.append(min(timing.poll_s, timing.bound_s, timing.timeout_s))
     acts.recheck_s = min(waits) if waits else None
     return acts

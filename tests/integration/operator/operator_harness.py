@@ -110,8 +110,11 @@ def _run_until_cancelled(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Non
 
 @contextlib.asynccontextmanager
 async def cluster(
-    behaviour: Callable[[Obj], PodBehaviour] | None = None, lws: bool = False
+    behaviour: Callable[[Obj], PodBehaviour] | None = None,
+    lws: bool = False,
+    simulate: bool = False,
 ) -> AsyncIterator[Cluster]:
+    """The emulator with the CRDs and a fake kubelet (``simulate``: pods run the simulator)."""
     async with running_emulator() as emu, aiohttp.ClientSession(base_url=str(emu.url)) as http:
         crds = sorted((ROOT / "crds").glob("*.yaml"))
         if lws:
@@ -122,6 +125,7 @@ async def cluster(
                 "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=crd
             )
             assert resp.status == 201, await resp.text()
-        kubelet = FakeKubelet(str(emu.url), behaviour=behaviour or (lambda pod: PodBehaviour()))
+        kubelet = FakeKubelet(str(emu.url), behaviour=behaviour or (lambda pod: PodBehaviour()),
+                              simulate=simulate)  # fmt: skip
         async with kubelet:
             yield Cluster(emu, http, kubelet)

@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sagellm_operator.metrics import Metrics
-from sagellm_operator.reconcile.autoscaler import autoscale_pool, find_routers
-from sagellm_operator.routers import read_demand
+from sagellm_operator.reconcile.autoscaler import autoscale_pool
+from sagellm_operator.routers import draining_everywhere, find_routers, read_demand
 from sagellm_operator.settings import AutoscalerSettings, OperatorSettings
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -56,6 +56,47 @@ async def test_router_pods_by_label_are_read_and_summed() -> None:
     assert (mine.routers, mine.queued, mine.in_flight) == (2, 4.0, {"general": 6.0})
 
 
+def page_server(text: str) -> TestServer:
+    app = web.Application()
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=text)
+
+    app.router.add_get("/metrics", metrics)
+    return TestServer(app, host="127.0.0.1")
+
+
+DRAINING_A = 'sagellm_router_draining_endpoint{pool="ns/p",instance="a"} 1.0\n'
+DRAINING_AB = DRAINING_A + 'sagellm_router_draining_endpoint{pool="ns/p",instance="b"} 1.0\n'
+OTHER_POOL = 'sagellm_router_draining_endpoint{pool="ns/q",instance="a"} 1.0\n'
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("pages", "down", "acknowledged"),
+    [
+        ((DRAINING_AB, DRAINING_A), False, {"a"}),  # only what every replica lists
+        ((DRAINING_AB, DRAINING_AB), False, {"a", "b"}),
+        ((DRAINING_AB, OTHER_POOL), False, set()),  # another pool's instance of that name
+        ((DRAINING_AB,), True, set()),  # a replica that does not answer may still pick it
+        ((), False, set()),  # no router to ask: only D ends the wait
+    ],
+)
+async def test_a_drain_is_acknowledged_only_by_every_router(
+    pages: tuple[str, ...], down: bool, acknowledged: set[str]
+) -> None:
+    servers = [page_server(text) for text in pages]
+    for server in servers:
+        await server.start_server()
+    try:
+        urls = [f"http://127.0.0.1:{s.port}" for s in servers]
+        urls += ["http://127.0.0.1:1"] if down else []
+        assert await draining_everywhere(urls, "ns/p") == acknowledged
+    finally:
+        for server in servers:
+            await server.close()
+
+
 @pytest.mark.asyncio
 async def test_fixed_router_urls_skip_the_pod_lookup() -> None:
     conf = AutoscalerSettings(router_urls=("http://127.0.0.1:9",))
@@ -74,7 +115,7 @@ class Recorder(Kube):
     async def patch(self, plural: str, ns: str, name: str, body: Any, status: bool = False) -> None:
         self.patches.append((name, body, status))
 
-    async def event(self, obj: Any, kind: str, reason: str, message: str) -> None:
+    def post(self, obj: Any, kind: str, reason: str, message: str) -> None:
         self.events.append((reason, message))
 
 
@@ -99,7 +140,7 @@ async def test_without_router_demand_the_engines_metrics_decide() -> None:
 
     kube = Recorder()
     ctx = SimpleNamespace(kube=kube, engine_load=engine_load, clock=lambda: NOW,
-                          metrics=Metrics())  # fmt: skip
+                          metrics=Metrics(), events=kube)  # fmt: skip
     await autoscale_pool(ctx, pool, {}, {})  # type: ignore[arg-type]
     assert asked == ["http://e0"]  # ready endpoints only
     spec_patch, status_patch = kube.patches

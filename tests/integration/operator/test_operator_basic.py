@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -145,3 +146,23 @@ async def test_the_operator_watches_only_its_own_pods() -> None:
         assert watches, "the operator never watched pods"
         managed = f"{L.LABEL_MANAGED_BY}={L.MANAGED_BY_VALUE}"
         assert {r.params.get("labelSelector") for r in watches} == {managed}
+
+
+async def test_lookups_come_from_kopfs_indices_not_api_reads() -> None:
+    """Pod events find their instance, instances their pods, the resync every pool and instance
+    in kopf's indices: the operator's own client never reads pods, nor instances by name."""
+    async with cluster() as c:
+        c.emu.request_log = 100_000
+        async with operator_running(c.emu, resync=0.3):
+            await c.create_pool(sample("general-pool", "idx"))
+            await eventually(lambda: _ready_pool(c, "idx"))
+            await asyncio.sleep(1)  # a few resync passes
+        # kubernetes_asyncio's user agent (kopf and the fake kubelet send their own).
+        reads = [r for r in c.emu if str(r.method).upper().endswith("GET")
+                 and r.headers.get("User-Agent", "").startswith("OpenAPI-Generator")
+                 and r.resource is not None]  # fmt: skip
+        assert reads, "the operator's own client made no read at all"
+        pods = [r.url for r in reads if r.resource.plural == "pods"]
+        by_name = [r.url for r in reads if r.resource.plural == "executioninstances" and r.name]
+        assert pods == []
+        assert by_name == []

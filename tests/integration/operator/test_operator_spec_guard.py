@@ -131,3 +131,21 @@ async def test_no_network_policy_unless_configured() -> None:
         await eventually(lambda: c.pods(f"{L.LABEL_POOL}=sim"))
         listed = await c.items(f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies")
         assert listed == []
+
+
+async def test_a_kv_aware_pools_policy_opens_the_event_ports_to_the_routers() -> None:
+    scraper = {"podSelector": {"matchLabels": {"app": "prometheus"}}}
+    settings = {"engine_ingress_peers": (ROUTER, scraper), "kv_event_peers": (ROUTER,)}
+    async with cluster() as c, operator_running(c.emu, **settings):
+        pool = sample("simulator-pool", "kv")
+        pool["spec"]["scheduling"]["routing"] = "kv_aware"
+        await c.create_pool(pool)
+        pods = await eventually(lambda: c.pods(f"{L.LABEL_POOL}=kv"))
+        assert "--kv-events-config" in pods[0]["spec"]["containers"][0]["args"]
+        path = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/kv-engines"
+        policy = await c.get(path)
+        assert policy is not None
+        _, http, events = policy["spec"]["ingress"]
+        assert http["from"] == [ROUTER, scraper]
+        ports = [{"port": 5557, "protocol": "TCP"}, {"port": 5558, "protocol": "TCP"}]
+        assert events == {"from": [ROUTER], "ports": ports}

@@ -200,3 +200,11 @@ def test_api_reference_is_current() -> None:
 
     committed = (ROOT / "docs" / "api.md").read_text()
     assert committed == render(), "docs/api.md is stale: run `make crds`"
+
+
+def test_kv_aware_routing_needs_prefix_caching() -> None:
+    kv_aware = mutate("general-pool.yaml", "spec.scheduling.routing", "kv_aware")
+    assert pool_problems(kv_aware) == []
+    kv_aware["spec"].setdefault("engine", {})["enablePrefixCaching"] = False
+    problems = pool_problems(kv_aware)
+    assert any("kv_aware needs engine.enablePrefixCaching" in p for p in problems), problems

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sagellm_core.api import ExecutionInstanceSpec
 from sagellm_core.api import labels as L
 from sagellm_operator.builders.lifecycle import PRESTOP_SCRIPT, grace_period, prestop_bound
 from sagellm_operator.builders.lws import build_lws
@@ -33,7 +34,8 @@ def test_grace_period_fits_the_hook_and_the_engine_exit(
 
 
 def test_pod_gets_the_hook_sized_by_the_instance_drain_timeout() -> None:
-    pod = build_pod(INSTANCE, PodDefaults(discovery_bound_seconds=5, port=8000))
+    spec = ExecutionInstanceSpec.model_validate(INSTANCE["spec"])
+    pod = build_pod(INSTANCE, spec, PodDefaults(discovery_bound_seconds=5, port=8000))
     container = pod["spec"]["containers"][0]
     assert container["lifecycle"]["preStop"]["exec"]["command"] == [
         "python3", "-c", PRESTOP_SCRIPT, "5", "90", "8000",
@@ -49,7 +51,8 @@ def test_headless_workers_get_no_hook() -> None:
     inst["spec"]["nodes"] = 2
     inst["spec"]["args"] += ["--nnodes", "2", "--node-rank", "0", "--master-addr",
                              "$(LWS_LEADER_ADDRESS)"]  # fmt: skip
-    lws = build_lws(inst, PodDefaults())
+    inst["spec"]["workerArgs"] = ["m", "--node-rank", "$(LWS_WORKER_INDEX)", "--headless"]
+    lws = build_lws(inst, ExecutionInstanceSpec.model_validate(inst["spec"]), PodDefaults())
     template = lws["spec"]["leaderWorkerTemplate"]
     assert "lifecycle" in template["leaderTemplate"]["spec"]["containers"][0]
     assert "lifecycle" not in template["workerTemplate"]["spec"]["containers"][0]

@@ -52,11 +52,15 @@ def names(objs: list[Obj]) -> list[str]:
     return [o["metadata"]["name"] for o in objs]
 
 
-def step(surplus: Obj, reads: dict[str, IdleReads] | None = None) -> str | None:
-    acts = decide(by_name(inst(0)), by_name(inst(0), surplus), NOW, TIMING, reads or {})
+def step(
+    surplus: Obj,
+    reads: dict[str, IdleReads] | None = None,
+    acks: dict[str, datetime.datetime] | None = None,
+) -> str | None:
+    acts = decide(by_name(inst(0)), by_name(inst(0), surplus), NOW, TIMING, reads or {}, acks)
     assert acts.create == []
     name = surplus["metadata"]["name"]
-    found = [k for k in ("drain", "probe", "delete") if name in getattr(acts, k)]
+    found = [k for k in ("drain", "confirm", "probe", "delete") if name in getattr(acts, k)]
     assert len(found) <= 1
     if name in acts.timed_out:
         return "timeout"
@@ -70,7 +74,7 @@ S = "p-general-1-h1"
     ("surplus", "reads", "action"),
     [
         (inst(1), None, "drain"),  # serving: mark draining first
-        (inst(1, drain=ago(2)), None, None),  # within D: routers may still choose it
+        (inst(1, drain=ago(2)), None, "confirm"),  # within D: ask whether every router knows
         (inst(1, drain=ago(6)), None, "probe"),  # after D: read the engine
         (inst(1, drain=ago(6)), {S: IdleReads(1, ago(0.5))}, None),  # next read not due yet
         (inst(1, drain=ago(6)), {S: IdleReads(1, ago(1))}, "probe"),  # second read due
@@ -88,12 +92,28 @@ def test_surplus_instances_drain_before_they_go(
     assert step(surplus, reads) == action
 
 
+@pytest.mark.parametrize(
+    ("drain_s", "acked_s", "reads", "action"),
+    [
+        (2, 1, None, "probe"),  # every router listed it 1 s ago: D no longer matters
+        (2, 1, {S: IdleReads(2, ago(0.5))}, "delete"),  # idle twice since the acknowledgement
+        (2, 1, {S: IdleReads(2, ago(1.5))}, "probe"),  # reads from before it say nothing
+        (2, 3, None, "confirm"),  # an acknowledgement older than this drain is not one
+        (9, 1, {S: IdleReads(2, ago(3))}, "delete"),  # D passed first: reads after D count
+    ],
+)
+def test_routers_acknowledging_a_drain_end_the_discovery_wait(
+    drain_s: float, acked_s: float, reads: dict[str, IdleReads] | None, action: str
+) -> None:
+    assert step(inst(1, drain=ago(drain_s)), reads, {S: ago(acked_s)}) == action
+
+
 def test_a_drain_asks_to_be_looked_at_again() -> None:
     acts = decide(by_name(inst(0)), by_name(inst(0), inst(1)), NOW, TIMING, {})
     assert acts.drain == [S]
-    assert acts.recheck_s == 5
-    acts = decide(by_name(inst(0)), by_name(inst(0), inst(1, drain=ago(2))), NOW, TIMING, {})
-    assert acts.recheck_s == 3
+    assert acts.recheck_s == 1  # ask the routers at the next poll
+    acts = decide(by_name(inst(0)), by_name(inst(0), inst(1, drain=ago(4.5))), NOW, TIMING, {})
+    assert acts.recheck_s == 0.5  # D ends before the next poll
     assert decide(by_name(inst(0)), by_name(inst(0)), NOW, TIMING, {}).recheck_s is None
 
 
@@ -188,4 +208,4 @@ def test_roles_roll_independently() -> None:
 def test_idle_reads_count_consecutive_zeros_after_d(
     prev: IdleReads | None, load: float | None, zeros: int
 ) -> None:
-    assert count_read(prev, load, NOW, inst(1, drain=ago(10)), TIMING).zeros == zeros
+    assert count_read(prev, load, NOW, ago(5)).zeros == zeros

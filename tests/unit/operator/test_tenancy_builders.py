@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from sagellm_core.api import InferencePoolSpec, Role
+from sagellm_core.api import ExecutionInstanceSpec, InferencePoolSpec, Role
 from sagellm_core.api import labels as L
 from sagellm_core.ownership import Claim, claim_of
 from sagellm_core.planner import plan_pool
+from sagellm_core.vllm_args import KV_EVENTS_PORT, KV_EVENTS_REPLAY_PORT
 from sagellm_operator.builders.args import instance_args
 from sagellm_operator.builders.instance import build_instance
 from sagellm_operator.builders.limits import limit_errors
@@ -76,7 +77,7 @@ def _instance_pod(engine: dict[str, Any], defaults: PodDefaults) -> dict[str, An
     args = instance_args(spec, Role.GENERAL, plan, 8000)
     inst = build_instance(pool, spec, Role.GENERAL, plan, 0, args, 600)
     inst["metadata"]["uid"] = "uid-inst"
-    return build_pod(inst, defaults)
+    return build_pod(inst, ExecutionInstanceSpec.model_validate(inst["spec"]), defaults)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +106,8 @@ def test_multi_node_groups_are_restricted_too() -> None:
     args = instance_args(spec, Role.GENERAL, plan, 8000)
     inst = build_instance(pool, spec, Role.GENERAL, plan, 0, args, 600)
     inst["metadata"]["uid"] = "uid-inst"
-    templates = build_lws(inst, PodDefaults())["spec"]["leaderWorkerTemplate"]
+    inst_spec = ExecutionInstanceSpec.model_validate(inst["spec"])
+    templates = build_lws(inst, inst_spec, PodDefaults())["spec"]["leaderWorkerTemplate"]
     for key in ("leaderTemplate", "workerTemplate"):
         pod = templates[key]["spec"]
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -157,3 +159,18 @@ def test_engine_ingress_peers_must_be_a_list_of_peers(text: str | None, ok: bool
     else:
         with pytest.raises(ValueError, match="engine-ingress-peers"):
             parse_peers(text)
+
+
+def test_network_policy_opens_the_kv_event_ports_to_the_event_peers_only() -> None:
+    engines = [{"podSelector": {"matchLabels": {"app": "router"}}},
+               {"podSelector": {"matchLabels": {"app": "scraper"}}}]  # fmt: skip
+    routers = engines[:1]
+    policy = build_network_policy(VICTIM, engines, 8000, routers)
+    own, http, events = policy["spec"]["ingress"]
+    assert http == {"from": engines, "ports": [{"port": 8000, "protocol": "TCP"}]}
+    assert events == {"from": routers, "ports": [
+        {"port": KV_EVENTS_PORT, "protocol": "TCP"},
+        {"port": KV_EVENTS_REPLAY_PORT, "protocol": "TCP"},
+    ]}  # fmt: skip
+    without = build_network_policy(VICTIM, engines, 8000)["spec"]["ingress"]
+    assert without == [own, http]

@@ -106,3 +106,23 @@ def test_a_router_whose_pools_are_all_at_zero_stays_ready() -> None:
     assert not state.ready()  # nothing to serve and nothing that can start
     state.apply_pools([PoolSnapshot("ns/zero", "m", scale_from_zero=True)])
     assert state.ready()  # the Service must keep sending requests that start a replica
+
+
+def test_router_lists_the_instances_it_holds_as_draining() -> None:
+    """The operator's drain acknowledgement: the page names exactly the draining instances,
+    and the core parser (the operator's reader) gets them back."""
+    from sagellm_core.demand import draining_instances
+
+    state = build_state(RouterSettings(), lambda: 0.0)
+    pool = PoolSnapshot("ns/p", "m", endpoints=(
+        Endpoint("http://a", "a", Role.GENERAL), Endpoint("http://b", "b", Role.GENERAL,
+                                                          draining=True),
+        Endpoint("http://c", "", Role.GENERAL, draining=True),
+    ))  # fmt: skip
+    state.apply_pools([pool])
+    page = generate_latest(state.metrics.registry).decode()
+    assert draining_instances(page) == {("ns/p", "b")}
+    state.apply_pools(
+        [PoolSnapshot("ns/p", "m", endpoints=(Endpoint("http://a", "a", Role.GENERAL),))]
+    )
+    assert draining_instances(generate_latest(state.metrics.registry).decode()) == set()
