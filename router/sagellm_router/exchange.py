@@ -109,8 +109,9 @@ class Opened:
 
 @contextlib.asynccontextmanager
 async def tracked(state: RouterState, pool: str, endpoint: Endpoint) -> AsyncIterator[list[bool]]:
-    """Count a request on ``endpoint`` (in-flight gauge, tracker) for the block's duration;
-    the block sets ``flag[0] = False`` once the endpoint has answered."""
+    """Count a request (or a PD prefill leg) on ``endpoint`` (in-flight gauge, tracker) for the
+    block's duration; the block calls ``answered`` (or sets ``flag[0] = False``) once the
+    endpoint has answered."""
     gauge = state.metrics.child(state.metrics.in_flight, pool, endpoint.instance)
     state.tracker.start(endpoint.url)
     gauge.inc()
@@ -122,19 +123,34 @@ async def tracked(state: RouterState, pool: str, endpoint: Endpoint) -> AsyncIte
         gauge.dec()
 
 
+def answered(state: RouterState, endpoint: Endpoint, started: float, flag: list[bool]) -> None:
+    """``endpoint`` answered (a status below 500) an attempt opened at ``started``: it is healthy,
+    its time to first byte feeds the tracker, and ``tracked`` closes the slot as a success."""
+    state.health.success(endpoint.url)
+    state.tracker.first_byte(endpoint.url, started)
+    flag[0] = False
+
+
 def count_retry(state: RouterState, pool: str, endpoint: Endpoint, reason: str) -> None:
     state.metrics.child(state.metrics.retries, pool, endpoint.instance, reason).inc()
     state.endpoint_failed(pool, endpoint, reason)
 
 
 async def open_attempt(
-    state: RouterState, upstream: Upstream, ex: Exchange, endpoint: Endpoint, body: bytes
+    state: RouterState,
+    upstream: Upstream,
+    ex: Exchange,
+    endpoint: Endpoint,
+    body: bytes,
+    *,
+    stream: bool | None = None,
 ) -> Opened:
-    """POST ``body``; a stream must show its first event within ``timeouts.first_byte_s``.
-    The wait ends early (``ejected``) when the endpoint is ejected as hung meanwhile."""
+    """POST ``body`` (``stream``: whether it asks for a stream, else as the client's request);
+    a stream must show its first event within ``timeouts.first_byte_s``. The wait ends early
+    (``ejected``) when the endpoint is ejected as hung meanwhile."""
     try:
         with state.pending.waiting(endpoint.url):
-            if not ex.parsed.stream:
+            if not (ex.parsed.stream if stream is None else stream):
                 return await _open(upstream, ex, endpoint, body)
             async with asyncio.timeout(state.settings.timeouts.first_byte_s):
                 return await _open(upstream, ex, endpoint, body)

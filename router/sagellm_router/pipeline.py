@@ -90,7 +90,10 @@ def _refuse_if_dead(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> None
 
 def _metadata(state: RouterState, job: Job, runtime: PoolRuntime, rid: str) -> RequestMetadata:
     headers = {**job.headers, H_REQUEST_ID: rid}
-    return metadata_from_request(headers, job.parsed.body, runtime.spec, now=state.clock())
+    count = state.token_counter(job.parsed.model)
+    return metadata_from_request(
+        headers, job.parsed.body, runtime.spec, now=state.clock(), count=count
+    )
 
 
 async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstream) -> Exchange:
@@ -159,6 +162,7 @@ async def _dispatch(
         return state.choose(ex.parsed, ordered, ex.override, exclude, allowed)
 
     ex.choose = choose
+    await state.prepare_pick(ex.parsed, ordered, ex.override, allowed)
     await forward(state, upstream, ex)
 
 

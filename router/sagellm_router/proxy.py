@@ -20,6 +20,7 @@ from sagellm_router.exchange import (
     Exchange,
     Opened,
     Retryable,
+    answered,
     count_retry,
     open_attempt,
     tracked,
@@ -76,9 +77,7 @@ async def _attempt(
         started = state.clock()
         opened = await open_attempt(state, session, ex, endpoint, ex.raw)
         try:
-            state.health.success(endpoint.url)
-            state.tracker.first_byte(endpoint.url, started)
-            flag[0] = False
+            answered(state, endpoint, started, flag)
             if opened.body is not None:
                 await _buffered(state, ex, opened)
             else:

@@ -1,5 +1,6 @@
 """The router core's background services, shared by the HTTP app and ``ControlPlaneManager``:
-upstream connections, discovery, engine scraping, health probes and admission-queue ticks."""
+upstream connections, discovery, engine scraping, health probes, admission-queue ticks and the
+KV-event feeds of pools routed by ``kv_aware`` (started and closed with the services)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class CoreServices:
         if self.state.settings.scrape.enabled:
             loops.append(self._scrape_loop)
         self._tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in loops]
+        self.state.kv.start(self.session)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -66,6 +68,7 @@ class CoreServices:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.state.kv.close()
         if self.session is not None:
             await self.session.close()
         await self.upstream.close()

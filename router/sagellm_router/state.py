@@ -1,9 +1,8 @@
 """The router's per-app state and the routing pipeline: filters -> strategy -> endpoint.
 
 Request path: parse -> resolve pool -> admission (router-wide cap, then the pool's queue) ->
-candidates (ready, not draining, not ejected, right role, allowed by the ticket) -> strategy ->
-PD orchestration (``pd.orchestrator``) -> proxy. A pool without General endpoints is served by
-its Decode endpoints; its Prefill endpoints only take prefill legs.
+candidates (``candidates``: ready, not draining, not ejected, right role; allowed by the
+ticket) -> strategy -> PD orchestration (``pd.orchestrator``) -> proxy.
 """
 
 from __future__ import annotations
@@ -21,12 +20,21 @@ from sagellm_core.scheduling.registry import (
     policies_with_plugins,
     policy_plugins,
 )
+from sagellm_core.tokens import TokenCounter, estimate_tokens
 from sagellm_router.admission import ConcurrencyLimit
+from sagellm_router.candidates import (
+    may_hold,
+    prefill_candidates,
+    routable,
+    serving_candidates,
+    starting,
+)
 from sagellm_router.config import RouterSettings, StaticDiscoverySettings
 from sagellm_router.demand import DemandCollector, PoolDemand, arrivals_counter, pool_demand
 from sagellm_router.discovery.base import PoolTable
 from sagellm_router.errors import ApiError
 from sagellm_router.health import IMMEDIATE, HealthBook, ProbeTarget
+from sagellm_router.kv.feeds import KvCollector, KvFeeds, wanted_feeds
 from sagellm_router.metrics import RouterMetrics
 from sagellm_router.pool_runtime import LoadSources, PoolRuntime, build_runtime, policy_settings
 from sagellm_router.routing.base import LoadModel, Loads, RouteInput
@@ -40,49 +48,17 @@ from sagellm_router.stats.tracker import Clock, RequestTracker
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 from sagellm_router.waits import PendingAnswers
 
+__all__ = [
+    "RouterState",
+    "build_state",
+    "may_hold",
+    "prefill_candidates",
+    "routable",
+    "serving_candidates",
+    "starting",
+]
+
 log = logging.getLogger(__name__)
-
-
-def routable(endpoint: Endpoint, ejected: Collection[str]) -> bool:
-    return endpoint.ready and not endpoint.draining and endpoint.url not in ejected
-
-
-def starting(endpoint: Endpoint) -> bool:
-    """Listed in the pool's status but not ready yet (and not on its way out)."""
-    return not endpoint.ready and not endpoint.draining
-
-
-def may_hold(pool: PoolSnapshot) -> bool:
-    """Whether a request for ``pool`` may wait in its queue while no endpoint is routable.
-
-    When one of its serving endpoints is starting (it will be routable soon), or when the
-    pool can scale from zero (autoscaling with a role at ``minReplicas: 0``): the held request
-    is demand the operator's autoscaler sees, and it starts a replica.
-    """
-    if pool.scale_from_zero:
-        return True
-    serving = [e for e in pool.endpoints if e.role is not Role.PREFILL]
-    return any(starting(e) for e in serving)
-
-
-def serving_candidates(
-    pool: PoolSnapshot, ejected: Collection[str], exclude: Collection[str] = ()
-) -> list[Endpoint]:
-    """Endpoints of ``pool`` that may take a new whole request."""
-    usable = [e for e in pool.endpoints if routable(e, ejected) and e.url not in exclude]
-    general = [e for e in usable if e.role is Role.GENERAL]
-    return general or [e for e in usable if e.role is Role.DECODE]
-
-
-def prefill_candidates(
-    pool: PoolSnapshot, ejected: Collection[str], exclude: Collection[str] = ()
-) -> list[Endpoint]:
-    """Prefill endpoints of a disaggregated pool that may take a prefill leg."""
-    return [
-        e
-        for e in pool.endpoints
-        if e.role is Role.PREFILL and routable(e, ejected) and e.url not in exclude
-    ]
 
 
 @dataclass
@@ -101,8 +77,11 @@ class RouterState:
     loads: Loads | None = None
     runtimes: dict[str, PoolRuntime] = field(default_factory=dict)
     policy_plugins: dict[str, Plugin] = field(default_factory=dict)
+    #: served model -> the engine's own tokenizer (in-process engines register theirs)
+    tokenizers: dict[str, TokenCounter] = field(default_factory=dict)
     shutting_down: bool = False
     pending: PendingAnswers = field(default_factory=PendingAnswers)
+    kv: KvFeeds = field(default_factory=KvFeeds)
     _warned: set[str] = field(default_factory=set)
     _ids: random.Random = field(default_factory=lambda: random.Random(os.urandom(16)))
 
@@ -115,6 +94,7 @@ class RouterState:
         )
         self.arrivals = arrivals_counter(self.metrics.registry)
         self.metrics.registry.register(DemandCollector(self.demands))
+        self.metrics.registry.register(KvCollector(self.kv))
 
     def demands(self) -> list[PoolDemand]:
         """Each pool's demand now (the ``sagellm_router_demand_*`` series)."""
@@ -125,6 +105,11 @@ class RouterState:
             serving = bool(serving_candidates(pool, self.health.ejected))
             out.append(pool_demand(pool, queued, serving, self.tracker, self.engine_stats))
         return out
+
+    def token_counter(self, model: str) -> TokenCounter:
+        """How prompt tokens of ``model`` are counted: its engine's tokenizer, else core's
+        estimate."""
+        return self.tokenizers.get(model, estimate_tokens)
 
     def new_request_id(self) -> str:
         """A fresh 32-hex-digit request id (seeded once from the OS; no syscall per request)."""
@@ -139,7 +124,16 @@ class RouterState:
         self.tracker.forget(urls)
         for pool in self.table.pools:
             self.strategies.forget(pool.name, {e.url for e in pool.endpoints})
+        self.sync_kv_feeds()
         self.update_endpoint_gauges()
+
+    def sync_kv_feeds(self) -> None:
+        """Follow the KV events of the pools routed by ``kv_aware`` (``kv.feeds``)."""
+        pd = self.settings.pd
+        self.kv.sync(wanted_feeds(
+            self.table.pools, lambda pool: self.strategy_name(pool, None), self.strategies.get,
+            (pd.prefill_routing, pd.decode_routing),
+        ))  # fmt: skip
 
     def _sync_runtimes(self) -> None:
         """One runtime per pool; rebuilt only when the pool's scheduling settings change."""
@@ -329,13 +323,38 @@ class RouterState:
         """
         assert self.loads is not None
         for pool in pools:
-            candidates = serving_candidates(pool, self.health.ejected, exclude)
-            if allowed is not None:
-                candidates = [e for e in candidates if e.url in allowed] or candidates
+            candidates = self._candidates(pool, exclude, allowed)
             if candidates:
                 strategy = self.strategies.get(pool.name, self.strategy_name(pool, override))
                 return pool, strategy.pick(request, candidates, self.loads)
         return None
+
+    def _candidates(
+        self, pool: PoolSnapshot, exclude: Collection[str], allowed: Collection[str] | None
+    ) -> list[Endpoint]:
+        candidates = serving_candidates(pool, self.health.ejected, exclude)
+        if allowed is not None:
+            candidates = [e for e in candidates if e.url in allowed] or candidates
+        return candidates
+
+    async def prepare_pick(
+        self,
+        request: RouteInput,
+        pools: Iterable[PoolSnapshot],
+        override: str | None,
+        allowed: Collection[str] | None = None,
+    ) -> None:
+        """Await the optional ``prepare(request, candidates)`` of the strategy ``choose`` will
+        use first, so a strategy that must ask someone before picking (the benchmark's
+        ``oracle`` asks the engines) can do it without blocking ``pick``."""
+        for pool in pools:
+            candidates = self._candidates(pool, (), allowed)
+            if candidates:
+                strategy = self.strategies.get(pool.name, self.strategy_name(pool, override))
+                prepare = getattr(strategy, "prepare", None)
+                if prepare is not None:
+                    await prepare(request, candidates)
+                return
 
 
 def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None) -> RouterState:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import uuid
@@ -10,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sagellm_sim.jsonflag import json_object
 from sagellm_sim.kv_events import KvEventsConfig
 from sagellm_sim.profiles import DEFAULT_PROFILE
 
@@ -28,12 +28,7 @@ class KvTransferConfig:
 
     @classmethod
     def parse(cls, text: str) -> KvTransferConfig:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--kv-transfer-config is not valid JSON: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ValueError("--kv-transfer-config must be a JSON object")
+        raw = json_object("--kv-transfer-config", text)
         connector = raw.get("kv_connector")
         if not isinstance(connector, str) or not connector:
             raise ValueError(

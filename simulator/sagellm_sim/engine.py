@@ -19,6 +19,7 @@ Scheduling per step (token budget ``max_num_batched_tokens``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -186,8 +187,7 @@ class EngineCore:
         if req.remote_prefill and req.num_preemptions == 0:
             computed = req.prompt_len - 1
         else:
-            usable = (req.num_tokens - 1) // self.cache.block_size
-            hit_blocks = self.cache.match_prefix(req.block_hashes[:usable])
+            hit_blocks = self.cache.match_prefix(self._usable(req.block_hashes, req.num_tokens))
             computed = len(hit_blocks) * self.cache.block_size
         if not self.chunked_prefill and req.num_tokens - computed > budget:
             return 0  # without chunked prefill a prompt is scheduled whole or waits
@@ -205,6 +205,17 @@ class EngineCore:
             self.counters.prefix_queries += req.prompt_len
             self.counters.prefix_hits += computed
         return n
+
+    def _usable(self, hashes: Sequence[int], num_tokens: int) -> Sequence[int]:
+        """The blocks a prefix hit may cover: never the last token, which must be computed."""
+        return hashes[: (num_tokens - 1) // self.cache.block_size]
+
+    def cached_prompt_tokens(self, hashes: Sequence[int], prompt_len: int) -> int:
+        """Leading tokens a new prompt with block ``hashes`` would find cached right now (what
+        ``_admit`` would count; no reference is taken)."""
+        return (
+            len(self.cache.match_prefix(self._usable(hashes, prompt_len))) * self.cache.block_size
+        )
 
     def _grow(self, req: SimRequest, tokens: int) -> bool:
         need = self.cache.blocks_for(tokens) - len(req.blocks)

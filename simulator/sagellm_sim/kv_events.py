@@ -20,11 +20,12 @@ recomputed by a consumer: the simulator derives them from its own chained block 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, fields
 from typing import Any
 
 import msgpack
+
+from sagellm_sim.jsonflag import json_object
 
 MEDIUM_GPU = "GPU"
 END_SEQ = (-1).to_bytes(8, "big", signed=True)
@@ -46,12 +47,7 @@ class KvEventsConfig:
 
     @classmethod
     def parse(cls, text: str) -> KvEventsConfig:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--kv-events-config is not valid JSON: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ValueError("--kv-events-config must be a JSON object")
+        raw = json_object("--kv-events-config", text)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

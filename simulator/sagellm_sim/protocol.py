@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sagellm_core.sim_tokens import chat_tokens, tokenize
 from sagellm_core.vllm_errors import SemanticError
 from sagellm_core.vllm_errors import check_lengths as vllm_check_lengths
 from sagellm_sim.errors import ApiError, invalid, json_error, schema_error
 from sagellm_sim.pd import KvParamsError, KvRequest, parse_kv_params
-from sagellm_sim.tokenizer import render_chat, tokenize
 
 Kind = Literal["completion", "chat"]
 
@@ -137,14 +137,7 @@ def check_before(kind: Kind, data: Any) -> None:
 
 
 def chat_prompt_ids(messages: list[ChatMessage]) -> list[int]:
-    turns = []
-    for m in messages:
-        if isinstance(m.content, list):
-            text = "".join(p.text or "" for p in m.content if p.type == "text")
-        else:
-            text = m.content or ""
-        turns.append((m.role, text))
-    return tokenize(render_chat(turns))
+    return chat_tokens([m.model_dump() for m in messages])
 
 
 def completion_prompt_ids(body: CompletionBody) -> list[int]:

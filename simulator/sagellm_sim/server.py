@@ -25,8 +25,9 @@ from sagellm_sim.config import VLLM_COMPAT_VERSION, SimConfig
 from sagellm_sim.embeddings import embeddings
 from sagellm_sim.errors import ApiError, not_found_model, schema_error
 from sagellm_sim.handlers import chat_completions, completions
+from sagellm_sim.kvcache import block_hashes
 from sagellm_sim.metrics import CONTENT_TYPE
-from sagellm_sim.protocol import TokenizeBody, chat_prompt_ids, decode_json, validate
+from sagellm_sim.protocol import Kind, TokenizeBody, chat_prompt_ids, decode_json, prepare, validate
 from sagellm_sim.responses import models_list
 from sagellm_sim.runner import Clock
 from sagellm_sim.shutdown import shut_down, signalled
@@ -120,6 +121,24 @@ async def _reset_prefix_cache(request: web.Request) -> web.Response:
     return web.json_response({"success": all(results)})
 
 
+async def _cached_prefix(request: web.Request) -> web.Response:
+    """Dev-mode debug route: how many leading prompt tokens of a generation request body (chat
+    if it has ``messages``, else completion; tokenized and salted as the engine would) the
+    engine's prefix cache holds right now, on the DP rank it would pick."""
+    srv = request.app[SERVER_KEY]
+    data = decode_json(await request.read())
+    kind: Kind = "chat" if isinstance(data, dict) and "messages" in data else "completion"
+    prep = prepare(kind, data, srv.config.served_name, srv.max_model_len)
+    if prep.model not in srv.config.accepted_names:
+        raise not_found_model(prep.model, srv.config.accepted_names)
+    runner = srv.pick_runner(request.headers.get("X-data-parallel-rank"))
+    hashes = block_hashes(prep.prompt_ids, srv.config.block_size, prep.cache_salt)
+    cached = runner.core.cached_prompt_tokens(hashes, len(prep.prompt_ids))
+    return web.json_response({"cached_tokens": cached, "prompt_tokens": len(prep.prompt_ids),
+                              "block_size": srv.config.block_size,
+                              "data_parallel_rank": runner.index})  # fmt: skip
+
+
 async def _faults(request: web.Request) -> web.Response:
     srv = request.app[SERVER_KEY]
     if request.method == "POST":
@@ -160,6 +179,7 @@ def build_app(
     r.add_get("/kv_event_sources", _kv_event_sources)
     if config.dev_mode:
         r.add_post("/reset_prefix_cache", _reset_prefix_cache)
+        r.add_post("/sim/cached_prefix", _cached_prefix)
     if config.sim_admin:
         r.add_get("/sim/faults", _faults)
         r.add_post("/sim/faults", _faults)

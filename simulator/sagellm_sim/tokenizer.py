@@ -1,8 +1,9 @@
 """A deterministic tokenizer approximation and deterministic generated text.
 
-Tokenization (``tokenize``, ``count_tokens``) lives in ``sagellm_core.sim_tokens``, shared with
-the router's ``kv_aware`` strategy: every piece of text (a short letter or digit run, or one
-other character) is one token whose id is a CRC32 of the piece.
+Tokenization (``tokenize``, ``count_tokens``) and chat rendering (``render_chat``) live in
+``sagellm_core.sim_tokens``, shared with the router's ``kv_aware`` strategy: every piece of
+text (a short letter or digit run, or one other character) is one token whose id is a CRC32 of
+the piece.
 
 Generation: each output token is one word from ``WORDS`` (each is a single piece above, so
 re-tokenizing generated text gives back the same count). The word sequence comes from a PRNG
@@ -16,7 +17,7 @@ import random
 import zlib
 from collections.abc import Sequence
 
-from sagellm_core.sim_tokens import VOCAB_SIZE, count_tokens, tokenize
+from sagellm_core.sim_tokens import VOCAB_SIZE, count_tokens, render_chat, tokenize
 
 __all__ = ["VOCAB_SIZE", "WORDS", "TextGenerator", "count_tokens", "render_chat", "tokenize"]
 
@@ -29,13 +30,6 @@ river group part found early people each season began area few last long large n
 light model token cache block queue route fast slow node pool batch
 """
 WORDS: tuple[str, ...] = tuple(_WORD_TEXT.split())
-
-
-def render_chat(messages: Sequence[tuple[str, str]]) -> str:
-    """The prompt a chat request is turned into (a Llama-3-like template)."""
-    parts = [f"<|start|>{role}\n{content}<|end|>\n" for role, content in messages]
-    parts.append("<|start|>assistant\n")
-    return "".join(parts)
 
 
 class TextGenerator:

@@ -22,7 +22,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.timeout(180)
 def test_routing_quick_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    args = ["routing", "--quick", "--duration", "2", "--engines", "2", "--out", str(out)]
+    args = ["routing", "--quick", "--duration", "2", "--engines", "2", "--replicas", "2",
+            "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(bench, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
 
@@ -31,7 +32,10 @@ def test_routing_quick_writes_results(tmp_path: Path) -> None:
     assert doc["scenario"] == "routing"
     assert doc["settings"]["fleet"]["engines"] == 2
     contenders = {r["contender"] for r in doc["runs"]}
-    assert {"ours/round_robin", "ours/prefix_aware"} <= contenders
+    assert {"ours/round_robin", "ours/prefix_aware", "ours/kv_aware", "ours/oracle",
+            "ours/prefix_aware-x2", "ours/kv_aware-x2"} <= contenders  # fmt: skip
+    assert doc["settings"]["replicas"] == 2
+    assert (out / "logs" / "router-ours-prefix_aware-x2-1.log").exists()  # the second replica
     for run in doc["runs"]:
         assert run["requests"] > 0
         assert {"ttft_p90_ms", "output_tok_s", "prefix_hit_rate", "itl_p99_ms"} <= set(run)
@@ -43,8 +47,9 @@ def test_routing_quick_writes_results(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(doc["runs"])
 
-    png = out / "routing_shared_prefix.png"
-    assert png.read_bytes()[:8] == PNG_MAGIC
+    for name in ("", "_80", "_80_replicas"):
+        png = out / f"routing_shared_prefix{name}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC
     assert "ours/prefix_aware" in result.output
 
 

@@ -10,6 +10,11 @@ A policy answers three questions about a queued item, given the cluster view and
 - ``should_shed``: a ``Shed`` when the item should be rejected now instead of waiting.
 
 ``observe`` lets a stateful policy (adaptive) update itself from the view before selection.
+
+A policy declares what it needs from the admission queue in ``capabilities`` (a
+``Capabilities``); the queue skips the work a policy does not need. A policy without the
+attribute, and a ``BasePolicy`` subclass that does not set it, gets ``GENERAL``: everything is
+done for it, which is always correct and only slower.
 """
 
 from __future__ import annotations
@@ -40,6 +45,42 @@ class Shed:
     permanent: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a policy needs; each False is a promise the admission queue relies on.
+
+    - ``observes``: ``observe(view, now)`` must run before every decision, also while the
+      queue is idle (the policy keeps state from the view, like ``adaptive``). False: the
+      policy keeps no state from the view.
+    - ``uses_view``: ``placement``, ``should_shed`` or ``order_key`` read the cluster view
+      (instance load, predicted TTFT, signals). False: the placement is every instance, nothing
+      is shed and the order does not depend on the view, so the queue admits from slot
+      numbers alone, without building instance views.
+    - ``arrival_order``: ``order_key`` orders by arrival (fifo-equivalent), so the queue takes
+      waiters oldest first without ranking them.
+    """
+
+    observes: bool = True
+    uses_view: bool = True
+    arrival_order: bool = False
+
+
+#: Everything done for the policy: the default for policies that declare nothing.
+GENERAL = Capabilities()
+
+
+def capabilities_of(policy: object) -> Capabilities:
+    """``policy.capabilities``, or ``GENERAL`` when it declares none; ``TypeError`` when the
+    attribute is something else."""
+    caps = getattr(policy, "capabilities", GENERAL)
+    if not isinstance(caps, Capabilities):
+        raise TypeError(
+            f"scheduling policy {getattr(policy, 'name', policy)!r}: capabilities must be a "
+            f"sagellm_core.scheduling.base.Capabilities, got {type(caps).__name__}"
+        )
+    return caps
+
+
 class SchedulingPolicy(Protocol):
     """A pluggable admission order (see the module docstring)."""
 
@@ -56,9 +97,11 @@ class SchedulingPolicy(Protocol):
 
 
 class BasePolicy:
-    """Defaults: no state to observe, every instance allowed, never shed."""
+    """Defaults: no state to observe, every instance allowed, never shed. ``capabilities``
+    stays ``GENERAL`` for subclasses that override methods without declaring what they need."""
 
     name = "base"
+    capabilities: Capabilities = GENERAL
 
     def observe(self, view: ClusterView, now: float) -> None:
         return None
@@ -96,13 +139,17 @@ def select_next(
     now: float,
     fits: Fits,
     fair: FairShare | None = None,
+    *,
+    in_order: bool = False,
 ) -> tuple[QueueItem, Placement] | None:
     """The best-ranked item whose placement currently ``fits`` (has a free slot), or None.
 
     Work-conserving: an item whose allowed instances are all busy does not block a lower-ranked
-    item that can use a different, free instance.
+    item that can use a different, free instance. ``in_order``: ``items`` are already in
+    admission order (a fifo-equivalent policy, or a single item), so they are not ranked.
     """
-    for item in ranked(policy, items, view, now, fair):
+    ordered = items if in_order else ranked(policy, items, view, now, fair)
+    for item in ordered:
         placement = policy.placement(item, view, now)
         if placement.instances and fits(placement):
             return item, placement

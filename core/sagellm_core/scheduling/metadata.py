@@ -22,8 +22,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sagellm_core import tokens
 from sagellm_core.api.common import Priority
 from sagellm_core.api.pool import SchedulingSpec
+from sagellm_core.tokens import TokenCounter, estimate_tokens
 
 H_REQUEST_ID = "x-request-id"
 H_USER_ID = "x-user-id"
@@ -111,13 +113,14 @@ def parse_metadata(
     defaults: SchedulingSpec,
     *,
     now: float,
-    prompt_tokens: int | None = None,
+    count: TokenCounter = estimate_tokens,
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> RequestMetadata:
     """Build ``RequestMetadata`` from headers, body and the pool's scheduling defaults.
 
-    ``prompt_tokens`` is the caller's estimate; without it the body's text is estimated at four
-    characters per token. Raises ``MetadataError`` naming the offending header or field.
+    ``prompt_tokens`` is the body's prompt counted with ``count`` (``sagellm_core.tokens``; the
+    engine's own tokenizer where the caller has it). Raises ``MetadataError`` naming the
+    offending header or field.
     """
     h = {k.lower(): v.strip() for k, v in headers.items()}
     body = body or {}
@@ -135,7 +138,7 @@ def parse_metadata(
         slo_ttft_ms=ttft,
         slo_deadline_ms=deadline,
         max_tokens=_max_tokens(body),
-        prompt_tokens=prompt_tokens if prompt_tokens is not None else estimate_tokens(body),
+        prompt_tokens=tokens.prompt_tokens(body, count),
         cost_budget=_cost_budget(h.get(H_COST_BUDGET)),
         parallelism_hint=_parallelism(h.get(H_PARALLELISM)),
     )
@@ -224,21 +227,3 @@ def _max_tokens(body: Mapping[str, object]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
     return None
-
-
-def estimate_tokens(body: Mapping[str, object]) -> int:
-    """A cheap prompt-size estimate: four characters per token over prompt or message text."""
-    chars = _text_chars(body.get("prompt")) + _text_chars(body.get("messages"))
-    return (chars + 3) // 4
-
-
-def _text_chars(value: object) -> int:
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, list):
-        return sum(_text_chars(v) for v in value)
-    if isinstance(value, dict):
-        return _text_chars(value.get("content")) + _text_chars(value.get("text"))
-    if isinstance(value, int) and not isinstance(value, bool):
-        return 4  # a token id in a pre-tokenised prompt
-    return 0

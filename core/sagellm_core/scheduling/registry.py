@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sagellm_core.plugins import SCHEDULING_POLICY, EntryPoints, Plugin, build, discover
-from sagellm_core.scheduling.base import SchedulingPolicy
+from sagellm_core.plugins import (
+    SCHEDULING_POLICY,
+    EntryPoints,
+    Plugin,
+    PluginError,
+    build,
+    discover,
+)
+from sagellm_core.scheduling.base import SchedulingPolicy, capabilities_of
 from sagellm_core.scheduling.policies.adaptive import AdaptiveConfig, AdaptivePolicy
 from sagellm_core.scheduling.policies.cost_optimized import CostOptimizedPolicy
 from sagellm_core.scheduling.policies.fifo import FifoPolicy
@@ -71,10 +78,16 @@ def policies_with_plugins(
 ) -> dict[str, SchedulingPolicy]:
     """``default_policies`` plus one fresh instance of each plugin policy (factory(settings)).
 
-    A factory that fails or returns something without the policy methods raises ``PluginError``.
+    A factory that fails or returns something without the policy methods, or with
+    ``capabilities`` that are not a ``Capabilities``, raises ``PluginError``.
     """
     s = settings or PolicySettings()
     policies = default_policies(s, now=now)
     for name, item in plugins.items():
-        policies[name] = build(item, s)
+        policy = build(item, s)
+        try:
+            capabilities_of(policy)
+        except TypeError as exc:
+            raise PluginError(f"plugin {item.source}: {exc}") from exc
+        policies[name] = policy
     return policies

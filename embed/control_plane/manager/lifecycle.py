@@ -43,12 +43,25 @@ class Engines:
             return
         local, owned = make_local(instance)
         self._local[instance.url] = local
+        self._count_with_tokenizer(local.model_name)
         if owned:
             self._owned.add(instance.url)
+
+    def _count_with_tokenizer(self, model: str) -> None:
+        """Prompts of ``model`` are counted by the tokenizer of one of its in-process engines,
+        else by core's estimate."""
+        engines = (e for e in self._local.values() if e.model_name == model)
+        counter = next((c for e in engines if (c := e.token_counter()) is not None), None)
+        if counter is None:
+            self._state.tokenizers.pop(model, None)
+        else:
+            self._state.tokenizers[model] = counter
 
     def drop_local(self, instance: ExecutionInstance) -> asyncio.Task[None] | None:
         """Forget the instance's in-process engine; a task that stops it if we started it."""
         local = self._local.pop(instance.url, None)
+        if local is not None:
+            self._count_with_tokenizer(local.model_name)
         if local is None or instance.url not in self._owned:
             return None
         self._owned.discard(instance.url)
@@ -69,3 +82,4 @@ class Engines:
             await shutdown(self._local.pop(url))
         self._owned.clear()
         self._local.clear()
+        self._state.tokenizers.clear()

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from sagellm_core.api.pool import SchedulingSpec
 from sagellm_core.scheduling.metadata import MetadataError, RequestMetadata, parse_metadata
+from sagellm_core.tokens import TokenCounter, estimate_tokens
 from sagellm_router.errors import ApiError
 
 
@@ -26,10 +27,11 @@ def metadata_from_request(
     spec: SchedulingSpec,
     *,
     now: float,
-    prompt_tokens: int | None = None,
+    count: TokenCounter = estimate_tokens,
 ) -> RequestMetadata:
-    """``parse_metadata`` with a bad header turned into a 400 naming it."""
+    """``parse_metadata`` (prompt tokens counted with ``count``) with a bad header turned into
+    a 400 naming it."""
     try:
-        return parse_metadata(headers, body, spec, now=now, prompt_tokens=prompt_tokens)
+        return parse_metadata(headers, body, spec, now=now, count=count)
     except MetadataError as err:
         raise ApiError(400, str(err), param=err.header) from err

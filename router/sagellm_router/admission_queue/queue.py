@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sagellm_core.scheduling.base import (
-    BasePolicy,
     Placement,
     SchedulingPolicy,
     Shed,
+    capabilities_of,
     ranked,
     select_next,
 )
@@ -48,15 +48,9 @@ CapacitySource = Callable[[], Iterable[tuple[str, int, int]]]
 
 
 _BASE_REASON = Placement(()).reason
-
-
-def _plain(policy: SchedulingPolicy) -> bool:
-    """Whether ``policy`` keeps ``BasePolicy``'s placement, shedding and observing."""
-    kind = type(policy)
-    return all(
-        getattr(kind, name, None) is getattr(BasePolicy, name)
-        for name in ("placement", "should_shed", "observe")
-    )
+_NO_VIEW = ClusterView()  # what a policy that does not use the view is ranked against
+#: The next admission: the item, the instances it may use and why.
+Choice = tuple[QueueItem, tuple[str, ...], str]
 
 
 @dataclass(slots=True)
@@ -76,8 +70,8 @@ class AdmissionQueue:
         policies: Mapping[str, SchedulingPolicy] | None = None,
         capacity: CapacitySource | None = None,
     ) -> None:
-        """``capacity`` (optional) must agree with ``instances``; it lets a plain policy admit
-        an uncontended request without building views."""
+        """``capacity`` (optional) must agree with ``instances``; it lets a policy that does
+        not use the view (``Capabilities.uses_view``) admit without building instance views."""
         self.pool = pool
         self._capacity = capacity
         self.config = config
@@ -85,7 +79,7 @@ class AdmissionQueue:
         self._clock = clock
         self._policies = dict(policies or default_policies(config.policies, now=clock()))
         self._policy = self._lookup(config.policy)
-        self._is_plain = _plain(self._policy)
+        self._caps = capabilities_of(self._policy)
         self._waiters: dict[int, _Waiter] = {}
         self._seq = itertools.count()
         self._bound: Counter[str] = Counter()
@@ -111,7 +105,7 @@ class AdmissionQueue:
     def set_policy(self, name: str) -> None:
         """Switch the active policy at runtime; queued requests are re-ranked at once."""
         self._policy = self._lookup(name)
-        self._is_plain = _plain(self._policy)
+        self._caps = capabilities_of(self._policy)
         log.info("scheduling policy switched", extra={"pool": self.pool, "policy": name})
         self.poke()
 
@@ -127,8 +121,10 @@ class AdmissionQueue:
         if not decision.allowed:
             raise self._reject(429, decision.reason, decision.retry_after_s, "rate_limited")
         item = QueueItem(meta, next(self._seq), now)
-        if not self._waiters and (ticket := self._admit_now(item, now)) is not None:
-            return ticket
+        if not self._waiters and self._by_slots:  # nobody to rank, shed or observe: no future
+            chosen = self._next([item], None, now)
+            if chosen is not None:
+                return self._issue(*chosen, now)
         future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(item, future)
         self._waiters[waiter.item.seq] = waiter
@@ -148,41 +144,13 @@ class AdmissionQueue:
             self.stats.cancelled += 1
             raise
 
-    def _admit_now(self, item: QueueItem, now: float) -> Ticket | None:
-        """The uncontended case (nobody waits): the ticket if ``item`` may go at once, else
-        ``None`` and it queues (where shedding and waiting are handled) as usual."""
-        if self._capacity is not None and self._is_plain:
-            return self._admit_plain(item, now)
-        view = self.view(now, queued=1)
-        if self._observes:
-            self._policy.observe(view, now)
-        if self._policy.should_shed(item, view, now) is not None:
-            return None
-        placement = self._policy.placement(item, view, now)
-        if not placement.instances or not self._fits(view)(placement):
-            return None
-        return self._ticket(item, placement, view, now)
-
-    def _admit_plain(self, item: QueueItem, now: float) -> Ticket | None:
-        """``_admit_now`` for a policy with the base placement (every instance), no shedding
-        and no observing: the instances with a free slot, from the slot numbers alone."""
-        assert self._capacity is not None
-        bound, allowed, free_total = self._bound, [], 0
-        for name, slots, in_flight in self._capacity():
-            held = bound.get(name, 0)
-            free = slots - (held if held > in_flight else in_flight)
-            if free > 0:
-                allowed.append(name)
-                free_total += free
-        if free_total <= self._unbound:
-            return None
-        return self._issue(item, tuple(allowed), _BASE_REASON, now)
-
     def _evict_worst(self) -> None:
         """Over the queue limit: the lowest-ranked waiter (often the newcomer) gets a 429."""
         now = self._clock()
         items = [w.item for w in self._waiters.values()]
-        worst = ranked(self._policy, items, self.view(now), now, self._fair)[-1]
+        if not self._caps.arrival_order:
+            items = ranked(self._policy, items, self.view(now), now, self._fair)
+        worst = items[-1]
         waiter = self._waiters.pop(worst.seq)
         reason = f"pool {self.pool!r} queue is full ({self.config.max_queue_length} waiting)"
         waiter.future.set_exception(self._reject(429, reason, self.retry_after_s(), "queue_full"))
@@ -219,41 +187,80 @@ class AdmissionQueue:
 
     # -- dispatch ---------------------------------------------------------------------------
     def poke(self) -> None:
-        """Re-evaluate the queue now (capacity or load may have changed)."""
-        now = self._clock()
+        """Re-evaluate the queue now (an arrival, a release, capacity or load changed): the one
+        admission route, doing only what the policy's ``Capabilities`` ask for."""
+        now, caps = self._clock(), self._caps
         if self._waiters:
             for seq in [s for s, w in self._waiters.items() if w.future.done()]:
                 del self._waiters[seq]  # cancelled; its task has not run its cleanup yet
             self._expire(now)
-        elif not self._observes:
+        elif not caps.observes:
             return  # idle and the policy keeps no state: nothing to shed, grant or observe
-        view = self.view(now)
-        self._policy.observe(view, now)  # also when idle: adaptive follows the signals
-        self._shed(view, now)
+        view = self._decision_view(now)
+        if view is not None:
+            if caps.observes:
+                self._policy.observe(view, now)  # also when idle: adaptive follows the signals
+            if caps.uses_view:
+                self._shed(view, now)
         while self._waiters:
-            chosen = self._next(view, now)
+            chosen = self._next([w.item for w in self._waiters.values()], view, now)
             if chosen is None:
                 return
-            self._grant(*chosen, view, now)
-            if self._waiters:
+            item, allowed, reason = chosen
+            self._waiters.pop(item.seq).future.set_result(self._issue(item, allowed, reason, now))
+            if self._waiters and view is not None:
                 view = self.view(now)
 
-    def _next(self, view: ClusterView, now: float) -> tuple[QueueItem, Placement] | None:
-        """The item to admit now; a lone waiter (the uncontended case) needs no ranking."""
-        if len(self._waiters) == 1:
-            (waiter,) = self._waiters.values()
-            placement = self._policy.placement(waiter.item, view, now)
-            if placement.instances and self._fits(view)(placement):
-                return waiter.item, placement
-            return None
-        items = [w.item for w in self._waiters.values()]
-        return select_next(self._policy, items, view, now, self._fits(view), self._fair)
-
     @property
-    def _observes(self) -> bool:
-        """Whether the active policy overrides ``observe`` (keeps state from the view)."""
-        observe = getattr(type(self._policy), "observe", None)
-        return observe is not BasePolicy.observe
+    def _by_slots(self) -> bool:
+        """Whether the slot numbers alone decide: a policy that neither observes nor uses the
+        view (so never sheds), and a capacity source to read the numbers from."""
+        caps = self._caps
+        return not (caps.observes or caps.uses_view) and self._capacity is not None
+
+    def _decision_view(self, now: float) -> ClusterView | None:
+        """The instance views, or None when the slot numbers alone decide."""
+        return None if self._by_slots else self.view(now)
+
+    def _next(self, items: list[QueueItem], view: ClusterView | None, now: float) -> Choice | None:
+        """Which of ``items`` (in arrival order) to admit now, its allowed instances and why
+        (None: they must wait). The one decision, for a newcomer as for waiters."""
+        in_order = self._caps.arrival_order or len(items) == 1
+        if not self._caps.uses_view:  # every instance, never shed: the first may go if any fits
+            allowed, free = self._free_slots(view)
+            if free <= self._unbound:
+                return None
+            first = (
+                items[0] if in_order else ranked(self._policy, items, _NO_VIEW, now, self._fair)[0]
+            )
+            return first, allowed, _BASE_REASON
+        assert view is not None
+        fits = self._fits(view)
+        found = select_next(self._policy, items, view, now, fits, self._fair, in_order=in_order)
+        if found is None:
+            return None
+        item, placement = found
+        open_ = {i.name for i in view.instances if i.free_slots > 0}
+        return item, tuple(n for n in placement.instances if n in open_), placement.reason
+
+    def _free_slots(self, view: ClusterView | None) -> tuple[tuple[str, ...], int]:
+        """Instances with a free slot and the free slots in all, from the views or else from
+        the capacity source (held slots overlaid the same way as in ``view``)."""
+        allowed, total = [], 0
+        if view is not None:
+            for i in view.instances:
+                if (free := i.free_slots) > 0:
+                    allowed.append(i.name)
+                    total += free
+            return tuple(allowed), total
+        assert self._capacity is not None
+        bound = self._bound
+        for name, slots, busy in self._capacity():  # the admission hot path: no views
+            held = bound.get(name, 0)
+            if (free := slots - (held if held > busy else busy)) > 0:
+                allowed.append(name)
+                total += free
+        return tuple(allowed), total
 
     tick = poke
 
@@ -285,18 +292,6 @@ class AdmissionQueue:
     def _fits(self, view: ClusterView) -> Callable[[Placement], bool]:
         free = {i.name: i.free_slots for i in view.instances}
         return lambda p: sum(free.get(n, 0) for n in p.instances) > self._unbound
-
-    def _grant(self, item: QueueItem, placement: Placement, view: ClusterView, now: float) -> None:
-        waiter = self._waiters.pop(item.seq)
-        waiter.future.set_result(self._ticket(item, placement, view, now))
-
-    def _ticket(
-        self, item: QueueItem, placement: Placement, view: ClusterView, now: float
-    ) -> Ticket:
-        """Admit ``item`` to the placement's instances that have a free slot."""
-        free = {i.name for i in view.instances if i.free_slots > 0}
-        allowed = tuple(name for name in placement.instances if name in free)
-        return self._issue(item, allowed, placement.reason, now)
 
     def _issue(self, item: QueueItem, allowed: tuple[str, ...], reason: str, now: float) -> Ticket:
         self._fair.served(item.meta.user_id)

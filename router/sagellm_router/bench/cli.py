@@ -22,8 +22,9 @@ from sagellm_router.bench.scenarios.autoscale import AutoscaleScenario
 from sagellm_router.bench.scenarios.availability import OperatorScenario
 from sagellm_router.bench.scenarios.overhead import OverheadScenario
 from sagellm_router.bench.scenarios.pd import PdScenario
-from sagellm_router.bench.scenarios.routing import RoutingScenario
+from sagellm_router.bench.scenarios.routing import RoutingScenario, our_strategies
 from sagellm_router.bench.scenarios.slo import SloScenario
+from sagellm_router.bench.workloads import WORKLOADS
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -43,15 +44,32 @@ def scenarios() -> dict[str, Scenario]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--engines", type=click.IntRange(1, 64), default=None,
               help="Simulated engines in the fleet (default: the scenario's).")  # fmt: skip
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(sorted(WORKLOADS)),
+              help="routing: run only this workload (repeatable).")  # fmt: skip
+@click.option("--load", "loads", multiple=True,
+              type=click.FloatRange(0, 2, min_open=True),
+              help="routing: run only this load level, a fraction of the measured capacity "
+                   "(repeatable).")  # fmt: skip
+@click.option("--replicas", type=click.IntRange(1, 4), default=1, show_default=True,
+              help="routing: also run the prefix_aware and kv_aware contenders as N router "
+                   "replicas behind a round-robin client.")  # fmt: skip
+@click.option("--strategy", "strategies", multiple=True, type=click.Choice(our_strategies()),
+              help="routing: run only these of our strategies (repeatable; the vllm-router "
+                   "policies all run).")  # fmt: skip
 def bench(
     scenario: str, duration: float | None, out_dir: Path, quick: bool, repeats: int, seed: int,
-    engines: int | None,
+    engines: int | None, workloads: tuple[str, ...], loads: tuple[float, ...], replicas: int,
+    strategies: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Benchmark our router side by side with vllm-router on a simulated fleet."""
     logging.basicConfig(level=logging.WARNING)
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be > 0", param_hint="--duration")
-    opts = BenchOptions(duration, quick, repeats, seed, engines)
+    if scenario != "routing" and (workloads or loads or strategies or replicas != 1):
+        raise click.UsageError("--workload, --load, --strategy and --replicas apply to the "
+                               "routing scenario only")  # fmt: skip
+    opts = BenchOptions(duration, quick, repeats, seed, engines, workloads, loads, replicas,
+                        strategies)  # fmt: skip
     chosen = scenarios()[scenario]
     workdir = out_dir / "logs"
     workdir.mkdir(parents=True, exist_ok=True)

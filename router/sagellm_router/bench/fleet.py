@@ -38,7 +38,8 @@ class Contender:
     ``label`` (default: the strategy) names it; ``options`` shape our router's config:
     ``pool`` (merged into the pool, e.g. ``scheduling``), ``config`` (top-level sections),
     ``roles`` (one per engine URL, e.g. Prefill/Decode) and ``endpoint`` (fields of every
-    endpoint, e.g. ``max_concurrency``).
+    endpoint, e.g. ``max_concurrency``); ``replicas`` (default 1) starts that many identical
+    routers, which the load generator uses in round robin.
     """
 
     kind: str
@@ -100,13 +101,19 @@ def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def spawn(argv: list[str], log: Path, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with output to ``log``, optionally pinned to ``cpus`` (Linux only)."""
+def spawn(
+    argv: list[str], log: Path, cpus: set[int] | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with output to ``log``, optionally pinned to ``cpus`` (Linux only), with
+    ``env`` added to the harness's environment."""
     pre: Callable[[], None] | None = None
     if cpus and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         pre = lambda: os.sched_setaffinity(0, cpus)  # noqa: E731
+    full = {**os.environ, **env} if env else None
     with log.open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pre)
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=pre, env=full
+        )
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ class FleetSpec:
     gpu_blocks: int | None = None
     max_model_len: int = 16384
     extra: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # added to every engine's environment
 
 
 @dataclass
@@ -165,7 +173,7 @@ def fleet(spec: FleetSpec, workdir: Path, seed: int) -> Iterator[Fleet]:
                     *spec.extra]  # fmt: skip
             if spec.gpu_blocks:
                 argv += ["--num-gpu-blocks-override", str(spec.gpu_blocks)]
-            f.procs.append(spawn(argv, workdir / f"engine-{i}.log"))
+            f.procs.append(spawn(argv, workdir / f"engine-{i}.log", env=dict(spec.env)))
         for url, proc in zip(f.urls, f.procs, strict=True):
             wait_ready(url + "/health", proc)
         yield f
@@ -195,7 +203,7 @@ def router_argv(
                 "--worker-urls", *urls, "--worker-startup-check-interval", "1",
                 "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port),
                 "--log-level", "warning"]  # fmt: skip
-    path = workdir / f"router-{c.slug}.yaml"
+    path = workdir / f"router-{c.slug}-{port}.yaml"
     path.write_text(json.dumps(our_config(c, urls, port, model)), encoding="utf-8")  # JSON is YAML
     code = ("from sagellm_router.cli import router; "
             f"router.main(['--config', {str(path)!r}, '--log-level', 'warning'])")  # fmt: skip
@@ -244,10 +252,11 @@ def router(
 @dataclass
 class RouterSet:
     """Routers running side by side, paused (SIGSTOP) while another one is measured, so idle
-    ones (which keep polling the engines) do not take CPU from the run."""
+    ones (which keep polling the engines) do not take CPU from the run. A contender with
+    ``replicas`` has several processes and as many target URLs."""
 
     targets: dict[str, list[str]]
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> list[str]:
         return self.targets[name]
@@ -255,50 +264,61 @@ class RouterSet:
     @contextmanager
     def active(self, name: str) -> Iterator[list[str]]:
         """Resume router ``name`` for the block (then pause it again); yield its targets."""
-        proc = self.procs.get(name)
-        if proc is None:
-            yield self.targets[name]
-            return
-        proc.send_signal(signal.SIGCONT)
+        procs = self.procs.get(name, [])
+        for proc in procs:
+            proc.send_signal(signal.SIGCONT)
         try:
             # our router's scrape timer has expired during the pause, so it scrapes at once; the
             # load generator's start (~0.8 s) passes before the first request
-            wait_ready(self.targets[name][0] + "/health", proc)
+            for target, proc in zip(self.targets[name], procs, strict=False):
+                wait_ready(target + "/health", proc)
             yield self.targets[name]
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGSTOP)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGSTOP)
+
+
+def replicas(c: Contender) -> int:
+    n = int(c.options.get("replicas", 1))
+    if n < 1:
+        raise BenchError(f"{c.name}: replicas must be >= 1, got {n}")
+    return n
 
 
 @contextmanager
 def routers(cs: Sequence[Contender], urls: Sequence[str], workdir: Path) -> Iterator[RouterSet]:
-    """Start every contender of ``cs`` at once, wait until all are ready, pause them all
-    (``direct`` contenders get the engine URLs and no process)."""
+    """Start every contender of ``cs`` (each of its replicas) at once, wait until all are
+    ready, pause them all (``direct`` contenders get the engine URLs and no process)."""
     if any(c.kind == "direct" for c in cs):
         with routers([c for c in cs if c.kind != "direct"], urls, workdir) as rest:
             rest.targets.update({c.name: list(urls) for c in cs if c.kind == "direct"})
             yield rest
         return
-    started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    started: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
     try:
         for c in cs:
-            (port,) = free_ports(1)
-            argv = router_argv(c, urls, port, workdir)
-            started[c.name] = (spawn(argv, workdir / f"router-{c.slug}.log"), port)
+            started[c.name] = []
+            for r in range(replicas(c)):
+                (port,) = free_ports(1)
+                log = workdir / f"router-{c.slug}{f'-{r}' if r else ''}.log"
+                started[c.name].append((spawn(router_argv(c, urls, port, workdir), log), port))
         for c in cs:
-            proc, port = started[c.name]
-            wait_ready(f"http://127.0.0.1:{port}/health", proc)
-            if c.kind == "ours":
-                wait_ready(f"http://127.0.0.1:{port}/ready", proc)
-        for proc, _ in started.values():
+            for proc, port in started[c.name]:
+                wait_ready(f"http://127.0.0.1:{port}/health", proc)
+                if c.kind == "ours":
+                    wait_ready(f"http://127.0.0.1:{port}/ready", proc)
+        for proc, _ in (p for group in started.values() for p in group):
             proc.send_signal(signal.SIGSTOP)
-        yield RouterSet({n: [f"http://127.0.0.1:{port}"] for n, (_, port) in started.items()},
-                        {n: proc for n, (proc, _) in started.items()})  # fmt: skip
+        yield RouterSet({n: [f"http://127.0.0.1:{port}" for _, port in g]
+                         for n, g in started.items()},
+                        {n: [proc for proc, _ in g] for n, g in started.items()})  # fmt: skip
     finally:
-        for proc, _ in started.values():
+        procs = [proc for group in started.values() for proc, _ in group]
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-        stop([proc for proc, _ in started.values()])
+        stop(procs)
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -19,6 +19,10 @@ class BenchOptions:
     repeats: int = 1
     seed: int = 0
     engines: int | None = None
+    workloads: tuple[str, ...] = ()  # routing only: run just these workloads
+    loads: tuple[float, ...] = ()  # routing only: just these load levels
+    replicas: int = 1  # routing only: also run REPLICATED strategies as N router replicas
+    strategies: tuple[str, ...] = ()  # routing only: just these of our strategies
 
 
 @dataclass

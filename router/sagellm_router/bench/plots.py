@@ -60,9 +60,11 @@ def routing_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
 
 
 def bar_plots(
-    rows: Sequence[Mapping[str, Any]], panels: Sequence[tuple[str, str]], title: str, path: Path
-) -> list[Path]:
-    """Horizontal bars per contender, one panel per metric (median with min-max whiskers)."""
+    rows: Sequence[Mapping[str, Any]], panels: Sequence[tuple[str, str]], title: str, path: Path,
+    log: Sequence[str] = (),
+) -> list[Path]:  # fmt: skip
+    """Horizontal bars per contender, one panel per metric (median with min-max whiskers);
+    metrics in ``log`` on a logarithmic axis."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 0.45 * len(rows) + 1.5))
     axes = axes if len(panels) > 1 else [axes]
@@ -73,6 +75,8 @@ def bar_plots(
         colors = ["tab:blue" if n.startswith("ours") else "tab:orange" if n.startswith("peer")
                   else "tab:gray" for n in names]  # fmt: skip
         ax.barh(names, values, xerr=errs, color=colors, capsize=2)
+        if key in log:
+            ax.set_xscale("log")
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle(title, fontsize=10)
@@ -115,3 +119,43 @@ def pd_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return [path]
+
+
+REPLICA_PANELS = (
+    ("prefix_hit_rate", "prefix-cache hit rate"),
+    ("ttft_p90_ms", "TTFT p90 (ms, wall)"),
+)
+
+
+def replica_plots(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
+    """Per (workload, load) with ``<strategy>-xN`` rows: each such strategy's metrics with one
+    router and with N replicas, side by side."""
+    plt = _pyplot()
+    paths = []
+    for workload, load in dict.fromkeys((r["workload"], r["load"]) for r in rows):
+        mine = {r["contender"]: r for r in rows if (r["workload"], r["load"]) == (workload, load)}
+        pairs = [(name, name.rsplit("-x", 1)[0]) for name in mine if "-x" in name]
+        pairs = [(n, one) for n, one in pairs if one in mine]
+        if not pairs:
+            continue
+        fig, axes = plt.subplots(1, len(REPLICA_PANELS), figsize=(5 * len(REPLICA_PANELS), 3.4))
+        for ax, (key, label) in zip(axes, REPLICA_PANELS, strict=True):
+            xs = range(len(pairs))
+            for offset, pick, tag in ((-0.2, 1, "1 router"), (0.2, 0, "replicas")):
+                sel = [mine[p[pick]] for p in pairs]
+                errs = list(zip(*(_err(r, key) for r in sel), strict=True))
+                ax.bar([x + offset for x in xs], [r.get(key, math.nan) for r in sel], 0.4,
+                       yerr=errs, capsize=2, label=tag)  # fmt: skip
+            ax.set_xticks(list(xs))
+            ax.set_xticklabels([one.split("/")[-1] for _, one in pairs], fontsize=7)
+            ax.set_title(label, fontsize=9)
+            ax.grid(alpha=0.3, axis="y")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"routing - {workload} at {load:.0%}: one router vs replicas behind a "
+                     "round-robin client", fontsize=10)  # fmt: skip
+        fig.tight_layout()
+        path = out / f"routing_{workload}_{round(load * 100)}_replicas.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths

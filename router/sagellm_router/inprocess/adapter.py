@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from sagellm_core.tokens import TokenCounter
 from sagellm_core.vllm_errors import SemanticError, check_lengths
 from sagellm_router.inprocess import render
 from sagellm_router.inprocess.engine import AsyncEngine, RequestOutputLike, vllm_sampling_params
@@ -73,6 +74,26 @@ class LocalEngine:
         self._clock = clock
         self._seq = itertools.count()
         self.counters = LocalCounters()
+
+    def token_counter(self) -> TokenCounter | None:
+        """The engine's own tokenizer as a ``TokenCounter`` (vLLM's ``get_tokenizer()``), or
+        None when the engine has none to offer synchronously."""
+        getter = getattr(self.engine, "get_tokenizer", None)
+        try:
+            tokenizer = getter() if getter is not None else None
+        except Exception as exc:  # e.g. skip_tokenizer_init: the estimate counts instead
+            log.debug("no tokenizer from the engine (%s); prompts are estimated", exc)
+            return None
+        encode = getattr(tokenizer, "encode", None)
+        if encode is None:  # also an awaitable from an async get_tokenizer
+            if inspect.iscoroutine(tokenizer):
+                tokenizer.close()
+            return None
+
+        def count(text: str) -> int:
+            return len(encode(text, add_special_tokens=False))
+
+        return count
 
     def stats(self) -> EngineStats:
         running = float(self.counters.running)  # all of it sent by this router

@@ -38,18 +38,9 @@ def chain(parent: int, tokens: Sequence[int]) -> int:
     return hash((parent, tuple(tokens)))
 
 
-def request_keys(token_ids: Sequence[int], block_size: int, limit: int) -> list[int]:
-    """Keys of the full blocks of a request's tokens (at most ``limit``)."""
-    keys: list[int] = []
-    parent = ROOT
-    for start in range(0, min(len(token_ids), block_size * limit) - block_size + 1, block_size):
-        parent = chain(parent, token_ids[start : start + block_size])
-        keys.append(parent)
-    return keys
-
-
 @dataclass
 class _Engine:
+    bit: int  # this engine's bit in the index's holder masks
     block_size: int | None = None
     last_seq: int | None = None
     by_hash: dict[BlockHash, int] = field(default_factory=dict)
@@ -64,30 +55,42 @@ class KvIndex:
             raise ValueError("max_blocks_per_engine must be >= 1")
         self.max_blocks_per_engine = max_blocks_per_engine
         self._engines: dict[str, _Engine] = {}
-        self._holders: dict[int, set[str]] = {}
+        self._holders: dict[int, int] = {}  # block key -> bit mask of the engines holding it
+        self._free_bits: list[int] = []
+        self._next_bit = 1
+
+    def _state(self, engine: str) -> _Engine:
+        state = self._engines.get(engine)
+        if state is None:
+            if self._free_bits:  # a bit of an engine that left
+                bit = self._free_bits.pop()
+            else:
+                bit, self._next_bit = self._next_bit, self._next_bit << 1
+            state = self._engines[engine] = _Engine(bit)
+        return state
 
     # -- feeding ---------------------------------------------------------------------------
     def accept(self, engine: str, seq: int) -> Seq:
         """Classify ``seq`` against the last applied batch of ``engine`` (does not apply)."""
-        last = self._engines.setdefault(engine, _Engine()).last_seq
+        last = self._state(engine).last_seq
         if last is None or seq == last + 1:
             return Seq.APPLY
         return Seq.GAP if seq > last + 1 else Seq.RESTART
 
     def apply(self, engine: str, batch: Batch) -> None:
         """Apply one batch (call after ``accept`` said APPLY, or after handling GAP/RESTART)."""
-        state = self._engines.setdefault(engine, _Engine())
+        state = self._state(engine)
         for event in batch.events:
             if isinstance(event, Stored):
-                self._stored(engine, state, event)
+                self._stored(state, event)
             elif isinstance(event, Removed):
                 for block_hash in event.block_hashes:
-                    self._drop(engine, state, state.by_hash.get(block_hash))
+                    self._drop(state, state.by_hash.get(block_hash))
             elif isinstance(event, Cleared):
                 self.clear_engine(engine)
         state.last_seq = batch.seq
 
-    def _stored(self, engine: str, state: _Engine, event: Stored) -> None:
+    def _stored(self, state: _Engine, event: Stored) -> None:
         size = event.block_size
         if event.parent is None:
             parent = ROOT
@@ -98,23 +101,23 @@ class KvIndex:
         state.block_size = size
         for i, block_hash in enumerate(event.block_hashes):
             parent = chain(parent, event.token_ids[i * size : (i + 1) * size])
-            self._drop(engine, state, state.by_hash.get(block_hash))
+            self._drop(state, state.by_hash.get(block_hash))
             state.by_hash[block_hash] = parent
             state.lru[parent] = block_hash
             state.lru.move_to_end(parent)
-            self._holders.setdefault(parent, set()).add(engine)
+            self._holders[parent] = self._holders.get(parent, 0) | state.bit
         while len(state.lru) > self.max_blocks_per_engine:
-            self._drop(engine, state, next(iter(state.lru)))
+            self._drop(state, next(iter(state.lru)))
 
-    def _drop(self, engine: str, state: _Engine, key: int | None) -> None:
+    def _drop(self, state: _Engine, key: int | None) -> None:
         if key is None or key not in state.lru:
             return
         state.by_hash.pop(state.lru.pop(key), None)
-        holders = self._holders.get(key)
-        if holders is not None:
-            holders.discard(engine)
-            if not holders:
-                del self._holders[key]
+        mask = self._holders.get(key, 0) & ~state.bit
+        if mask:
+            self._holders[key] = mask
+        else:
+            self._holders.pop(key, None)
 
     def clear_engine(self, engine: str) -> None:
         """Forget every block of ``engine`` (cleared cache, restart, or an unrecoverable gap)."""
@@ -122,7 +125,7 @@ class KvIndex:
         if state is None:
             return
         for key in list(state.lru):
-            self._drop(engine, state, key)
+            self._drop(state, key)
 
     def forget_seq(self, engine: str) -> None:
         """Accept the next batch whatever its number (after a restart or a resync)."""
@@ -133,9 +136,14 @@ class KvIndex:
     def drop_engine(self, engine: str) -> None:
         """``engine`` left the pool: forget it entirely."""
         self.clear_engine(engine)
-        self._engines.pop(engine, None)
+        state = self._engines.pop(engine, None)
+        if state is not None:
+            self._free_bits.append(state.bit)
 
     # -- reading ---------------------------------------------------------------------------
+    def engines(self) -> list[str]:
+        return list(self._engines)
+
     def block_size(self, engine: str) -> int | None:
         state = self._engines.get(engine)
         return None if state is None else state.block_size
@@ -148,14 +156,29 @@ class KvIndex:
         state = self._engines.get(engine)
         return None if state is None else state.last_seq
 
-    def matched_blocks(self, keys: Sequence[int], engines: Sequence[str]) -> dict[str, int]:
-        """For each engine, how many leading blocks of ``keys`` it holds."""
+    def matched(
+        self, tokens: Sequence[int], block_size: int, limit: int, engines: Sequence[str]
+    ) -> dict[str, int]:
+        """For each engine, how many leading full blocks of ``tokens`` (at most ``limit``) it
+        holds; blocks are keyed (``chain``) only as far as some engine still holds them."""
         counts = dict.fromkeys(engines, 0)
-        alive = set(engines)
-        for depth, key in enumerate(keys):
-            alive &= self._holders.get(key, set())
+        known = self._engines
+        bits = {state.bit: e for e in engines if (state := known.get(e)) is not None}
+        alive, holders = sum(bits), self._holders
+        parent, depth, ids = ROOT, 0, tuple(tokens)  # slices of a tuple are tuples
+        for start in range(0, min(len(ids), block_size * limit) - block_size + 1, block_size):
             if not alive:
                 break
-            for engine in alive:
-                counts[engine] = depth + 1
+            parent = hash((parent, ids[start : start + block_size]))  # chain(), inlined
+            held = holders.get(parent, 0)
+            if lost := alive & ~held:
+                for bit, engine in bits.items():
+                    if lost & bit:
+                        counts[engine] = depth
+                alive &= held
+            if alive:
+                depth += 1
+        for bit, engine in bits.items():
+            if alive & bit:
+                counts[engine] = depth
         return counts

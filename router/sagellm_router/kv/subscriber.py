@@ -2,7 +2,8 @@
 
 ``KvEventFollower.track(urls)`` keeps one follower task per engine URL: it asks the engine where
 it publishes (``GET /kv_event_sources``, vLLM 0.32's route; a wildcard host is replaced by the
-engine's host), replays what the engine still buffers (from the last applied sequence number,
+engine's host; retried with backoff while the engine does not answer, given up on a 404),
+replays what the engine still buffers (from the last applied sequence number,
 or from 0 the first time), then applies the live PUB stream. A gap in sequence numbers is
 filled by a replay; when the replay cannot fill it (no replay socket, or the buffer moved on)
 the engine's entries are cleared and rebuilt from new events. An engine that leaves ``urls`` is
@@ -23,7 +24,7 @@ import aiohttp
 import zmq
 import zmq.asyncio
 
-from sagellm_router.kv.events import KvEventError, decode
+from sagellm_router.kv.events import Batch, KvEventError, decode
 from sagellm_router.kv.index import KvIndex, Seq
 
 log = logging.getLogger("sagellm_router.kv")
@@ -64,14 +65,17 @@ class KvEventFollower:
 
     def __init__(
         self, index: KvIndex, session: aiohttp.ClientSession, ctx: zmq.asyncio.Context,
-        replay_timeout_s: float = 5.0,
+        replay_timeout_s: float = 5.0, retry_s: float = 0.5, retry_max_s: float = 30.0,
     ) -> None:  # fmt: skip
         self.index = index
         self._session = session
         self._ctx = ctx
         self._replay_timeout_ms = int(replay_timeout_s * 1000)
+        self._retry = (retry_s, retry_max_s)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.engines: dict[str, list[str]] = {}  # url -> index keys of its DP ranks
+        self.events: dict[str, int] = {}  # index key -> events applied
+        self.resyncs: dict[tuple[str, str], int] = {}  # (index key, reason) -> count
 
     def track(self, urls: Iterable[str]) -> None:
         """Follow exactly ``urls``: start new ones, stop and forget those that left."""
@@ -80,8 +84,13 @@ class KvEventFollower:
             self._tasks.pop(url).cancel()
             for engine in self.engines.pop(url, [url]):
                 self.index.drop_engine(engine)
+                self.events.pop(engine, None)
+                for key in [k for k in self.resyncs if k[0] == engine]:
+                    del self.resyncs[key]
         for url in wanted - set(self._tasks):
-            self._tasks[url] = asyncio.get_running_loop().create_task(self._run(url))
+            task = asyncio.get_running_loop().create_task(self._run(url), name=f"kv-events {url}")
+            task.add_done_callback(_log_failure)
+            self._tasks[url] = task
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -91,11 +100,27 @@ class KvEventFollower:
                 await task
 
     async def _run(self, url: str) -> None:
-        async with self._session.get(f"{url}/kv_event_sources") as resp:
-            resp.raise_for_status()
-            pubs = publishers(url, await resp.json())
+        pubs = await self._sources(url)
         self.engines[url] = [p.engine for p in pubs]
         await asyncio.gather(*(self.follow(p) for p in pubs))
+
+    async def _sources(self, url: str) -> list[Publisher]:
+        """The engine's publishers; waits (with backoff) for an engine that does not answer."""
+        delay, most = self._retry
+        timeout = aiohttp.ClientTimeout(total=5)
+        while True:
+            try:
+                async with self._session.get(f"{url}/kv_event_sources", timeout=timeout) as resp:
+                    if resp.status == 404:
+                        log.warning("%s has no /kv_event_sources (not vLLM >= 0.32?); its KV "
+                                    "events are not followed", url)  # fmt: skip
+                        return []
+                    resp.raise_for_status()
+                    return publishers(url, await resp.json())
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                log.debug("asking %s for its KV-event publishers: %s", url, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, most)
 
     async def follow(self, pub: Publisher) -> None:
         """Catch up by replay, then apply the live stream until cancelled."""
@@ -119,18 +144,29 @@ class KvEventFollower:
         verdict = self.index.accept(pub.engine, batch.seq)
         if verdict is Seq.RESTART:  # its first batches may have gone out before we reconnected
             log.info("KV-event publisher of %s restarted; rebuilding its blocks", pub.engine)
+            self._count(pub.engine, "restart")
             self._reset(pub.engine)
             await self.catch_up(pub, 0)
         elif verdict is Seq.GAP:
             missing = (self.index.last_seq(pub.engine) or 0) + 1
             log.info("KV-event gap from %s: seq %d..%d", pub.engine, missing, batch.seq - 1)
-            if not await self.catch_up(pub, missing):
+            if await self.catch_up(pub, missing):
+                self._count(pub.engine, "gap_replayed")
+            else:
                 log.info("replay could not fill the gap; rebuilding %s", pub.engine)
+                self._count(pub.engine, "gap_rebuilt")
                 self._reset(pub.engine)
                 await self.catch_up(pub, 0)
         last = self.index.last_seq(pub.engine)
         if last is None or batch.seq == last + 1:  # a replay may already have applied it
-            self.index.apply(pub.engine, batch)
+            self._apply(pub.engine, batch)
+
+    def _apply(self, engine: str, batch: Batch) -> None:
+        self.index.apply(engine, batch)
+        self.events[engine] = self.events.get(engine, 0) + len(batch.events)
+
+    def _count(self, engine: str, reason: str) -> None:
+        self.resyncs[engine, reason] = self.resyncs.get((engine, reason), 0) + 1
 
     def _reset(self, engine: str) -> None:
         self.index.clear_engine(engine)
@@ -153,10 +189,15 @@ class KvEventFollower:
                 first = batch.seq if first is None else first
                 last = self.index.last_seq(pub.engine)
                 if last is None or batch.seq == last + 1:
-                    self.index.apply(pub.engine, batch)
+                    self._apply(pub.engine, batch)
         except KvEventError as exc:
             log.warning("bad KV-event replay from %s: %s", pub.engine, exc)
             return False
         finally:
             sock.close(linger=0)
         return first == start
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("following KV events stopped (%s): %r", task.get_name(), exc)

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
+from sagellm_router.exchange import Exchange, Retryable, answered, open_attempt, tracked
 from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint
-from sagellm_router.upstream import Upstream, UpstreamError
+from sagellm_router.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -63,38 +64,25 @@ def transfer_params(status: int, payload: bytes) -> tuple[dict[str, Any] | None,
 
 
 async def run_prefill(
-    state: RouterState,
-    upstream: Upstream,
-    pool: str,
-    endpoint: Endpoint,
-    path: str,
-    body: Mapping[str, Any],
-    request_id: str,
+    state: RouterState, upstream: Upstream, pool: str, endpoint: Endpoint, ex: Exchange
 ) -> tuple[dict[str, Any] | None, str]:
-    """POST the prefill leg to ``endpoint``; returns (params, "") or (None, reason). A
-    failure of the engine (not a refusal) is reported like any other (``endpoint_failed``)."""
-    headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
-    state.tracker.start(endpoint.url)
-    failed, reason = True, "prefill_error"
-    try:
-        async with asyncio.timeout(state.settings.pd.prefill_timeout_s):
-            resp = await upstream.post(endpoint.url, path, prefill_body(body), headers)
-            try:
-                payload = await resp.read()
-            finally:
-                resp.close()
-        params, reason = transfer_params(resp.status, payload)
-        failed = resp.status >= 500
-        return params, reason
-    except (UpstreamError, TimeoutError) as exc:
-        reason = "prefill_" + (exc.reason if isinstance(exc, UpstreamError) else "timeout")
-        return None, reason
-    except asyncio.CancelledError:  # the client left: not the engine's fault
-        failed = False
-        raise
-    finally:
-        state.tracker.finish(endpoint.url, failed=failed)
-        if failed:
+    """POST the prefill leg of ``ex`` to ``endpoint``; (params, "") or (None, reason).
+
+    The leg is booked like any attempt of the proxy (``exchange.tracked``: in-flight gauge and
+    tracker; ``answered``: health and time to first byte; a failure goes to
+    ``RouterState.endpoint_failed`` with the proxy's reason, ``first_byte_timeout`` when no
+    answer came within ``pd.prefill_timeout_s``). The fallback reason is ``prefill_`` + that.
+    """
+    body = prefill_body(ex.parsed.body)
+    async with tracked(state, pool, endpoint) as flag:
+        started = state.clock()
+        try:
+            async with asyncio.timeout(state.settings.pd.prefill_timeout_s):
+                opened = await open_attempt(state, upstream, ex, endpoint, body, stream=False)
+        except (Retryable, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, Retryable) else "first_byte_timeout"
             state.endpoint_failed(pool, endpoint, reason)
-        else:
-            state.health.success(endpoint.url)
+            return None, "prefill_" + reason
+        answered(state, endpoint, started, flag)
+        await opened.close()
+        return transfer_params(opened.response.status, opened.body or b"")

@@ -1,9 +1,11 @@
 """PD orchestration for a pool with Prefill and Decode endpoints.
 
 1. Pick the decode instance among the ticket's allowed Decode endpoints with the decode strategy
-   (``pd.decode_routing``, else the pool's). Its likely cached prefix comes from the router's
-   prefix model (the ``prefix_aware`` strategy's per-endpoint block hashes, 4 chars per token).
-2. ``uncached = prompt tokens - cached``; the pool's ``ThresholdTuner`` decides PD or direct.
+   (``pd.decode_routing``, else the pool's). Its likely cached prefix comes from the pool's
+   shared prefix index (``routing.prefix_index``), which learns every decode pick.
+2. ``uncached = prompt tokens - cached tokens``, both counted by the one token counter of the
+   model (``RouterState.token_counter``: core's estimate, or an in-process engine's tokenizer);
+   the pool's ``ThresholdTuner`` decides PD or direct.
 3. PD: pick a prefill instance (``pd.prefill_routing``), run the prefill leg, send the decode
    leg with the returned ``kv_transfer_params`` and relay its answer. A failed prefill leg (no
    prefill endpoint, connect error, timeout, non-200, no params) falls back to decode-only with
@@ -17,26 +19,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 
+from sagellm_core.tokens import prompt_tokens
 from sagellm_router.pd.legs import decode_body, run_prefill
 from sagellm_router.pool_runtime import PoolRuntime
 from sagellm_router.proxy import Exchange, forward
-from sagellm_router.routing.prefix_aware import PrefixAware
 from sagellm_router.state import RouterState, prefill_candidates, serving_candidates
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
 from sagellm_router.upstream import Upstream
 
 log = logging.getLogger(__name__)
-CHARS_PER_TOKEN = 4
 
 
 def disaggregated(pool: PoolSnapshot) -> bool:
     roles = {e.role for e in pool.endpoints}
     return Role.PREFILL in roles and Role.DECODE in roles and Role.GENERAL not in roles
-
-
-def _prefix_model(state: RouterState, pool: PoolSnapshot) -> PrefixAware | None:
-    model = state.strategies.get(pool.name, "prefix_aware")
-    return model if isinstance(model, PrefixAware) else None
 
 
 def _pick_decode(
@@ -50,13 +46,14 @@ def _pick_decode(
     else:
         name = state.strategy_name(pool, ex.override)
     strategy = state.strategies.get(pool.name, name)
-    prefix = _prefix_model(state, pool)
+    index = state.strategies.prefix_index(pool.name)
     text = ex.parsed.prompt_text
-    cached = {e.url: prefix.cached_chars(e.url, text) for e in candidates} if prefix else {}
+    hashes = index.hashes(text)
+    cached = {e.url: index.matched_blocks(e.url, hashes) for e in candidates}
     chosen = strategy.pick(ex.parsed, candidates, state.loads)
-    if prefix is not None and strategy is not prefix:
-        prefix.record(chosen.url, text)
-    return chosen, cached.get(chosen.url, 0) // CHARS_PER_TOKEN
+    index.record(chosen.url, hashes)  # whichever strategy picked
+    chars = cached.get(chosen.url, 0) * index.params.block_chars
+    return chosen, state.token_counter(ex.parsed.model)(text[:chars]) if chars else 0
 
 
 async def _prefill(
@@ -72,9 +69,7 @@ async def _prefill(
         strategy = state.strategies.get(pool.name, state.settings.pd.prefill_routing)
         endpoint = strategy.pick(ex.parsed, candidates, state.loads)
         started = state.clock()
-        params, reason = await run_prefill(
-            state, upstream, pool.name, endpoint, ex.parsed.path, ex.parsed.body, ex.request_id
-        )
+        params, reason = await run_prefill(state, upstream, pool.name, endpoint, ex)
         m.child(m.pd_leg, pool.name, "prefill").observe(state.clock() - started)
         if params is not None:
             ex.prefill_instance = endpoint.instance
@@ -104,7 +99,8 @@ async def run_pd(
         await forward(state, upstream, ex)  # answers 503: no ready endpoint
         return
     decode, cached = _pick_decode(state, ex, pool, candidates)
-    prompt = ex.ticket.meta.prompt_tokens if ex.ticket else len(ex.parsed.prompt_text) // 4
+    count = state.token_counter(ex.parsed.model)
+    prompt = ex.ticket.meta.prompt_tokens if ex.ticket else prompt_tokens(ex.parsed.body, count)
     uncached = max(0, prompt - cached)
     dispatched = state.clock()
     path = "direct"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
+from sagellm_router.routing.prefix_index import PrefixIndex
 from sagellm_router.stats.engine import EngineStats
 from sagellm_router.stats.tracker import Clock, RequestTracker
 from sagellm_router.types import Endpoint
@@ -46,15 +47,28 @@ class Strategy(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StrategyContext:
-    """What a strategy factory gets: its parameters, a seeded RNG, a clock and limits."""
+    """What a strategy factory gets: its parameters, a seeded RNG, a clock, limits and the
+    pool's shared prefix index (None outside a strategy book)."""
 
     params: dict[str, Any] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     clock: Clock = field(default=lambda: 0.0)
     max_in_flight_per_endpoint: int = 256
+    prefix_index: PrefixIndex | None = None
 
 
 StrategyFactory = Callable[[StrategyContext], Strategy]
+
+
+class Seeded:
+    """Base of a strategy whose only state is the seeded RNG of its context."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    @classmethod
+    def create(cls, ctx: StrategyContext) -> Self:
+        return cls(ctx.rng)
 
 
 class StrategyParamError(ValueError):

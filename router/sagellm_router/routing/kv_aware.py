@@ -1,15 +1,12 @@
 """kv_aware: route to the engine that truly holds the prompt's prefix, from the engines' KV events.
 
-The strategy follows the pool's engines' KV-cache events (``sagellm_router.kv``: discovery via
-``/kv_event_sources``, started on the first pick, one follower per strategy instance), tokenizes
-the prompt, looks up how many leading blocks each candidate holds, and scores like
-``prefix_aware``: ``load + miss_cost * uncached share``, the cheapest wins, with the same
-balance guard. When none of the candidates publishes events yet (or the prompt has no full
-block) the pick falls back to ``prefix_aware``, which also learns every pick so it is warm.
-
-Tokenizer: only ``sim`` is implemented (the simulator's tokenizer, so simulated pools match
-exactly for completions prompts). Chat requests are tokenized from the router's rendering of
-the messages, which differs from the engine's chat template: they rarely match and fall back.
+Inputs: the request's body (tokenized as the engine does: ``sagellm_router.kv.tokenizers``), the
+candidates, their loads, and ``index``: blocks each engine reported in its KV-cache events. The
+index is fed by the router app (``sagellm_router.kv.feeds``), never by ``pick``, which does no
+I/O. Score: ``load + miss_cost * uncached share`` per candidate, the cheapest wins, with
+``prefix_aware``'s balance guard. When none of the candidates is indexed (events not followed
+or not published yet), the prompt cannot be tokenized or has no full block, ``prefix_aware``
+decides (and learns those picks only: keeping it warm on every pick would double the cost).
 """
 
 from __future__ import annotations
@@ -17,11 +14,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sagellm_core.sim_tokens import tokenize
-from sagellm_router.kv.index import KvIndex, request_keys
-from sagellm_router.kv.subscriber import KvEventFollower
+from sagellm_router.kv.index import KvIndex
+from sagellm_router.kv.tokenizers import (
+    TOKENIZERS,
+    ByModel,
+    HfTokenizer,
+    SimTokenizer,
+    Tokenizer,
+    request_tokens,
+)
 from sagellm_router.routing.base import (
     LoadView,
     RouteInput,
@@ -33,12 +35,12 @@ from sagellm_router.routing.base import (
 from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams
 from sagellm_router.types import Endpoint
 
-TOKENIZERS = ("sim",)
-
 
 @dataclass(frozen=True)
 class KvAwareParams:
     tokenizer: str = "sim"
+    tokenizer_path: str | dict[str, str] | None = None
+    tokenizer_revision: str | None = None
     max_blocks_per_engine: int = 65_536
     max_blocks_per_request: int = 1024
     miss_cost: float = 32.0
@@ -46,24 +48,40 @@ class KvAwareParams:
     balance_rel: float = 1.5
 
 
+def make_tokenizer(params: KvAwareParams) -> Tokenizer:
+    where = "routing.params.kv_aware"
+    if params.tokenizer not in TOKENIZERS:
+        raise StrategyParamError(
+            f"{where}.tokenizer: expected one of {TOKENIZERS}, got {params.tokenizer!r}"
+        )
+    if params.tokenizer == "sim":
+        if params.tokenizer_path is not None:
+            raise StrategyParamError(f"{where}.tokenizer_path is only used with tokenizer 'hf'")
+        return SimTokenizer()
+    path, revision = params.tokenizer_path, params.tokenizer_revision
+    if not path:
+        raise StrategyParamError(
+            f"{where}.tokenizer_path is required with tokenizer 'hf': the model directory (or "
+            "cached model id) the engines load, or a map of served model name -> directory"
+        )
+    try:
+        if isinstance(path, str):
+            return HfTokenizer.load(path, revision)
+        return ByModel({model: HfTokenizer.load(p, revision) for model, p in path.items()})
+    except ValueError as exc:
+        raise StrategyParamError(f"{where}: {exc}") from exc
+
+
 class KvAware:
     def __init__(
         self, params: KvAwareParams, rng: random.Random, index: KvIndex | None = None,
-        follow: bool = True,
+        tokenizer: Tokenizer | None = None,
     ) -> None:  # fmt: skip
-        if params.tokenizer not in TOKENIZERS:
-            raise StrategyParamError(
-                f"routing.params.kv_aware.tokenizer: only {TOKENIZERS} is implemented, "
-                f"got {params.tokenizer!r}"
-            )
         self._params = params
         self._rng = rng
+        self.tokenizer = tokenizer or make_tokenizer(params)
         self.index = index or KvIndex(params.max_blocks_per_engine)
-        self._follow = follow
-        self._follower: KvEventFollower | None = None
-        self._session: Any = None
-        self._zmq: Any = None
-        self._tracked: set[str] = set()
+        self.picks = {"kv": 0, "fallback": 0}
         self.fallback = PrefixAware(
             PrefixAwareParams(miss_cost=params.miss_cost, balance_abs=params.balance_abs,
                               balance_rel=params.balance_rel), rng,
@@ -76,40 +94,53 @@ class KvAware:
     def pick(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:
-        self._track(candidates)
-        text = request.prompt_text
-        chosen = self._choose(text, candidates, loads)
+        chosen = self._choose(request, candidates, loads)
         if chosen is None:
+            self.picks["fallback"] += 1
             return self.fallback.pick(request, candidates, loads)
-        self.fallback.record(chosen.url, text)
+        self.picks["kv"] += 1
         return chosen
 
-    def matched(self, text: str, candidates: Sequence[Endpoint]) -> tuple[dict[str, int], int]:
-        """Leading blocks each indexed candidate holds, and the prompt's number of blocks."""
+    def tokens(self, request: RouteInput) -> list[int] | None:
+        """The request's prompt token ids as the engine computes them (None: unknown)."""
+        body, path = getattr(request, "body", None), getattr(request, "path", None)
+        if isinstance(body, dict) and isinstance(path, str):  # the router's ParsedRequest
+            return request_tokens(self.tokenizer, path, body)
+        text = request.prompt_text
+        return request_tokens(self.tokenizer, "", {"prompt": text}) if text else None
+
+    def cached_share(
+        self, tokens: Sequence[int], candidates: Sequence[Endpoint]
+    ) -> dict[str, float] | None:
+        """The share of the prompt's full blocks each indexed candidate holds (others: 0);
+        None when no candidate is indexed or the prompt has no full block."""
         sizes = {u: s for c in candidates if (s := self.index.block_size(u := c.url)) is not None}
-        if not sizes:
-            return {}, 0
-        tokens = tokenize(text)
         limit = self._params.max_blocks_per_request
-        keys = {size: request_keys(tokens, size, limit) for size in set(sizes.values())}
-        out: dict[str, int] = {}
-        for size, block_keys in keys.items():
-            urls = [u for u, s in sizes.items() if s == size]
-            out.update(self.index.matched_blocks(block_keys, urls))
-        return out, max(len(k) for k in keys.values())
+        share: dict[str, float] = {}
+        for size in set(sizes.values()):
+            total = min(len(tokens) // size, limit)
+            if total:
+                urls = [u for u, s in sizes.items() if s == size]
+                held = self.index.matched(tokens, size, limit, urls)
+                share.update((u, n / total) for u, n in held.items())
+        return share or None
 
     def _choose(
-        self, text: str, candidates: Sequence[Endpoint], loads: LoadView
+        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint | None:
-        held, total = self.matched(text, candidates)
-        if not held or total == 0:
+        if not any(self.index.block_size(c.url) is not None for c in candidates):
+            return None
+        tokens = self.tokens(request)
+        share = None if tokens is None else self.cached_share(tokens, candidates)
+        if share is None:
             return None
         p = self._params
         scored = []
         for endpoint in candidates:
             load = loads.load(endpoint.url)
-            missing = 1.0 - held.get(endpoint.url, 0) / total
-            scored.append(((load + p.miss_cost * missing, load), endpoint))
+            scored.append(
+                ((load + p.miss_cost * (1.0 - share.get(endpoint.url, 0.0)), load), endpoint)
+            )
         best_key = min(key for key, _ in scored)
         best = [e for key, e in scored if key == best_key]
         min_load = min(key[1] for key, _ in scored)
@@ -117,33 +148,9 @@ class KvAware:
             return least_loaded(candidates, loads, self._rng)
         return best[0] if len(best) == 1 else self._rng.choice(best)
 
-    def _track(self, candidates: Sequence[Endpoint]) -> None:
-        urls = {c.url for c in candidates}
-        if not self._follow or urls <= self._tracked:
-            return
-        if self._follower is None:
-            import aiohttp
-            import zmq.asyncio
-
-            self._session = aiohttp.ClientSession()
-            self._zmq = zmq.asyncio.Context()
-            self._follower = KvEventFollower(self.index, self._session, self._zmq)
-        self._tracked |= urls
-        self._follower.track(self._tracked)
-
-    async def close(self) -> None:
-        """Stop following and release the HTTP session and ZMQ context (if started)."""
-        if self._follower is not None:
-            await self._follower.close()
-            await self._session.close()
-            self._zmq.destroy(linger=0)
-            self._follower = None
-
     def forget(self, keep: set[str]) -> None:
-        """Endpoints that left the pool: stop following them and drop their blocks."""
+        """Endpoints that left the pool: forget their blocks (DP ranks' too) and prefix model."""
         self.fallback.forget(keep)
-        gone, self._tracked = self._tracked - keep, self._tracked & keep
-        if self._follower is not None:
-            self._follower.track(self._tracked)
-        for url in gone:
-            self.index.drop_engine(url)
+        for engine in self.index.engines():
+            if engine.split("|", 1)[0] not in keep:
+                self.index.drop_engine(engine)

@@ -7,21 +7,13 @@ better; ties are broken at random.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-from sagellm_router.routing.base import LoadView, RouteInput, StrategyContext, least_loaded
+from sagellm_router.routing.base import LoadView, RouteInput, Seeded, least_loaded
 from sagellm_router.types import Endpoint
 
 
-class LoadBalanced:
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-
-    @classmethod
-    def create(cls, ctx: StrategyContext) -> LoadBalanced:
-        return cls(ctx.rng)
-
+class LoadBalanced(Seeded):
     def pick(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:

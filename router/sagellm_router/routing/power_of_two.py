@@ -6,21 +6,13 @@ wins ties). Near least-load balance with O(1) work and less herding on stale loa
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-from sagellm_router.routing.base import LoadView, RouteInput, StrategyContext
+from sagellm_router.routing.base import LoadView, RouteInput, Seeded
 from sagellm_router.types import Endpoint
 
 
-class PowerOfTwo:
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-
-    @classmethod
-    def create(cls, ctx: StrategyContext) -> PowerOfTwo:
-        return cls(ctx.rng)
-
+class PowerOfTwo(Seeded):
     def pick(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:

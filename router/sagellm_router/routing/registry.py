@@ -20,6 +20,7 @@ from sagellm_router.routing.load_balanced import LoadBalanced
 from sagellm_router.routing.locality import Locality
 from sagellm_router.routing.power_of_two import PowerOfTwo
 from sagellm_router.routing.prefix_aware import PrefixAware
+from sagellm_router.routing.prefix_index import PrefixIndex, PrefixIndexParams
 from sagellm_router.routing.random_pick import RandomPick
 from sagellm_router.routing.round_robin import RoundRobin
 from sagellm_router.routing.weighted_round_robin import WeightedRoundRobin
@@ -83,8 +84,10 @@ class StrategyBook:
         self._max_in_flight = max_in_flight_per_endpoint
         self._rng = random.Random(seed)
         self._instances: dict[tuple[str, str], Strategy] = {}
+        self._index_params = PrefixIndexParams.of(params.get("prefix_aware", {}))
+        self._indexes: dict[str, PrefixIndex] = {}
         for name in factories:  # fail at start-up, not on the first request, on bad params
-            self._make(name)
+            self._make(name, None)
 
     @property
     def names(self) -> list[str]:
@@ -96,20 +99,31 @@ class StrategyBook:
     def get(self, pool: str, name: str) -> Strategy:
         strategy = self._instances.get((pool, name))
         if strategy is None:
-            strategy = self._instances[(pool, name)] = self._make(name)
+            strategy = self._instances[(pool, name)] = self._make(name, self.prefix_index(pool))
         return strategy
 
-    def _make(self, name: str) -> Strategy:
+    def prefix_index(self, pool: str) -> PrefixIndex:
+        """The pool's prefix model, shared by its strategies and its PD orchestration."""
+        index = self._indexes.get(pool)
+        if index is None:
+            index = self._indexes[pool] = PrefixIndex(self._index_params)
+        return index
+
+    def _make(self, name: str, index: PrefixIndex | None) -> Strategy:
         ctx = StrategyContext(
             params=dict(self._params.get(name, {})),
             rng=random.Random(self._rng.random()),
             clock=self._clock,
             max_in_flight_per_endpoint=self._max_in_flight,
+            prefix_index=index,
         )
         return self._factories[name](ctx)
 
     def forget(self, pool: str, keep: set[str]) -> None:
-        """Tell stateful strategies of ``pool`` which endpoint URLs still exist."""
+        """Tell stateful strategies (and the prefix index) of ``pool`` which endpoint URLs
+        still exist."""
+        if pool in self._indexes:
+            self._indexes[pool].forget(keep)
         for (pool_name, _), strategy in self._instances.items():
             forget = getattr(strategy, "forget", None)
             if pool_name == pool and forget is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -13,6 +14,7 @@ import pytest
 from fake_engine import FakeEngine
 
 from control_plane import ControlPlaneManager, ExecutionInstance, RequestMetadata, RequestStatus
+from sagellm_core.tokens import estimate_tokens
 from sagellm_router.downstream import Collector
 from sagellm_router.inprocess import VllmNotInstalled
 
@@ -145,3 +147,31 @@ def _metrics(manager: ControlPlaneManager) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(manager.state.metrics.registry).decode()
+
+
+class CharTokenizer:
+    """One token per character (vLLM's tokenizer shape: ``encode``)."""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return [ord(c) for c in text]
+
+
+@dataclass
+class TokenizingEngine(FakeEngine):
+    def get_tokenizer(self) -> CharTokenizer:
+        return CharTokenizer()
+
+
+async def test_an_inprocess_engines_tokenizer_counts_its_models_prompts(
+    manager: ControlPlaneManager,
+) -> None:
+    state = manager.state
+    prompt = "count me with the engine's tokenizer"
+    manager.register_instance(local("local-0", FakeEngine()))  # no tokenizer: the estimate
+    await manager.start()
+    assert state.token_counter("tiny")(prompt) == estimate_tokens(prompt)
+    manager.register_instance(local("local-1", TokenizingEngine()))
+    assert state.token_counter("tiny")(prompt) == len(prompt)
+    assert (await manager.process_request(prompt, {"max_tokens": 2}))["text"]
+    manager.unregister_instance("local-1")
+    assert state.token_counter("tiny")(prompt) == estimate_tokens(prompt)

@@ -16,7 +16,7 @@ import pytest
 import zmq.asyncio
 from sim_process import free_port, start, stop, wait_healthy
 
-from sagellm_router.kv.index import KvIndex, request_keys
+from sagellm_router.kv.index import KvIndex
 from sagellm_router.kv.subscriber import KvEventFollower, publishers
 
 pytestmark = pytest.mark.timeout(120)
@@ -77,7 +77,7 @@ def prompt(tag: str) -> str:
 
 
 def held(index: KvIndex, tokens: list[int], *urls: str) -> dict[str, int]:
-    return index.matched_blocks(request_keys(tokens, 16, 1000), list(urls))
+    return index.matched(tokens, 16, 1000, list(urls))
 
 
 async def test_index_follows_stores_per_engine_and_drops_engines_that_leave(env) -> None:  # type: ignore[no-untyped-def]
@@ -139,35 +139,76 @@ def test_publishers_from_kv_event_sources() -> None:
         publishers("http://h:1", [])
 
 
-async def test_kv_aware_routes_to_the_engine_that_reports_the_prefix() -> None:
-    """The strategy starts following on its first pick and then follows the engines' truth."""
-    from sagellm_router.routing.base import StrategyContext
-    from sagellm_router.routing.kv_aware import KvAware
-    from sagellm_router.types import Endpoint
+async def test_feeds_follow_pools_routed_by_kv_aware_and_close_cleanly() -> None:
+    """The app's feeds (not the strategy's picks) follow a kv_aware pool's engines; an engine
+    that leaves the pool is dropped, and closing leaves no task behind."""
+    from sagellm_router.config import RouterSettings
+    from sagellm_router.state import build_state
+    from sagellm_router.types import Endpoint, PoolSnapshot
 
-    class NoLoad:
-        def in_flight(self, url: str) -> int:
-            return 0
-
-        def load(self, url: str) -> float:
-            return 0.0
-
-    @dataclass
-    class Req:
-        prompt_text: str
-        session_key: str | None = None
-
+    settings = RouterSettings.model_validate({"routing": {"default": "kv_aware"}})
+    state = build_state(settings, lambda: 0.0)
     a, b = launch(), launch()
-    strategy = KvAware.create(StrategyContext())
     try:
-        candidates = [Endpoint(a.url, "a"), Endpoint(b.url, "b")]
-        text = prompt("shared")
-        strategy.pick(Req(text), candidates, NoLoad())  # starts the follower
         async with aiohttp.ClientSession() as session:
-            await complete(session, b.url, text)  # b computes the prefix, not through the router
-        await eventually(lambda: strategy.matched(text, candidates)[0].get(b.url, 0) > 0)
-        assert all(strategy.pick(Req(text), candidates, NoLoad()).instance == "b" for _ in range(5))
+            endpoints = (Endpoint(a.url, "a"), Endpoint(b.url, "b"))
+            state.apply_pools([PoolSnapshot("ns/p", "m", endpoints=endpoints)])
+            assert state.kv.followers == {}  # nothing is followed before the app starts it
+            state.kv.start(session)
+            follower = state.kv.followers["ns/p"]
+            await eventually(lambda: set(follower.engines) == {a.url, b.url})
+            tokens = await complete(session, b.url, prompt("shared"))
+            index = state.strategies.get("ns/p", "kv_aware").index  # type: ignore[attr-defined]
+            await eventually(lambda: held(index, tokens, b.url)[b.url] > 0)
+            metrics = state.metrics.registry
+            assert metrics.get_sample_value(
+                "sagellm_router_kv_indexed_blocks", {"pool": "ns/p", "endpoint": "b"}
+            ) == len(tokens) // 16  # fmt: skip
+            state.apply_pools([PoolSnapshot("ns/p", "m", endpoints=endpoints[:1])])
+            assert index.blocks(b.url) == 0
+            assert set(follower.engines) == {a.url}
+            tasks = list(follower._tasks.values())
+            await state.kv.close()
+            assert all(t.done() for t in tasks)
+            assert state.kv.followers == {}
     finally:
-        await strategy.close()
         stop(a.proc)
         stop(b.proc)
+
+
+async def test_sources_are_retried_until_the_engine_answers_and_a_404_is_not_followed() -> None:
+    """An engine that is not up yet is asked again (backoff); one without the route is left."""
+    from aiohttp import web
+
+    calls = {"starting": 0, "old": 0}
+
+    async def starting(request: web.Request) -> web.Response:
+        calls["starting"] += 1
+        return web.json_response({}) if calls["starting"] >= 3 else web.Response(status=503)
+
+    async def old(request: web.Request) -> web.Response:
+        calls["old"] += 1
+        return web.Response(status=404)
+
+    apps = []
+    for handler in (starting, old):
+        app = web.Application()
+        app.router.add_get("/kv_event_sources", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        apps.append((runner, f"http://127.0.0.1:{runner.addresses[0][1]}"))
+    ctx = zmq.asyncio.Context()
+    try:
+        async with aiohttp.ClientSession() as session:
+            follower = KvEventFollower(KvIndex(), session, ctx, retry_s=0.01)
+            follower.track([url for _, url in apps])
+            await eventually(lambda: set(follower.engines) == {url for _, url in apps})
+            assert calls == {"starting": 3, "old": 1}
+            assert all(pubs == [] for pubs in follower.engines.values())
+            await follower.close()
+    finally:
+        ctx.destroy(linger=0)
+        for runner, _ in apps:
+            await runner.cleanup()

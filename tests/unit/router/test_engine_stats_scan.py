@@ -1,11 +1,14 @@
-"""The line scanner in ``stats.engine`` reads the same numbers as a full Prometheus parse."""
+"""The router's engine load comes from core's ``/metrics`` scanner (the one the operator's drain
+uses): the same numbers as a full Prometheus parse, and the same idle count as the drain."""
 
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from sagellm_core.engine_metrics import read_engine_page, requests_in_engine
 from sagellm_router.config import ScrapeSettings
 from sagellm_router.stats.engine import EngineStats, parse_engine_stats
 from sagellm_router.stats.scraper import Scraper
@@ -47,6 +50,28 @@ def test_tricky_page_matches_the_reference_parser() -> None:
         prefix_queries=ref["vllm:prefix_cache_queries_total"],
         at=5.0,
     )
+
+
+OLD_NAMES = """vllm:num_requests_running 1
+vllm:gpu_cache_usage_perc{engine="0"} 0.75
+vllm:gpu_prefix_cache_hits_total 4
+vllm:gpu_prefix_cache_queries_total 8
+"""
+BOTH_KV = (
+    "vllm:kv_cache_usage_perc 0.1\nvllm:gpu_cache_usage_perc 0.9\nvllm:num_requests_waiting 2\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "kv", "hits", "queries"),
+    [(TRICKY, 0.5, 10.0, 40.0), (OLD_NAMES, 0.75, 4.0, 8.0), (BOTH_KV, 0.1, 0.0, 0.0)],
+)
+def test_router_and_drain_read_the_page_with_one_parser(
+    text: str, kv: float, hits: float, queries: float
+) -> None:
+    stats, page = parse_engine_stats(text), read_engine_page(text)
+    assert (stats.kv_usage, stats.prefix_hits, stats.prefix_queries) == (kv, hits, queries)
+    assert stats.running + stats.waiting == requests_in_engine(text) == page.in_engine
 
 
 async def test_real_simulator_page_matches_the_reference_parser() -> None:

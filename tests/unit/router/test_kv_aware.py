@@ -45,8 +45,7 @@ def holding(index: KvIndex, engine: Endpoint, blocks: int, seq: int = 0) -> None
 
 
 def strategy(index: KvIndex, **params: float) -> KvAware:
-    return KvAware(KvAwareParams(miss_cost=8, balance_abs=4, **params), random.Random(0), index,
-                   follow=False)  # fmt: skip
+    return KvAware(KvAwareParams(miss_cost=8, balance_abs=4, **params), random.Random(0), index)
 
 
 @pytest.mark.parametrize(
@@ -79,19 +78,90 @@ def test_falls_back_to_prefix_aware_until_an_engine_publishes() -> None:
     assert s.pick(Req(TEXT), [A, C], Loads()).instance == "c"
     holding(index, A, 4)
     assert s.pick(Req(TEXT), [A, C], Loads()).instance == "a"  # the engine's truth wins
-    assert s.fallback.cached_chars(A.url, TEXT) > 0  # picks keep the fallback warm
 
 
 def test_engines_that_leave_are_dropped_from_the_index() -> None:
     index = KvIndex()
     s = strategy(index)
     holding(index, A, 4)
+    index.apply(f"{A.url}|dp1", Batch(0, 0.0, (Stored((7,), None, tuple(TOKENS[:16]), 16),), 1))
     s.pick(Req(TEXT), [A, B], Loads())
-    s._tracked = {A.url, B.url}  # what the follower would follow
     s.forget({B.url})
-    assert index.blocks(A.url) == 0
+    assert index.blocks(A.url) == index.blocks(f"{A.url}|dp1") == 0
+    assert index.engines() == []
 
 
-def test_unknown_tokenizer_is_refused() -> None:
-    with pytest.raises(StrategyParamError, match="tokenizer"):
-        KvAware.create(StrategyContext(params={"tokenizer": "llama"}))
+def test_picks_are_counted_by_what_decided_them() -> None:
+    index = KvIndex()
+    s = strategy(index)
+    s.pick(Req(TEXT), [A, B], Loads())
+    holding(index, A, 4)
+    s.pick(Req(TEXT), [A, B], Loads())
+    s.pick(Req("too short for a block"), [A, B], Loads())
+    assert s.picks == {"kv": 1, "fallback": 2}
+
+
+@dataclass
+class Body:
+    """What the router's ParsedRequest carries: its route and JSON body."""
+
+    path: str
+    body: dict[str, object]
+    session_key: str | None = None
+
+    @property
+    def prompt_text(self) -> str:
+        return str(self.body)
+
+
+MESSAGES = [{"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": TEXT}]}]  # fmt: skip
+
+
+def test_chat_requests_are_tokenized_as_the_simulator_renders_them() -> None:
+    """The router and the simulator turn messages into the same ids (one shared function)."""
+    from sagellm_sim.protocol import ChatMessage, chat_prompt_ids
+
+    engine_ids = chat_prompt_ids([ChatMessage.model_validate(m) for m in MESSAGES])
+    index = KvIndex()
+    blocks = len(engine_ids) // 16
+    stored = Stored(tuple(range(1, blocks + 1)), None, tuple(engine_ids[: 16 * blocks]), 16)
+    index.apply(B.url, Batch(0, 0.0, (stored,), 0))
+    s = strategy(index)
+    chat = Body("/v1/chat/completions", {"model": "m", "messages": MESSAGES})
+    assert s.tokens(chat) == engine_ids
+    assert s.cached_share(engine_ids, [A, B]) == {B.url: 1.0}
+    assert all(s.pick(chat, [A, B], Loads()).instance == "b" for _ in range(5))
+    assert s.picks["kv"] == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expected"),
+    [
+        ("/v1/completions", {"prompt": TEXT}, TOKENS),
+        ("/v1/completions", {"prompt": [TEXT, "other"]}, TOKENS),  # the first prompt decides
+        ("/v1/completions", {"prompt": [5, 6, 7]}, [5, 6, 7]),  # token ids as they are
+        ("/v1/completions", {"prompt": [[5, 6], [7]]}, [5, 6]),
+        ("/v1/embeddings", {"input": TEXT}, TOKENS),
+        ("/v1/chat/completions", {"messages": []}, None),
+        ("/v1/chat/completions", {"messages": ["not a map"]}, None),
+        ("/v1/completions", {"prompt": None}, None),
+    ],
+)  # fmt: skip
+def test_request_tokens(path: str, body: dict[str, object], expected: list[int] | None) -> None:
+    assert strategy(KvIndex()).tokens(Body(path, body)) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"tokenizer": "llama"}, "expected one of"),
+        ({"tokenizer": "hf"}, "tokenizer_path is required"),
+        ({"tokenizer": "sim", "tokenizer_path": "/m"}, "only used with tokenizer 'hf'"),
+        ({"tokenizer": "hf", "tokenizer_path": "/no/such/model"},
+         "cannot load a tokenizer|transformers"),
+    ],
+)  # fmt: skip
+def test_bad_tokenizer_params_are_refused(params: dict[str, str], match: str) -> None:
+    with pytest.raises(StrategyParamError, match=match):
+        KvAware.create(StrategyContext(params=params))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sagellm_router.kv.events import Batch, Cleared, KvEventError, Removed, Stored, decode
-from sagellm_router.kv.index import KvIndex, Seq, request_keys
+from sagellm_router.kv.index import KvIndex, Seq
 
 BS = 4
 PROMPT = list(range(100, 116))  # four full blocks of 4
@@ -18,10 +20,6 @@ def stored(hashes: list[int], parent: int | None, tokens: list[int]) -> Stored:
 
 def batch(seq: int, *events: Stored | Removed | Cleared) -> Batch:
     return Batch(seq, 0.0, tuple(events), 0)
-
-
-def keys(tokens: list[int] = PROMPT) -> list[int]:
-    return request_keys(tokens, BS, 64)
 
 
 def test_decodes_a_vllm_frame_and_ignores_unknown_fields_and_types() -> None:
@@ -51,19 +49,19 @@ def test_stored_chain_matches_the_request_prefix_per_engine() -> None:
     index.apply("a", batch(0, stored([1, 2], None, PROMPT[:8])))
     index.apply("b", batch(0, stored([9, 8, 7, 6], None, PROMPT)))
     index.apply("a", batch(1, stored([3], 2, PROMPT[8:12])))  # continues a's chain
-    assert index.matched_blocks(keys(), ["a", "b", "c"]) == {"a": 3, "b": 4, "c": 0}
+    assert index.matched(PROMPT, BS, 64, ["a", "b", "c"]) == {"a": 3, "b": 4, "c": 0}
     other = [*PROMPT[:4], 0, 0, 0, 0]
-    assert index.matched_blocks(keys(other), ["a", "b"]) == {"a": 1, "b": 1}
+    assert index.matched(other, BS, 64, ["a", "b"]) == {"a": 1, "b": 1}
 
 
 def test_removed_blocks_and_cleared_engines_stop_matching() -> None:
     index = KvIndex()
     index.apply("a", batch(0, stored([1, 2, 3], None, PROMPT[:12])))
     index.apply("a", batch(1, Removed((2,))))
-    assert index.matched_blocks(keys(), ["a"]) == {"a": 1}
+    assert index.matched(PROMPT, BS, 64, ["a"]) == {"a": 1}
     index.apply("b", batch(0, stored([1], None, PROMPT[:4])))
     index.apply("a", batch(2, Cleared()))
-    assert index.matched_blocks(keys(), ["a", "b"]) == {"a": 0, "b": 1}
+    assert index.matched(PROMPT, BS, 64, ["a", "b"]) == {"a": 0, "b": 1}
 
 
 def test_a_block_whose_parent_is_unknown_is_not_indexed() -> None:
@@ -76,7 +74,7 @@ def test_memory_is_bounded_per_engine_dropping_the_oldest_blocks() -> None:
     index = KvIndex(max_blocks_per_engine=3)
     index.apply("a", batch(0, stored([1, 2, 3, 4], None, PROMPT)))
     assert index.blocks("a") == 3
-    assert index.matched_blocks(keys(), ["a"]) == {"a": 0}  # block 1 (the head) was dropped
+    assert index.matched(PROMPT, BS, 64, ["a"]) == {"a": 0}  # block 1 (the head) was dropped
 
 
 def test_sequence_numbers_detect_gaps_and_restarts() -> None:
@@ -94,7 +92,38 @@ def test_dropping_an_engine_removes_all_its_entries() -> None:
     index.apply("a", batch(0, stored([1, 2], None, PROMPT[:8])))
     index.apply("b", batch(0, stored([1, 2], None, PROMPT[:8])))
     index.drop_engine("a")
-    assert index.matched_blocks(keys(), ["a", "b"]) == {"a": 0, "b": 2}
+    assert index.matched(PROMPT, BS, 64, ["a", "b"]) == {"a": 0, "b": 2}
     assert (index.blocks("a"), index.last_seq("a")) == (0, None)
     index.drop_engine("b")
-    assert index.matched_blocks(keys(), ["b"]) == {"b": 0}
+    assert index.matched(PROMPT, BS, 64, ["b"]) == {"b": 0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["store", "remove", "drop"]),
+                          st.integers(0, 3), st.integers(1, 4)), max_size=30),
+       st.integers(0, 3))  # fmt: skip
+def test_matched_agrees_with_a_naive_model(ops: list[tuple[str, str, int, int]], q: int) -> None:
+    """Engines store/remove chains of several prompts or leave; ``matched`` counts, per engine,
+    the leading blocks it holds, as a plain per-engine set of block prefixes says."""
+    prompts = [[p * 100 + t for t in range(16)] for p in range(4)]
+    index, model = KvIndex(), {e: set() for e in "abc"}  # engine -> {(prompt, blocks)}
+    seq = dict.fromkeys("abc", 0)
+    for engine, op, p, n in ops:
+        hashes = [p * 10 + i for i in range(n)]
+        if op == "store":
+            index.apply(engine, batch(seq[engine], stored(hashes, None, prompts[p][: n * BS])))
+            model[engine] |= {(p, i) for i in range(n)}
+        elif op == "remove":
+            index.apply(engine, batch(seq[engine], Removed((hashes[-1],))))
+            model[engine] = {(pp, i) for pp, i in model[engine] if (pp, i) != (p, n - 1)}
+        else:
+            index.drop_engine(engine)
+            model[engine], seq[engine] = set(), -1
+        seq[engine] += 1
+    want = {}
+    for e in "abc":
+        depth = 0
+        while (q, depth) in model[e]:
+            depth += 1
+        want[e] = depth
+    assert index.matched(prompts[q], BS, 64, list("abc")) == want

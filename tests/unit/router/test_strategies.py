@@ -184,8 +184,8 @@ def test_prefix_aware_lru_bound() -> None:
     strategy = make("prefix_aware", block_chars=4, max_blocks_per_endpoint=3)
     strategy.pick(Req("aaaabbbbccccdddd"), E[:1], FakeLoads())
     hashes = block_hashes("aaaabbbbccccdddd", 4, 100)
-    assert strategy.matched_blocks(E[0].url, hashes) == 0  # oldest block evicted: chain broken
-    assert len(strategy._cache[E[0].url]) == 3
+    assert strategy.index.matched_blocks(E[0].url, hashes) == 0  # oldest evicted: chain broken
+    assert len(strategy.index._cache[E[0].url]) == 3
 
 
 def test_least_loaded_breaks_ties_randomly() -> None:

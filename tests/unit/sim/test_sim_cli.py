@@ -7,6 +7,7 @@ import pytest
 
 from sagellm_sim.cli import config_from_options, sim, split_vllm_args
 from sagellm_sim.config import Faults, KvTransferConfig, SimConfig
+from sagellm_sim.kv_events import KvEventsConfig
 
 
 def parse(*args: str) -> SimConfig:
@@ -74,6 +75,14 @@ def test_model_flag_and_defaults() -> None:
 def test_bad_kv_transfer_config(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         KvTransferConfig.parse(text)
+
+
+@pytest.mark.parametrize(("text", "message"), [("not json", "not valid JSON"), ("[1]", "object")])
+@pytest.mark.parametrize("flag", [KvTransferConfig, KvEventsConfig])
+def test_json_flags_name_themselves(flag: type, text: str, message: str) -> None:
+    name = "--kv-transfer-config" if flag is KvTransferConfig else "--kv-events-config"
+    with pytest.raises(ValueError, match=f"^{name} .*{message}"):
+        flag.parse(text)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

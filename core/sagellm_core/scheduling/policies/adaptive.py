@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sagellm_core.scheduling.base import OrderKey, Placement, SchedulingPolicy, Shed
+from sagellm_core.scheduling.base import GENERAL, OrderKey, Placement, SchedulingPolicy, Shed
 from sagellm_core.scheduling.predictor import TtftPredictor
 from sagellm_core.scheduling.view import ClusterView, QueueItem, Signals
 
@@ -128,6 +128,7 @@ def _wanted(cfg: AdaptiveConfig, s: Signals, active: str, lead: Leading) -> tupl
 
 class AdaptivePolicy:
     name = "adaptive"
+    capabilities = GENERAL  # observes the view before every decision, also when idle
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sagellm_core.scheduling.base import BasePolicy, OrderKey, Placement, Shed
+from sagellm_core.scheduling.base import BasePolicy, Capabilities, OrderKey, Placement, Shed
 from sagellm_core.scheduling.metadata import RequestMetadata
 from sagellm_core.scheduling.predictor import TtftPredictor
 from sagellm_core.scheduling.view import ClusterView, InstanceView, QueueItem
@@ -31,6 +31,7 @@ class CostOptimizedPolicy(BasePolicy):
     default_tokens_per_s: float = 2000.0
     tie_tolerance: float = 0.01
     name = "cost_optimized"
+    capabilities = Capabilities(observes=False)  # places or orders by the view
 
     def request_cost(self, inst: InstanceView, meta: RequestMetadata) -> float:
         tokens_per_s = inst.tokens_per_s or self.default_tokens_per_s

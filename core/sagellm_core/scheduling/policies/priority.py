@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sagellm_core.scheduling.base import BasePolicy, OrderKey, Placement
+from sagellm_core.scheduling.base import BasePolicy, Capabilities, OrderKey, Placement
 from sagellm_core.scheduling.predictor import TtftPredictor
 from sagellm_core.scheduling.view import ClusterView, QueueItem
 
@@ -29,6 +29,7 @@ class PriorityPolicy(BasePolicy):
     better_bands: int = 2
     better_tolerance: float = 0.25
     name = "priority"
+    capabilities = Capabilities(observes=False)  # places or orders by the view
 
     def __post_init__(self) -> None:
         if self.aging_interval_s is not None and self.aging_interval_s <= 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sagellm_core.scheduling.base import BasePolicy, OrderKey, Shed
+from sagellm_core.scheduling.base import BasePolicy, Capabilities, OrderKey, Shed
 from sagellm_core.scheduling.predictor import TtftPredictor
 from sagellm_core.scheduling.view import ClusterView, InstanceView, QueueItem
 
@@ -27,6 +27,7 @@ class SloAwarePolicy(BasePolicy):
     shed: bool = False
     shed_grace_s: float = 0.0
     name = "slo_aware"
+    capabilities = Capabilities(observes=False)  # places or orders by the view
 
     def slack_s(self, item: QueueItem, view: ClusterView, now: float) -> float | None:
         """Seconds to spare if started now on the best instance; None without an SLO."""

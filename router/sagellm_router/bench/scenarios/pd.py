@@ -4,7 +4,7 @@ One fleet of 4 simulated engines (``llama-3.1-8b-h100``, time scale 4, every eng
 a NixlConnector ``kv_both`` transfer config so it can play either role; the router decides who
 prefills). Contenders are our router (``load_balanced``) with different pool layouts over the
 same 4 engines: ``general`` (4 General), ``1p3d-fixed`` (1 Prefill + 3 Decode, fixed threshold
-800 prompt tokens, the router's 4-characters-per-token estimate), ``1p3d-auto`` (the same with
+800 prompt tokens, counted as the simulator counts them), ``1p3d-auto`` (the same with
 ``pdThresholdMode: Auto``) and ``2p2d-fixed``. Workloads: ``long_prompt`` (1.5-4k-token prompts,
 16-64-token answers) and ``pd_mixed`` (30 % of those, 70 % chat with 64-256-token answers), at
 50 % and 90 % of the General fleet's measured capacity. The simulator charges a KV transfer

@@ -8,21 +8,54 @@ between rounds); each run's system prompts get a unique salt so no contender inh
 cache of the one before it. Prefix-cache hit rate comes from the engines' ``/metrics`` deltas.
 All routers of a workload are started once, side by side, and stay up across its load levels
 (idle ones only poll the engines), which keeps the default run within ~10 minutes on 2 cores.
+
+Every engine publishes KV events (``--kv-events-config``, OS-chosen ports) for ``kv_aware`` and
+runs in dev mode (``VLLM_SERVER_DEV_MODE=1``) for the ``oracle`` plugin
+(``sagellm_router.bench.oracle``), whatever contender is measured. With ``replicas`` > 1 the
+strategies of ``REPLICATED`` also run as that many identical routers, which the load generator
+uses in round robin (``<strategy>-x<N>``).
 """
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sagellm_router.bench import fleet as fl
-from sagellm_router.bench import plots, report, runs, stats, workloads
+from sagellm_router.bench import kv_variants, oracle, plots, report, runs, stats, workloads
 from sagellm_router.bench.fleet import Contender
 from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
 
-OURS = ("round_robin", "load_balanced", "power_of_two", "locality", "prefix_aware")
+OURS = ("round_robin", "load_balanced", "power_of_two", "locality", "prefix_aware", "kv_aware",
+        "oracle")  # fmt: skip
 PEERS = ("round_robin", "power_of_two", "cache_aware", "consistent_hash")
+REPLICATED = ("prefix_aware", "kv_aware", "kv_aware_recent")
+KV_EVENTS = ('{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:0", '
+             '"replay_endpoint": "tcp://*:0"}')  # fmt: skip
+ENGINE_ENV = (("VLLM_SERVER_DEV_MODE", "1"),)
+WARM_UP_S = 3.0  # after each of our routers' warm-up request (see warm_up)
+PLUGINS = {"oracle": oracle.PLUGIN, **kv_variants.PLUGINS}  # benchmark-only strategies
+
+
+def our_strategies() -> list[str]:
+    """What ``--strategy`` accepts: the built-ins and the benchmark-only plugins."""
+    from sagellm_router.routing.registry import default_strategies
+
+    return [*default_strategies(), *PLUGINS]
+
+
+def our_contender(strategy: str, replicas: int = 1) -> Contender:
+    """Our router with ``strategy`` (``oracle`` loaded as a plugin), ``replicas`` of it."""
+    options: dict[str, Any] = {}
+    if strategy in PLUGINS:
+        options["config"] = {"plugins": [PLUGINS[strategy]]}
+    if replicas > 1:
+        options["replicas"] = replicas
+    return Contender("ours", strategy, f"{strategy}-x{replicas}" if replicas > 1 else "", options)
 
 
 @dataclass(frozen=True)
@@ -36,9 +69,13 @@ class RoutingConfig:
     repeats: int
     seed: int
     probe_s: float = runs.PROBE_S
+    replicas: int = 1
+    warm_up_s: float = WARM_UP_S
 
     def contenders(self, peer_ok: bool) -> list[Contender]:
-        ours = [Contender("ours", s) for s in self.ours]
+        ours = [our_contender(s) for s in self.ours]
+        if self.replicas > 1:
+            ours += [our_contender(s, self.replicas) for s in self.ours if s in REPLICATED]
         return ours + ([Contender("peer", p) for p in self.peers] if peer_ok else [])
 
     def runs(self, peer_ok: bool) -> int:
@@ -49,20 +86,37 @@ class RoutingConfig:
 def config(
     duration: float | None, quick: bool, repeats: int, seed: int, engines: int | None
 ) -> RoutingConfig:
-    """Default (~7-10 min on 2 cores) or ``--quick`` (~1 min) settings."""
-    spec = fl.FleetSpec(engines=8, time_scale=4.0, max_num_seqs=32, gpu_blocks=4096)
+    """Default (~10 min on 2 cores) or ``--quick`` (~2 min) settings."""
+    spec = fl.FleetSpec(engines=8, time_scale=4.0, max_num_seqs=32, gpu_blocks=4096,
+                        extra=("--kv-events-config", KV_EVENTS), env=ENGINE_ENV)  # fmt: skip
     cfg = RoutingConfig(spec, ("shared_prefix", "multi_turn"), (0.5, 0.8, 0.95), OURS, PEERS,
                         2.5, repeats, seed)  # fmt: skip
     if quick:
         cfg = replace(cfg, fleet=replace(spec, engines=4), workloads=("shared_prefix",),
-                      loads=(0.8,), ours=("round_robin", "prefix_aware"),
+                      loads=(0.8,), ours=("round_robin", "prefix_aware", "kv_aware", "oracle"),
                       peers=("round_robin", "cache_aware"), duration_s=3.0,
-                      probe_s=runs.QUICK_PROBE_S)  # fmt: skip
+                      probe_s=runs.QUICK_PROBE_S, warm_up_s=1.0)  # fmt: skip
     if duration is not None:
         cfg = replace(cfg, duration_s=duration)
     if engines is not None:
         cfg = replace(cfg, fleet=replace(cfg.fleet, engines=engines))
     return cfg
+
+
+def config_for(opts: BenchOptions) -> RoutingConfig:
+    """``config`` narrowed by ``--workload``, ``--load``, ``--strategy`` and ``--replicas``."""
+    cfg = config(opts.duration, opts.quick, opts.repeats, opts.seed, opts.engines)
+    if opts.strategies:
+        cfg = replace(cfg, ours=tuple(dict.fromkeys(opts.strategies)))
+    unknown = sorted(set(opts.workloads) - set(workloads.WORKLOADS))
+    if unknown:
+        raise fl.BenchError(f"routing: unknown workload(s) {unknown}; "
+                            f"known: {sorted(workloads.WORKLOADS)}")  # fmt: skip
+    if opts.workloads:
+        cfg = replace(cfg, workloads=tuple(dict.fromkeys(opts.workloads)))
+    if opts.loads:
+        cfg = replace(cfg, loads=tuple(sorted(set(opts.loads))))
+    return replace(cfg, replicas=opts.replicas)
 
 
 def one_run(
@@ -104,9 +158,27 @@ def workload_runs(
                 **one_run(cfg, fleet, target, sessions, workdir, tag)}  # fmt: skip
 
     with fl.routers(order, fleet.urls, workdir) as targets:
+        warm_up([c for c in order if c.kind == "ours"], targets, cfg.warm_up_s)
         out = runs.sweep(order, targets, cfg.loads, cfg.repeats, sessions_for, measure, progress,
                          {"workload": kind})  # fmt: skip
     return capacity, out
+
+
+def warm_up(cs: list[Contender], targets: fl.RouterSet, settle_s: float = WARM_UP_S) -> None:
+    """One small request through each of our routers (every replica), then ``settle_s`` before
+    it is paused again: strategies that start work on their first pick (``kv_aware`` subscribes
+    to the engines' KV events and replays their history) do it before the first measured run,
+    as a long-running router would have."""
+    body = json.dumps({"model": fl.MODEL, "max_tokens": 1,
+                       "messages": [{"role": "user", "content": "warm up"}]}).encode()  # fmt: skip
+    for c in cs:
+        with targets.active(c.name) as urls:
+            for url in urls:
+                headers = {"Content-Type": "application/json"}
+                req = urllib.request.Request(url + "/v1/chat/completions", body, headers)
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    resp.read()
+            time.sleep(settle_s)
 
 
 def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
@@ -129,13 +201,15 @@ def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]
     ]
     settings = {"fleet": vars(cfg.fleet), "workloads": list(cfg.workloads),
                 "loads": list(cfg.loads), "duration_s": cfg.duration_s, "repeats": cfg.repeats,
-                "seed": cfg.seed, "capacity_req_s": capacity}  # fmt: skip
+                "seed": cfg.seed, "replicas": cfg.replicas,
+                "capacity_req_s": capacity}  # fmt: skip
     return {"scenario": "routing", "settings": settings, "notes": notes, "runs": out}
 
 
 COLUMNS = ("workload", "load", "contender", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
            "itl_p99_ms", "output_tok_s", "prefix_hit_rate", "errors",
-           "output_tok_s_vs_best_peer", "ttft_p90_ms_vs_best_peer")  # fmt: skip
+           "output_tok_s_vs_best_peer", "ttft_p90_ms_vs_best_peer",
+           "ttft_p90_ms_vs_oracle")  # fmt: skip
 RATIO_METRICS = ("output_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "itl_p99_ms",
                  "prefix_hit_rate")  # fmt: skip
 
@@ -144,7 +218,7 @@ class RoutingScenario(Scenario):
     name = "routing"
 
     def _config(self, opts: BenchOptions) -> RoutingConfig:
-        return config(opts.duration, opts.quick, opts.repeats, opts.seed, opts.engines)
+        return config_for(opts)
 
     def steps(self, opts: BenchOptions) -> int:
         return self._config(opts).runs(fl.peer_available())
@@ -152,4 +226,32 @@ class RoutingScenario(Scenario):
     def execute(self, opts: BenchOptions, out: Path, workdir: Path, progress: Progress) -> Outcome:
         result = run(self._config(opts), workdir, progress)
         summary = report.summarize(result["runs"], ("workload", "load", "contender"), RATIO_METRICS)
-        return Outcome(result, summary, COLUMNS, plots.routing_plots(summary, out))
+        add_oracle_ratios(summary)
+        figures = plots.routing_plots(summary, out) + bar_plots(summary, out)
+        figures += plots.replica_plots(summary, out)
+        return Outcome(result, summary, COLUMNS, figures)
+
+
+def add_oracle_ratios(rows: list[dict[str, Any]]) -> None:
+    """``ttft_p90_ms_vs_oracle`` on our rows: ours / the oracle's of the same (workload, load)."""
+    oracles = {(r["workload"], r["load"]): r for r in rows if r["contender"] == "ours/oracle"}
+    for r in rows:
+        best = oracles.get((r["workload"], r["load"]))
+        if best is not None and r["kind"] == "ours":
+            r["ttft_p90_ms_vs_oracle"] = stats.ratio(r["ttft_p90_ms"], best["ttft_p90_ms"])
+
+
+BAR_PANELS = (("ttft_p90_ms", "TTFT p90 (ms, wall, log scale)"),
+              ("output_tok_s", "output tokens/s (wall)"),
+              ("prefix_hit_rate", "prefix-cache hit rate"))  # fmt: skip
+
+
+def bar_plots(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Per (workload, load): bars per contender (readable where one load level was run)."""
+    paths: list[Path] = []
+    for workload, load in dict.fromkeys((r["workload"], r["load"]) for r in rows):
+        mine = [r for r in rows if (r["workload"], r["load"]) == (workload, load)]
+        path = out / f"routing_{workload}_{round(load * 100)}.png"
+        title = f"routing - {workload} at {load:.0%} load (blue: ours, orange: vllm-router)"
+        paths += plots.bar_plots(mine, BAR_PANELS, title, path, log=("ttft_p90_ms",))
+    return paths

@@ -1,0 +1,151 @@
+"""``oracle``: a benchmark-only routing strategy that reads the simulated engines' exact cache.
+
+Before each request is routed (the router's ``prepare`` hook, see ``RouterState.prepare_pick``)
+it sends the request body to every candidate's dev-mode ``POST /sim/cached_prefix``
+concurrently; each simulator answers how many leading prompt tokens its prefix cache holds for
+that body right now, tokenized exactly as it would tokenize the request (chat template and
+``cache_salt`` included). The pick then scores like ``prefix_aware`` and ``kv_aware``:
+``load + miss_cost * uncached share``, the cheapest wins (ties: lower load, then at random),
+with the same balance guard. An engine that does not answer within ``timeout_s`` counts as
+holding nothing; when none answers (or on a retry, whose answers were used up by the first
+pick) the least-loaded candidate wins.
+
+The queries are part of its cost: one round trip to every engine before every request, which
+adds to every TTFT. It is not a built-in: the routing benchmark loads it as a plugin
+(``plugins: ["sagellm_router.bench.oracle:create"]``), and the engines must run with
+``VLLM_SERVER_DEV_MODE=1``. It never learns anything from its own picks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from sagellm_core.plugins import plugin
+from sagellm_router.routing.base import (
+    LoadView,
+    RouteInput,
+    StrategyContext,
+    StrategyParamError,
+    build_params,
+    least_loaded,
+)
+from sagellm_router.types import Endpoint
+
+PLUGIN = "sagellm_router.bench.oracle:create"
+ROUTE = "/sim/cached_prefix"
+MAX_PENDING = 1024  # answers of requests that were prepared but never picked (cancelled)
+
+log = logging.getLogger("sagellm_router.bench.oracle")
+
+
+@dataclass(frozen=True)
+class OracleParams:
+    miss_cost: float = 32.0
+    balance_abs: float = 32.0
+    balance_rel: float = 1.5
+    timeout_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What the engines said about one request: cached leading tokens per URL, prompt length."""
+
+    cached: Mapping[str, int]
+    prompt_tokens: int
+
+
+def choose(
+    answers: Answers | None,
+    candidates: Sequence[Endpoint],
+    loads: LoadView,
+    params: OracleParams,
+    rng: random.Random,
+) -> Endpoint:
+    """The candidate with the lowest ``load + miss_cost * (1 - cached / prompt)`` (pure)."""
+    if answers is None or answers.prompt_tokens <= 0:
+        return least_loaded(candidates, loads, rng)
+    scored = []
+    for endpoint in candidates:
+        load = loads.load(endpoint.url)
+        cached = min(answers.cached.get(endpoint.url, 0), answers.prompt_tokens)
+        missing = 1.0 - cached / answers.prompt_tokens
+        scored.append(((load + params.miss_cost * missing, load), endpoint))
+    best_key = min(key for key, _ in scored)
+    min_load = min(key[1] for key, _ in scored)
+    if best_key[1] - min_load > params.balance_abs and best_key[1] > params.balance_rel * min_load:
+        return least_loaded(candidates, loads, rng)
+    best = [e for key, e in scored if key == best_key]
+    return best[0] if len(best) == 1 else rng.choice(best)
+
+
+class Oracle:
+    def __init__(self, params: OracleParams, rng: random.Random) -> None:
+        if params.miss_cost < 0 or params.timeout_s <= 0:
+            raise StrategyParamError(
+                "routing.params.oracle: miss_cost must be >= 0 and timeout_s > 0, got "
+                f"{params.miss_cost}, {params.timeout_s}"
+            )
+        self._params = params
+        self._rng = rng
+        self._http: aiohttp.ClientSession | None = None
+        self._pending: OrderedDict[int, tuple[RouteInput, Answers]] = OrderedDict()
+
+    async def prepare(self, request: RouteInput, candidates: Sequence[Endpoint]) -> None:
+        """Ask every candidate, concurrently, what it holds of ``request``'s prompt."""
+        body = getattr(request, "body", None)
+        if not isinstance(body, dict):
+            return
+        if self._http is None:
+            timeout = aiohttp.ClientTimeout(total=self._params.timeout_s)
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+            )
+        urls = [c.url for c in candidates]
+        replies = await asyncio.gather(*(self._ask(self._http, u, body) for u in urls))
+        answered = [r for r in replies if r is not None]
+        answers = Answers(
+            {u: r[0] for u, r in zip(urls, replies, strict=True) if r is not None},
+            max((r[1] for r in answered), default=0),
+        )
+        self._pending[id(request)] = (request, answers)
+        while len(self._pending) > MAX_PENDING:
+            self._pending.popitem(last=False)
+
+    async def _ask(
+        self, http: aiohttp.ClientSession, url: str, body: dict[str, Any]
+    ) -> tuple[int, int] | None:
+        try:
+            async with http.post(url + ROUTE, json=body) as resp:
+                data = await resp.json() if resp.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("oracle: %s%s failed: %s", url, ROUTE, exc)
+            return None
+        if not isinstance(data, dict):
+            log.warning("oracle: %s%s answered %s", url, ROUTE, resp.status)
+            return None
+        return int(data["cached_tokens"]), int(data["prompt_tokens"])
+
+    def pick(
+        self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
+    ) -> Endpoint:
+        entry = self._pending.pop(id(request), None)
+        answers = entry[1] if entry is not None and entry[0] is request else None
+        return choose(answers, candidates, loads, self._params, self._rng)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+
+@plugin("routing_strategy", "oracle")
+def create(ctx: StrategyContext) -> Oracle:
+    return Oracle(build_params(OracleParams, ctx.params, "oracle"), ctx.rng)

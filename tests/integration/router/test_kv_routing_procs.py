@@ -1,0 +1,151 @@
+"""kv_aware end to end: two `sagellm router` processes (replicas with the same config) in front of
+two `sagellm sim` processes publishing KV events over ZMQ, with chat traffic.
+
+The conversations' shared prefixes are cached on the engines by requests sent to the engines
+directly (never through a router): only the engines' events can tell a router where they are.
+Both replicas must then send each conversation to the engine holding its prefix, agree on the
+index (per-engine block counts), and follow a cache reset (``POST /reset_prefix_cache``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from router_procs import Proc, wait_http
+
+from tests.ports import free_port
+
+pytestmark = pytest.mark.timeout(240)
+DOCS = 6
+
+
+def start_sim() -> Proc:
+    port, pub, replay = free_port(), free_port(), free_port()
+    events = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": f"tcp://*:{pub}",
+              "replay_endpoint": f"tcp://*:{replay}"}  # fmt: skip
+    argv = [sys.executable, "-m", "sagellm_sim", "--model", "tiny", "--port", str(port),
+            "--host", "127.0.0.1", "--sim-profile", "tiny", "--sim-time-scale", "0.01",
+            "--sim-log-level", "warning", "--kv-events-config", json.dumps(events)]  # fmt: skip
+    env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1"}  # serves POST /reset_prefix_cache
+    proc = Proc(
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env), f"http://127.0.0.1:{port}"
+    )
+    wait_http(proc.url + "/health", proc.proc)
+    return proc
+
+
+def start_router(tmp: Path, name: str, engines: list[Proc]) -> Proc:
+    port = free_port()
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "discovery": {"type": "static", "pools": [{
+            "name": "p", "model": "tiny", "routing": "kv_aware",
+            "endpoints": [{"url": e.url, "instance": f"p-{i}"} for i, e in enumerate(engines)],
+        }]},
+    }  # fmt: skip
+    (tmp / f"{name}.yaml").write_text(json.dumps(config))
+    argv = [sys.executable, "-m", "sagellm_router", "--config", str(tmp / f"{name}.yaml")]
+    with (tmp / f"{name}.log").open("wb") as log:
+        proc = Proc(subprocess.Popen(argv, stderr=log), f"http://127.0.0.1:{port}")
+    wait_http(proc.url + "/ready", proc.proc)
+    return proc
+
+
+LEAKS = ("Unclosed", "Task was destroyed", "Exception ignored", "Traceback")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[tuple[list[Proc], list[Proc]]]:
+    engines: list[Proc] = []
+    routers: list[Proc] = []
+    try:
+        engines += [start_sim(), start_sim()]
+        routers += [start_router(tmp_path, f"r{i}", engines) for i in range(2)]
+        yield engines, routers
+    finally:
+        for proc in [*routers, *engines]:
+            proc.stop()
+
+
+def conversation(doc: int, question: str) -> dict[str, Any]:
+    system = " ".join(f"document {doc} says fact {i} about topic {doc * 7 + i}." for i in range(30))
+    return {"model": "tiny", "max_tokens": 2, "messages": [
+        {"role": "system", "content": system}, {"role": "user", "content": question}]}  # fmt: skip
+
+
+async def chat(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) -> str:
+    """Send one chat request; the instance that served it (through a router) or ''."""
+    async with session.post(f"{base}/v1/chat/completions", json=body) as resp:
+        assert resp.status == 200, await resp.text()
+        await resp.read()
+        return resp.headers.get("X-Sagellm-Instance", "")
+
+
+async def indexed(session: aiohttp.ClientSession, router: Proc) -> dict[str, float]:
+    """``sagellm_router_kv_indexed_blocks`` per endpoint, from the router's /metrics."""
+    async with session.get(f"{router.url}/metrics") as resp:
+        text = await resp.text()
+    return {
+        s.labels["endpoint"]: s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "sagellm_router_kv_indexed_blocks"
+        for s in f.samples
+    }
+
+
+async def settled(
+    session: aiohttp.ClientSession, routers: list[Proc], **want: bool
+) -> dict[str, float]:
+    """Wait until every replica reports the same, unchanging index; ``want``: endpoint ->
+    whether it must hold blocks."""
+    previous: list[dict[str, float]] = []
+    for _ in range(300):
+        now = [await indexed(session, r) for r in routers]
+        same = all(n == now[0] for n in now) and now == previous
+        if same and all((now[0].get(e, 0) > 0) == held for e, held in want.items()):
+            return now[0]
+        previous = now
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"replicas' indexes did not settle: {previous}")
+
+
+async def test_replicas_route_chats_to_the_engine_that_caches_their_prefix(fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engines, routers = fleet
+    home = {doc: doc % 2 for doc in range(DOCS)}
+    async with aiohttp.ClientSession() as session:
+        for doc, engine in home.items():  # warm each prefix on one engine, around the routers
+            await chat(session, engines[engine].url, conversation(doc, "warm up"))
+        await settled(session, routers, **{"p-0": True, "p-1": True})
+        for doc, engine in home.items():
+            served = [await chat(session, r.url, conversation(doc, f"question {i}"))
+                      for i, r in enumerate(routers)]  # fmt: skip
+            assert served == [f"p-{engine}"] * len(routers), f"document {doc}"
+
+        async with session.post(f"{engines[0].url}/reset_prefix_cache") as resp:
+            assert (await resp.json())["success"] is True
+        # the engine publishes AllBlocksCleared with its next step, as vLLM does: a request too
+        # short to fill a block makes that step
+        short = {"model": "tiny", "max_tokens": 1, "prompt": "hi"}
+        async with session.post(f"{engines[0].url}/v1/completions", json=short) as resp:
+            assert resp.status == 200
+        await settled(session, routers, **{"p-0": False, "p-1": True})
+        await chat(session, engines[1].url, conversation(0, "warm up again"))  # doc 0 moves to B
+        await settled(session, routers, **{"p-0": False, "p-1": True})
+        served = [await chat(session, r.url, conversation(0, "after reset")) for r in routers]
+        assert served == ["p-1"] * len(routers)  # A no longer holds it; B does
+
+    for i, router in enumerate(routers):  # SIGTERM: subscriptions and sessions closed cleanly
+        router.proc.terminate()
+        assert await asyncio.to_thread(router.proc.wait, 60) == 0
+        log = (tmp_path / f"r{i}.log").read_text()
+        assert not [line for line in log.splitlines() if any(leak in line for leak in LEAKS)]
