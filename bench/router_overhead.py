@@ -2,10 +2,13 @@
 
 Processes (2-core layout): the router is pinned to CPU 0; the fast fake engine and the load
 generator share CPU 1. The engine is a raw-asyncio HTTP/1.1 server answering a small completion
-on 4 ports (4 endpoints for the router). The load generator is a raw-asyncio keep-alive client.
+on 4 ports (4 endpoints for the router) and a vLLM-sized ``/metrics`` page (our router scrapes
+it every second, as deployed; ``--no-scrape`` turns that off). The load generator is a
+raw-asyncio keep-alive client.
 
 Two measurements per target:
-* throughput: closed loop, 32 connections, ``--seconds`` long -> req/s (per router core);
+* saturation: closed loop, 32 connections (like ``wrk -c 32``), ``--seconds`` long -> req/s (per
+  router core) and the latency p50/p99 of those requests;
 * latency: open loop at ``--rate`` req/s -> p50/p99; "added" = router minus direct.
 
 Usage: .venv/bin/python bench/router_overhead.py [--seconds 5] [--rate 200]
@@ -43,6 +46,41 @@ STREAM_EVENT = (
     b'data: {"id":"cmpl-1","object":"text_completion","created":1,"model":"bench",'
     b'"choices":[{"index":0,"text":" word","logprobs":null,"finish_reason":null}]}\n\n'
 )
+LABELS = '{engine="0",model_name="bench"}'
+HISTOGRAMS = ("time_to_first_token_seconds", "inter_token_latency_seconds",
+              "e2e_request_latency_seconds", "request_queue_time_seconds",
+              "request_prompt_tokens", "request_generation_tokens",
+              "request_max_num_generation_tokens", "request_params_n", "request_params_max_tokens",
+              "request_time_per_output_token_seconds", "request_inference_time_seconds",
+              "request_prefill_time_seconds", "request_decode_time_seconds",
+              "request_num_preemptions", "request_prefill_kv_computed_tokens")  # fmt: skip
+BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+           10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
+
+
+def metrics_page() -> bytes:
+    """A ``/metrics`` page shaped like vLLM's (~40 KB: the series the router reads among 15
+    histograms and 35 other families), so the router's periodic scrape costs what it does
+    against a real engine."""
+    lines = []
+    for i in range(35):
+        name = f"vllm:gauge_{i}"
+        lines += [f"# HELP {name} A vLLM gauge the router does not read.", f"# TYPE {name} gauge",
+                  f"{name}{LABELS} {i}.0"]  # fmt: skip
+    for name, value in (("num_requests_running", 3.0), ("num_requests_waiting", 0.0),
+                        ("kv_cache_usage_perc", 0.25), ("prefix_cache_queries_total", 9000.0),
+                        ("prefix_cache_hits_total", 6000.0)):  # fmt: skip
+        lines.append(f"vllm:{name}{LABELS} {value}")
+    for hist in HISTOGRAMS:
+        name = f"vllm:{hist}"
+        lines += [f"# HELP {name} Histogram of {hist}.", f"# TYPE {name} histogram"]
+        lines += [f'{name}_bucket{{engine="0",le="{b}",model_name="bench"}} {k * 7}.0'
+                  for k, b in enumerate((*BUCKETS, "+Inf"))]  # fmt: skip
+        lines += [f"{name}_count{LABELS} 161.0", f"{name}_sum{LABELS} 1234.5",
+                  f"{name}_created{LABELS} 1.79e+09"]  # fmt: skip
+    return ("\n".join(lines) + "\n").encode()
+
+
 USAGE_EVENT = (
     b'data: {"id":"cmpl-1","object":"text_completion","created":1,"model":"bench","choices":[],'
     b'"usage":{"prompt_tokens":16,"completion_tokens":32,"total_tokens":48}}\n\n'
@@ -51,7 +89,10 @@ USAGE_EVENT = (
 
 # ---------------------------------------------------------------- fake engine (subprocess)
 class EngineProtocol(asyncio.Protocol):
-    """Minimal HTTP/1.1 keep-alive server: every request gets RESPONSE (or 200 on GET)."""
+    """Minimal HTTP/1.1 keep-alive server: every POST gets RESPONSE, ``GET /metrics`` a
+    vLLM-shaped page, any other request 200 "ok"."""
+
+    METRICS = metrics_page()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -75,7 +116,9 @@ class EngineProtocol(asyncio.Protocol):
             if STREAM_RE.search(body_in):
                 self.stream()
                 continue
-            body = RESPONSE if head.startswith(b"post") else b"# no metrics\n"
+            body = RESPONSE if head.startswith(b"post") else b"ok\n"
+            if head.startswith(b"get /metrics"):
+                body = self.METRICS
             self.transport.write(  # type: ignore[attr-defined]
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                 + str(len(body)).encode()
@@ -168,29 +211,34 @@ async def connect(port: int, n: int) -> list[Conn]:
 
 
 async def closed_loop(
-    port: int, seconds: float, conns: int, bodies: list[bytes]
-) -> tuple[float, int]:
-    """Requests per second over ``conns`` keep-alive connections, and how many were done."""
+    port: int, seconds: float, conns: int, bodies: list[bytes], warmup_s: float = 0.5
+) -> tuple[float, int, list[float]]:
+    """Saturation: ``conns`` keep-alive connections, each sending its next request as soon as
+    the answer is in (like ``wrk -c conns``). Returns req/s, requests done and their latencies
+    (sorted, seconds). The first ``warmup_s`` of traffic is sent but not counted."""
     pool = await connect(port, conns)
-    for c in pool:  # warm-up
-        await c.request(bodies[0])
-    done = 0
-    deadline = time.perf_counter() + seconds
+    done, latencies = 0, []
+    counting = False
+    deadline = time.perf_counter() + warmup_s + seconds
 
     async def worker(conn: Conn, offset: int) -> None:
         nonlocal done
         i = offset
-        while time.perf_counter() < deadline:
+        while (start := time.perf_counter()) < deadline:
             await conn.request(bodies[i % len(bodies)])
-            done += 1
+            if counting:
+                latencies.append(time.perf_counter() - start)
+                done += 1
             i += conns
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(c, i) for i, c in enumerate(pool)))
-    elapsed = time.perf_counter() - start
+    workers = asyncio.gather(*(worker(c, i) for i, c in enumerate(pool)))
+    await asyncio.sleep(warmup_s)
+    counting, begin = True, time.perf_counter()
+    await workers
+    elapsed = time.perf_counter() - begin
     for c in pool:
         c.writer.close()
-    return done / elapsed, done
+    return done / elapsed, done, sorted(latencies)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -271,9 +319,10 @@ def _pin_cpu0() -> None:
 
 
 def start_router(
-    target: str, engine_ports: list[int], workdir: Path
+    target: str, engine_ports: list[int], workdir: Path, scrape: bool = True
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``ours/<strategy>`` (sagellm router) or ``peer/<policy>`` (vllm-router), on CPU 0."""
+    """``ours/<strategy>`` (sagellm router; ``scrape``: its default 1 s scrape of every
+    engine's ``/metrics``) or ``peer/<policy>`` (vllm-router), on CPU 0."""
     kind, _, strategy = target.partition("/")
     (port,) = free_ports(1)
     urls = [f"http://127.0.0.1:{p}" for p in engine_ports]
@@ -291,7 +340,7 @@ def start_router(
                 "name": "bench", "model": "bench", "routing": strategy,
                 "endpoints": [{"url": u} for u in urls],
             }]},
-            "scrape": {"enabled": False},
+            "scrape": {"enabled": scrape},
         }  # fmt: skip
         path = workdir / f"router-{strategy}.yaml"
         path.write_text(json.dumps(config))  # JSON is YAML
@@ -325,8 +374,9 @@ async def measure(
     port: int, args: argparse.Namespace, bodies: list[bytes], pid: int | None = None
 ) -> dict[str, float]:
     cpu0 = cpu_seconds(pid) if pid else 0.0
-    rps, done = await closed_loop(port, args.seconds, args.connections, bodies)
-    row = {"rps": rps}
+    rps, done, sat = await closed_loop(port, args.seconds, args.connections, bodies)
+    row = {"rps": rps, "sat_p50_ms": pct(sat, 0.5), "sat_p99_ms": pct(sat, 0.99)}
+    row["sat_ratio"] = row["sat_p99_ms"] / row["sat_p50_ms"]
     if pid:  # router CPU per request: steadier than req/s on a VM with noisy neighbours
         row["cpu_us"] = (cpu_seconds(pid) - cpu0) / max(done, 1) * 1e6
     cpu1 = cpu_seconds(pid) if pid else 0.0
@@ -345,7 +395,7 @@ def run_target(
 ) -> dict[str, float]:
     if target == "direct":
         return asyncio.run(measure(ports[0], args, bodies))
-    router, port = start_router(target, ports, tmp)
+    router, port = start_router(target, ports, tmp, scrape=not args.no_scrape)
     try:
         return asyncio.run(measure(port, args, bodies, router.pid))
     finally:
@@ -354,6 +404,8 @@ def run_target(
 
 
 COLUMNS = (("rps", "req/s (1 core)", 16, 0), ("cpu_us", "cpu us/req", 12, 0),
+           ("sat_p50_ms", "sat p50", 9, 2), ("sat_p99_ms", "sat p99", 9, 2),
+           ("sat_ratio", "p99/p50", 9, 2),
            ("p50_ms", "p50 ms", 10, 2), ("cpu_open_us", "cpu us @rate", 14, 0),
            ("p99_ms", "p99 ms", 10, 2), ("add_p50", "+p50 ms", 10, 2),
            ("add_p99", "+p99 ms", 10, 2), ("ev_s", "stream ev/s", 13, 0),
@@ -378,6 +430,11 @@ def main() -> None:
     )
     parser.add_argument("--stream", type=int, default=0, help="also stream with N connections")
     parser.add_argument("--repeats", type=int, default=1, help="rounds, order alternating")
+    parser.add_argument(
+        "--no-scrape",
+        action="store_true",
+        help="our router without its periodic /metrics scrape of the engines",
+    )
     parser.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -129,6 +129,9 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
         ex.status = 499  # client closed the request
         raise
     finally:
+        # the chooser's closure holds ex: left set, every request would be a reference cycle
+        # that only a (loop-stalling) collection frees
+        ex.choose = None
         _observe(state, ex, pool.name)
     return ex
 

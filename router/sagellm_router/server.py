@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -137,6 +138,21 @@ class RouterServer:
             await runner.cleanup()
 
 
+def freeze_startup_heap() -> int:
+    """Collect once, then move every object alive now (modules, classes, settings, the app) to
+    the permanent generation; returns how many objects are frozen.
+
+    A full (generation 2) collection traverses every tracked object. The router starts with
+    ~60k of them and never frees them, and under load enough request objects outlive two young
+    collections to trigger a full one every few hundred ms: each took ~20-30 ms of CPU on the
+    event loop, stalling every request in flight (the p99 at saturation). Frozen objects are
+    skipped, so full collections only walk what was created since.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 async def serve(
     settings: RouterSettings,
     config_path: str | Path | None = None,
@@ -147,6 +163,8 @@ async def serve(
     (the same without the pre-stop delay: an interactive stop)."""
     server = RouterServer(make_app(settings, config_path), settings.server.shutdown_timeout_s)
     await server.start(settings.server.host, settings.server.port)
+    frozen = freeze_startup_heap()
+    log.debug("startup heap frozen: %d objects", frozen)
     delay: asyncio.Future[float] = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
 

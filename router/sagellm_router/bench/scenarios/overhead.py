@@ -5,7 +5,10 @@ keep-alive load loops). Layout on 2 cores: the router under test is pinned to CP
 engine, the simulator and the load generators run on CPU 1. Per target (direct, each of our
 strategies, each vllm-router policy):
 
-* ``rps``: closed loop, 32 keep-alive connections -> requests/s (= per router core);
+* saturation: closed loop, 32 keep-alive connections (like ``wrk -c 32``) -> ``rps``
+  (requests/s = per router core) and the latency of those requests, ``sat_p50_ms``,
+  ``sat_p99_ms`` and ``sat_p99_p50`` (a ratio well above ~2 means event-loop stalls, not cost
+  per request, set the tail);
 * ``p50_ms``/``p99_ms`` at an open-loop ``rate`` (200 req/s) and ``added_*`` = router - direct;
 * ``stream_tok_s``: output tokens/s relayed to 64 concurrent streaming clients from one simulated
   engine (``--sim-time-scale 0.05``), through the router or direct.
@@ -32,8 +35,9 @@ from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenar
 SCRIPT = Path(__file__).resolve().parents[4] / "bench" / "router_overhead.py"
 OURS = ("round_robin", "load_balanced", "power_of_two", "locality", "prefix_aware")
 PEERS = ("round_robin", "power_of_two", "cache_aware", "consistent_hash")
-COLUMNS = ("contender", "rps", "p50_ms", "p99_ms", "added_p50_ms", "added_p99_ms", "stream_tok_s",
-           "rps_vs_best_peer", "rps_vs_peer_same")  # fmt: skip
+COLUMNS = ("contender", "rps", "sat_p50_ms", "sat_p99_ms", "sat_p99_p50", "p50_ms", "p99_ms",
+           "added_p50_ms", "added_p99_ms", "stream_tok_s", "rps_vs_best_peer", "rps_vs_peer_same",
+           "sat_p99_vs_peer_same")  # fmt: skip
 
 
 def load_script() -> ModuleType:
@@ -75,12 +79,14 @@ def measure(ro: ModuleType, url: str, seconds: float, bodies: list[bytes]) -> di
     port = int(url.rsplit(":", 1)[1])
 
     async def both() -> dict[str, float]:
-        rps, _ = await ro.closed_loop(port, seconds, 32, bodies)
+        rps, _, sat = await ro.closed_loop(port, seconds, 32, bodies)
+        row = {"rps": rps, "sat_p50_ms": ro.pct(sat, 0.5), "sat_p99_ms": ro.pct(sat, 0.99)}
+        row["sat_p99_p50"] = stats.ratio(row["sat_p99_ms"], row["sat_p50_ms"])
         try:
             lat = await ro.open_loop(port, 200.0, seconds, bodies)
         except IndexError:  # more than its 32 connections were busy: latency went past 160 ms
-            return {"rps": rps, "p50_ms": math.nan, "p99_ms": math.nan, "open_loop_failed": 1.0}
-        return {"rps": rps, "p50_ms": ro.pct(lat, 0.5), "p99_ms": ro.pct(lat, 0.99)}
+            return {**row, "p50_ms": math.nan, "p99_ms": math.nan, "open_loop_failed": 1.0}
+        return {**row, "p50_ms": ro.pct(lat, 0.5), "p99_ms": ro.pct(lat, 0.99)}
 
     return asyncio.run(both())
 
@@ -146,7 +152,8 @@ def _added(runs: list[dict[str, Any]]) -> None:
 
 
 def same_policy_ratios(rows: list[dict[str, Any]]) -> None:
-    """``rps_vs_peer_same``: ours / vllm-router with the same-named (or nearest) policy."""
+    """``rps_vs_peer_same`` and ``sat_p99_vs_peer_same``: ours / vllm-router with the
+    same-named (or nearest) policy."""
     twin = {"round_robin": "round_robin", "power_of_two": "power_of_two",
             "prefix_aware": "cache_aware", "locality": "consistent_hash"}  # fmt: skip
     peers = {r["contender"].split("/", 1)[1]: r for r in rows if r["kind"] == "peer"}
@@ -154,6 +161,7 @@ def same_policy_ratios(rows: list[dict[str, Any]]) -> None:
         match = peers.get(twin.get(r["contender"].split("/", 1)[-1], ""))
         if r["kind"] == "ours" and match is not None:
             r["rps_vs_peer_same"] = stats.ratio(r["rps"], match["rps"])
+            r["sat_p99_vs_peer_same"] = stats.ratio(r["sat_p99_ms"], match["sat_p99_ms"])
 
 
 class OverheadScenario(Scenario):
@@ -166,7 +174,9 @@ class OverheadScenario(Scenario):
         result = run(opts, workdir, progress)
         summary = report.summarize(result["runs"], ("contender",), ("rps", "stream_tok_s"))
         same_policy_ratios(summary)
-        panels = (("rps", "req/s per router core"), ("added_p99_ms", "added p99 latency (ms)"),
+        panels = (("rps", "req/s per router core"),
+                  ("sat_p99_ms", "p99 latency at saturation, 32 conns (ms)"),
+                  ("added_p99_ms", "added p99 latency at 200 req/s (ms)"),
                   ("stream_tok_s", "streamed tokens/s, 64 streams"))  # fmt: skip
         png = plots.bar_plots(summary, panels, "router overhead (router pinned to 1 core)",
                               out / "overhead.png")  # fmt: skip
