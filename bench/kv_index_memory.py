@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import time
 import timeit
 import tracemalloc
 from dataclasses import dataclass
@@ -132,13 +133,15 @@ def cpu(engines: int, tokens: int, block: int, picks: int) -> None:
             prompt = " " + " ".join(words) + text_of(rng, 64)
             body = {"messages": as_chat(prompt)} if chat else {"prompt": prompt}
             requests.append(Req(f"/v1/{'chat/' if chat else ''}completions", body))
-        kv = KvAware(KvAwareParams(), random.Random(1), index)
+        kv = KvAware(KvAwareParams(), random.Random(1), index, clock=time.monotonic)
+        events = KvAware(KvAwareParams(recent_s=0), random.Random(1), index)
         prefix = PrefixAware(PrefixAwareParams(), random.Random(1))
-        kv_us, prefix_us = per_pick([kv, prefix], requests, cands)
+        kv_us, events_us, prefix_us = per_pick([kv, events, prefix], requests, cands)
         decided = f"{kv.picks['kv']}/{sum(kv.picks.values())}"
         print(
-            f"  {kind:11s} kv_aware {kv_us:6.1f} µs/pick (kv decided {decided})   "
-            f"prefix_aware {prefix_us:6.1f} µs/pick   ratio {kv_us / prefix_us:.2f}"
+            f"  {kind:11s} kv_aware {kv_us:6.1f} µs/pick (kv decided {decided}; events only "
+            f"{events_us:.1f})   prefix_aware {prefix_us:6.1f} µs/pick   "
+            f"ratio {kv_us / prefix_us:.2f} ({events_us / prefix_us:.2f})"
         )
 
 

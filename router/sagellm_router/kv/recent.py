@@ -3,8 +3,10 @@
 The engines' KV events lag: an engine reports a prompt's blocks only once it has admitted and
 computed the prompt. Requests with the same prefix that arrive meanwhile would look uncached
 everywhere; what this router itself sent an engine within the last ``window_s`` seconds bridges
-that gap. Beyond the window only the events count. Keys are the prompt's character-block hashes
-(``prefix_aware``'s), so recording costs no tokenizing.
+that gap. Beyond the window only the events count. Keys are the prompt's chained
+character-block hashes (``prefix_aware``'s, in coarser blocks), so recording costs no
+tokenizing, and a block's hash stands for the whole prefix up to it: the leading run a
+candidate holds is found by bisection.
 """
 
 from __future__ import annotations
@@ -35,18 +37,27 @@ class Recent:
             sent.popitem(last=False)
 
     def share(self, url: str, hashes: Sequence[int]) -> float:
-        """Share of ``hashes`` (a leading run) sent to ``url`` within the window."""
-        sent = self._sent.get(url)
-        if not sent or not hashes:
-            return 0.0
+        return self.shares(hashes).get(url, 0.0)
+
+    def shares(self, hashes: Sequence[int]) -> dict[str, float]:
+        """Per engine, the share of ``hashes`` (chained: each implies those before it) sent to
+        it within the window: its longest fresh leading run, found by bisection."""
+        if not hashes:
+            return {}
         since = self._clock() - self._window
-        n = 0
-        for h in hashes:
-            at = sent.get(h)
-            if at is None or at < since:
-                break
-            n += 1
-        return n / len(hashes)
+        out: dict[str, float] = {}
+        for url, sent in self._sent.items():
+            lo, hi = 0, len(hashes)  # hashes[:lo] are fresh, hashes[hi:] are not
+            while lo < hi:
+                mid = (lo + hi) // 2
+                at = sent.get(hashes[mid])
+                if at is not None and at >= since:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo:
+                out[url] = lo / len(hashes)
+        return out
 
     def forget(self, keep: set[str]) -> None:
         for url in [u for u in self._sent if u not in keep]:

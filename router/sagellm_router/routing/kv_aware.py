@@ -40,7 +40,7 @@ from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams, 
 from sagellm_router.stats.tracker import Clock
 from sagellm_router.types import Endpoint
 
-RECENT_BLOCK_CHARS = 64
+RECENT_BLOCK_CHARS = 256  # ~60 tokens: resolution enough to cost a cache miss
 
 
 @dataclass(frozen=True)
@@ -146,12 +146,6 @@ class KvAware:
                 share.update((u, n / total) for u, n in held.items())
         return share or None
 
-    def _held(self, share: dict[str, float], url: str, hashes: Sequence[int]) -> float:
-        held = share.get(url, 0.0)
-        if self._recent is not None and held < 1.0:
-            held = max(held, self._recent.share(url, hashes))
-        return held
-
     def _choose(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView,
         hashes: Sequence[int] = (),
@@ -162,11 +156,14 @@ class KvAware:
         share = None if tokens is None else self.cached_share(tokens, candidates)
         if share is None:
             return None
+        if self._recent is not None:
+            for url, sent in self._recent.shares(hashes).items():
+                share[url] = max(share.get(url, 0.0), sent)
         p = self._params
         scored = []
         for endpoint in candidates:
             load = loads.load(endpoint.url)
-            held = self._held(share, endpoint.url, hashes)
+            held = share.get(endpoint.url, 0.0)
             scored.append(((load + p.miss_cost * (1.0 - held), load), endpoint))
         best_key = min(key for key, _ in scored)
         best = [e for key, e in scored if key == best_key]
