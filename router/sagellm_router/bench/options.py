@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 Progress = Callable[[int], None]
 
@@ -23,6 +23,20 @@ class BenchOptions:
     loads: tuple[float, ...] = ()  # routing only: just these load levels
     replicas: int = 1  # routing only: also run REPLICATED strategies as N router replicas
     strategies: tuple[str, ...] = ()  # routing only: just these of our strategies
+
+
+Cfg = TypeVar("Cfg")
+
+
+def with_overrides(cfg: Cfg, opts: BenchOptions) -> Cfg:
+    """``cfg`` (a scenario's frozen dataclass with ``duration_s`` and ``fleet``) with the
+    command line's ``--duration`` and ``--engines``, where given."""
+    if opts.duration is not None:
+        cfg = replace(cfg, duration_s=opts.duration)  # type: ignore[type-var]
+    if opts.engines is not None:
+        fleet = replace(cfg.fleet, engines=opts.engines)  # type: ignore[attr-defined]
+        cfg = replace(cfg, fleet=fleet)  # type: ignore[type-var]
+    return cfg
 
 
 @dataclass

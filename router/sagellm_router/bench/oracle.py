@@ -35,6 +35,7 @@ from sagellm_router.routing.base import (
     StrategyContext,
     StrategyParamError,
     build_params,
+    cheapest_for_cache,
     least_loaded,
 )
 from sagellm_router.types import Endpoint
@@ -72,18 +73,12 @@ def choose(
     """The candidate with the lowest ``load + miss_cost * (1 - cached / prompt)`` (pure)."""
     if answers is None or answers.prompt_tokens <= 0:
         return least_loaded(candidates, loads, rng)
-    scored = []
-    for endpoint in candidates:
-        load = loads.load(endpoint.url)
-        cached = min(answers.cached.get(endpoint.url, 0), answers.prompt_tokens)
-        missing = 1.0 - cached / answers.prompt_tokens
-        scored.append(((load + params.miss_cost * missing, load), endpoint))
-    best_key = min(key for key, _ in scored)
-    min_load = min(key[1] for key, _ in scored)
-    if best_key[1] - min_load > params.balance_abs and best_key[1] > params.balance_rel * min_load:
-        return least_loaded(candidates, loads, rng)
-    best = [e for key, e in scored if key == best_key]
-    return best[0] if len(best) == 1 else rng.choice(best)
+    prompt = answers.prompt_tokens
+
+    def held(endpoint: Endpoint) -> float:
+        return min(answers.cached.get(endpoint.url, 0), prompt) / prompt
+
+    return cheapest_for_cache(candidates, loads, held, params, rng)
 
 
 class Oracle:

@@ -119,6 +119,44 @@ class Loads:
         return busy + m.waiting_weight * stats.waiting + m.kv_weight * stats.kv_usage
 
 
+class CacheCost(Protocol):
+    """The cache-aware strategies' cost parameters (prefix_aware, kv_aware, the oracle)."""
+
+    @property
+    def miss_cost(self) -> float: ...
+    @property
+    def balance_abs(self) -> float: ...
+    @property
+    def balance_rel(self) -> float: ...
+
+
+def cheapest_for_cache(
+    candidates: Sequence[Endpoint],
+    loads: LoadView,
+    held: Callable[[Endpoint], float],
+    cost: CacheCost,
+    rng: random.Random,
+) -> Endpoint:
+    """The candidate with the lowest ``load + miss_cost * (1 - held share of the prompt)``
+    (ties: lower load, then random); when the winner's load exceeds the least by
+    ``balance_abs`` and by a factor ``balance_rel``, the least loaded instead."""
+    best: list[Endpoint] = []
+    best_key = (float("inf"), float("inf"))
+    min_load = float("inf")
+    for endpoint in candidates:
+        load = loads.load(endpoint.url)
+        min_load = min(min_load, load)
+        key = (load + cost.miss_cost * (1.0 - held(endpoint)), load)
+        if key < best_key:
+            best, best_key = [endpoint], key
+        elif key == best_key:
+            best.append(endpoint)
+    best_load = best_key[1]
+    if best_load - min_load > cost.balance_abs and best_load > cost.balance_rel * min_load:
+        return least_loaded(candidates, loads, rng)
+    return best[0] if len(best) == 1 else rng.choice(best)
+
+
 def least_loaded(candidates: Sequence[Endpoint], loads: LoadView, rng: random.Random) -> Endpoint:
     """The candidate with the lowest load; ties broken at random."""
     best: list[Endpoint] = []

@@ -34,7 +34,7 @@ from sagellm_router.routing.base import (
     StrategyContext,
     StrategyParamError,
     build_params,
-    least_loaded,
+    cheapest_for_cache,
 )
 from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams, block_hashes
 from sagellm_router.stats.tracker import Clock
@@ -159,18 +159,9 @@ class KvAware:
         if self._recent is not None:
             for url, sent in self._recent.shares(hashes).items():
                 share[url] = max(share.get(url, 0.0), sent)
-        p = self._params
-        scored = []
-        for endpoint in candidates:
-            load = loads.load(endpoint.url)
-            held = share.get(endpoint.url, 0.0)
-            scored.append(((load + p.miss_cost * (1.0 - held), load), endpoint))
-        best_key = min(key for key, _ in scored)
-        best = [e for key, e in scored if key == best_key]
-        min_load = min(key[1] for key, _ in scored)
-        if best_key[1] - min_load > p.balance_abs and best_key[1] > p.balance_rel * min_load:
-            return least_loaded(candidates, loads, self._rng)
-        return best[0] if len(best) == 1 else self._rng.choice(best)
+        return cheapest_for_cache(
+            candidates, loads, lambda e: share.get(e.url, 0.0), self._params, self._rng
+        )
 
     def forget(self, keep: set[str]) -> None:
         """Endpoints that left the pool: forget their blocks (DP ranks' too) and prefix model."""

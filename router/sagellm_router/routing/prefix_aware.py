@@ -26,6 +26,7 @@ from sagellm_router.routing.base import (
     RouteInput,
     StrategyContext,
     build_params,
+    cheapest_for_cache,
     least_loaded,
 )
 from sagellm_router.routing.prefix_index import PrefixIndex, PrefixIndexParams, block_hashes
@@ -83,24 +84,12 @@ class PrefixAware:
     ) -> Endpoint:
         if not hashes:
             return least_loaded(candidates, loads, self._rng)
-        miss_cost = self._params.miss_cost / len(hashes)
-        best: list[Endpoint] = []
-        best_key = (float("inf"), float("inf"))
-        min_load = float("inf")
-        for endpoint in candidates:
-            load = loads.load(endpoint.url)
-            min_load = min(min_load, load)
-            missing = len(hashes) - self.index.matched_blocks(endpoint.url, hashes)
-            key = (load + miss_cost * missing, load)
-            if key < best_key:
-                best, best_key = [endpoint], key
-            elif key == best_key:
-                best.append(endpoint)
-        p = self._params
-        best_load = best_key[1]
-        if best_load - min_load > p.balance_abs and best_load > p.balance_rel * min_load:
-            return least_loaded(candidates, loads, self._rng)
-        return best[0] if len(best) == 1 else self._rng.choice(best)
+        total = len(hashes)
+
+        def held(endpoint: Endpoint) -> float:
+            return self.index.matched_blocks(endpoint.url, hashes) / total
+
+        return cheapest_for_cache(candidates, loads, held, self._params, self._rng)
 
     def forget(self, keep: set[str]) -> None:
         """Drop the prefix model of endpoints that left the pool."""

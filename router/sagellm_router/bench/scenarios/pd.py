@@ -27,7 +27,13 @@ from typing import Any
 from sagellm_router.bench import fleet as fl
 from sagellm_router.bench import plots, report, runs, stats, workloads
 from sagellm_router.bench.fleet import Contender
-from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
+from sagellm_router.bench.options import (
+    BenchOptions,
+    Outcome,
+    Progress,
+    Scenario,
+    with_overrides,
+)
 
 KV_BOTH = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"})
 AUTO_TUNING = {"cooldown_s": 1.0, "min_samples": 4, "explore_every": 4}
@@ -64,11 +70,7 @@ def config(opts: BenchOptions) -> PdConfig:
         cfg = replace(cfg, workloads=("pd_mixed",), loads=(0.8,),
                       layouts=("general", "1p3d-fixed", "1p3d-auto"), duration_s=4.0,
                       probe_s=runs.QUICK_PROBE_S)  # fmt: skip
-    if opts.duration is not None:
-        cfg = replace(cfg, duration_s=opts.duration)
-    if opts.engines is not None:
-        cfg = replace(cfg, fleet=replace(cfg.fleet, engines=opts.engines))
-    return cfg
+    return with_overrides(cfg, opts)
 
 
 def layout_contender(label: str, engines: int) -> Contender:

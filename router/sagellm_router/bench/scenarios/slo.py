@@ -26,7 +26,13 @@ from typing import Any
 from sagellm_router.bench import fleet as fl
 from sagellm_router.bench import plots, report, runs, stats, workloads
 from sagellm_router.bench.fleet import Contender
-from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
+from sagellm_router.bench.options import (
+    BenchOptions,
+    Outcome,
+    Progress,
+    Scenario,
+    with_overrides,
+)
 
 POLICIES = ("fifo", "priority", "slo_aware", "adaptive")
 CLASSES = workloads.OVERLOAD_MIX
@@ -68,11 +74,7 @@ def config(opts: BenchOptions) -> SloConfig:
     if opts.quick:
         cfg = replace(cfg, fleet=replace(spec, engines=2), duration_s=6.0, fast_scrape=(),
                       probe_s=runs.QUICK_PROBE_S)  # fmt: skip
-    if opts.duration is not None:
-        cfg = replace(cfg, duration_s=opts.duration)
-    if opts.engines is not None:
-        cfg = replace(cfg, fleet=replace(cfg.fleet, engines=opts.engines))
-    return cfg
+    return with_overrides(cfg, opts)
 
 
 def policy_contender(policy: str, slots: int, scrape_s: float | None = None) -> Contender:
