@@ -216,7 +216,8 @@ class FakeKubelet:
 
     async def _run(self) -> None:
         while True:  # list, then watch; relist after any stream error (as informers do)
-            with contextlib.suppress(aiohttp.ClientError, KeyError):
+            # aiohttp's default 5-minute total timeout ends long watches: relist then too.
+            with contextlib.suppress(aiohttp.ClientError, KeyError, TimeoutError):
                 await self._list_and_watch()
             await asyncio.sleep(0.1)
 
