@@ -11,23 +11,24 @@ Needs vLLM: ``SAGELLM_VLLM_PYTHON`` (else ``.venv-vllm``), the tiny model at
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from e2e.waiting import eventually
 from sagellm_router.config import RouterSettings
 from sagellm_router.routing.kv_aware import KvAware
 from sagellm_router.state import build_state
 from sagellm_router.types import Endpoint, PoolSnapshot
 from sagellm_router.validation import CHAT, COMPLETIONS, parse_body
+from tests.integration.sim.sim_process import health
 from tests.ports import free_port
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
@@ -76,29 +77,15 @@ def engine(model: Path) -> Iterator[str]:
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], url: str) -> None:
-    import urllib.request
-
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+    while health(url) != 200:
         if proc.poll() is not None:
             lines = proc.stderr.read().decode().splitlines() if proc.stderr else []
             err = "\n".join([line for line in lines if "Error" in line][-5:] or lines[-20:])
             raise AssertionError(f"vLLM exited during start-up ({proc.returncode}): {err}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("vLLM not healthy within 600 s")
         time.sleep(1)
-    raise AssertionError("vLLM not healthy within 600 s")
-
-
-async def eventually(check: Callable[[], bool], within: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met"
-        await asyncio.sleep(0.1)
 
 
 def text(i: int, words: int) -> str:
@@ -124,7 +111,10 @@ async def test_the_index_finds_chat_and_completion_blocks_on_a_real_engine(
     async with aiohttp.ClientSession() as session:
         state.kv.start(session)
         try:
-            await eventually(lambda: len(state.kv.followers["p"].engines.get(engine, [])) == 1)
+            await eventually(
+                lambda: len(state.kv.followers["p"].engines.get(engine, [])) == 1,
+                "the engine's publisher to be followed",
+            )
             for path, body in requests:
                 parsed = parse_body(json.dumps(body).encode(), path)
                 tokens = strategy.tokens(parsed)
@@ -134,10 +124,12 @@ async def test_the_index_finds_chat_and_completion_blocks_on_a_real_engine(
                 engine_ids = answer.get("prompt_token_ids") or answer["choices"][0].get(
                     "prompt_token_ids"
                 )
+                assert tokens is not None
                 assert tokens == engine_ids, path  # tokenized exactly as vLLM did
                 await eventually(
-                    lambda t=tokens: strategy.cached_share(t, [real, idle]) == {real.url: 1.0}
-                )  # type: ignore[misc]
+                    lambda t=tokens: strategy.cached_share(t, [real, idle]) == {real.url: 1.0},  # type: ignore[misc]
+                    f"the index to hold the {path} prompt's blocks",
+                )
                 size = strategy.index.block_size(real.url)
                 assert size is not None
                 assert len(tokens) >= size, "the prompt must fill at least one block"
