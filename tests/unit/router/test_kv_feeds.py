@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from e2e.waiting import eventually
 from sagellm_router.config import RouterSettings
 from sagellm_router.state import build_state
 from sagellm_router.types import Endpoint, PoolSnapshot
@@ -56,10 +57,7 @@ async def test_the_router_services_start_and_close_the_feeds() -> None:
     state = build_state(RouterSettings(), lambda: 0.0)
     services = CoreServices(state, _OnePool())
     await services.start()
-    for _ in range(200):
-        if "kv" in state.kv.followers:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: "kv" in state.kv.followers, "the pool's feed to start", 2.0, 0.01)
     follower = state.kv.followers["kv"]
     tasks = list(follower._tasks.values())
     assert tasks
