@@ -18,18 +18,16 @@ from sagellm_core.api.instance import (
     ExecutionInstanceStatus,
 )
 from sagellm_core.api.pool import (
-    Endpoint,
     EngineSpec,
     InferencePool,
     InferencePoolSpec,
     InferencePoolStatus,
     ModelSpec,
     ParallelismSpec,
-    RolePlan,
     RolesSpec,
-    RoleStatus,
     SchedulingSpec,
 )
+from sagellm_core.api.pool_status import Endpoint, RolePlan, RoleStatus
 
 __all__ = [
     "Architecture",

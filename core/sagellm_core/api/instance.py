@@ -6,9 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from sagellm_core.api.cel import cel_rules
 from sagellm_core.api.common import ApiModel, Condition, ParallelismSizes, Role
 from sagellm_core.api.labels import API_VERSION, INSTANCE_KIND
-from sagellm_core.api.pool import EngineSpec, ModelSpec, cel_rules
+from sagellm_core.api.pool import EngineSpec, ModelSpec
 
 
 class ExecutionInstanceSpec(ApiModel):

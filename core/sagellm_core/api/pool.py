@@ -7,12 +7,12 @@ rejects them; the same rules are checked in Python by :mod:`sagellm_core.api.val
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import Field
 
 from sagellm_core.api.autoscaling import AutoscalingSpec, AutoscalingStatus, ScaleStatus
+from sagellm_core.api.cel import cel, cel_list, cel_rules
 from sagellm_core.api.common import (
     ApiModel,
     Architecture,
@@ -28,35 +28,14 @@ from sagellm_core.api.common import (
     SchedulingPolicy,
 )
 from sagellm_core.api.labels import API_VERSION, POOL_KIND
+from sagellm_core.api.pool_status import Endpoint, PoolPhase, RolePlan, RoleStatus
 from sagellm_core.owned_args import OWNED_ENV, OWNED_FLAGS
-
-
-def _cel(
-    rule: str, message: str, field_path: str | None = None, message_expression: str | None = None
-) -> dict[str, str]:
-    out = {"rule": rule, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    if message_expression:
-        out["messageExpression"] = message_expression
-    return out
-
-
-def _cel_list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(f"'{item}'" for item in sorted(items)) + "]"
-
-
-def cel_rules(*rules: dict[str, str]) -> ConfigDict:
-    """Model config that attaches CEL rules to the model's CRD schema."""
-    extra: dict[str, JsonValue] = {"x-kubernetes-validations": [dict(r) for r in rules]}
-    return ConfigDict(json_schema_extra=extra)
-
 
 Quantity = int | str
 
 _MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$"
-_OWNED_FLAGS = _cel_list(OWNED_FLAGS)
-_OWNED_ENV = _cel_list(OWNED_ENV)
+_OWNED_FLAGS = cel_list(OWNED_FLAGS)
+_OWNED_ENV = cel_list(OWNED_ENV)
 _NOT_OWNED_ARG = f"!(a in {_OWNED_FLAGS}) && !{_OWNED_FLAGS}.exists(f, a.startsWith(f + '='))"
 _NOT_AUTO = "!has(self.tensor) && !has(self.pipeline) && !has(self.data) && !has(self.expert)"
 
@@ -65,12 +44,12 @@ class ModelSpec(ApiModel):
     """The model to serve and the facts the planner needs about it."""
 
     model_config = cel_rules(
-        _cel(
+        cel(
             "self.architecture != 'MoE' || has(self.experts)",
             "model.experts is required when model.architecture is MoE",
             ".experts",
         ),
-        _cel(
+        cel(
             "!has(self.quantizeOnLoad) || !self.quantizeOnLoad || "
             "(has(self.quantization) && self.quantization == 'fp8')",
             "model.quantizeOnLoad needs model.quantization: fp8 (vLLM quantizes to fp8 at load; "
@@ -140,14 +119,14 @@ class EngineSpec(ApiModel):
     """How each instance runs: engine kind, image, GPUs and pod placement."""
 
     model_config = cel_rules(
-        _cel(f"!has(self.extraArgs) || self.extraArgs.all(a, {_NOT_OWNED_ARG})",
+        cel(f"!has(self.extraArgs) || self.extraArgs.all(a, {_NOT_OWNED_ARG})",
              "extraArgs sets a flag the operator owns (listen address, parallelism, "
              "multi-node, --model, --served-model-name, --kv-transfer-config, "
              "--kv-events-config); remove it",
              ".extraArgs",
              f"'extraArgs sets ' + self.extraArgs.filter(a, !({_NOT_OWNED_ARG}))[0]"
              " + ', a flag the operator owns; remove it'"),
-        _cel(f"!has(self.env) || self.env.all(e, !(e.name in {_OWNED_ENV}))",
+        cel(f"!has(self.env) || self.env.all(e, !(e.name in {_OWNED_ENV}))",
              "env sets a variable the operator owns; remove it", ".env",
              f"'env sets ' + self.env.filter(e, e.name in {_OWNED_ENV})[0].name"
              " + ', a variable the operator owns; remove it'"),
@@ -192,15 +171,15 @@ class ParallelismSpec(ApiModel):
     """Auto asks the planner; other strategies take explicit sizes that must agree with it."""
 
     model_config = cel_rules(
-        _cel(f"self.strategy != 'Auto' || ({_NOT_AUTO})",
+        cel(f"self.strategy != 'Auto' || ({_NOT_AUTO})",
              "explicit parallelism sizes need a strategy other than Auto"),
-        _cel("self.strategy != 'TP' || ((!has(self.pipeline) || self.pipeline == 1) && "
+        cel("self.strategy != 'TP' || ((!has(self.pipeline) || self.pipeline == 1) && "
              "(!has(self.data) || self.data == 1) && (!has(self.expert) || self.expert == 1))",
              "strategy TP sets only parallelism.tensor; use Hybrid to combine"),
-        _cel("self.strategy != 'PP' || ((!has(self.tensor) || self.tensor == 1) && "
+        cel("self.strategy != 'PP' || ((!has(self.tensor) || self.tensor == 1) && "
              "(!has(self.data) || self.data == 1) && (!has(self.expert) || self.expert == 1))",
              "strategy PP sets only parallelism.pipeline; use Hybrid to combine"),
-        _cel("self.strategy != 'DP' || ((!has(self.tensor) || self.tensor == 1) && "
+        cel("self.strategy != 'DP' || ((!has(self.tensor) || self.tensor == 1) && "
              "(!has(self.pipeline) || self.pipeline == 1) && "
              "(!has(self.expert) || self.expert == 1))",
              "strategy DP sets only parallelism.data; use Hybrid to combine"),
@@ -244,9 +223,9 @@ class RolesSpec(ApiModel):
     """Either ``general``, or ``prefill`` and ``decode`` together (disaggregated serving)."""
 
     model_config = cel_rules(
-        _cel("has(self.general) != (has(self.prefill) || has(self.decode))",
+        cel("has(self.general) != (has(self.prefill) || has(self.decode))",
              "set either roles.general or roles.prefill with roles.decode, not both"),
-        _cel("has(self.prefill) == has(self.decode)",
+        cel("has(self.prefill) == has(self.decode)",
              "roles.prefill and roles.decode must be set together"),
     )  # fmt: skip
 
@@ -302,21 +281,21 @@ class LifecycleSpec(ApiModel):
 
 class InferencePoolSpec(ApiModel):
     model_config = cel_rules(
-        _cel("!has(self.parallelism) || self.parallelism.strategy != 'EP' || "
+        cel("!has(self.parallelism) || self.parallelism.strategy != 'EP' || "
              "(has(self.model.architecture) && self.model.architecture == 'MoE')",
              "parallelism.strategy EP needs model.architecture MoE", ".parallelism.strategy"),
-        _cel("!has(self.roles.prefill) || !has(self.roles.prefill.chunkedPrefill) || "
+        cel("!has(self.roles.prefill) || !has(self.roles.prefill.chunkedPrefill) || "
              "self.roles.prefill.chunkedPrefill || !has(self.roles.prefill.targetBatchSize) || "
              "self.roles.prefill.targetBatchSize >= self.model.maxModelLen",
              "roles.prefill.targetBatchSize must be at least model.maxModelLen when "
              "chunkedPrefill is false (vLLM could never schedule a longer prompt)",
              ".roles.prefill.targetBatchSize"),
-        _cel("!has(self.scheduling) || !has(self.scheduling.routing) || "
+        cel("!has(self.scheduling) || !has(self.scheduling.routing) || "
              "self.scheduling.routing != 'kv_aware' || !has(self.engine) || "
              "!has(self.engine.enablePrefixCaching) || self.engine.enablePrefixCaching",
              "scheduling.routing kv_aware needs engine.enablePrefixCaching (engines publish "
              "KV-cache events only for cached blocks)", ".engine.enablePrefixCaching"),
-        *(_cel(f"!has(self.autoscaling) || !has(self.autoscaling.{r}) || has(self.roles.{r})",
+        *(cel(f"!has(self.autoscaling) || !has(self.autoscaling.{r}) || has(self.roles.{r})",
                f"autoscaling.{r} gives bounds for a role the pool does not have (roles.{r})",
                f".autoscaling.{r}") for r in ("general", "prefill", "decode")),
     )  # fmt: skip
@@ -360,45 +339,6 @@ class InferencePoolSpec(ApiModel):
         if role is Role.DECODE and self.roles.decode is not None:
             override = self.roles.decode.parallelism
         return override or self.parallelism
-
-
-class RolePlan(ApiModel):
-    """The planner's answer for one role."""
-
-    role: Role
-    tensor: int = Field(ge=1)
-    pipeline: int = Field(ge=1)
-    data: int = Field(ge=1)
-    expert: int = Field(ge=1)
-    gpus_per_instance: int = Field(ge=0)
-    nodes_per_instance: int = Field(ge=1)
-    weight_gib_per_gpu: float | None = Field(default=None, alias="weightGiBPerGPU")
-    kv_cache_gib_per_gpu: float | None = Field(default=None, alias="kvCacheGiBPerGPU")
-    reasons: list[str] = Field(default_factory=list)
-
-
-class RoleStatus(ApiModel):
-    role: Role
-    desired: int = Field(ge=0)
-    ready: int = Field(ge=0)
-
-
-class Endpoint(ApiModel):
-    """One serving endpoint; the router reads this list (and nothing of the spec)."""
-
-    instance: str
-    role: Role
-    url: str
-    ready: bool = False
-    draining: bool = False
-    max_concurrency: int | None = Field(
-        default=None, ge=1,
-        description="Requests the router lets run at once on this instance (decode "
-        "maxParallelRequests, else --max-num-seqs, else vLLM's 256).",
-    )  # fmt: skip
-
-
-PoolPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
 
 
 class InferencePoolStatus(ApiModel):

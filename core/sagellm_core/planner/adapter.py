@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sagellm_core.api.common import Architecture, KVConnector, ParallelismStrategy, Role
-from sagellm_core.api.pool import InferencePoolSpec, ModelSpec, RolePlan
+from sagellm_core.api.pool import InferencePoolSpec, ModelSpec
+from sagellm_core.api.pool_status import RolePlan
 from sagellm_core.planner.core import plan
 from sagellm_core.planner.memory import complete_shape
 from sagellm_core.planner.pd import PDSide, pd_compatibility_errors
