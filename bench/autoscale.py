@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from e2e import scenarios  # noqa: E402
+from e2e import scenarios, traffic  # noqa: E402
 from e2e.waiting import eventually  # noqa: E402
 from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, local_cluster  # noqa: E402
 
@@ -134,7 +134,7 @@ async def stream(session: aiohttp.ClientSession, url: str, out: Request, t0: flo
     try:
         async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
             out.status = resp.status
-            async for data in scenarios.sse_data(resp):
+            async for data in traffic.sse_data(resp):
                 if out.ttft is None:
                     out.ttft = time.monotonic() - t0 - out.start
                 if data == "[DONE]":

@@ -29,7 +29,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from e2e import scenarios
+from e2e import traffic
 from e2e.waiting import eventually
 from tests.e2e_local.local_cluster import FleetSampler, LocalCluster, reported_cluster
 
@@ -72,9 +72,9 @@ async def replicas(cluster: LocalCluster) -> int:
     return value
 
 
-async def one_request(cluster: LocalCluster, prompt: str) -> scenarios.Reply:
+async def one_request(cluster: LocalCluster, prompt: str) -> traffic.Reply:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
-        return await scenarios.chat(s, cluster.router_url, NAME, prompt)
+        return await traffic.chat(s, cluster.router_url, NAME, prompt)
 
 
 async def router_knows_pool(cluster: LocalCluster) -> bool:
@@ -100,14 +100,14 @@ async def test_ramp_up_hold_fall_to_zero_and_scale_from_zero(cluster: LocalClust
     assert first.status == 200, first.text
     assert max(s.replicas for s in watch.samples) >= 1
 
-    low = scenarios.LongStreams(cluster.router_url, NAME, count=2, max_tokens=400)
-    high = scenarios.LongStreams(cluster.router_url, NAME, count=6, max_tokens=400)
+    low = traffic.LongStreams(cluster.router_url, NAME, count=2, max_tokens=400)
+    high = traffic.LongStreams(cluster.router_url, NAME, count=6, max_tokens=400)
     ramp = asyncio.create_task(low.run())  # 2: ramp up, hold
     await asyncio.wait_for(low.all_streaming.wait(), 60)
     await high.run()
     await ramp
-    scenarios.check_streams(low, "scale-out", min_seconds=10)
-    scenarios.check_streams(high, "scale-out", min_seconds=10)
+    traffic.check_streams(low, "scale-out", min_seconds=10)
+    traffic.check_streams(high, "scale-out", min_seconds=10)
     peak = max(s.replicas for s in watch.samples)
     assert 2 <= peak <= MAX, watch.samples
 

@@ -18,7 +18,8 @@ import pytest
 import pytest_asyncio
 
 from e2e import scenarios
-from e2e.scenarios import INSTANCES, POOL_LABEL, POOLS, LongStreams, check_streams
+from e2e.scenarios import INSTANCES, POOL_LABEL, POOLS
+from e2e.traffic import LongStreams, check_streams
 from e2e.waiting import eventually
 from tests.e2e_local.local_cluster import LocalCluster, reported_cluster
 

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from e2e import scenarios
-from e2e.scenarios import INSTANCES, POOL_LABEL, POOLS, LongStreams, Traffic, check_streams
+from e2e.scenarios import INSTANCES, POOL_LABEL, POOLS
+from e2e.traffic import LongStreams, Traffic, check_streams
 from e2e.waiting import eventually
 from sagellm_operator.builders.lifecycle import grace_period
 from tests.e2e_local.local_cluster import DISCOVERY_BOUND_S, LocalCluster

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from e2e import scenarios
+from e2e import scenarios, traffic
 from e2e.waiting import eventually
 from tests.e2e_local.local_cluster import LocalCluster, reported_cluster
 
@@ -96,9 +96,9 @@ async def set_faults(url: str, **faults: Any) -> None:
         assert r.status == 200, await r.text()
 
 
-async def streams_across(cluster: LocalCluster, model: str, fault: Any) -> scenarios.LongStreams:
+async def streams_across(cluster: LocalCluster, model: str, fault: Any) -> traffic.LongStreams:
     """Run the streams; once every one is streaming, inject ``fault``; wait for all to end."""
-    streams = scenarios.LongStreams(cluster.router_url, model, count=STREAMS, max_tokens=TOKENS)
+    streams = traffic.LongStreams(cluster.router_url, model, count=STREAMS, max_tokens=TOKENS)
     runner = asyncio.create_task(streams.run())
     waiter = asyncio.create_task(streams.all_streaming.wait())
     await asyncio.wait([runner, waiter], timeout=120, return_when=asyncio.FIRST_COMPLETED)
@@ -119,7 +119,7 @@ async def test_kill_9_of_an_engine_mid_stream_cuts_no_stream(cluster: LocalClust
         kill_engine(cluster, urls[0])
 
     streams = await streams_across(cluster, "lc-kill", fault)
-    scenarios.check_streams(streams, "kill -9 of an engine", MIN_SECONDS)
+    traffic.check_streams(streams, "kill -9 of an engine", MIN_SECONDS)
     text = await metrics(cluster)
     continued = total(text, "sagellm_router_stream_failovers_total", pool="default/lc-kill",
                       outcome="continued")  # fmt: skip
@@ -133,7 +133,7 @@ async def test_engine_that_stalls_mid_stream_cuts_no_stream(cluster: LocalCluste
         await set_faults(urls[0], stall_after_tokens=0)  # every stream on it stops sending
 
     streams = await streams_across(cluster, "lc-stall", fault)
-    scenarios.check_streams(streams, "an engine stalling mid-stream", MIN_SECONDS)
+    traffic.check_streams(streams, "an engine stalling mid-stream", MIN_SECONDS)
     text = await metrics(cluster)
     assert total(text, "sagellm_router_stream_failovers_total", pool="default/lc-stall",
                  reason="stall", outcome="continued") >= STREAMS // 4  # fmt: skip

@@ -29,7 +29,7 @@ import aiohttp
 import pytest
 import yaml
 
-from e2e import scenarios
+from e2e import scenarios, traffic
 from tests.e2e_local.local_cluster import (
     ROOT,
     SAGELLM,
@@ -219,7 +219,7 @@ async def test_router_rollout_loses_no_stream_and_no_request(tmp_path: Path) -> 
         a = await start_router("a", tmp_path, kube, service)
         b = await start_router("b", tmp_path, kube, service)
         await scenarios.serve_openai(cluster, MODEL, timeout_s=30)
-        streams = scenarios.LongStreams(url, MODEL, count=20, max_tokens=STREAM_TOKENS)
+        streams = traffic.LongStreams(url, MODEL, count=20, max_tokens=STREAM_TOKENS)
         short = ShortTraffic(url)
         streaming = asyncio.create_task(streams.run())
         chatter = asyncio.create_task(short.run())
@@ -243,7 +243,7 @@ async def test_router_rollout_loses_no_stream_and_no_request(tmp_path: Path) -> 
                     router.proc.terminate()
                     await router.proc.wait()
         print(f"\nrouter rollout: {streams.summary()}, short requests: {dict(short.statuses)}")
-        scenarios.check_streams(streams, "a router rollout", min_seconds=15)
+        traffic.check_streams(streams, "a router rollout", min_seconds=15)
         assert time.monotonic() - began > 10, "the rollout did not overlap the streams"
         failures = {k: n for k, n in short.statuses.items() if k != "200"}
         assert not failures, f"short requests failed during the rollout: {failures}"
