@@ -9,7 +9,8 @@ Usage::
         url = str(emu.url)                 # point kopf / kubernetes_asyncio here
 """
 
-from .kubelet import FakeKubelet, PodBehaviour, Termination, pod_status, simulator_argv
+from .kubelet import FakeKubelet
+from .pods import PodBehaviour, Termination, pod_status, simulator_argv
 from .resources import ResourceType, from_crd
 from .selectors import Selector, SelectorError
 from .server import KubeEmulator, running_emulator
