@@ -105,7 +105,7 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
     pool = _home_pool(state, pools)
     ex.pool, ex.failover = pool.name, pool.scheduling.mid_stream_failover
     runtime = state.runtime(pool)
-    state.arrivals.labels(pool.name).inc()
+    state.metrics.child(state.arrivals, pool.name).inc()
     try:
         _refuse_if_dead(state, pools)
         state.strategy_name(pool, ex.override)  # 400 on an unknown override, before queueing
