@@ -74,6 +74,8 @@ def _pools_for(state: RouterState, parsed: ParsedRequest) -> tuple[PoolSnapshot,
 
 def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnapshot:
     """The first pool (by name) with a candidate; it owns the request's queue."""
+    if len(pools) == 1:  # the usual case: no need to look for candidates
+        return pools[0]
     for pool in pools:
         if serving_candidates(pool, state.health.ejected):
             return pool
