@@ -12,7 +12,9 @@ Two measurements per target:
 * latency: open loop at ``--rate`` req/s -> p50/p99; "added" = router minus direct.
 
 Usage: .venv/bin/python bench/router_overhead.py [--seconds 5] [--rate 200]
-       [--strategies round_robin,prefix_aware]
+       [--strategies round_robin,prefix_aware] [--baseline DIR]
+``--baseline DIR`` also runs the router of another source tree (``git archive REV | tar -x -C
+DIR``) as ``base/<strategy>``, in the same rounds: before/after comparisons on equal load.
 This is a benchmark, not a test: it prints numbers and asserts nothing.
 """
 
@@ -319,10 +321,15 @@ def _pin_cpu0() -> None:
 
 
 def start_router(
-    target: str, engine_ports: list[int], workdir: Path, scrape: bool = True
+    target: str,
+    engine_ports: list[int],
+    workdir: Path,
+    scrape: bool = True,
+    baseline: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``ours/<strategy>`` (sagellm router; ``scrape``: its default 1 s scrape of every
-    engine's ``/metrics``) or ``peer/<policy>`` (vllm-router), on CPU 0."""
+    engine's ``/metrics``), ``base/<strategy>`` (the same from the source tree ``baseline``)
+    or ``peer/<policy>`` (vllm-router), on CPU 0."""
     kind, _, strategy = target.partition("/")
     (port,) = free_ports(1)
     urls = [f"http://127.0.0.1:{p}" for p in engine_ports]
@@ -350,7 +357,12 @@ def start_router(
         )
         argv = [sys.executable, "-c", code]
     quiet = subprocess.DEVNULL if kind == "peer" else None
-    proc = subprocess.Popen(argv, preexec_fn=_pin_cpu0, stdout=quiet, stderr=quiet)
+    env = None
+    if kind == "base":  # its packages shadow this tree's (PYTHONPATH precedes the install)
+        assert baseline is not None
+        roots = [str(baseline / d) for d in ("core", "router", "simulator", "operator", "embed")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(roots)}
+    proc = subprocess.Popen(argv, preexec_fn=_pin_cpu0, stdout=quiet, stderr=quiet, env=env)
     wait_port(port)
     if kind != "peer":
         wait_ready(port)
@@ -395,7 +407,7 @@ def run_target(
 ) -> dict[str, float]:
     if target == "direct":
         return asyncio.run(measure(ports[0], args, bodies))
-    router, port = start_router(target, ports, tmp, scrape=not args.no_scrape)
+    router, port = start_router(target, ports, tmp, not args.no_scrape, args.baseline)
     try:
         return asyncio.run(measure(port, args, bodies, router.pid))
     finally:
@@ -435,6 +447,12 @@ def main() -> None:
         action="store_true",
         help="our router without its periodic /metrics scrape of the engines",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the router of this source tree as base/<strategy> (before/after)",
+    )
     parser.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ports", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -448,7 +466,8 @@ def main() -> None:
         [sys.executable, __file__, "--engine", "--ports", ",".join(map(str, ports))]
     )
     bodies = make_bodies(4096)
-    targets = [f"ours/{s}" for s in args.strategies.split(",") if s]
+    kinds = ("ours", "base") if args.baseline is not None else ("ours",)
+    targets = [f"{k}/{s}" for s in args.strategies.split(",") if s for k in kinds]
     targets += [f"peer/{p}" for p in args.peers.split(",") if p]
     runs: dict[str, list[dict[str, float]]] = {}
     rows: list[tuple[str, dict[str, float]]] = []

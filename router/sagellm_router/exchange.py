@@ -11,8 +11,7 @@ waited for its answer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass, field
 
 from sagellm_router.admission_queue import Ticket
@@ -107,28 +106,35 @@ class Opened:
         self.response.close()
 
 
-@contextlib.asynccontextmanager
-async def tracked(state: RouterState, pool: str, endpoint: Endpoint) -> AsyncIterator[list[bool]]:
-    """Count a request (or a PD prefill leg) on ``endpoint`` (in-flight gauge, tracker) for the
-    block's duration; the block calls ``answered`` (or sets ``flag[0] = False``) once the
-    endpoint has answered."""
-    gauge = state.metrics.child(state.metrics.in_flight, pool, endpoint.instance)
-    state.tracker.start(endpoint.url)
-    gauge.inc()
-    flag = [True]
-    try:
-        yield flag
-    finally:
-        state.tracker.finish(endpoint.url, failed=flag[0])
-        gauge.dec()
+class Tracked:
+    """A request (or a PD prefill leg) counted on an endpoint (in-flight gauge, tracker) for a
+    ``with`` block. ``failed`` stays True unless the endpoint answered (``answered``, or the
+    block sets it False); the tracker books the outcome on exit. A class rather than a
+    generator-based context manager: every attempt passes it."""
+
+    __slots__ = ("_gauge", "_state", "_url", "failed")
+
+    def __init__(self, state: RouterState, pool: str, endpoint: Endpoint) -> None:
+        self._state, self._url = state, endpoint.url
+        self._gauge = state.metrics.child(state.metrics.in_flight, pool, endpoint.instance)
+        self.failed = True
+
+    def __enter__(self) -> Tracked:
+        self._state.tracker.start(self._url)
+        self._gauge.inc()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._state.tracker.finish(self._url, failed=self.failed)
+        self._gauge.dec()
 
 
-def answered(state: RouterState, endpoint: Endpoint, started: float, flag: list[bool]) -> None:
+def answered(state: RouterState, endpoint: Endpoint, started: float, slot: Tracked) -> None:
     """``endpoint`` answered (a status below 500) an attempt opened at ``started``: it is healthy,
-    its time to first byte feeds the tracker, and ``tracked`` closes the slot as a success."""
+    its time to first byte feeds the tracker, and ``slot`` closes as a success."""
     state.health.success(endpoint.url)
     state.tracker.first_byte(endpoint.url, started)
-    flag[0] = False
+    slot.failed = False
 
 
 def count_retry(state: RouterState, pool: str, endpoint: Endpoint, reason: str) -> None:

@@ -74,6 +74,8 @@ def _pools_for(state: RouterState, parsed: ParsedRequest) -> tuple[PoolSnapshot,
 
 def _home_pool(state: RouterState, pools: tuple[PoolSnapshot, ...]) -> PoolSnapshot:
     """The first pool (by name) with a candidate; it owns the request's queue."""
+    if len(pools) == 1:  # the usual case: no need to look for candidates
+        return pools[0]
     for pool in pools:
         if serving_candidates(pool, state.health.ejected):
             return pool
@@ -105,7 +107,7 @@ async def handle(state: RouterState, upstream: Upstream, job: Job, down: Downstr
     pool = _home_pool(state, pools)
     ex.pool, ex.failover = pool.name, pool.scheduling.mid_stream_failover
     runtime = state.runtime(pool)
-    state.arrivals.labels(pool.name).inc()
+    state.metrics.child(state.arrivals, pool.name).inc()
     try:
         _refuse_if_dead(state, pools)
         state.strategy_name(pool, ex.override)  # 400 on an unknown override, before queueing

@@ -20,10 +20,10 @@ from sagellm_router.exchange import (
     Exchange,
     Opened,
     Retryable,
+    Tracked,
     answered,
     count_retry,
     open_attempt,
-    tracked,
 )
 from sagellm_router.relay import Segment, StreamRelay
 from sagellm_router.sse import usage_of
@@ -73,11 +73,11 @@ async def _attempt(
     pool: PoolSnapshot,
     endpoint: Endpoint,
 ) -> None:
-    async with tracked(state, pool.name, endpoint) as flag:
+    with Tracked(state, pool.name, endpoint) as slot:
         started = state.clock()
         opened = await open_attempt(state, session, ex, endpoint, ex.raw)
         try:
-            answered(state, endpoint, started, flag)
+            answered(state, endpoint, started, slot)
             if opened.body is not None:
                 await _buffered(state, ex, opened)
             else:

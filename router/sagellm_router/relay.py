@@ -20,7 +20,7 @@ import orjson
 
 from sagellm_router import failover as fo
 from sagellm_router.errors import sse_error_event
-from sagellm_router.exchange import Exchange, Opened, Retryable, count_retry, open_attempt, tracked
+from sagellm_router.exchange import Exchange, Opened, Retryable, Tracked, count_retry, open_attempt
 from sagellm_router.sse import UsageScanner
 from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint, PoolSnapshot
@@ -74,8 +74,8 @@ class StreamRelay:
                 return
             segment = nxt
             try:
-                async with tracked(self.state, segment.pool, segment.endpoint) as flag:
-                    flag[0] = False
+                with Tracked(self.state, segment.pool, segment.endpoint) as slot:
+                    slot.failed = False
                     reason = await self._pump(segment)
             finally:
                 await segment.opened.close()

@@ -347,6 +347,11 @@ class RouterState:
         """Await the optional ``prepare(request, candidates)`` of the strategy ``choose`` will
         use first, so a strategy that must ask someone before picking (the benchmark's
         ``oracle`` asks the engines) can do it without blocking ``pick``."""
+        pools = tuple(pools)
+        if len(pools) == 1:  # the usual case: without a prepare, no candidates to look up
+            strategy = self.strategies.get(pools[0].name, self.strategy_name(pools[0], override))
+            if getattr(strategy, "prepare", None) is None:
+                return
         for pool in pools:
             candidates = self._candidates(pool, (), allowed)
             if candidates:

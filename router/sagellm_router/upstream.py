@@ -1,10 +1,12 @@
-"""A lean HTTP/1.1 client for the forwarding hot path (keep-alive pool on asyncio streams).
+"""A lean HTTP/1.1 client for the forwarding hot path (keep-alive pool of asyncio protocols).
 
 aiohttp's client costs more CPU per request than everything else the router does together, so
 requests to engines go through this small client instead: one request per connection at a time,
-``Content-Length`` or chunked responses, idle connections reused per endpoint. Health probes and
-scrapes still use aiohttp. Every failure surfaces as ``UpstreamError`` with a short reason
-(``connect_error``, ``timeout``, ``disconnected``, ``protocol_error``).
+``Content-Length`` or chunked responses, idle connections reused per endpoint. Each connection
+is a plain ``asyncio.Protocol`` buffering what arrives (no stream reader/writer pair, no
+``asyncio.timeout`` per read: one timer per wait). Health probes and scrapes still use aiohttp.
+Every failure surfaces as ``UpstreamError`` with a short reason (``connect_error``, ``timeout``,
+``disconnected``, ``protocol_error``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from urllib.parse import urlsplit
 from sagellm_router.chunked import ChunkDecoder
 
 _PRELOAD_MAX = 1 << 16  # bodies up to this size are read with the response head
-_RECOVERABLE = (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, OSError)
+_READ = 1 << 16  # the most one read of a body hands on
+_BUFFER_LIMIT = 1 << 20  # unread bytes beyond this pause reading from the engine
+_RECOVERABLE = (ConnectionError, OSError)
 
 
 class UpstreamError(Exception):
@@ -59,13 +63,130 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
-class _Conn:
-    __slots__ = ("key", "reader", "writer")
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection to an engine (an asyncio protocol: bytes land in a buffer the
+    request's task reads, one wake-up per socket read, no stream objects in between).
 
-    def __init__(
-        self, key: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.key, self.reader, self.writer = key, reader, writer
+    The reads wait until an absolute ``deadline`` on the loop's clock (one timer per wait that
+    is not already satisfied); reading pauses while more than ``limit`` bytes wait unread.
+    """
+
+    __slots__ = ("_buf", "_closed", "_limit", "_paused", "_waiter", "key", "transport")
+
+    def __init__(self, key: str, limit: int = _BUFFER_LIMIT) -> None:
+        self.key, self._limit = key, limit
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False  # the engine closed its side (or the connection is gone)
+        self._paused = False
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > self._limit and not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._closed = True
+        self._wake()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def reusable(self) -> bool:
+        """Open, and no stray bytes buffered (an idle connection must have nothing to read)."""
+        t = self.transport
+        return not self._closed and not self._buf and t is not None and not t.is_closing()
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._closed = True
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        self._closed = True
+
+    # -- reading ----------------------------------------------------------------------------
+    async def _more(self, deadline: float) -> None:
+        """Wait for more bytes; ``ConnectionError`` once the engine closed, ``TimeoutError``
+        at ``deadline``."""
+        if self._closed:
+            raise ConnectionError("upstream closed the connection")
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        if self._paused and len(self._buf) <= self._limit and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def head(self, deadline: float) -> bytes:
+        """The response head up to and including its blank line."""
+        start = 0
+        while (end := self._buf.find(b"\r\n\r\n", start)) < 0:
+            if len(self._buf) > self._limit:
+                raise ValueError("response head too long")
+            start = max(0, len(self._buf) - 3)
+            await self._more(deadline)
+        return self._take(end + 4)
+
+    async def exactly(self, n: int, deadline: float) -> bytes:
+        while len(self._buf) < n:
+            await self._more(deadline)
+        return self._take(n)
+
+    async def some(self, most: int, idle_s: float) -> bytes:
+        """Up to ``most`` bytes as soon as any are there (waiting at most ``idle_s`` for
+        them); ``b""`` once the engine closed its side."""
+        if not self._buf:
+            if self._closed:
+                return b""
+            loop = asyncio.get_running_loop()
+            try:
+                await self._more(loop.time() + idle_s)
+            except ConnectionError:
+                return b""
+            if not self._buf:
+                return b""
+        return self._take(most)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class Response:
@@ -103,9 +224,9 @@ class Response:
         return self._body(batched=True)
 
     async def _body(self, *, batched: bool) -> AsyncGenerator[bytes, None]:
-        reader, deadline = self._conn.reader, self._pool.read_timeout
+        conn, idle_s = self._conn, self._pool.read_timeout
         if self.content_type == "text/event-stream":
-            deadline = self._pool.stream_idle_timeout  # a stream that goes silent has stalled
+            idle_s = self._pool.stream_idle_timeout  # a stream that goes silent has stalled
         if self._body_read is not None:
             if self._body_read:
                 yield self._body_read
@@ -113,7 +234,7 @@ class Response:
             return
         try:
             if self.headers.get("transfer-encoding", "").lower() == "chunked":
-                async for pieces in _dechunk(reader, deadline, self._no_reuse):
+                async for pieces in _dechunk(conn, idle_s, self._no_reuse):
                     if batched:
                         yield b"".join(pieces) if len(pieces) > 1 else pieces[0]
                     else:
@@ -122,18 +243,17 @@ class Response:
             elif "content-length" in self.headers:
                 remaining = int(self.headers["content-length"])
                 while remaining > 0:
-                    async with asyncio.timeout(deadline):
-                        piece = await reader.read(min(remaining, 1 << 16))
+                    piece = await conn.some(min(remaining, _READ), idle_s)
                     if not piece:
                         raise UpstreamError("disconnected", "body shorter than Content-Length")
                     remaining -= len(piece)
                     yield piece
             else:
                 self.headers["connection"] = "close"  # body ends when the connection does
-                while piece := await _timed(reader.read(1 << 16), deadline):
+                while piece := await conn.some(_READ, idle_s):
                     yield piece
         except TimeoutError as exc:
-            raise UpstreamError("timeout", f"no data from upstream for {deadline:g}s") from exc
+            raise UpstreamError("timeout", f"no data from upstream for {idle_s:g}s") from exc
         except (ValueError, *_RECOVERABLE) as exc:
             raise UpstreamError("disconnected", str(exc) or type(exc).__name__) from exc
         self._done = True
@@ -147,18 +267,13 @@ class Response:
         self._pool.release(self._conn, reusable)
 
 
-async def _timed(coro: object, idle_s: float) -> bytes:
-    async with asyncio.timeout(idle_s):
-        return await coro  # type: ignore[misc, no-any-return]
-
-
 async def _dechunk(
-    reader: asyncio.StreamReader, idle_s: float, on_leftover: Callable[[], None]
+    conn: _Conn, idle_s: float, on_leftover: Callable[[], None]
 ) -> AsyncIterator[list[bytes]]:
     """The de-chunked body: per socket read, the payload pieces it completed."""
     decoder = ChunkDecoder()
     while not decoder.done:
-        data = await _timed(reader.read(1 << 16), idle_s)
+        data = await conn.some(_READ, idle_s)
         if not data:
             raise ConnectionError("connection closed inside a chunked body")
         if pieces := decoder.feed(data):
@@ -199,22 +314,25 @@ class UpstreamPool:
 
     async def _connect(self, base: str) -> _Conn:
         host, port, tls, _ = self._target(base)
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, ssl=tls, limit=1 << 20)
+                _, conn = await loop.create_connection(
+                    lambda: _Conn(base), host, port, ssl=tls, server_hostname=host if tls else None
+                )
         except TimeoutError as exc:
             raise UpstreamError("connect_error", f"connect timeout to {base}") from exc
         except OSError as exc:
             raise UpstreamError("connect_error", f"{base}: {exc.strerror or exc}") from exc
-        return _Conn(base, reader, writer)
+        return conn
 
     def _take_idle(self, base: str) -> _Conn | None:
         idle = self._idle.get(base)
         while idle:
             conn = idle.pop()
-            if not conn.reader.at_eof() and not conn.writer.is_closing():
+            if conn.reusable:
                 return conn
-            conn.writer.close()
+            conn.abort()
         return None
 
     async def post(self, base: str, path: str, body: bytes, headers: Mapping[str, str]) -> Response:
@@ -239,36 +357,36 @@ class UpstreamPool:
         """Send the request; read the response head and, if small, its whole body."""
         status, headers, content = -1, dict[str, str](), None
         try:
-            conn.writer.write(head + body)
-            async with asyncio.timeout(self.read_timeout):
-                status, headers = _parse_head(await conn.reader.readuntil(b"\r\n\r\n"))
-                length = _small_length(headers)
-                if length is not None:
-                    content = await conn.reader.readexactly(length)
+            conn.write(head + body)
+            deadline = asyncio.get_running_loop().time() + self.read_timeout
+            status, headers = _parse_head(await conn.head(deadline))
+            length = _small_length(headers)
+            if length is not None:
+                content = await conn.exactly(length, deadline)
         except TimeoutError as exc:
-            conn.writer.transport.abort()
+            conn.abort()
             what = "response headers" if status < 0 else "the response body"
             raise UpstreamError("timeout", f"no {what} in time", answered=status >= 0) from exc
         except (ValueError, *_RECOVERABLE) as exc:
-            conn.writer.transport.abort()
+            conn.abort()
             detail = str(exc) or type(exc).__name__
             raise UpstreamError("disconnected", detail, answered=status >= 0) from exc
         except asyncio.CancelledError:  # the caller gave up (first-byte timeout, client left)
-            conn.writer.transport.abort()
+            conn.abort()
             raise
         return Response(self, conn, status, headers, content)
 
     def release(self, conn: _Conn, reusable: bool) -> None:
         idle = self._idle.setdefault(conn.key, [])
-        if reusable and len(idle) < self._max_idle and not conn.reader.at_eof():
+        if reusable and len(idle) < self._max_idle and conn.reusable:
             idle.append(conn)
         else:
-            conn.writer.transport.abort()
+            conn.abort()
 
     async def close(self) -> None:
         for idle in self._idle.values():
             for conn in idle:
-                conn.writer.close()
+                conn.close()
         self._idle.clear()
 
 

@@ -9,8 +9,6 @@ waiting code turns that into ``Released`` and the request is retried on another 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 
 
 class Released(Exception):
@@ -24,28 +22,10 @@ class PendingAnswers:
         self._waiting: dict[str, set[asyncio.Task[object]]] = {}
         self._released: set[asyncio.Task[object]] = set()
 
-    @contextlib.contextmanager
-    def waiting(self, url: str) -> Iterator[None]:
-        """Mark the current task as waiting on ``url`` for the block; raises ``Released``
-        when ``release(url)`` ended the wait."""
-        task = asyncio.current_task()
-        if task is None:
-            yield
-            return
-        tasks = self._waiting.setdefault(url, set())
-        tasks.add(task)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if task not in self._released:
-                raise
-            self._released.discard(task)
-            task.uncancel()
-            raise Released(url) from None
-        finally:
-            tasks.discard(task)
-            if not tasks and self._waiting.get(url) is tasks:
-                del self._waiting[url]
+    def waiting(self, url: str) -> _Waiting:
+        """``with``: mark the current task as waiting on ``url`` for the block; raises
+        ``Released`` when ``release(url)`` ended the wait."""
+        return _Waiting(self, url)
 
     def release(self, url: str) -> int:
         """End every wait on ``url``; returns how many."""
@@ -54,3 +34,34 @@ class PendingAnswers:
             self._released.add(task)
             task.cancel()
         return len(tasks)
+
+
+class _Waiting:
+    """The ``with`` of ``PendingAnswers.waiting`` (a class: every request passes it, and a
+    generator-based context manager costs a few µs more)."""
+
+    __slots__ = ("_pending", "_task", "_tasks", "_url")
+
+    def __init__(self, pending: PendingAnswers, url: str) -> None:
+        self._pending, self._url = pending, url
+        self._task: asyncio.Task[object] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def __enter__(self) -> None:
+        task = self._task = asyncio.current_task()
+        if task is not None:
+            self._tasks = self._pending._waiting.setdefault(self._url, set())
+            self._tasks.add(task)
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        task, tasks, pending = self._task, self._tasks, self._pending
+        if task is None:
+            return
+        tasks.discard(task)
+        if not tasks and pending._waiting.get(self._url) is tasks:
+            del pending._waiting[self._url]
+        cancelled = kind is not None and issubclass(kind, asyncio.CancelledError)
+        if cancelled and task in pending._released:  # by release(), not by its caller
+            pending._released.discard(task)
+            task.uncancel()
+            raise Released(self._url) from None

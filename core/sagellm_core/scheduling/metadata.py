@@ -11,7 +11,8 @@ Headers (case-insensitive) and what they set:
 - ``x-parallelism-hint``: the GPU width per instance the client prefers (a positive integer).
 
 Absent values fall back to the pool's ``SchedulingSpec``. A bad value raises ``MetadataError``
-naming the header; the router answers it with HTTP 400.
+naming the header; the router answers it with HTTP 400. The prompt's token count is taken when
+something first reads it (``PromptTokens``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,45 @@ _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _USER_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
 
+class PromptTokens:
+    """A prompt's token count, counted the first time it is read.
+
+    Counting is a regex pass over the whole prompt (~0.1 µs per character: tens of µs for a
+    typical prompt, more than the rest of a request's admission); a policy, a limit or a PD
+    decision that reads it pays it once, and a request that nobody asks about (fifo, no token
+    rate limit, no PD) never does. Compares and hashes as its count.
+    """
+
+    __slots__ = ("_count", "_value")
+
+    def __init__(self, value: int | Callable[[], int]) -> None:
+        self._value: int | None = None
+        self._count: Callable[[], int] | None = None
+        if isinstance(value, int):
+            self._value = value
+        else:
+            self._count = value
+
+    @property
+    def value(self) -> int:
+        if self._value is None:
+            assert self._count is not None
+            self._value, self._count = self._count(), None  # the body is not kept past it
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PromptTokens) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __repr__(self) -> str:
+        return f"PromptTokens({self.value})"
+
+
+_NO_PROMPT = PromptTokens(0)
+
+
 class MetadataError(ValueError):
     """A scheduling header (or body field) holds a value the router cannot accept."""
 
@@ -61,7 +101,8 @@ class MetadataError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RequestMetadata:
-    """What the scheduler knows about one request. Times are seconds on the router's clock."""
+    """What the scheduler knows about one request. Times are seconds on the router's clock.
+    ``prompt`` is the prompt's size in tokens (read it as ``prompt_tokens``)."""
 
     request_id: str
     user_id: str = ANONYMOUS
@@ -70,9 +111,13 @@ class RequestMetadata:
     slo_ttft_ms: float | None = None
     slo_deadline_ms: float | None = None
     max_tokens: int | None = None
-    prompt_tokens: int = 0
+    prompt: PromptTokens = _NO_PROMPT
     cost_budget: float | None = None
     parallelism_hint: int | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.prompt.value
 
     @property
     def band(self) -> int:
@@ -119,8 +164,8 @@ def parse_metadata(
     """Build ``RequestMetadata`` from headers, body and the pool's scheduling defaults.
 
     ``prompt_tokens`` is the body's prompt counted with ``count`` (``sagellm_core.tokens``; the
-    engine's own tokenizer where the caller has it). Raises ``MetadataError`` naming the
-    offending header or field.
+    engine's own tokenizer where the caller has it) when first read. Raises ``MetadataError``
+    naming the offending header or field.
     """
     h = {k.lower(): v.strip() for k, v in headers.items()}
     body = body or {}
@@ -138,7 +183,7 @@ def parse_metadata(
         slo_ttft_ms=ttft,
         slo_deadline_ms=deadline,
         max_tokens=_max_tokens(body),
-        prompt_tokens=tokens.prompt_tokens(body, count),
+        prompt=PromptTokens(lambda: tokens.prompt_tokens(body, count)),
         cost_budget=_cost_budget(h.get(H_COST_BUDGET)),
         parallelism_hint=_parallelism(h.get(H_PARALLELISM)),
     )

@@ -44,6 +44,9 @@ class RateDecision:
     reason: str = ""
 
 
+_ALLOWED = RateDecision(True)
+
+
 class UserRateLimiter:
     """Buckets per user for one pool; ``None`` limits disable that dimension."""
 
@@ -69,6 +72,8 @@ class UserRateLimiter:
 
     def check(self, user: str, tokens: int, now: float) -> RateDecision:
         """Charge one request of ``tokens`` tokens to ``user`` if both limits allow it."""
+        if self.rpm is None and self.tpm is None:
+            return _ALLOWED
         charges: list[tuple[TokenBucket, float]] = []
         worst: tuple[float, str] = (0.0, "")
         dims: tuple[tuple[str, int | None, float], ...] = (

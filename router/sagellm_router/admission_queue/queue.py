@@ -117,7 +117,9 @@ class AdmissionQueue:
 
     async def _acquire(self, meta: RequestMetadata) -> Ticket:
         now = self._clock()
-        decision = self._limiter.check(meta.user_id, meta.expected_tokens, now)
+        limiter = self._limiter  # the prompt is counted only for a token limit (PromptTokens)
+        tokens = meta.expected_tokens if limiter.tpm is not None else 0
+        decision = limiter.check(meta.user_id, tokens, now)
         if not decision.allowed:
             raise self._reject(429, decision.reason, decision.retry_after_s, "rate_limited")
         item = QueueItem(meta, next(self._seq), now)

@@ -31,4 +31,7 @@ class QueueStats:
     waits: dict[str, WaitStats] = field(default_factory=dict)
 
     def waited(self, priority: str, waited_s: float) -> None:
-        self.waits.setdefault(priority, WaitStats()).add(waited_s)
+        stats = self.waits.get(priority)
+        if stats is None:
+            stats = self.waits[priority] = WaitStats()
+        stats.add(waited_s)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from sagellm_router.exchange import Exchange, Retryable, answered, open_attempt, tracked
+from sagellm_router.exchange import Exchange, Retryable, Tracked, answered, open_attempt
 from sagellm_router.state import RouterState
 from sagellm_router.types import Endpoint
 from sagellm_router.upstream import Upstream
@@ -68,13 +68,13 @@ async def run_prefill(
 ) -> tuple[dict[str, Any] | None, str]:
     """POST the prefill leg of ``ex`` to ``endpoint``; (params, "") or (None, reason).
 
-    The leg is booked like any attempt of the proxy (``exchange.tracked``: in-flight gauge and
+    The leg is booked like any attempt of the proxy (``exchange.Tracked``: in-flight gauge and
     tracker; ``answered``: health and time to first byte; a failure goes to
     ``RouterState.endpoint_failed`` with the proxy's reason, ``first_byte_timeout`` when no
     answer came within ``pd.prefill_timeout_s``). The fallback reason is ``prefill_`` + that.
     """
     body = prefill_body(ex.parsed.body)
-    async with tracked(state, pool, endpoint) as flag:
+    with Tracked(state, pool, endpoint) as slot:
         started = state.clock()
         try:
             async with asyncio.timeout(state.settings.pd.prefill_timeout_s):
@@ -83,6 +83,6 @@ async def run_prefill(
             reason = exc.reason if isinstance(exc, Retryable) else "first_byte_timeout"
             state.endpoint_failed(pool, endpoint, reason)
             return None, "prefill_" + reason
-        answered(state, endpoint, started, flag)
+        answered(state, endpoint, started, slot)
         await opened.close()
         return transfer_params(opened.response.status, opened.body or b"")

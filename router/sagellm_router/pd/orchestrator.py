@@ -31,8 +31,16 @@ log = logging.getLogger(__name__)
 
 
 def disaggregated(pool: PoolSnapshot) -> bool:
-    roles = {e.role for e in pool.endpoints}
-    return Role.PREFILL in roles and Role.DECODE in roles and Role.GENERAL not in roles
+    """Prefill and decode endpoints and no general one (asked for every request: a general
+    pool answers at its first general endpoint)."""
+    prefill = decode = False
+    for endpoint in pool.endpoints:
+        role = endpoint.role
+        if role is Role.GENERAL:
+            return False
+        prefill = prefill or role is Role.PREFILL
+        decode = decode or role is Role.DECODE
+    return prefill and decode
 
 
 def _pick_decode(

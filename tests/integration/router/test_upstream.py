@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from router_procs import free_port
 
-from sagellm_router.upstream import UpstreamError, UpstreamPool
+from sagellm_router.upstream import Response, UpstreamError, UpstreamPool
 
 Reply = Callable[[bytes], bytes | None]  # request bytes -> raw response (None: hang)
 
@@ -155,3 +155,90 @@ async def test_batches_join_chunks_that_arrived_together(serve) -> None:  # type
     second.close()
     assert raw.connections == 1
     await pool.close()
+
+
+async def test_a_large_body_is_read_whole_through_paused_reads(serve) -> None:  # type: ignore[no-untyped-def]
+    big = bytes(range(256)) * (3 << 12)  # 3 MiB: over the client's unread-bytes limit
+    raw, url = await serve([ok(big), ok(b"after")])
+    pool = UpstreamPool(1.0, 1.0)
+    resp = await pool.post(url, "/x", b"", {})
+    await asyncio.sleep(0.1)  # let the engine's bytes pile up unread
+    assert len(resp._conn._buf) < 2 << 20  # type: ignore[attr-defined]  # reading paused
+    assert await resp.read() == big
+    resp.close()
+    second = await pool.post(url, "/x", b"", {})
+    assert await second.read() == b"after"
+    second.close()
+    assert raw.connections == 1
+    await pool.close()
+
+
+async def test_a_body_cut_by_the_engine_is_a_disconnect(serve) -> None:  # type: ignore[no-untyped-def]
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 17)
+    cut_plain = head + b"x" * 1000  # over the preload size: read piece by piece, then cut
+    cut_stream = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n")  # fmt: skip
+    for reply, pieces in ((cut_plain, [b"x" * 1000]), (cut_stream, [b"data: "])):
+        _, url = await serve([lambda _, r=reply: r])  # type: ignore[misc]  # then it closes
+        pool = UpstreamPool(1.0, 1.0)
+        resp = await pool.post(url, "/x", b"", {})
+        got: list[bytes] = []
+        with pytest.raises(UpstreamError) as err:
+            await _drain(resp, got)
+        assert err.value.reason == "disconnected"
+        assert b"".join(got) == b"".join(pieces)
+        resp.close()
+        assert pool._idle.get(url) == []  # a cut connection is never reused
+        await pool.close()
+
+
+async def test_a_silent_stream_times_out_and_is_not_reused(serve) -> None:  # type: ignore[no-untyped-def]
+    stream = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n")  # fmt: skip
+    _, url = await serve([lambda _: stream, lambda _: None])  # then silence, connection open
+    pool = UpstreamPool(1.0, 1.0, stream_idle_timeout=0.1)
+    resp = await pool.post(url, "/x", b"", {})
+    chunks = resp.chunks()
+    assert await anext(chunks) == b"data: "
+    with pytest.raises(UpstreamError) as err:
+        await anext(chunks)
+    assert err.value.reason == "timeout"
+    resp.close()
+    assert pool._idle.get(url) == []
+    await pool.close()
+
+
+async def test_stray_bytes_after_an_answer_stop_reuse(serve) -> None:  # type: ignore[no-untyped-def]
+    stray = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1EXTRA"
+    raw, url = await serve([lambda _: stray, ok(b"2")])
+    pool = UpstreamPool(1.0, 1.0)
+    first = await pool.post(url, "/x", b"", {})
+    assert await first.read() == b"1"
+    await asyncio.sleep(0.05)
+    first.close()  # the connection holds bytes nobody asked for: dropped, not pooled
+    second = await pool.post(url, "/x", b"", {})
+    assert await second.read() == b"2"
+    second.close()
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def test_a_cancelled_request_drops_its_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    raw, url = await serve([lambda _: None, ok(b"2")])
+    pool = UpstreamPool(1.0, 5.0)
+    waiting = asyncio.create_task(pool.post(url, "/x", b"", {}))
+    await asyncio.sleep(0.1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pool._idle.get(url) is None  # never handed back to the pool
+    second = await pool.post(url, "/x", b"", {})  # a fresh connection
+    assert await second.read() == b"2"
+    second.close()
+    assert raw.connections == 2
+    await pool.close()
+
+
+async def _drain(resp: Response, into: list[bytes]) -> None:
+    async for piece in resp.chunks():
+        into.append(piece)

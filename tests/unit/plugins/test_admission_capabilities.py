@@ -19,14 +19,14 @@ from sagellm_core.scheduling.base import (
     Placement,
     capabilities_of,
 )
-from sagellm_core.scheduling.metadata import RequestMetadata
+from sagellm_core.scheduling.metadata import PromptTokens, RequestMetadata
 from sagellm_core.scheduling.registry import policies_with_plugins
 from sagellm_core.scheduling.view import ClusterView, InstanceView, QueueItem
 from sagellm_router.admission_queue import AdmissionQueue, QueueConfig
 
 
 def meta(rid: str, priority: Priority = Priority.NORMAL) -> RequestMetadata:
-    return RequestMetadata(request_id=rid, priority=priority, prompt_tokens=10)
+    return RequestMetadata(request_id=rid, priority=priority, prompt=PromptTokens(10))
 
 
 class NewestFirst(BasePolicy):

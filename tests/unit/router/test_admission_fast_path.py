@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from sagellm_core.scheduling.metadata import RequestMetadata
+from sagellm_core.scheduling.metadata import PromptTokens, RequestMetadata
 from sagellm_core.scheduling.view import InstanceView
 from sagellm_router.admission_queue import AdmissionQueue, QueueConfig
 from sagellm_router.admission_queue.sources import ViewCache
@@ -17,7 +17,7 @@ from sagellm_router.state import build_state
 
 
 def _meta(rid: str) -> RequestMetadata:
-    return RequestMetadata(request_id=rid, user_id="u", arrival_s=0.0, prompt_tokens=10)
+    return RequestMetadata(request_id=rid, user_id="u", arrival_s=0.0, prompt=PromptTokens(10))
 
 
 class CountingSource:
@@ -85,3 +85,22 @@ def test_request_ids_are_fresh_32_hex_digits() -> None:
     ids = {state.new_request_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+@pytest.mark.parametrize(("tokens_per_minute", "counted"), [(None, False), (10_000, True)])
+async def test_prompt_is_counted_for_a_token_rate_limit_only(
+    tokens_per_minute: int | None, counted: bool
+) -> None:
+    calls: list[int] = []
+
+    def count() -> int:
+        calls.append(1)
+        return 10
+
+    meta = RequestMetadata(request_id="r", user_id="u", prompt=PromptTokens(count))
+    source = CountingSource(InstanceView("http://a", max_concurrency=2))
+    config = QueueConfig(tokens_per_minute=tokens_per_minute)
+    queue = AdmissionQueue("p", config, source, clock=lambda: 0.0)
+    async with queue.admit(meta) as ticket:
+        ticket.bind("http://a")
+    assert bool(calls) is counted

@@ -11,7 +11,9 @@ from sagellm_router.pd.legs import (
     prefill_body,
     transfer_params,
 )
+from sagellm_router.pd.orchestrator import disaggregated
 from sagellm_router.pd.threshold import AutoParams, ThresholdTuner
+from sagellm_router.types import Endpoint, PoolSnapshot, Role
 
 
 def test_prefill_body_follows_the_nixl_protocol() -> None:
@@ -113,3 +115,22 @@ def test_itl_counts_in_the_cost() -> None:
         tuner.observe(350, True, 0.1, 0.001, now=50.0)
         tuner.observe(350, False, 0.1, 0.01, now=50.0)
     assert tuner.threshold < 400.0
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        ((Role.PREFILL, Role.DECODE), True),
+        ((Role.DECODE, Role.PREFILL, Role.DECODE), True),
+        ((Role.PREFILL, Role.DECODE, Role.GENERAL), False),
+        ((Role.GENERAL, Role.GENERAL), False),
+        ((Role.DECODE,), False),
+        ((Role.PREFILL,), False),
+        ((), False),
+    ],
+)
+def test_a_pool_is_disaggregated_with_prefill_and_decode_and_no_general(
+    roles: tuple[Role, ...], expected: bool
+) -> None:
+    endpoints = tuple(Endpoint(f"http://e{i}", f"e{i}", role) for i, role in enumerate(roles))
+    assert disaggregated(PoolSnapshot("p", "m", endpoints=endpoints)) is expected

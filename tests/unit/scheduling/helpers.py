@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sagellm_core.api.common import Priority
-from sagellm_core.scheduling.metadata import RequestMetadata
+from sagellm_core.scheduling.metadata import PromptTokens, RequestMetadata
 from sagellm_core.scheduling.view import QueueItem
 
 
@@ -27,7 +27,7 @@ def meta(
         arrival_s=at,
         slo_ttft_ms=ttft_ms,
         slo_deadline_ms=deadline_ms,
-        prompt_tokens=prompt,
+        prompt=PromptTokens(prompt),
         max_tokens=max_tokens,
         cost_budget=budget,
         parallelism_hint=hint,

@@ -11,6 +11,7 @@ from sagellm_core.api.pool import SchedulingSpec
 from sagellm_core.scheduling.metadata import (
     ANONYMOUS,
     MetadataError,
+    PromptTokens,
     RequestMetadata,
     parse_metadata,
 )
@@ -111,3 +112,27 @@ def test_prompt_tokens_are_counted_by_the_given_counter() -> None:
     assert parse({}, body).prompt_tokens == estimate_tokens("the quick brown fox") == 4
     meta = parse_metadata({}, body, SchedulingSpec(), now=0.0, count=lambda text: 1000)
     assert meta.prompt_tokens == 1000
+
+
+def test_prompt_tokens_are_counted_once_and_only_when_read() -> None:
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return 7
+
+    meta = parse_metadata({}, {"prompt": "abc"}, SPEC, now=0.0, count=count)
+    assert counted == []  # parsing alone does not count
+    assert meta.prompt_tokens == 7
+    assert meta.expected_tokens == 7 + meta.output_tokens
+    assert counted == ["abc"]  # once, however often it is read
+
+
+def test_metadata_compares_by_the_prompt_count() -> None:
+    body = {"prompt": "the quick brown fox"}
+    lazy = parse_metadata({}, body, SPEC, now=0.0, new_id=lambda: "r")
+    known = RequestMetadata("r", arrival_s=0.0, max_tokens=None, prompt=PromptTokens(4))
+    assert lazy == known
+    assert hash(lazy) == hash(known)
+    assert lazy != RequestMetadata("r", arrival_s=0.0, prompt=PromptTokens(5))
+    assert "PromptTokens(4)" in repr(lazy)
