@@ -96,6 +96,14 @@ def test_oracle_is_a_plugin_not_a_built_in() -> None:
         found["oracle"].factory(StrategyContext(params={"bogus": 1}))
 
 
+def test_oracle_now_is_the_oracle_without_pending_prompts() -> None:
+    found = discover("routing_strategy", [oracle.PLUGINS["oracle_now"]], default_strategies(),
+                     lambda _: ())  # fmt: skip
+    made = found["oracle_now"].factory(StrategyContext(params={"pending": True}))
+    assert isinstance(made, Oracle)
+    assert made._params.pending is False
+
+
 # what three fake engines answer on /sim/cached_prefix (cached now, with pending), pending flag,
 # the candidates that may win at equal loads
 ASK_CASES: list[tuple[str, dict[str, tuple[int, int | None]], bool, set[str]]] = [

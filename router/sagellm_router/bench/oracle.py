@@ -18,7 +18,8 @@ pick) the least-loaded candidate wins.
 
 The queries are part of its cost: one round trip to every engine before every request, which
 adds to every TTFT. It is not a built-in: the routing benchmark loads it as a plugin
-(``plugins: ["sagellm_router.bench.oracle:create"]``), and the engines must run with
+(``plugins: ["sagellm_router.bench.oracle:create"]``; ``oracle_now``, ``create_now``, is the
+same with ``pending: false``), and the engines must run with
 ``VLLM_SERVER_DEV_MODE=1``. It never learns anything from its own picks.
 """
 
@@ -29,7 +30,7 @@ import logging
 import random
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -47,6 +48,9 @@ from sagellm_router.routing.base import (
 from sagellm_router.types import Endpoint
 
 PLUGIN = "sagellm_router.bench.oracle:create"
+# ``oracle_now``: the same with ``pending: false``, to measure what counting queued and running
+# prompts adds
+PLUGINS = {"oracle": PLUGIN, "oracle_now": "sagellm_router.bench.oracle:create_now"}
 ROUTE = "/sim/cached_prefix"
 MAX_PREPARED = 1024  # answers of requests that were prepared but never picked (cancelled)
 
@@ -153,3 +157,9 @@ class Oracle:
 @plugin("routing_strategy", "oracle")
 def create(ctx: StrategyContext) -> Oracle:
     return Oracle(build_params(OracleParams, ctx.params, "oracle"), ctx.rng)
+
+
+@plugin("routing_strategy", "oracle_now")
+def create_now(ctx: StrategyContext) -> Oracle:
+    params = build_params(OracleParams, ctx.params, "oracle_now")
+    return Oracle(replace(params, pending=False), ctx.rng)
