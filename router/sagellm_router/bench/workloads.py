@@ -20,10 +20,10 @@ Kinds (``WORKLOADS``):
 * ``kv_pressure`` - ``shared_prefix`` for long-context agents (a repository map and tool specs,
   or long retrieved documents, in every tenant's preamble): ``KV_PRESSURE_TENANTS`` (96)
   tenants with 4000-8000-token prefixes, Zipf(1.1), the same questions and answers. The
-  prefixes add up to ~580k tokens, more than the whole ``routing`` fleet's KV (8 x 65k) and
-  ~9x one engine's, and at 80 % load the running requests pin most of each engine's blocks:
-  engines evict idle prefixes within seconds, so a router's memory of where it sent a prefix
-  goes stale while the run lasts.
+  prefixes add up to ~570k tokens, more than the whole ``routing`` fleet's KV (8 x 65k) and
+  ~9x one engine's: once an engine has computed more than its KV (after ~10 s of arrivals at
+  80 % load, so it is run with ``--duration 20``) it evicts idle prefixes, and a router's
+  memory of where it sent a prefix goes stale.
 * ``multi_turn`` - conversations of 2-3 turns with a short system prompt; the context grows every
   turn (earlier turns are a prefix of later ones). Think time 0.05-0.25 s x ``time_scale``.
 * ``long_doc`` - document Q&A: a long unique document (~``doc_tokens``) plus a question and a
