@@ -21,9 +21,10 @@ Kinds (``WORKLOADS``):
   or long retrieved documents, in every tenant's preamble): ``KV_PRESSURE_TENANTS`` (96)
   tenants with 4000-8000-token prefixes, Zipf(1.1), the same questions and answers. The
   prefixes add up to ~570k tokens, more than the whole ``routing`` fleet's KV (8 x 65k) and
-  ~9x one engine's: once an engine has computed more than its KV (after ~10 s of arrivals at
-  80 % load, so it is run with ``--duration 20``) it evicts idle prefixes, and a router's
-  memory of where it sent a prefix goes stale.
+  ~9x one engine's: once an engine has computed more than its KV it evicts idle prefixes and
+  a router's memory of where it sent a prefix goes stale. How long that takes depends on the
+  hit rate; at 80 % load with a cache-aware router 20 s runs were not enough (docs/benchmarks.md,
+  "kv_pressure: engines that evict").
 * ``multi_turn`` - conversations of 2-3 turns with a short system prompt; the context grows every
   turn (earlier turns are a prefix of later ones). Think time 0.05-0.25 s x ``time_scale``.
 * ``long_doc`` - document Q&A: a long unique document (~``doc_tokens``) plus a question and a
