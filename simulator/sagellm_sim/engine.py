@@ -217,6 +217,20 @@ class EngineCore:
             len(self.cache.match_prefix(self._usable(hashes, prompt_len))) * self.cache.block_size
         )
 
+    def pending_prompt_tokens(self, hashes: Sequence[int], prompt_len: int) -> int:
+        """Leading tokens a new prompt with block ``hashes`` would find cached once every
+        waiting and running request has computed its prompt, if nothing is evicted meanwhile
+        (>= ``cached_prompt_tokens``). Block hashes chain their parents', so a request sharing
+        block ``i`` of the prompt shares blocks ``0..i`` too: the requests cover a leading run,
+        and the cache may extend it."""
+        if not self.cache.enable_prefix_caching:
+            return 0
+        usable = self._usable(hashes, prompt_len)
+        queued = (*self.waiting, *self.running.values())
+        covered = max((_shared_blocks(r.block_hashes, usable) for r in queued), default=0)
+        extended = covered + len(self.cache.match_prefix(usable[covered:]))
+        return extended * self.cache.block_size
+
     def _grow(self, req: SimRequest, tokens: int) -> bool:
         need = self.cache.blocks_for(tokens) - len(req.blocks)
         if need <= 0:
@@ -292,3 +306,13 @@ class EngineCore:
         """Free the KV a prefill-side request kept for a remote decode."""
         if req.hold_blocks and req.blocks:
             self._free(req)
+
+
+def _shared_blocks(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading block hashes ``a`` and ``b`` have in common."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

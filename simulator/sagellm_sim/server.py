@@ -124,7 +124,8 @@ async def _reset_prefix_cache(request: web.Request) -> web.Response:
 async def _cached_prefix(request: web.Request) -> web.Response:
     """Dev-mode debug route: how many leading prompt tokens of a generation request body (chat
     if it has ``messages``, else completion; tokenized and salted as the engine would) the
-    engine's prefix cache holds right now, on the DP rank it would pick."""
+    engine's prefix cache holds right now, and will hold once the requests waiting and running
+    on it have computed their prompts, on the DP rank it would pick."""
     srv = request.app[SERVER_KEY]
     data = decode_json(await request.read())
     kind: Kind = "chat" if isinstance(data, dict) and "messages" in data else "completion"
@@ -133,10 +134,13 @@ async def _cached_prefix(request: web.Request) -> web.Response:
         raise not_found_model(prep.model, srv.config.accepted_names)
     runner = srv.pick_runner(request.headers.get("X-data-parallel-rank"))
     hashes = block_hashes(prep.prompt_ids, srv.config.block_size, prep.cache_salt)
-    cached = runner.core.cached_prompt_tokens(hashes, len(prep.prompt_ids))
-    return web.json_response({"cached_tokens": cached, "prompt_tokens": len(prep.prompt_ids),
-                              "block_size": srv.config.block_size,
-                              "data_parallel_rank": runner.index})  # fmt: skip
+    core, prompt = runner.core, len(prep.prompt_ids)
+    return web.json_response({
+        "cached_tokens": core.cached_prompt_tokens(hashes, prompt),
+        "cached_tokens_with_pending": core.pending_prompt_tokens(hashes, prompt),
+        "prompt_tokens": prompt, "block_size": srv.config.block_size,
+        "data_parallel_rank": runner.index,
+    })  # fmt: skip
 
 
 async def _faults(request: web.Request) -> web.Response:

@@ -6,6 +6,8 @@ import random
 from collections.abc import Mapping
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sagellm_core.plugins import discover
 from sagellm_router.bench import oracle
@@ -92,3 +94,62 @@ def test_oracle_is_a_plugin_not_a_built_in() -> None:
         found["oracle"].factory(StrategyContext(params={"timeout_s": 0}))
     with pytest.raises(StrategyParamError, match=r"routing\.params\.oracle"):
         found["oracle"].factory(StrategyContext(params={"bogus": 1}))
+
+
+def test_oracle_now_is_the_oracle_without_pending_prompts() -> None:
+    found = discover("routing_strategy", [oracle.PLUGINS["oracle_now"]], default_strategies(),
+                     lambda _: ())  # fmt: skip
+    made = found["oracle_now"].factory(StrategyContext(params={"pending": True}))
+    assert isinstance(made, Oracle)
+    assert made._params.pending is False
+
+
+# what three fake engines answer on /sim/cached_prefix (cached now, with pending), pending flag,
+# the candidates that may win at equal loads
+ASK_CASES: list[tuple[str, dict[str, tuple[int, int | None]], bool, set[str]]] = [
+    ("queued on b: b", {"a": (0, 0), "b": (0, 960), "c": (0, 0)}, True, {"b"}),
+    ("queued on b, cache only: a tie", {"a": (0, 0), "b": (0, 960), "c": (0, 0)}, False,
+     {"a", "b", "c"}),
+    ("cached on a beats less queued on b", {"a": (800, 800), "b": (0, 480), "c": (0, 0)}, True,
+     {"a"}),
+    ("running on c extends its cache", {"a": (480, 480), "b": (0, 0), "c": (320, 960)}, True,
+     {"c"}),
+    ("an engine without the field: its cache", {"a": (480, None), "b": (0, 0), "c": (0, 0)},
+     True, {"a"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("replies", "pending", "winners"), [c[1:] for c in ASK_CASES],
+                         ids=[c[0] for c in ASK_CASES])  # fmt: skip
+async def test_scores_with_what_the_engines_will_hold(
+    replies: dict[str, tuple[int, int | None]], pending: bool, winners: set[str]
+) -> None:
+    servers: dict[str, TestServer] = {}
+    for name, (now, later) in replies.items():
+        answer: dict[str, int] = {"cached_tokens": now, "prompt_tokens": 1000, "block_size": 16}
+        if later is not None:
+            answer["cached_tokens_with_pending"] = later
+
+        async def route(_: web.Request, answer: dict[str, int] = answer) -> web.Response:
+            return web.json_response(answer)
+
+        app = web.Application()
+        app.router.add_post(oracle.ROUTE, route)
+        servers[name] = TestServer(app, host="127.0.0.1")
+        await servers[name].start_server()
+    endpoints = [Endpoint(str(s.make_url("")).rstrip("/"), n) for n, s in servers.items()]
+    picks = set()
+    for seed in range(12):
+        strategy = Oracle(OracleParams(pending=pending), random.Random(seed))
+
+        class Req:
+            body = {"model": "m", "messages": []}
+            prompt_text, session_key = "", None
+
+        request = Req()
+        await strategy.prepare(request, endpoints)
+        picks.add(strategy.pick(request, endpoints, Loads({})).instance)
+        await strategy.close()
+    for server in servers.values():
+        await server.close()
+    assert picks == winners

@@ -28,6 +28,20 @@ def test_shared_prefix_tenants_share_system_prompts() -> None:
     assert len(by_tenant) < len(sessions)
 
 
+def test_kv_pressure_prefixes_exceed_the_routing_fleets_kv() -> None:
+    import random
+
+    from sagellm_router.bench.scenarios.routing import config
+
+    fleet = config(None, False, 1, 0, None).fleet
+    kv_tokens = fleet.engines * (fleet.gpu_blocks or 0) * 16  # the simulator's block size
+    prefixes = [random.Random(f"kv{t}").randint(*workloads.KV_PRESSURE_PREFIX_TOKENS)
+                for t in range(workloads.KV_PRESSURE_TENANTS)]  # fmt: skip
+    assert sum(prefixes) > kv_tokens
+    sessions = workloads.generate("kv_pressure", WorkloadParams(rate=100.0, duration_s=2.0))
+    assert {len(s.system.split()) - 4 for s in sessions} <= set(prefixes)
+
+
 def test_poisson_rate_is_close_to_target() -> None:
     import random
 

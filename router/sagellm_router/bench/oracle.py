@@ -2,9 +2,15 @@
 
 Before each request is routed (the router's ``prepare`` hook, see ``RouterState.prepare_pick``)
 it sends the request body to every candidate's dev-mode ``POST /sim/cached_prefix``
-concurrently; each simulator answers how many leading prompt tokens its prefix cache holds for
-that body right now, tokenized exactly as it would tokenize the request (chat template and
-``cache_salt`` included). The pick then scores like ``prefix_aware`` and ``kv_aware``:
+concurrently; each simulator answers how many leading prompt tokens of that body its prefix
+cache will hold once the requests already queued or running on it have been prefilled
+(``cached_tokens_with_pending``; with ``pending: false``, what it holds right now,
+``cached_tokens``), tokenized exactly as it would tokenize the request (chat template and
+``cache_salt`` included). Counting queued and running prompts is what makes it an upper bound
+on what any router can know: the engines' KV events, and so ``kv_aware``'s index, report a
+block only once it has been computed. What it still does not see: requests another router (or
+this one) has sent that have not reached an engine yet, and blocks evicted between the answer
+and the request's admission. The pick then scores like ``prefix_aware`` and ``kv_aware``:
 ``load + miss_cost * uncached share``, the cheapest wins (ties: lower load, then at random),
 with the same balance guard. An engine that does not answer within ``timeout_s`` counts as
 holding nothing; when none answers (or on a retry, whose answers were used up by the first
@@ -12,7 +18,8 @@ pick) the least-loaded candidate wins.
 
 The queries are part of its cost: one round trip to every engine before every request, which
 adds to every TTFT. It is not a built-in: the routing benchmark loads it as a plugin
-(``plugins: ["sagellm_router.bench.oracle:create"]``), and the engines must run with
+(``plugins: ["sagellm_router.bench.oracle:create"]``; ``oracle_now``, ``create_now``, is the
+same with ``pending: false``), and the engines must run with
 ``VLLM_SERVER_DEV_MODE=1``. It never learns anything from its own picks.
 """
 
@@ -23,7 +30,7 @@ import logging
 import random
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -41,8 +48,11 @@ from sagellm_router.routing.base import (
 from sagellm_router.types import Endpoint
 
 PLUGIN = "sagellm_router.bench.oracle:create"
+# ``oracle_now``: the same with ``pending: false``, to measure what counting queued and running
+# prompts adds
+PLUGINS = {"oracle": PLUGIN, "oracle_now": "sagellm_router.bench.oracle:create_now"}
 ROUTE = "/sim/cached_prefix"
-MAX_PENDING = 1024  # answers of requests that were prepared but never picked (cancelled)
+MAX_PREPARED = 1024  # answers of requests that were prepared but never picked (cancelled)
 
 log = logging.getLogger("sagellm_router.bench.oracle")
 
@@ -53,11 +63,13 @@ class OracleParams:
     balance_abs: float = 32.0
     balance_rel: float = 1.5
     timeout_s: float = 2.0
+    pending: bool = True  # count prompts queued or running on the engine, not only the cache
 
 
 @dataclass(frozen=True)
 class Answers:
-    """What the engines said about one request: cached leading tokens per URL, prompt length."""
+    """What the engines said about one request: the leading prompt tokens each URL holds (or
+    will hold, see ``OracleParams.pending``), and the prompt's length."""
 
     cached: Mapping[str, int]
     prompt_tokens: int
@@ -91,7 +103,7 @@ class Oracle:
         self._params = params
         self._rng = rng
         self._http: aiohttp.ClientSession | None = None
-        self._pending: OrderedDict[int, tuple[RouteInput, Answers]] = OrderedDict()
+        self._prepared: OrderedDict[int, tuple[RouteInput, Answers]] = OrderedDict()
 
     async def prepare(self, request: RouteInput, candidates: Sequence[Endpoint]) -> None:
         """Ask every candidate, concurrently, what it holds of ``request``'s prompt."""
@@ -110,9 +122,9 @@ class Oracle:
             {u: r[0] for u, r in zip(urls, replies, strict=True) if r is not None},
             max((r[1] for r in answered), default=0),
         )
-        self._pending[id(request)] = (request, answers)
-        while len(self._pending) > MAX_PENDING:
-            self._pending.popitem(last=False)
+        self._prepared[id(request)] = (request, answers)
+        while len(self._prepared) > MAX_PREPARED:
+            self._prepared.popitem(last=False)
 
     async def _ask(
         self, http: aiohttp.ClientSession, url: str, body: dict[str, Any]
@@ -126,12 +138,13 @@ class Oracle:
         if not isinstance(data, dict):
             log.warning("oracle: %s%s answered %s", url, ROUTE, resp.status)
             return None
-        return int(data["cached_tokens"]), int(data["prompt_tokens"])
+        held = data.get("cached_tokens_with_pending") if self._params.pending else None
+        return int(data["cached_tokens"] if held is None else held), int(data["prompt_tokens"])
 
     def pick(
         self, request: RouteInput, candidates: Sequence[Endpoint], loads: LoadView
     ) -> Endpoint:
-        entry = self._pending.pop(id(request), None)
+        entry = self._prepared.pop(id(request), None)
         answers = entry[1] if entry is not None and entry[0] is request else None
         return choose(answers, candidates, loads, self._params, self._rng)
 
@@ -144,3 +157,9 @@ class Oracle:
 @plugin("routing_strategy", "oracle")
 def create(ctx: StrategyContext) -> Oracle:
     return Oracle(build_params(OracleParams, ctx.params, "oracle"), ctx.rng)
+
+
+@plugin("routing_strategy", "oracle_now")
+def create_now(ctx: StrategyContext) -> Oracle:
+    params = build_params(OracleParams, ctx.params, "oracle_now")
+    return Oracle(replace(params, pending=False), ctx.rng)

@@ -17,6 +17,14 @@ Kinds (``WORKLOADS``):
   reuse is high but uneven, and all tenants' prefixes together (~72k tokens) exceed one engine's
   KV cache in the ``routing`` fleet: which engine holds which prefix matters. Short questions
   (20-60 tokens), short answers (32-96).
+* ``kv_pressure`` - ``shared_prefix`` for long-context agents (a repository map and tool specs,
+  or long retrieved documents, in every tenant's preamble): ``KV_PRESSURE_TENANTS`` (96)
+  tenants with 4000-8000-token prefixes, Zipf(1.1), the same questions and answers. The
+  prefixes add up to ~570k tokens, more than the whole ``routing`` fleet's KV (8 x 65k) and
+  ~9x one engine's: once an engine has computed more than its KV it evicts idle prefixes and
+  a router's memory of where it sent a prefix goes stale. How long that takes depends on the
+  hit rate; at 80 % load with a cache-aware router 20 s runs were not enough (docs/benchmarks.md,
+  "kv_pressure: engines that evict").
 * ``multi_turn`` - conversations of 2-3 turns with a short system prompt; the context grows every
   turn (earlier turns are a prefix of later ones). Think time 0.05-0.25 s x ``time_scale``.
 * ``long_doc`` - document Q&A: a long unique document (~``doc_tokens``) plus a question and a
@@ -114,7 +122,7 @@ class WorkloadParams:
     duration_s: float
     seed: int = 0
     time_scale: float = 1.0
-    tenants: int = 48
+    tenants: int = 48  # shared_prefix's (kv_pressure has its own, fixed)
     prefix_tokens: tuple[int, int] = (1000, 2000)
     doc_tokens: int = 3000
     salt: str = ""  # prepended to every system prompt: a fresh prefix-cache namespace per run
@@ -152,13 +160,31 @@ def _pick_class(rng: random.Random, mix: Sequence[TrafficClass]) -> TrafficClass
 SessionBody = Callable[[random.Random, WorkloadParams, int], tuple[int, str, tuple[Turn, ...]]]
 
 
+def _tenant_chat(
+    rng: random.Random, tenants: int, prefix_tokens: tuple[int, int], name: str
+) -> tuple[int, str, tuple[Turn, ...]]:
+    """A Zipf-popular tenant's fixed preamble (seeded by ``name`` and the tenant), a short
+    question and answer."""
+    tenant = rng.choices(range(tenants), weights=zipf_weights(tenants))[0]
+    own = random.Random(f"{name}{tenant}")
+    system = f"Tenant {tenant} assistant. Rules:" + words(own, own.randint(*prefix_tokens))
+    return tenant, system, (Turn(words(rng, rng.randint(20, 60)), rng.randint(32, 96)),)
+
+
 def _shared_prefix(
     rng: random.Random, p: WorkloadParams, _: int
 ) -> tuple[int, str, tuple[Turn, ...]]:
-    tenant = rng.choices(range(p.tenants), weights=zipf_weights(p.tenants))[0]
-    own = random.Random(f"t{tenant}")
-    system = f"Tenant {tenant} assistant. Rules:" + words(own, own.randint(*p.prefix_tokens))
-    return tenant, system, (Turn(words(rng, rng.randint(20, 60)), rng.randint(32, 96)),)
+    return _tenant_chat(rng, p.tenants, p.prefix_tokens, "t")
+
+
+KV_PRESSURE_TENANTS = 96
+KV_PRESSURE_PREFIX_TOKENS = (4000, 8000)
+
+
+def _kv_pressure(
+    rng: random.Random, p: WorkloadParams, _: int
+) -> tuple[int, str, tuple[Turn, ...]]:
+    return _tenant_chat(rng, KV_PRESSURE_TENANTS, KV_PRESSURE_PREFIX_TOKENS, "kv")
 
 
 def _multi_turn(
@@ -207,6 +233,7 @@ def _pd_mixed(rng: random.Random, p: WorkloadParams, sid: int) -> tuple[int, str
 
 WORKLOADS: dict[str, SessionBody] = {
     "shared_prefix": _shared_prefix,
+    "kv_pressure": _kv_pressure,
     "multi_turn": _multi_turn,
     "long_doc": _long_doc,
     "short_chat": _short_chat,

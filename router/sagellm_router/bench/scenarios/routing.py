@@ -38,7 +38,7 @@ KV_EVENTS = ('{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "
              '"replay_endpoint": "tcp://*:0"}')  # fmt: skip
 ENGINE_ENV = (("VLLM_SERVER_DEV_MODE", "1"),)
 WARM_UP_S = 3.0  # after each of our routers' warm-up request (see warm_up)
-PLUGINS = {"oracle": oracle.PLUGIN, **kv_variants.PLUGINS}  # benchmark-only strategies
+PLUGINS = {**oracle.PLUGINS, **kv_variants.PLUGINS}  # benchmark-only strategies
 
 
 def our_strategies() -> list[str]:
