@@ -170,3 +170,36 @@ def test_direct_contenders_start_no_router(tmp_path: Path) -> None:
         assert rs.procs == {}
         with rs.active("direct") as target:
             assert target == ["http://e0", "http://e1"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "requests", "expected"),
+    [
+        (1.0, 1.3, 150.0, {"router_cpu_us_per_req": 2000.0}),
+        (None, 1.3, 150.0, {}),  # no /proc, or no process (direct)
+        (1.0, 1.3, 0.0, {}),
+    ],
+)
+def test_router_cpu_per_request(
+    before: float | None, after: float | None, requests: float, expected: dict[str, float]
+) -> None:
+    got = runs.router_cpu(before, after, {"requests": requests})
+    assert got.keys() == expected.keys()
+    assert all(math.isclose(got[k], v) for k, v in expected.items())
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_router_set_sums_the_cpu_of_a_contenders_processes() -> None:
+    import os
+
+    class Proc:
+        pid = os.getpid()
+
+    targets = fleet.RouterSet({"ours/a": ["A", "B"], "direct": ["E"]},
+                              {"ours/a": [Proc(), Proc()]})  # type: ignore[list-item]  # fmt: skip
+    own = fleet.cpu_seconds(os.getpid())
+    both = targets.cpu_seconds("ours/a")
+    assert own is not None
+    assert both is not None
+    assert both >= 2 * own
+    assert targets.cpu_seconds("direct") is None

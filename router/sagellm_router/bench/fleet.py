@@ -101,6 +101,16 @@ def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads) from ``/proc`` (None where
+    there is no ``/proc`` or the process is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spawn(
     argv: list[str], log: Path, cpus: set[int] | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -260,6 +270,12 @@ class RouterSet:
 
     def __getitem__(self, name: str) -> list[str]:
         return self.targets[name]
+
+    def cpu_seconds(self, name: str) -> float | None:
+        """CPU time used so far by router ``name``'s processes, summed (None: not measurable,
+        e.g. ``direct``, which has none)."""
+        times = [cpu_seconds(p.pid) for p in self.procs.get(name, [])]
+        return None if not times or None in times else sum(t for t in times if t is not None)
 
     @contextmanager
     def active(self, name: str) -> Iterator[list[str]]:

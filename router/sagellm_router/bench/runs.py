@@ -53,6 +53,18 @@ def open_run(
     return fl.run_loadgen(spec, workdir, tag, timeout=duration_s + drain_s + 60.0)
 
 
+def router_cpu(
+    before: float | None, after: float | None, metrics: Mapping[str, float]
+) -> dict[str, float]:
+    """``router_cpu_us_per_req``: the router processes' CPU time over a run (the engines'
+    scrapes, KV events and every request's relay included, as deployed) per request sent;
+    {} when it cannot be read. /proc counts in clock ticks (10 ms), ~5 % of a run here."""
+    requests = metrics.get("requests", 0.0)
+    if before is None or after is None or requests <= 0:
+        return {}
+    return {"router_cpu_us_per_req": (after - before) / requests * 1e6}
+
+
 SessionsFor = Callable[[float, int], list[dict[str, Any]]]
 Measure = Callable[[Contender, list[str], list[dict[str, Any]], str], dict[str, float]]
 
@@ -69,7 +81,7 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """Every (load, repeat, contender) run: the same sessions per (load, repeat) for all
     contenders, contender order reversed every other round, only the measured router running.
-    Rows = ``base`` + keys + metrics."""
+    Rows = ``base`` + keys + metrics, with each router's CPU per request (``router_cpu``)."""
     out: list[dict[str, Any]] = []
     for li, load in enumerate(loads):
         for rep in range(repeats):
@@ -77,7 +89,9 @@ def sweep(
             for c in order if (li + rep) % 2 == 0 else list(reversed(order)):
                 tag = "-".join([*map(str, base.values()), str(load), str(rep), c.slug])
                 with targets.active(c.name) as target:
+                    cpu0 = targets.cpu_seconds(c.name)
                     metrics = measure(c, target, sessions, tag)
+                    metrics.update(router_cpu(cpu0, targets.cpu_seconds(c.name), metrics))
                 out.append({**base, "load": load, "repeat": rep, "contender": c.name,
                             "kind": c.kind, "strategy": c.strategy, **metrics})  # fmt: skip
                 progress(1)

@@ -207,7 +207,7 @@ def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]
 
 
 COLUMNS = ("workload", "load", "contender", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms",
-           "itl_p99_ms", "output_tok_s", "prefix_hit_rate", "errors",
+           "itl_p99_ms", "output_tok_s", "prefix_hit_rate", "router_cpu_us_per_req", "errors",
            "output_tok_s_vs_best_peer", "ttft_p90_ms_vs_best_peer",
            "ttft_p90_ms_vs_oracle")  # fmt: skip
 RATIO_METRICS = ("output_tok_s", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "itl_p99_ms",
