@@ -164,13 +164,14 @@ class KvIndex:
         counts = dict.fromkeys(engines, 0)
         known = self._engines
         bits = {state.bit: e for e in engines if (state := known.get(e)) is not None}
-        alive, holders = sum(bits), self._holders
-        parent, depth, ids = ROOT, 0, tuple(tokens)  # slices of a tuple are tuples
-        for start in range(0, min(len(ids), block_size * limit) - block_size + 1, block_size):
+        alive, get = sum(bits), self._holders.get
+        parent, depth = ROOT, 0
+        # zip over one iterator, block_size times: the full blocks as tuples, cut in C
+        for block in zip(*[iter(tokens[: block_size * limit])] * block_size, strict=False):
             if not alive:
                 break
-            parent = hash((parent, ids[start : start + block_size]))  # chain(), inlined
-            held = holders.get(parent, 0)
+            parent = hash((parent, block))  # chain(), inlined
+            held = get(parent, 0)
             if lost := alive & ~held:
                 for bit, engine in bits.items():
                     if lost & bit:

@@ -46,8 +46,12 @@ class Recent:
             return {}
         since = self._clock() - self._window
         out: dict[str, float] = {}
+        first = hashes[0]
         for url, sent in self._sent.items():
-            lo, hi = 0, len(hashes)  # hashes[:lo] are fresh, hashes[hi:] are not
+            at = sent.get(first)
+            if at is None or at < since:  # most engines never got this prefix: one lookup
+                continue
+            lo, hi = 1, len(hashes)  # hashes[:lo] are fresh, hashes[hi:] are not
             while lo < hi:
                 mid = (lo + hi) // 2
                 at = sent.get(hashes[mid])
