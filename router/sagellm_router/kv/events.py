@@ -69,10 +69,10 @@ def decode(frames: list[bytes]) -> Batch:
     if len(frames) != 3 or len(frames[1]) != 8:
         raise KvEventError(f"expected (topic, 8-byte seq, payload), got {len(frames)} frames")
     try:
-        raw = msgpack.unpackb(frames[2])
+        raw = msgpack.unpackb(frames[2], use_list=False)  # tuples: the events keep them as is
     except (ValueError, msgpack.UnpackException) as exc:
         raise KvEventError(f"payload is not msgpack: {exc}") from exc
-    if not isinstance(raw, list) or len(raw) not in (2, 3) or not isinstance(raw[1], list):
+    if not isinstance(raw, tuple) or len(raw) not in (2, 3) or not isinstance(raw[1], tuple):
         raise KvEventError("payload is not a [ts, events, data_parallel_rank] batch")
     events = tuple(e for e in (_event(r) for r in raw[1]) if e is not None)
     rank = raw[2] if len(raw) == 3 else None

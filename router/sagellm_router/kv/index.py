@@ -99,13 +99,16 @@ class KvIndex:
         else:
             return  # the parent was missed or dropped: these blocks are unreachable by prefix
         state.block_size = size
-        for i, block_hash in enumerate(event.block_hashes):
-            parent = chain(parent, event.token_ids[i * size : (i + 1) * size])
-            self._drop(state, state.by_hash.get(block_hash))
-            state.by_hash[block_hash] = parent
-            state.lru[parent] = block_hash
-            state.lru.move_to_end(parent)
-            self._holders[parent] = self._holders.get(parent, 0) | state.bit
+        by_hash, lru, holders, bit = state.by_hash, state.lru, self._holders, state.bit
+        blocks = zip(*[iter(event.token_ids)] * size, strict=False)  # full blocks, cut in C
+        for block_hash, block in zip(event.block_hashes, blocks, strict=False):
+            parent = hash((parent, block))  # chain(), inlined
+            if (old := by_hash.get(block_hash)) is not None:  # the engine reused the hash
+                self._drop(state, old)
+            by_hash[block_hash] = parent
+            lru[parent] = block_hash
+            lru.move_to_end(parent)
+            holders[parent] = holders.get(parent, 0) | bit
         while len(state.lru) > self.max_blocks_per_engine:
             self._drop(state, next(iter(state.lru)))
 
