@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sagellm_core.api.pool import SchedulingSpec
 from sagellm_router.types import Endpoint, PoolSnapshot, Role
@@ -138,11 +145,53 @@ DiscoverySettings = Annotated[
 ]
 
 
+class ReplicaSyncSettings(_Model):
+    """kv_aware: share every pick with the other router replicas (docs/router.md, "Router
+    replicas share their picks"). Off while ``port`` is null."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="publish this replica's picks here")
+    host: str = Field("0.0.0.0", description="address to bind the publisher on")
+    peers: tuple[str, ...] = Field((), description="host:port of the other replicas' publishers")
+    peers_dns: str | None = Field(
+        None, description="name:port; every address of name is a peer (a headless Service)"
+    )
+    resolve_interval_s: float = Field(10.0, gt=0, description="re-resolve peers_dns this often")
+
+    @field_validator("peers")
+    @classmethod
+    def _peers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for peer in value:
+            host_port(peer)
+        return value
+
+    @field_validator("peers_dns")
+    @classmethod
+    def _peers_dns(cls, value: str | None) -> str | None:
+        if value is not None:
+            host_port(value)
+        return value
+
+    @model_validator(mode="after")
+    def _needs_port(self) -> ReplicaSyncSettings:
+        if self.port is None and (self.peers or self.peers_dns):
+            raise ValueError("peers and peers_dns need port: the replicas publish on it")
+        return self
+
+
+def host_port(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) split; ValueError names what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} must be host:port")
+    return host.strip("[]"), int(port)
+
+
 class RoutingSettings(_Model):
     """Default strategy (used when neither the pool nor the request names one) and parameters."""
 
     default: str = DEFAULT_STRATEGY
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    replica_sync: ReplicaSyncSettings = Field(default_factory=ReplicaSyncSettings)
 
 
 class LimitSettings(_Model):

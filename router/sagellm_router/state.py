@@ -398,6 +398,7 @@ def build_state(settings: RouterSettings, clock: Clock, seed: int | None = None)
         ),
         metrics=RouterMetrics(),
         admission=ConcurrencyLimit(settings.limits.max_concurrent_requests),
+        kv=KvFeeds(replica_sync=settings.routing.replica_sync),
     )
 
 

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 
 from sagellm_router.bench import loadgen, oracle
 from sagellm_router.bench.cli import bench
-from sagellm_router.bench.fleet import our_config
+from sagellm_router.bench.fleet import our_config, replica_set
 from sagellm_router.bench.options import BenchOptions
 from sagellm_router.bench.scenarios import routing
+from sagellm_router.config import RouterSettings
 
 
 async def _replica(name: str, seen: list[str]) -> TestServer:
@@ -73,6 +74,20 @@ def test_replicas_add_replicated_contenders() -> None:
     doubled = [c for c in two.contenders(peer_ok=False) if c.label]
     assert [c.options["replicas"] for c in doubled] == [2, 2]
     assert [c.strategy for c in doubled] == ["prefix_aware", "kv_aware"]
+    assert [c.options["replica_sync"] for c in doubled] == [False, True]
+
+
+def test_synced_replicas_are_each_others_peers() -> None:
+    kv = routing.our_contender("kv_aware", 3)
+    configs = [our_config(c, ["http://e:1"], 80) for c in replica_set(kv)]
+    syncs = [RouterSettings.model_validate(c).routing.replica_sync for c in configs]
+    ports = [s.port for s in syncs]
+    assert len(set(ports)) == 3
+    for sync in syncs:
+        assert sorted(sync.peers) == sorted(f"127.0.0.1:{p}" for p in ports if p != sync.port)
+    prefix = routing.our_contender("prefix_aware", 2)
+    assert replica_set(prefix) == [prefix, prefix]
+    assert "routing" not in our_config(prefix, ["http://e:1"], 80)
 
 
 def test_workload_and_load_options_narrow_the_run() -> None:

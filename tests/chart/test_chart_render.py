@@ -15,6 +15,7 @@ from k8s_schemas import K8sSchemas
 from sagellm_core.validation import pool_problems
 from sagellm_operator.cli import operator as operator_cli
 from sagellm_router.cli import router as router_cli
+from sagellm_router.config import RouterSettings
 
 # The chart's minimum (Chart.yaml kubeVersion) and a recent minor.
 KUBE_VERSIONS = ("1.28.0", "1.34.0")
@@ -77,6 +78,7 @@ def test_default_render_has_the_expected_objects(render: Render) -> None:
         ("RoleBinding", "sag-sagellm-operator"),
         ("RoleBinding", "sag-sagellm-router"),
         ("Service", "sag-sagellm-router"),
+        ("Service", "sag-sagellm-router-peers"),
         ("ServiceAccount", "sag-sagellm-operator"),
         ("ServiceAccount", "sag-sagellm-router"),
     ]
@@ -122,6 +124,7 @@ def test_probes_hit_the_health_endpoints(render: Render) -> None:
     assert container["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP"},
         {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+        {"name": "replica-sync", "containerPort": 5590, "protocol": "TCP"},
     ]
     config = yaml.safe_load(one(docs, "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"])
     assert config["server"]["probe_port"] == 8081, "the probed port must be the one served"
@@ -133,6 +136,25 @@ def test_probes_hit_the_health_endpoints(render: Render) -> None:
         {"name": "health", "containerPort": 8080, "protocol": "TCP"},
     ]
     assert "--liveness-port=8080" in container["args"], "the probe port must be the one served"
+
+
+def test_router_replicas_find_each_other_through_the_headless_service(render: Render) -> None:
+    docs = render({"router": {"replicaSync": {"port": 6000}}})
+    peers = one(docs, "Service", "sag-sagellm-router-peers")["spec"]
+    assert peers["clusterIP"] == "None"
+    assert peers["publishNotReadyAddresses"] is True
+    assert peers["ports"][0]["port"] == 6000
+    assert peers["ports"][0]["targetPort"] == "replica-sync"
+    router = one(docs, "Deployment", "sag-sagellm-router")["spec"]["template"]
+    assert peers["selector"].items() <= router["metadata"]["labels"].items()
+    config = yaml.safe_load(one(docs, "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"])
+    sync = RouterSettings.model_validate(config).routing.replica_sync
+    assert (sync.port, sync.peers_dns) == (6000, "sag-sagellm-router-peers.llm.svc:6000")
+
+    off = render({"router": {"replicaSync": {"enabled": False}}})
+    assert not [d for d in off if d["metadata"]["name"] == "sag-sagellm-router-peers"]
+    config = yaml.safe_load(one(off, "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"])
+    assert RouterSettings.model_validate(config).routing.replica_sync.port is None
 
 
 def test_router_rollout_keeps_capacity_and_drains(render: Render) -> None:
@@ -196,7 +218,11 @@ def test_pdb_selects_router_pods(render: Render, name: str, expected: dict[str, 
 def test_monitoring_objects_select_the_services(render: Render) -> None:
     docs = render(VALUE_SETS["monitoring"])
     services = {s["metadata"]["name"]: s for s in find(docs, "Service")}
-    assert set(services) == {"sag-sagellm-router", "sag-sagellm-operator-metrics"}
+    assert set(services) == {
+        "sag-sagellm-router",
+        "sag-sagellm-router-peers",
+        "sag-sagellm-operator-metrics",
+    }
     monitors = find(docs, "ServiceMonitor")
     assert len(monitors) == 2
     engines = one(docs, "PodMonitor")["spec"]
@@ -247,7 +273,7 @@ def test_router_only_install(render: Render) -> None:
     docs = render(VALUE_SETS["router-only"])
     names = {d["metadata"]["name"] for d in docs}
     assert not any("operator" in n for n in names)
-    assert one(docs, "Service")["spec"]["type"] == "NodePort"
+    assert one(docs, "Service", "sag-sagellm-router")["spec"]["type"] == "NodePort"
 
 
 def _args(docs: list[Manifest], deployment: str) -> list[str]:

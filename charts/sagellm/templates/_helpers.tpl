@@ -190,6 +190,13 @@ affinity:
 {{- if .Values.router.apiKeys.existingSecret -}}
 {{- $_ := set $cfg "auth" (dict "api_keys_file" "/etc/sagellm/secrets/api-keys") -}}
 {{- end -}}
+{{- if .Values.router.replicaSync.enabled -}}
+{{- $port := int .Values.router.replicaSync.port -}}
+{{- $peers := printf "%s-peers.%s.svc:%d" (include "sagellm.router.fullname" .) .Release.Namespace $port -}}
+{{- $routing := default (dict) $cfg.routing -}}
+{{- $_ := set $routing "replica_sync" (merge (dict "port" $port "peers_dns" $peers) (default (dict) $routing.replica_sync)) -}}
+{{- $_ := set $cfg "routing" $routing -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 

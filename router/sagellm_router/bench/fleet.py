@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ class Contender:
     ``pool`` (merged into the pool, e.g. ``scheduling``), ``config`` (top-level sections),
     ``roles`` (one per engine URL, e.g. Prefill/Decode) and ``endpoint`` (fields of every
     endpoint, e.g. ``max_concurrency``); ``replicas`` (default 1) starts that many identical
-    routers, which the load generator uses in round robin.
+    routers, which the load generator uses in round robin; with ``replica_sync`` (true) they
+    share their ``kv_aware`` picks (``routing.replica_sync``, each other's ports as peers).
     """
 
     kind: str
@@ -302,6 +303,23 @@ def replicas(c: Contender) -> int:
     return n
 
 
+def replica_set(c: Contender) -> list[Contender]:
+    """One contender per replica of ``c``; with ``replica_sync``, each publishing on its own
+    port and subscribed to the others'."""
+    n = replicas(c)
+    if not c.options.get("replica_sync"):
+        return [c] * n
+    ports = free_ports(n)
+    out = []
+    for port in ports:
+        config = dict(c.options.get("config", {}))
+        sync = {"port": port, "host": "127.0.0.1",
+                "peers": [f"127.0.0.1:{p}" for p in ports if p != port]}  # fmt: skip
+        config["routing"] = {**config.get("routing", {}), "replica_sync": sync}
+        out.append(replace(c, options={**c.options, "config": config}))
+    return out
+
+
 @contextmanager
 def routers(cs: Sequence[Contender], urls: Sequence[str], workdir: Path) -> Iterator[RouterSet]:
     """Start every contender of ``cs`` (each of its replicas) at once, wait until all are
@@ -315,10 +333,10 @@ def routers(cs: Sequence[Contender], urls: Sequence[str], workdir: Path) -> Iter
     try:
         for c in cs:
             started[c.name] = []
-            for r in range(replicas(c)):
+            for r, one in enumerate(replica_set(c)):
                 (port,) = free_ports(1)
                 log = workdir / f"router-{c.slug}{f'-{r}' if r else ''}.log"
-                started[c.name].append((spawn(router_argv(c, urls, port, workdir), log), port))
+                started[c.name].append((spawn(router_argv(one, urls, port, workdir), log), port))
         for c in cs:
             for proc, port in started[c.name]:
                 wait_ready(f"http://127.0.0.1:{port}/health", proc)

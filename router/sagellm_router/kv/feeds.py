@@ -7,7 +7,9 @@ update (``RouterState.apply_pools``): one ``KvEventFollower`` per such pool trac
 endpoints (endpoints that leave are dropped from the index); a pool that goes away or stops using
 ``kv_aware`` has its follower stopped and its entries dropped. ``start`` (with the app's HTTP
 session) and ``close`` bracket the I/O: nothing is followed before ``start``; ``close`` awaits
-every follower task and destroys the ZMQ context. ``KvCollector`` exports what the feeds and
+every follower task and destroys the ZMQ context. With ``routing.replica_sync`` the feeds also
+run the replica sync (``kv.peers``): each pool's picks are announced to the peer replicas, and
+theirs are learnt by the pool's ``kv_aware``. ``KvCollector`` exports what the feeds and
 the strategies count as ``sagellm_router_kv_*`` (docs/metrics.md).
 """
 
@@ -15,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sagellm_router.config import ReplicaSyncSettings
+from sagellm_router.kv.peers import ReplicaSync
 from sagellm_router.kv.subscriber import KvEventFollower
 from sagellm_router.routing.base import Strategy
 from sagellm_router.routing.kv_aware import KvAware
@@ -59,12 +64,20 @@ def wanted_feeds(
 class KvFeeds:
     """The followers of one router app, one per pool routed by ``kv_aware``."""
 
-    def __init__(self, follower_options: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, follower_options: Mapping[str, float] | None = None,
+        replica_sync: ReplicaSyncSettings | None = None,
+    ) -> None:  # fmt: skip
         self._options = dict(follower_options or {})
         self._session: Any = None
         self._ctx: Any = None
         self.wanted: dict[str, Feed] = {}
         self.followers: dict[str, KvEventFollower] = {}
+        self.replicas = (
+            ReplicaSync(replica_sync, self.learn)
+            if replica_sync is not None and replica_sync.port is not None
+            else None
+        )
 
     @property
     def started(self) -> bool:
@@ -76,11 +89,16 @@ class KvFeeds:
 
         self._session = session
         self._ctx = zmq.asyncio.Context()
+        if self.replicas is not None:
+            self.replicas.start(self._ctx)
         self.sync(self.wanted)
 
     def sync(self, wanted: Mapping[str, Feed]) -> None:
         """Follow exactly the pools and endpoints of ``wanted`` (once started)."""
         self.wanted = dict(wanted)
+        if self.replicas is not None:
+            for pool, feed in wanted.items():
+                feed.strategy.announce = partial(self.replicas.publish, pool)
         if not self.started:
             return
         for pool in [p for p in self.followers if p not in wanted]:
@@ -95,8 +113,18 @@ class KvFeeds:
                 self.followers[pool] = follower
             follower.track(feed.engines)
 
+    def learn(self, pool: str, url: str, keys: list[int]) -> bool:
+        """A peer replica's pick; False when this replica does not route that engine."""
+        feed = self.wanted.get(pool)
+        if feed is None or url not in feed.engines:
+            return False
+        feed.strategy.learn(url, keys)
+        return True
+
     async def close(self) -> None:
-        """Stop every follower, wait for their tasks, release the ZMQ context."""
+        """Stop every follower and the replica sync, wait for their tasks, release ZMQ."""
+        if self.replicas is not None:
+            await self.replicas.close()
         followers, self.followers = list(self.followers.values()), {}
         for follower in followers:
             await follower.close()
@@ -131,6 +159,8 @@ class KvCollector(Collector):
             for (engine, reason), count in follower.resyncs.items():
                 resyncs.add_metric([pool, _name(engine, feed), reason], count)
         yield from (blocks, events, resyncs, picks, publishers)
+        if feeds.replicas is not None:
+            yield from _sync_families(feeds.replicas)
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily, CounterMetricFamily,
@@ -151,6 +181,23 @@ class KvCollector(Collector):
             ),
             GaugeMetricFamily(f"{p}publishers", "Engine publishers followed", labels=["pool"]),
         )
+
+
+def _sync_families(sync: ReplicaSync) -> Iterator[Metric]:
+    p = "sagellm_router_kv_sync_"
+    picks = CounterMetricFamily(
+        f"{p}picks", "kv_aware picks shared with peer router replicas", labels=["direction"]
+    )
+    picks.add_metric(["sent"], sync.sent)
+    picks.add_metric(["received"], sync.received)
+    rejected = CounterMetricFamily(
+        f"{p}rejected", "Replica-sync picks dropped, by reason", labels=["reason"]
+    )
+    for reason, count in sorted(sync.rejected.items()):
+        rejected.add_metric([reason], count)
+    yield picks
+    yield rejected
+    yield GaugeMetricFamily(f"{p}peers", "Peer router replicas subscribed to", len(sync.peers))
 
 
 def _name(engine: str, feed: Feed) -> str:

@@ -3,14 +3,16 @@
 The engines' KV events lag: an engine reports a prompt's blocks only once it has admitted and
 computed the prompt. Requests with the same prefix that arrive meanwhile would look uncached
 everywhere; what this router itself sent an engine within the last ``window_s`` seconds bridges
-that gap. Beyond the window only the events count. Keys are the prompt's chained
-character-block hashes (``prefix_aware``'s, in coarser blocks), so recording costs no
-tokenizing, and a block's hash stands for the whole prefix up to it: the leading run a
-candidate holds is found by bisection.
+that gap. Beyond the window only the events count. Keys are the prompt's chained byte-block
+hashes (``keys``), so recording costs no tokenizing, and a block's key stands for the whole
+prefix up to it: the leading run a candidate holds is found by bisection. The keys are the same
+in every process (a CRC per block, chained with the hash of a pair of ints, which Python does not
+salt), so router replicas can share their picks (``sagellm_router.kv.peers``).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -18,6 +20,17 @@ from sagellm_router.stats.tracker import Clock
 
 MAX_BLOCKS = 200_000
 """Per engine: the oldest blocks go first beyond it."""
+
+
+def keys(text: str, block_bytes: int, limit: int) -> list[int]:
+    """Chained keys of the full ``block_bytes``-byte blocks of ``text``'s UTF-8 (at most
+    ``limit``), equal in every router process."""
+    data = text.encode("utf-8", "surrogatepass")
+    crc, out, key = zlib.crc32, [], 0
+    for start in range(0, min(len(data), block_bytes * limit) - block_bytes + 1, block_bytes):
+        key = hash((key, crc(data[start : start + block_bytes])))
+        out.append(key)
+    return out
 
 
 class Recent:

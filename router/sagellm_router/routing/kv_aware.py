@@ -7,19 +7,21 @@ I/O. Score: ``load + miss_cost * uncached share`` per candidate, the cheapest wi
 ``prefix_aware``'s balance guard. A candidate's cached share is the larger of what its events
 say and what this router sent it within the last ``recent_s`` seconds
 (``sagellm_router.kv.recent``: events come only after the engine admitted and computed a
-prompt; 0 turns this off). When none of the candidates is indexed (events not followed or not
-published yet), the prompt cannot be tokenized or has no full block, ``prefix_aware`` decides
-(and learns those picks only: keeping it warm on every pick would double the cost).
+prompt; 0 turns this off), or what another router replica sent it (``learn``; every pick is
+also offered to ``announce``: ``sagellm_router.kv.peers``). When none of the candidates is
+indexed (events not followed or not published yet), the prompt cannot be tokenized or has no
+full block, ``prefix_aware`` decides (and learns those picks only: keeping it warm on every
+pick would double the cost).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sagellm_router.kv.index import KvIndex
-from sagellm_router.kv.recent import Recent
+from sagellm_router.kv.recent import Recent, keys
 from sagellm_router.kv.tokenizers import (
     TOKENIZERS,
     ByModel,
@@ -36,11 +38,11 @@ from sagellm_router.routing.base import (
     build_params,
     cheapest_for_cache,
 )
-from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams, block_hashes
+from sagellm_router.routing.prefix_aware import PrefixAware, PrefixAwareParams
 from sagellm_router.stats.tracker import Clock
 from sagellm_router.types import Endpoint
 
-RECENT_BLOCK_CHARS = 256  # ~60 tokens: resolution enough to cost a cache miss
+RECENT_BLOCK_BYTES = 256  # ~60 tokens: resolution enough to cost a cache miss
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class KvAware:
         self.tokenizer = tokenizer or make_tokenizer(params)
         self.index = index or KvIndex(params.max_blocks_per_engine)
         self.picks = {"kv": 0, "fallback": 0}
+        #: set by the router app to share each pick (url, prompt keys) with peer replicas
+        self.announce: Callable[[str, Sequence[int]], None] | None = None
         self.fallback = PrefixAware(
             PrefixAwareParams(miss_cost=params.miss_cost, balance_abs=params.balance_abs,
                               balance_rel=params.balance_rel), rng,
@@ -114,13 +118,20 @@ class KvAware:
             self.picks["kv"] += 1
         if self._recent is not None:
             self._recent.record(chosen.url, hashes)
+            if self.announce is not None:
+                self.announce(chosen.url, hashes)
         return chosen
+
+    def learn(self, url: str, keys: Sequence[int]) -> None:
+        """Another router replica just sent a prompt with these ``recent.keys`` to ``url``."""
+        if self._recent is not None:
+            self._recent.record(url, keys)
 
     def _hashes(self, request: RouteInput) -> list[int]:
         if self._recent is None:
             return []
         limit = self._params.max_blocks_per_request
-        return block_hashes(request.prompt_text, RECENT_BLOCK_CHARS, limit)
+        return keys(request.prompt_text, RECENT_BLOCK_BYTES, limit)
 
     def tokens(self, request: RouteInput) -> list[int] | None:
         """The request's prompt token ids as the engine computes them (None: unknown)."""

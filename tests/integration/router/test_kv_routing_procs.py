@@ -29,13 +29,14 @@ pytestmark = pytest.mark.timeout(240)
 DOCS = 6
 
 
-def start_sim() -> Proc:
+def start_sim(*extra: str) -> Proc:
     port, pub, replay = free_port(), free_port(), free_port()
     events = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": f"tcp://*:{pub}",
               "replay_endpoint": f"tcp://*:{replay}"}  # fmt: skip
     argv = [sys.executable, "-m", "sagellm_sim", "--model", "tiny", "--port", str(port),
             "--host", "127.0.0.1", "--sim-profile", "tiny", "--sim-time-scale", "0.01",
-            "--sim-log-level", "warning", "--kv-events-config", json.dumps(events)]  # fmt: skip
+            "--sim-log-level", "warning", "--kv-events-config", json.dumps(events),
+            *extra]  # fmt: skip
     env = {**os.environ, "VLLM_SERVER_DEV_MODE": "1"}  # serves POST /reset_prefix_cache
     proc = Proc(
         subprocess.Popen(argv, stdout=subprocess.DEVNULL, env=env), f"http://127.0.0.1:{port}"
@@ -44,13 +45,15 @@ def start_sim() -> Proc:
     return proc
 
 
-def start_router(tmp: Path, name: str, engines: list[Proc]) -> Proc:
+def start_router(
+    tmp: Path, name: str, engines: list[Proc], routing: dict[str, Any] | None = None
+) -> Proc:
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port},
         # Events only: the routers' own recent picks (unit-tested) would hold a reset engine
         # for recent_s; this test asks what the engines' events alone decide.
-        "routing": {"params": {"kv_aware": {"recent_s": 0}}},
+        "routing": routing or {"params": {"kv_aware": {"recent_s": 0}}},
         "discovery": {"type": "static", "pools": [{
             "name": "p", "model": "tiny", "routing": "kv_aware",
             "endpoints": [{"url": e.url, "instance": f"p-{i}"} for i, e in enumerate(engines)],
@@ -152,3 +155,69 @@ async def test_replicas_route_chats_to_the_engine_that_caches_their_prefix(fleet
         assert await asyncio.to_thread(router.proc.wait, 60) == 0
         log = (tmp_path / f"r{i}.log").read_text()
         assert not [line for line in log.splitlines() if any(leak in line for leak in LEAKS)]
+
+
+@pytest.fixture
+def synced(tmp_path: Path) -> Iterator[tuple[list[Proc], list[Proc]]]:
+    """Two routers sharing their picks, in front of two engines that run one sequence at a
+    time (a second request waits unprefilled, so its blocks are in no event yet)."""
+    engines: list[Proc] = []
+    routers: list[Proc] = []
+    ports = [free_port(), free_port()]
+    try:
+        engines += [start_sim("--max-num-seqs", "1") for _ in range(2)]
+        for i, port in enumerate(ports):
+            sync = {"port": port, "host": "127.0.0.1", "peers": [f"127.0.0.1:{ports[1 - i]}"]}
+            routing = {"params": {"kv_aware": {"recent_s": 60}}, "replica_sync": sync}
+            routers.append(start_router(tmp_path, f"r{i}", engines, routing))
+        yield engines, routers
+    finally:
+        for proc in [*routers, *engines]:
+            proc.stop()
+
+
+async def sync_counts(session: aiohttp.ClientSession, router: Proc) -> dict[str, float]:
+    async with session.get(f"{router.url}/metrics") as resp:
+        text = await resp.text()
+    return {
+        s.labels["direction"]: s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "sagellm_router_kv_sync_picks"
+        for s in f.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def test_a_replica_follows_the_picks_of_another_before_any_event(synced) -> None:  # type: ignore[no-untyped-def]
+    """Router A places six conversations; before the engines have computed (and announced) any
+    of the queued ones, router B gets two that A queued on the same engine. Without the sync B
+    sees no cached prefix and balances them over both engines; with it, it sends both to A's."""
+    engines, routers = synced
+    a, b = routers
+    long = {"max_tokens": 4000, "stream": True}
+    async with aiohttp.ClientSession() as session:
+        for engine in engines:  # each engine announces a block, so the routers index both
+            await chat(session, engine.url, conversation(99, "warm up"))
+        await settled(session, routers, **{"p-0": True, "p-1": True})
+        opened: list[aiohttp.ClientResponse] = []
+        try:
+            placed: dict[str, list[int]] = {}
+            for doc in range(6):  # the first on each engine runs, the others wait behind it
+                resp = await session.post(f"{a.url}/v1/chat/completions",
+                                          json={**conversation(doc, "first"), **long})  # fmt: skip
+                assert resp.status == 200, await resp.text()
+                opened.append(resp)
+                placed.setdefault(resp.headers["X-Sagellm-Instance"], []).append(doc)
+            home, docs = max(placed.items(), key=lambda item: len(item[1]))
+            assert len(docs) >= 3, placed
+            for doc in docs[1:3]:
+                resp = await session.post(f"{b.url}/v1/chat/completions",
+                                          json={**conversation(doc, "second"), **long})  # fmt: skip
+                assert resp.status == 200, await resp.text()
+                opened.append(resp)
+                assert resp.headers["X-Sagellm-Instance"] == home, (doc, placed)
+            assert (await sync_counts(session, a))["sent"] >= 6
+            assert (await sync_counts(session, b))["received"] >= 6
+        finally:
+            for resp in opened:
+                resp.close()

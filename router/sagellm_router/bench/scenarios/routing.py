@@ -13,7 +13,8 @@ Every engine publishes KV events (``--kv-events-config``, OS-chosen ports) for `
 runs in dev mode (``VLLM_SERVER_DEV_MODE=1``) for the ``oracle`` plugin
 (``sagellm_router.bench.oracle``), whatever contender is measured. With ``replicas`` > 1 the
 strategies of ``REPLICATED`` also run as that many identical routers, which the load generator
-uses in round robin (``<strategy>-x<N>``).
+uses in round robin (``<strategy>-x<N>``); the ``kv_aware`` ones share their picks
+(``routing.replica_sync``, as the chart configures replicas).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def our_contender(strategy: str, replicas: int = 1) -> Contender:
         options["config"] = {"plugins": [PLUGINS[strategy]]}
     if replicas > 1:
         options["replicas"] = replicas
+        options["replica_sync"] = strategy.startswith("kv_aware")
     return Contender("ours", strategy, f"{strategy}-x{replicas}" if replicas > 1 else "", options)
 
 

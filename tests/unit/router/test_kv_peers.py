@@ -1,0 +1,133 @@
+"""Router replicas share kv_aware picks (``sagellm_router.kv.peers``): the wire format, the keys
+every process computes alike, the settings, and two syncs talking over real ZMQ sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+
+import msgpack
+import pytest
+import zmq.asyncio
+from pydantic import ValidationError
+
+from sagellm_router.config import ReplicaSyncSettings
+from sagellm_router.kv.feeds import Feed, KvFeeds
+from sagellm_router.kv.peers import MAX_KEYS, Pick, PickError, decode, encode
+from sagellm_router.kv.recent import keys
+from sagellm_router.routing.kv_aware import KvAware, KvAwareParams
+from tests.ports import free_port
+
+SENDER = b"\x01" * 8
+
+
+def test_a_pick_round_trips() -> None:
+    pick = Pick(SENDER, "pool", "http://a:8000", [1, -2, 2**63 - 1])
+    assert decode(encode(pick)) == pick
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [
+        (b"\xc1", "not msgpack"),
+        (msgpack.packb([1, SENDER, "p", "u"]), "expected [version"),
+        (msgpack.packb({"v": 1}), "expected [version"),
+        (msgpack.packb([2, SENDER, "p", "u", []]), "version 2"),
+        (msgpack.packb([1, "sender", "p", "u", []]), "sender must be bytes"),
+        (msgpack.packb([1, SENDER, 7, "u", []]), "pool and url strings"),
+        (msgpack.packb([1, SENDER, "p", "u", "keys"]), "keys must be a list"),
+        (msgpack.packb([1, SENDER, "p", "u", [0] * (MAX_KEYS + 1)]), "at most"),
+        (msgpack.packb([1, SENDER, "p", "u", [1, "2"]]), "keys must be ints"),
+        (msgpack.packb([1, SENDER, "p", "u", [True]]), "keys must be ints"),
+    ],
+)
+def test_malformed_frames_are_named(frame: bytes, problem: str) -> None:
+    with pytest.raises(PickError, match=problem.replace("[", r"\[")):
+        decode(frame)
+
+
+def test_keys_are_equal_in_every_process() -> None:
+    """``hash`` of a str is salted per process; the keys must not be."""
+    text = "ü" + "shared system prompt " * 100
+    code = (
+        "import sys; from sagellm_router.kv.recent import keys; print(keys(sys.argv[1], 256, 1024))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", code, text], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }  # fmt: skip
+    assert seen == {str(keys(text, 256, 1024))}
+    assert len(keys(text, 256, 1024)) == len(text.encode()) // 256
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"peers": ["a:1"]}, "need port"),
+        ({"peers_dns": "router-peers:5590"}, "need port"),
+        ({"port": 5590, "peers": ["no-port"]}, "must be host:port"),
+        ({"port": 5590, "peers": ["a:99999"]}, "must be host:port"),
+        ({"port": 5590, "peers_dns": "name"}, "must be host:port"),
+    ],
+)
+def test_bad_settings_are_refused(settings: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        ReplicaSyncSettings.model_validate(settings)
+
+
+def feeds_with_pool() -> tuple[KvFeeds, KvAware]:
+    strategy = KvAware(KvAwareParams(recent_s=5.0), random.Random(0), clock=lambda: 0.0)
+    feeds = KvFeeds(replica_sync=ReplicaSyncSettings(port=free_port()))
+    feeds.sync({"p": Feed(strategy, {"http://a": "p-0", "http://b": "p-1"})})
+    return feeds, strategy
+
+
+def test_a_peer_pick_is_learnt_only_for_a_known_pool_and_engine() -> None:
+    feeds, strategy = feeds_with_pool()
+    sync = feeds.replicas
+    assert sync is not None
+    k = keys("x" * 1024, 256, 64)
+    sync.handle(encode(Pick(SENDER, "p", "http://a", k)))
+    sync.handle(encode(Pick(SENDER, "other", "http://a", k)))
+    sync.handle(encode(Pick(SENDER, "p", "http://gone", k)))
+    sync.handle(encode(Pick(sync.sender, "p", "http://b", k)))  # its own: ignored
+    sync.handle(b"junk")
+    assert strategy._recent is not None
+    assert strategy._recent.shares(k) == {"http://a": 1.0}
+    assert sync.received == 1
+    assert sync.rejected == {"unknown_endpoint": 2, "malformed": 1}
+
+
+async def test_two_replicas_share_their_picks_over_zmq() -> None:
+    feeds_a, strategy_a = feeds_with_pool()
+    feeds_b, strategy_b = feeds_with_pool()
+    sync_a, sync_b = feeds_a.replicas, feeds_b.replicas
+    assert sync_a is not None
+    assert sync_b is not None
+    ctx = zmq.asyncio.Context()
+    try:
+        sync_a.start(ctx)
+        sync_b.start(ctx)
+        sync_a.connect({f"tcp://127.0.0.1:{sync_b._settings.port}"})
+        sync_b.connect({f"tcp://127.0.0.1:{sync_a._settings.port}"})
+        k = keys("y" * 2048, 256, 64)
+        for _ in range(100):  # PUB drops what it sends before the SUB has joined
+            assert strategy_a.announce is not None
+            strategy_a.announce("http://b", k)
+            await asyncio.sleep(0.02)
+            if sync_b.received:
+                break
+        assert strategy_b._recent is not None
+        assert strategy_b._recent.shares(k) == {"http://b": 1.0}
+        assert sync_a.sent >= 1
+        assert sync_b.rejected == {}
+    finally:
+        await sync_a.close()
+        await sync_b.close()
+        ctx.destroy(linger=0)
