@@ -183,10 +183,11 @@ async def wait_start(cluster: LocalCluster, autoscale: bool) -> None:
 
 
 async def run_once(
-    autoscale: bool, phases: list[Phase], workdir: Path, autoscaling: dict[str, Any]
-) -> dict[str, Any]:
+    autoscale: bool, phases: list[Phase], workdir: Path, autoscaling: dict[str, Any],
+    operator_args: tuple[str, ...] = OPERATOR,
+) -> dict[str, Any]:  # fmt: skip
     """One run on a fresh stack: the requests and the fleet samples."""
-    async with local_cluster(workdir, operator_args=OPERATOR) as cluster:
+    async with local_cluster(workdir, operator_args=operator_args) as cluster:
         await cluster.apply(manifest(autoscale, autoscaling))
         await wait_start(cluster, autoscale)
         sampler, stop = FleetSampler(cluster, NAME), asyncio.Event()
@@ -329,12 +330,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     slo_s = args.slo_ms / 1000
     autoscaling = {**AUTOSCALING, "scaleDownWindowSeconds": args.down_window,
                    "scaleToZeroAfterSeconds": args.idle}  # fmt: skip
+    operator_args = (*OPERATOR, "--drain-poll", str(args.drain_poll))
     result: dict[str, Any] = {
         "scenario": "autoscale", "date": datetime.datetime.now(datetime.UTC).isoformat(
             timespec="seconds"), "machine": machine(), "argv": sys.argv[1:],
         "settings": {"slo_ms": args.slo_ms, "scale": args.scale, "peak_replicas": PEAK,
                      "per_replica": PER_REPLICA, "max_tokens": MAX_TOKENS, "sim_args": SIM_ARGS,
-                     "autoscaling": autoscaling, "operator_args": list(OPERATOR),
+                     "autoscaling": autoscaling, "operator_args": list(operator_args),
                      "prompt_words": PROMPT_WORDS},
         "phases": [asdict(p) for p in phases], "runs": {},
         "ideal_replica_seconds": {p.name: round(ideal_seconds(p), 1) for p in phases},
@@ -343,7 +345,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for label, autoscale in (("fixed", False), ("autoscale", True)):
             print(f"run {label}: {phases[-1].end:.0f} s of load ...", flush=True)
             workdir = Path(tempfile.mkdtemp(prefix=label, dir=tmp))
-            run = await run_once(autoscale, phases, workdir, autoscaling)
+            run = await run_once(autoscale, phases, workdir, autoscaling, operator_args)
             summary = summarize(run, phases, slo_s)
             summary["requests"] = [asdict(r) for r in run["requests"]]
             result["runs"][label] = summary
@@ -393,11 +395,17 @@ def main() -> None:
         default=8,
         help="spec.autoscaling.scaleToZeroAfterSeconds of the autoscaled pool",
     )
+    parser.add_argument(
+        "--drain-poll",
+        type=float,
+        default=1.0,
+        help="the operator's --drain-poll: seconds between two reads of a draining engine",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/autoscale"))
     args = parser.parse_args()
     args.scale = args.scale or (0.4 if args.quick else 1.0)
-    if args.scale <= 0 or args.slo_ms <= 0 or args.down_window < 0 or args.idle < 0:
-        parser.error("--scale and --slo-ms must be > 0, --down-window and --idle >= 0")
+    if min(args.scale, args.slo_ms, args.drain_poll) <= 0 or min(args.down_window, args.idle) < 0:
+        parser.error("--scale, --slo-ms, --drain-poll must be > 0; --down-window, --idle >= 0")
     result = asyncio.run(main_async(args))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "autoscale.json").write_text(json.dumps(result, indent=1))

@@ -30,13 +30,14 @@ STATS = {"requests", "failures", "held", "ttft_p50_ms", "ttft_p90_ms", "ttft_p90
 @pytest.mark.timeout(600)
 def test_autoscale_script_reports_every_field(tmp_path: Path) -> None:
     argv = [sys.executable, str(ROOT / "bench" / "autoscale.py"), "--scale", "0.15",
-            "--out", str(tmp_path)]  # fmt: skip
+            "--drain-poll", "0.5", "--out", str(tmp_path)]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=580, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads((tmp_path / "autoscale.json").read_text())
     assert {"date", "machine", "argv", "settings", "phases", "runs", "verdict"} <= set(doc)
     assert {"loadavg_at_start", "loadavg_at_end", "cpus"} <= set(doc["machine"])
     assert doc["settings"]["slo_ms"] == 1000
+    assert doc["settings"]["operator_args"][-2:] == ["--drain-poll", "0.5"]
     assert [p["name"] for p in doc["phases"]] == ["ramp_up", "hold", "ramp_down", "idle", "burst"]
     assert set(doc["runs"]) == {"fixed", "autoscale"}
     for run in doc["runs"].values():
