@@ -100,9 +100,17 @@ class ReplicaSync:
         s = self._settings
         self._pub = ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.SNDHWM, 10_000)
-        self._pub.bind(zmq_endpoint(s.host, s.port or 0))
+        self._pub.setsockopt(zmq.IPV6, 1)  # peers may be IPv6 pods
+        where = zmq_endpoint(s.host, s.port or 0)
+        try:
+            self._pub.bind(where)
+        except zmq.ZMQError as exc:
+            self._pub.close(linger=0)
+            self._pub = None
+            raise ValueError(f"routing.replica_sync: cannot publish on {where}: {exc}") from exc
         self._sub = ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub.setsockopt(zmq.IPV6, 1)
         self.connect({zmq_endpoint(*host_port(p)) for p in s.peers})
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive(), name="replica-sync receive")]
@@ -112,11 +120,13 @@ class ReplicaSync:
             )
 
     def publish(self, pool: str, url: str, keys: Sequence[int]) -> None:
-        """Tell the peers about one pick (never blocks: a full queue drops the pick)."""
+        """Tell the peers about one pick (never blocks: a full queue drops the pick). Keys are
+        chained, so the first ``MAX_KEYS`` stand for the prompt's leading part."""
         if self._pub is None or not keys:
             return
         try:
-            self._pub.send(encode(Pick(self.sender, pool, url, list(keys))), zmq.NOBLOCK)
+            pick = Pick(self.sender, pool, url, list(keys[:MAX_KEYS]))
+            self._pub.send(encode(pick), zmq.NOBLOCK)
             self.sent += 1
         except zmq.Again:
             self._reject("send_queue_full")
@@ -155,9 +165,9 @@ class ReplicaSync:
         while True:
             self.handle(await self._sub.recv())
 
-    async def _resolve(self, name: str) -> None:
+    async def _resolve(self, name: str, own: set[str] | None = None) -> None:
         host, port = host_port(name)
-        own = _own_addresses()
+        own = _own_addresses() if own is None else own
         loop = asyncio.get_running_loop()
         while True:
             try:

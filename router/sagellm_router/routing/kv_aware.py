@@ -122,10 +122,10 @@ class KvAware:
                 self.announce(chosen.url, hashes)
         return chosen
 
-    def learn(self, url: str, keys: Sequence[int]) -> None:
+    def learn(self, url: str, blocks: Sequence[int]) -> None:
         """Another router replica just sent a prompt with these ``recent.keys`` to ``url``."""
         if self._recent is not None:
-            self._recent.record(url, keys)
+            self._recent.record(url, blocks)
 
     def _hashes(self, request: RouteInput) -> list[int]:
         if self._recent is None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from sagellm_router.config import ReplicaSyncSettings
 from sagellm_router.kv.feeds import Feed, KvFeeds
-from sagellm_router.kv.peers import MAX_KEYS, Pick, PickError, decode, encode
+from sagellm_router.kv.peers import MAX_KEYS, Pick, PickError, ReplicaSync, decode, encode
 from sagellm_router.kv.recent import keys
 from sagellm_router.routing.kv_aware import KvAware, KvAwareParams
 from tests.ports import free_port
@@ -130,4 +130,58 @@ async def test_two_replicas_share_their_picks_over_zmq() -> None:
     finally:
         await sync_a.close()
         await sync_b.close()
+        ctx.destroy(linger=0)
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send(self, frame: bytes, flags: int = 0) -> None:
+        self.frames.append(frame)
+
+
+def test_a_long_prompt_is_announced_by_its_leading_keys() -> None:
+    feeds, strategy = feeds_with_pool()
+    sync = feeds.replicas
+    assert sync is not None
+    sync._pub = Outbox()  # type: ignore[assignment]
+    assert strategy.announce is not None
+    strategy.announce("http://a", list(range(MAX_KEYS + 10)))
+    strategy.announce("http://a", [])  # a prompt shorter than a block: nothing to share
+    (frame,) = sync._pub.frames  # type: ignore[attr-defined]
+    assert decode(frame).keys == list(range(MAX_KEYS))
+    assert sync.sent == 1
+
+
+async def test_a_busy_port_is_named() -> None:
+    port = free_port()
+    first = ReplicaSync(ReplicaSyncSettings(port=port, host="127.0.0.1"), lambda *_: True)
+    second = ReplicaSync(ReplicaSyncSettings(port=port, host="127.0.0.1"), lambda *_: True)
+    ctx = zmq.asyncio.Context()
+    try:
+        first.start(ctx)
+        with pytest.raises(ValueError, match=rf"routing.replica_sync: cannot publish on .*:{port}"):
+            second.start(ctx)
+    finally:
+        await first.close()
+        await second.close()
+        ctx.destroy(linger=0)
+
+
+async def test_peers_are_every_address_of_the_dns_name() -> None:
+    sync = ReplicaSync(ReplicaSyncSettings(port=free_port(), host="127.0.0.1"), lambda *_: True)
+    ctx = zmq.asyncio.Context()
+    try:
+        sync.start(ctx)
+        resolving = asyncio.create_task(sync._resolve("localhost:5999", own={"::1"}))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if sync.peers:
+                break
+        assert "tcp://127.0.0.1:5999" in sync.peers
+        assert not [p for p in sync.peers if "::1" in p]  # its own address is skipped
+        resolving.cancel()
+    finally:
+        await sync.close()
         ctx.destroy(linger=0)
