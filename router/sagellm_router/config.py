@@ -150,7 +150,7 @@ class ReplicaSyncSettings(_Model):
     replicas share their picks"). Off while ``port`` is null."""
 
     port: int | None = Field(None, ge=1, le=65535, description="publish this replica's picks here")
-    host: str = Field("0.0.0.0", description="address to bind the publisher on")
+    host: str = Field("*", description="address to bind the publisher on (*: IPv4 and IPv6)")
     peers: tuple[str, ...] = Field((), description="host:port of the other replicas' publishers")
     peers_dns: str | None = Field(
         None, description="name:port; every address of name is a peer (a headless Service)"

@@ -53,13 +53,18 @@ class CoreServices:
             total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_idle_s
         )
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        try:
+            self.state.kv.start(self.session)  # first: it may refuse to start (a busy port)
+        except ValueError:
+            await self.session.close()
+            self.session = None
+            raise
         loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
             self._discovery_loop, self._probe_loop, self._queue_loop,
         ]  # fmt: skip
         if self.state.settings.scrape.enabled:
             loops.append(self._scrape_loop)
         self._tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in loops]
-        self.state.kv.start(self.session)
 
     async def stop(self) -> None:
         for task in self._tasks:

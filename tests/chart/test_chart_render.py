@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, NAMESPACE, Manifest, Render, find, one, run_helm
+from chart_helpers import CHART, NAMESPACE, HelmFailed, Manifest, Render, find, one, run_helm
 from chart_values import VALUE_SETS
 from k8s_schemas import K8sSchemas
 
@@ -150,6 +150,13 @@ def test_router_replicas_find_each_other_through_the_headless_service(render: Re
     config = yaml.safe_load(one(docs, "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"])
     sync = RouterSettings.model_validate(config).routing.replica_sync
     assert (sync.port, sync.peers_dns) == (6000, "sag-sagellm-router-peers.llm.svc:6000")
+
+    own = {"router": {"config": {"routing": {"replica_sync": {"resolve_interval_s": 3}}}}}
+    rendered = one(render(own), "ConfigMap", "sag-sagellm-router")["data"]["router.yaml"]
+    sync = RouterSettings.model_validate(yaml.safe_load(rendered)).routing.replica_sync
+    assert (sync.port, sync.resolve_interval_s) == (5590, 3)  # the user's other keys are kept
+    with pytest.raises(HelmFailed, match=r"router\.replicaSync\.port 8081 is also"):
+        render({"router": {"replicaSync": {"port": 8081}}})
 
     off = render({"router": {"replicaSync": {"enabled": False}}})
     assert not [d for d in off if d["metadata"]["name"] == "sag-sagellm-router-peers"]

@@ -192,6 +192,9 @@ affinity:
 {{- end -}}
 {{- if .Values.router.replicaSync.enabled -}}
 {{- $port := int .Values.router.replicaSync.port -}}
+{{- if or (eq $port (int .Values.router.port)) (eq $port (int .Values.router.probePort)) -}}
+{{- fail (printf "router.replicaSync.port %d is also router.port or router.probePort: give it its own port" $port) -}}
+{{- end -}}
 {{- $peers := printf "%s-peers.%s.svc:%d" (include "sagellm.router.fullname" .) .Release.Namespace $port -}}
 {{- $routing := default (dict) $cfg.routing -}}
 {{- $_ := set $routing "replica_sync" (merge (dict "port" $port "peers_dns" $peers) (default (dict) $routing.replica_sync)) -}}

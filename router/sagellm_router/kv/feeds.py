@@ -87,10 +87,14 @@ class KvFeeds:
         """Begin following (``session``: the app's aiohttp session); call on the event loop."""
         import zmq.asyncio
 
-        self._session = session
-        self._ctx = zmq.asyncio.Context()
+        ctx = zmq.asyncio.Context()
         if self.replicas is not None:
-            self.replicas.start(self._ctx)
+            try:
+                self.replicas.start(ctx)
+            except ValueError:
+                ctx.destroy(linger=0)
+                raise
+        self._session, self._ctx = session, ctx
         self.sync(self.wanted)
 
     def sync(self, wanted: Mapping[str, Feed]) -> None:

@@ -12,7 +12,8 @@ the router pods), re-resolved every ``resolve_interval_s``.
 
 A pick is one msgpack frame: ``[1, sender, pool, url, [key, ...]]``; ``sender`` (8 random bytes
 per process) lets a replica drop its own picks when its own address is among the peers.
-Delivery is best effort: a lost pick costs the bridge one hint, never a request.
+Delivery is best effort (a pick sent before a peer connected, or past a slow peer's send queue,
+is dropped by ZMQ uncounted): a lost pick costs the bridge one hint, never a request.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from sagellm_router.config import ReplicaSyncSettings, host_port
 log = logging.getLogger("sagellm_router.kv")
 VERSION = 1
 MAX_KEYS = 4096
+SEND_QUEUE = 1000  # frames per peer (each at most ~40 KB) before ZMQ drops new ones
+MAX_FRAME = 64 * 1024  # a peer sending larger frames is disconnected by ZMQ
+RETRY_S = 1.0
 Learn = Callable[[str, str, list[int]], bool]
 """(pool, url, keys) -> False when the pool or engine is unknown here."""
 
@@ -91,6 +95,7 @@ class ReplicaSync:
         self.received = 0
         self.rejected: dict[str, int] = {}
         self.peers: set[str] = set()
+        self._static = {zmq_endpoint(*host_port(p)) for p in settings.peers}
         self._pub: zmq.Socket[Any] | None = None
         self._sub: zmq.asyncio.Socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,20 +103,22 @@ class ReplicaSync:
     def start(self, ctx: zmq.asyncio.Context) -> None:
         """Bind, connect to the peers and start receiving; call on the event loop."""
         s = self._settings
-        self._pub = ctx.socket(zmq.PUB)
-        self._pub.setsockopt(zmq.SNDHWM, 10_000)
-        self._pub.setsockopt(zmq.IPV6, 1)  # peers may be IPv6 pods
+        # a plain socket: a PUB send never waits, and the asyncio wrapper would make a future
+        pub: zmq.Socket[Any] = zmq.Socket(ctx, zmq.PUB)
+        pub.setsockopt(zmq.SNDHWM, SEND_QUEUE)
+        pub.setsockopt(zmq.IPV6, 1)  # "*" then listens on IPv4 and IPv6
         where = zmq_endpoint(s.host, s.port or 0)
         try:
-            self._pub.bind(where)
+            pub.bind(where)
         except zmq.ZMQError as exc:
-            self._pub.close(linger=0)
-            self._pub = None
+            pub.close(linger=0)
             raise ValueError(f"routing.replica_sync: cannot publish on {where}: {exc}") from exc
+        self._pub = pub
         self._sub = ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
         self._sub.setsockopt(zmq.IPV6, 1)
-        self.connect({zmq_endpoint(*host_port(p)) for p in s.peers})
+        self._sub.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        self.connect(set())
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._receive(), name="replica-sync receive")]
         if s.peers_dns:
@@ -124,21 +131,23 @@ class ReplicaSync:
         chained, so the first ``MAX_KEYS`` stand for the prompt's leading part."""
         if self._pub is None or not keys:
             return
-        try:
-            pick = Pick(self.sender, pool, url, list(keys[:MAX_KEYS]))
-            self._pub.send(encode(pick), zmq.NOBLOCK)
-            self.sent += 1
-        except zmq.Again:
-            self._reject("send_queue_full")
+        pick = Pick(self.sender, pool, url, list(keys[:MAX_KEYS]))
+        self._pub.send(encode(pick), zmq.NOBLOCK)  # PUB drops, never blocks, past SNDHWM
+        self.sent += 1
 
-    def connect(self, wanted: set[str]) -> None:
-        """Subscribe to exactly the ``wanted`` peer endpoints."""
+    def connect(self, resolved: set[str]) -> None:
+        """Subscribe to exactly the static peers and the ``resolved`` ones."""
         assert self._sub is not None
+        wanted = self._static | resolved
         for gone in self.peers - wanted:
             with contextlib.suppress(zmq.ZMQError):
                 self._sub.disconnect(gone)
         for new in wanted - self.peers:
-            self._sub.connect(new)
+            try:
+                self._sub.connect(new)
+            except zmq.ZMQError as exc:
+                log.warning("router replica sync: cannot connect to %s: %s", new, exc)
+                wanted = wanted - {new}
         if wanted != self.peers:
             log.info("router replica sync peers: %s", sorted(wanted))
         self.peers = set(wanted)
@@ -152,7 +161,13 @@ class ReplicaSync:
             return
         if pick.sender == self.sender:
             return
-        if self._learn(pick.pool, pick.url, pick.keys):
+        try:
+            learnt = self._learn(pick.pool, pick.url, pick.keys)
+        except Exception:  # a bug must not end the receiving loop
+            log.exception("router replica sync: learning a peer's pick failed")
+            self._reject("error")
+            return
+        if learnt:
             self.received += 1
         else:
             self._reject("unknown_endpoint")
@@ -163,27 +178,44 @@ class ReplicaSync:
     async def _receive(self) -> None:
         assert self._sub is not None
         while True:
-            self.handle(await self._sub.recv())
+            try:
+                frame = await self._sub.recv()
+            except zmq.ZMQError as exc:
+                log.warning("router replica sync: receiving: %s", exc)
+                await asyncio.sleep(RETRY_S)
+                continue
+            self.handle(frame)
 
     async def _resolve(self, name: str, own: set[str] | None = None) -> None:
+        """Every ``resolve_interval_s``: the peers are every address of ``name`` on its port,
+        but this replica's own (``own``, default: what its hostname resolves to, when the port is
+        this replica's)."""
         host, port = host_port(name)
-        own = _own_addresses() if own is None else own
         loop = asyncio.get_running_loop()
+        if own is None:
+            own = await self._own_addresses(loop) if port == self._settings.port else set()
         while True:
             try:
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-                addrs = {str(info[4][0]) for info in infos} - own
+                addrs = await _addresses(loop, host, port) - own
                 self.connect({zmq_endpoint(a, port) for a in addrs})
-            except OSError as exc:
+            except (OSError, zmq.ZMQError) as exc:
                 log.warning("resolving router replica peers %s: %s", name, exc)
             await asyncio.sleep(self._settings.resolve_interval_s)
+
+    @staticmethod
+    async def _own_addresses(loop: asyncio.AbstractEventLoop) -> set[str]:
+        """A pod's hostname resolves to its own IP."""
+        try:
+            return await _addresses(loop, socket.gethostname(), None)
+        except OSError:
+            return set()
 
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         for sock in (self._pub, self._sub):
             if sock is not None:
@@ -192,9 +224,6 @@ class ReplicaSync:
         self.peers = set()
 
 
-def _own_addresses() -> set[str]:
-    """This host's addresses (a pod's hostname resolves to its IP), skipped among the peers."""
-    try:
-        return {str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None)}
-    except OSError:
-        return set()
+async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int | None) -> set[str]:
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return {str(info[4][0]) for info in infos}

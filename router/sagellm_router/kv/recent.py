@@ -6,8 +6,8 @@ everywhere; what this router itself sent an engine within the last ``window_s`` 
 that gap. Beyond the window only the events count. Keys are the prompt's chained byte-block
 hashes (``keys``), so recording costs no tokenizing, and a block's key stands for the whole
 prefix up to it: the leading run a candidate holds is found by bisection. The keys are the same
-in every process (a CRC per block, chained with the hash of a pair of ints, which Python does not
-salt), so router replicas can share their picks (``sagellm_router.kv.peers``).
+in every process (zlib checksums, not Python's salted ``hash``), so router replicas can share
+their picks (``sagellm_router.kv.peers``).
 """
 
 from __future__ import annotations
@@ -23,13 +23,17 @@ MAX_BLOCKS = 200_000
 
 
 def keys(text: str, block_bytes: int, limit: int) -> list[int]:
-    """Chained keys of the full ``block_bytes``-byte blocks of ``text``'s UTF-8 (at most
-    ``limit``), equal in every router process."""
+    """Keys of the leading full ``block_bytes``-byte blocks of ``text``'s UTF-8 (at most
+    ``limit``): each is the CRC-32 and Adler-32 of the whole prefix up to its block's end, as one
+    64-bit int. Both checksums run on from block to block (zlib's ``value`` argument), and they
+    are defined by zlib, not by Python, so every router process and version computes the same."""
     data = text.encode("utf-8", "surrogatepass")
-    crc, out, key = zlib.crc32, [], 0
+    crc32, adler32, out = zlib.crc32, zlib.adler32, []
+    crc, adler = 0, 1
     for start in range(0, min(len(data), block_bytes * limit) - block_bytes + 1, block_bytes):
-        key = hash((key, crc(data[start : start + block_bytes])))
-        out.append(key)
+        block = data[start : start + block_bytes]
+        crc, adler = crc32(block, crc), adler32(block, adler)
+        out.append(crc << 32 | adler)
     return out
 
 

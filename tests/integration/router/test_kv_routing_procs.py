@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from router_procs import Proc, wait_http
 
+from e2e.waiting import eventually
 from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(240)
@@ -46,8 +47,9 @@ def start_sim(*extra: str) -> Proc:
 
 
 def start_router(
-    tmp: Path, name: str, engines: list[Proc], routing: dict[str, Any] | None = None
-) -> Proc:
+    tmp: Path, name: str, engines: list[Proc], routing: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Proc:  # fmt: skip
     port = free_port()
     config = {
         "server": {"host": "127.0.0.1", "port": port},
@@ -58,6 +60,7 @@ def start_router(
             "name": "p", "model": "tiny", "routing": "kv_aware",
             "endpoints": [{"url": e.url, "instance": f"p-{i}"} for i, e in enumerate(engines)],
         }]},
+        **sections,
     }  # fmt: skip
     (tmp / f"{name}.yaml").write_text(json.dumps(config))
     argv = [sys.executable, "-m", "sagellm_router", "--config", str(tmp / f"{name}.yaml")]
@@ -160,64 +163,91 @@ async def test_replicas_route_chats_to_the_engine_that_caches_their_prefix(fleet
 @pytest.fixture
 def synced(tmp_path: Path) -> Iterator[tuple[list[Proc], list[Proc]]]:
     """Two routers sharing their picks, in front of two engines that run one sequence at a
-    time (a second request waits unprefilled, so its blocks are in no event yet)."""
+    time, slowly (a request queued behind a long stream stays unprefilled, so its blocks are in
+    no event), and routers that wait for a queued stream's first token as long as it takes."""
     engines: list[Proc] = []
     routers: list[Proc] = []
     ports = [free_port(), free_port()]
+    slow = ("--max-num-seqs", "1", "--sim-time-scale", "1", "--sim-slow-factor", "200")
     try:
-        engines += [start_sim("--max-num-seqs", "1") for _ in range(2)]
+        engines += [start_sim(*slow) for _ in range(4)]
         for i, port in enumerate(ports):
             sync = {"port": port, "host": "127.0.0.1", "peers": [f"127.0.0.1:{ports[1 - i]}"]}
-            routing = {"params": {"kv_aware": {"recent_s": 60}}, "replica_sync": sync}
-            routers.append(start_router(tmp_path, f"r{i}", engines, routing))
+            routing = {"params": {"kv_aware": {"recent_s": 600}}, "replica_sync": sync}
+            routers.append(start_router(tmp_path, f"r{i}", engines, routing,
+                                        timeouts={"first_byte_s": 600}))  # fmt: skip
         yield engines, routers
     finally:
         for proc in [*routers, *engines]:
             proc.stop()
 
 
-async def sync_counts(session: aiohttp.ClientSession, router: Proc) -> dict[str, float]:
+async def samples(
+    session: aiohttp.ClientSession, router: Proc, name: str, label: str
+) -> dict[str, float]:
+    """One metric family of the router's /metrics, by the value of ``label``."""
     async with session.get(f"{router.url}/metrics") as resp:
         text = await resp.text()
     return {
-        s.labels["direction"]: s.value
+        s.labels[label]: s.value
         for f in text_string_to_metric_families(text)
-        if f.name == "sagellm_router_kv_sync_picks"
+        if f.name == name
         for s in f.samples
-        if s.name.endswith("_total")
+        if not s.name.endswith("_created")
     }
 
 
+async def place(
+    session: aiohttp.ClientSession, router: Proc, body: dict[str, Any],
+    opened: list[asyncio.Task[Any]],
+) -> str:  # fmt: skip
+    """Send a stream through ``router`` without waiting for its first token (a queued one has
+    none yet); the endpoint it went to, from the router's in-flight gauge."""
+    gauge = "sagellm_router_in_flight_requests"
+    before = await samples(session, router, gauge, "endpoint")
+    opened.append(asyncio.create_task(session.post(f"{router.url}/v1/chat/completions", json=body)))
+
+    async def moved() -> str | None:
+        now = await samples(session, router, gauge, "endpoint")
+        grown = [e for e, n in now.items() if n > before.get(e, 0)]
+        return grown[0] if grown else None
+
+    return str(await eventually(moved, "the router to send the stream", 30))
+
+
 async def test_a_replica_follows_the_picks_of_another_before_any_event(synced) -> None:  # type: ignore[no-untyped-def]
-    """Router A places six conversations; before the engines have computed (and announced) any
-    of the queued ones, router B gets two that A queued on the same engine. Without the sync B
-    sees no cached prefix and balances them over both engines; with it, it sends both to A's."""
+    """Router A places twelve conversations over four engines; before the engines have computed
+    (and announced) any of the queued ones, router B gets every queued one. Without the sync B
+    sees no cached prefix and spreads them by load (all eight on A's engines by chance: a few
+    in a thousand at most); with it, it sends each to the engine A chose."""
     engines, routers = synced
     a, b = routers
     long = {"max_tokens": 4000, "stream": True}
+    picks = "sagellm_router_kv_sync_picks"
+    opened: list[asyncio.Task[Any]] = []
     async with aiohttp.ClientSession() as session:
-        for engine in engines:  # each engine announces a block, so the routers index both
-            await chat(session, engine.url, conversation(99, "warm up"))
-        await settled(session, routers, **{"p-0": True, "p-1": True})
-        opened: list[aiohttp.ClientResponse] = []
         try:
-            placed: dict[str, list[int]] = {}
-            for doc in range(6):  # the first on each engine runs, the others wait behind it
-                resp = await session.post(f"{a.url}/v1/chat/completions",
-                                          json={**conversation(doc, "first"), **long})  # fmt: skip
-                assert resp.status == 200, await resp.text()
-                opened.append(resp)
-                placed.setdefault(resp.headers["X-Sagellm-Instance"], []).append(doc)
-            home, docs = max(placed.items(), key=lambda item: len(item[1]))
-            assert len(docs) >= 3, placed
-            for doc in docs[1:3]:
-                resp = await session.post(f"{b.url}/v1/chat/completions",
-                                          json={**conversation(doc, "second"), **long})  # fmt: skip
-                assert resp.status == 200, await resp.text()
-                opened.append(resp)
-                assert resp.headers["X-Sagellm-Instance"] == home, (doc, placed)
-            assert (await sync_counts(session, a))["sent"] >= 6
-            assert (await sync_counts(session, b))["received"] >= 6
+            for engine in engines:  # each engine announces a block, so the routers index all
+                await chat(session, engine.url, conversation(99, "warm up"))
+            await settled(session, routers, **{f"p-{i}": True for i in range(len(engines))})
+            placed: dict[int, str] = {}
+            for doc in range(12):  # the first on each engine runs, the others wait behind it
+                placed[doc] = await place(session, a, {**conversation(doc, "first"), **long},
+                                          opened)  # fmt: skip
+            running = {engine: min(d for d, e in placed.items() if e == engine)
+                       for engine in set(placed.values())}  # fmt: skip
+            queued = [doc for doc in placed if doc not in running.values()]
+            assert len(queued) >= 6, placed
+
+            async def b_has_a_picks() -> bool:
+                return (await samples(session, b, picks, "direction")).get("received", 0) >= 12
+
+            await eventually(b_has_a_picks, "router B to learn router A's twelve picks", 30)
+            followed = {doc: await place(session, b, {**conversation(doc, "second"), **long},
+                                         opened) for doc in queued}  # fmt: skip
+            assert followed == {doc: placed[doc] for doc in queued}
+            assert (await samples(session, a, picks, "direction"))["sent"] >= 12
         finally:
-            for resp in opened:
-                resp.close()
+            for task in opened:
+                task.cancel()
+            await asyncio.gather(*opened, return_exceptions=True)

@@ -14,6 +14,7 @@ import pytest
 import zmq.asyncio
 from pydantic import ValidationError
 
+from e2e.waiting import eventually
 from sagellm_router.config import ReplicaSyncSettings
 from sagellm_router.kv.feeds import Feed, KvFeeds
 from sagellm_router.kv.peers import MAX_KEYS, Pick, PickError, ReplicaSync, decode, encode
@@ -117,12 +118,14 @@ async def test_two_replicas_share_their_picks_over_zmq() -> None:
         sync_a.connect({f"tcp://127.0.0.1:{sync_b._settings.port}"})
         sync_b.connect({f"tcp://127.0.0.1:{sync_a._settings.port}"})
         k = keys("y" * 2048, 256, 64)
-        for _ in range(100):  # PUB drops what it sends before the SUB has joined
-            assert strategy_a.announce is not None
-            strategy_a.announce("http://b", k)
-            await asyncio.sleep(0.02)
-            if sync_b.received:
-                break
+        announce = strategy_a.announce
+        assert announce is not None
+
+        def sent_and_received() -> int:  # PUB drops what it sends before the SUB has joined
+            announce("http://b", k)
+            return sync_b.received
+
+        await eventually(sent_and_received, "B to receive A's pick", 20)
         assert strategy_b._recent is not None
         assert strategy_b._recent.shares(k) == {"http://b": 1.0}
         assert sync_a.sent >= 1
@@ -169,19 +172,29 @@ async def test_a_busy_port_is_named() -> None:
         ctx.destroy(linger=0)
 
 
-async def test_peers_are_every_address_of_the_dns_name() -> None:
-    sync = ReplicaSync(ReplicaSyncSettings(port=free_port(), host="127.0.0.1"), lambda *_: True)
+async def test_peers_are_the_static_ones_and_every_address_of_the_dns_name() -> None:
+    settings = ReplicaSyncSettings(port=free_port(), host="127.0.0.1", peers=("10.9.9.9:5590",))
+    sync = ReplicaSync(settings, lambda *_: True)
     ctx = zmq.asyncio.Context()
     try:
         sync.start(ctx)
         resolving = asyncio.create_task(sync._resolve("localhost:5999", own={"::1"}))
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if sync.peers:
-                break
+        try:
+            await eventually(lambda: len(sync.peers) >= 2, "the DNS peers", 20)
+        finally:
+            resolving.cancel()
         assert "tcp://127.0.0.1:5999" in sync.peers
+        assert "tcp://10.9.9.9:5590" in sync.peers  # the static peer stays
         assert not [p for p in sync.peers if "::1" in p]  # its own address is skipped
-        resolving.cancel()
     finally:
         await sync.close()
         ctx.destroy(linger=0)
+
+
+def test_a_failing_learn_is_counted_and_does_not_stop_the_sync() -> None:
+    def broken(pool: str, url: str, blocks: list[int]) -> bool:
+        raise RuntimeError("bug")
+
+    sync = ReplicaSync(ReplicaSyncSettings(port=free_port()), broken)
+    sync.handle(encode(Pick(SENDER, "p", "http://a", [1])))
+    assert sync.rejected == {"error": 1}
