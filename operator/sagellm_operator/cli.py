@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import click
@@ -22,9 +23,11 @@ def configure_logging(verbose: bool) -> None:
 
 
 async def run(
-    settings: OperatorSettings, metrics: Metrics, stop: asyncio.Event | None = None
-) -> None:
-    """Run until ``stop`` is set (or forever); usable from tests and benchmarks."""
+    settings: OperatorSettings, metrics: Metrics, stop: asyncio.Event | None = None,
+    ready: threading.Event | None = None,
+) -> None:  # fmt: skip
+    """Run until ``stop`` is set (or forever); usable from tests and benchmarks. ``ready`` is
+    set once kopf has started all its tasks (cancelling it earlier leaves some never awaited)."""
     registry = build_registry(settings, metrics)
     await kopf.operator(
         registry=registry,
@@ -33,6 +36,7 @@ async def run(
         standalone=settings.standalone,
         peering_name=None if settings.standalone else settings.peering_name,
         stop_flag=stop,
+        ready_flag=ready,
         memo=kopf.Memo(),
         liveness_endpoint=(
             f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None

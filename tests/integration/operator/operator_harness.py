@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +91,14 @@ async def operator_running(emu: KubeEmulator, **overrides: Any) -> AsyncIterator
     )  # fmt: skip
     metrics = Metrics()
     loop = asyncio.new_event_loop()
-    task = loop.create_task(run(settings, metrics))
+    ready = threading.Event()
+    task = loop.create_task(run(settings, metrics, ready=ready))
     thread = threading.Thread(target=_run_until_cancelled, args=(loop, task), daemon=True)
     thread.start()
     try:
+        # a test that ends sooner would cancel kopf mid-start-up, leaving coroutines unawaited
+        if not await asyncio.to_thread(_started, ready, thread, 60.0):
+            raise RuntimeError("the operator stopped, or did not start within 60 s")
         yield metrics
     finally:
         # Cancelling (rather than kopf's stop flag) ends every task at once; a stop flag
@@ -101,6 +106,15 @@ async def operator_running(emu: KubeEmulator, **overrides: Any) -> AsyncIterator
         loop.call_soon_threadsafe(task.cancel)
         await asyncio.to_thread(thread.join, 30)
         loop.close()
+
+
+def _started(ready: threading.Event, thread: threading.Thread, within: float) -> bool:
+    """Wait until ``ready`` is set; False if ``thread`` (the operator's loop) ended first."""
+    deadline = time.monotonic() + within
+    while not ready.wait(0.05):
+        if not thread.is_alive() or time.monotonic() > deadline:
+            return False
+    return True
 
 
 def _run_until_cancelled(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
