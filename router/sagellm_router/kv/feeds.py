@@ -15,7 +15,7 @@ the strategies count as ``sagellm_router_kv_*`` (docs/metrics.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -117,7 +117,7 @@ class KvFeeds:
                 self.followers[pool] = follower
             follower.track(feed.engines)
 
-    def learn(self, pool: str, url: str, keys: list[int]) -> bool:
+    def learn(self, pool: str, url: str, keys: Sequence[int]) -> bool:
         """A peer replica's pick; False when this replica does not route that engine."""
         feed = self.wanted.get(pool)
         if feed is None or url not in feed.engines:

@@ -39,7 +39,7 @@ MAX_KEYS = 4096
 SEND_QUEUE = 1000  # frames per peer (each at most ~40 KB) before ZMQ drops new ones
 MAX_FRAME = 64 * 1024  # a peer sending larger frames is disconnected by ZMQ
 RETRY_S = 1.0
-Learn = Callable[[str, str, list[int]], bool]
+Learn = Callable[[str, str, Sequence[int]], bool]
 """(pool, url, keys) -> False when the pool or engine is unknown here."""
 
 
@@ -52,7 +52,7 @@ class Pick:
     sender: bytes
     pool: str
     url: str
-    keys: list[int]
+    keys: Sequence[int]
 
 
 def encode(pick: Pick) -> bytes:
@@ -131,7 +131,7 @@ class ReplicaSync:
         chained, so the first ``MAX_KEYS`` stand for the prompt's leading part."""
         if self._pub is None or not keys:
             return
-        pick = Pick(self.sender, pool, url, list(keys[:MAX_KEYS]))
+        pick = Pick(self.sender, pool, url, keys[:MAX_KEYS])
         self._pub.send(encode(pick), zmq.NOBLOCK)  # PUB drops, never blocks, past SNDHWM
         self.sent += 1
 

@@ -100,16 +100,24 @@ async def chat(session: aiohttp.ClientSession, base: str, body: dict[str, Any]) 
         return resp.headers.get("X-Sagellm-Instance", "")
 
 
-async def indexed(session: aiohttp.ClientSession, router: Proc) -> dict[str, float]:
-    """``sagellm_router_kv_indexed_blocks`` per endpoint, from the router's /metrics."""
+async def samples(
+    session: aiohttp.ClientSession, router: Proc, name: str, label: str
+) -> dict[str, float]:
+    """One metric family of the router's /metrics, by the value of ``label``."""
     async with session.get(f"{router.url}/metrics") as resp:
         text = await resp.text()
     return {
-        s.labels["endpoint"]: s.value
+        s.labels[label]: s.value
         for f in text_string_to_metric_families(text)
-        if f.name == "sagellm_router_kv_indexed_blocks"
+        if f.name == name
         for s in f.samples
+        if not s.name.endswith("_created")
     }
+
+
+async def indexed(session: aiohttp.ClientSession, router: Proc) -> dict[str, float]:
+    """``sagellm_router_kv_indexed_blocks`` per endpoint, from the router's /metrics."""
+    return await samples(session, router, "sagellm_router_kv_indexed_blocks", "endpoint")
 
 
 async def settled(
@@ -180,21 +188,6 @@ def synced(tmp_path: Path) -> Iterator[tuple[list[Proc], list[Proc]]]:
     finally:
         for proc in [*routers, *engines]:
             proc.stop()
-
-
-async def samples(
-    session: aiohttp.ClientSession, router: Proc, name: str, label: str
-) -> dict[str, float]:
-    """One metric family of the router's /metrics, by the value of ``label``."""
-    async with session.get(f"{router.url}/metrics") as resp:
-        text = await resp.text()
-    return {
-        s.labels[label]: s.value
-        for f in text_string_to_metric_families(text)
-        if f.name == name
-        for s in f.samples
-        if not s.name.endswith("_created")
-    }
 
 
 async def place(

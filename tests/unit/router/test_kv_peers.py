@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import msgpack
 import pytest
@@ -148,11 +149,12 @@ def test_a_long_prompt_is_announced_by_its_leading_keys() -> None:
     feeds, strategy = feeds_with_pool()
     sync = feeds.replicas
     assert sync is not None
-    sync._pub = Outbox()  # type: ignore[assignment]
+    outbox = Outbox()
+    sync._pub = outbox  # type: ignore[assignment]
     assert strategy.announce is not None
     strategy.announce("http://a", list(range(MAX_KEYS + 10)))
     strategy.announce("http://a", [])  # a prompt shorter than a block: nothing to share
-    (frame,) = sync._pub.frames  # type: ignore[attr-defined]
+    (frame,) = outbox.frames
     assert decode(frame).keys == list(range(MAX_KEYS))
     assert sync.sent == 1
 
@@ -192,7 +194,7 @@ async def test_peers_are_the_static_ones_and_every_address_of_the_dns_name() -> 
 
 
 def test_a_failing_learn_is_counted_and_does_not_stop_the_sync() -> None:
-    def broken(pool: str, url: str, blocks: list[int]) -> bool:
+    def broken(pool: str, url: str, blocks: Sequence[int]) -> bool:
         raise RuntimeError("bug")
 
     sync = ReplicaSync(ReplicaSyncSettings(port=free_port()), broken)
