@@ -5,6 +5,7 @@ takes ~9 ms, so 1,800 tokens last ≥ 15 s) + real router in ``kubernetes`` disc
 holds 20 concurrent long streams plus a closed loop of short requests across one change:
 - scale 4 → 2: the removed instances drain (marked draining, ``D``, then two idle reads of the
   engine's own /metrics) before they are deleted;
+- scale 3 → 2 with streams on two engines: the idle third one is the one that goes;
 - a rolling update: each new instance is Ready before the old one drains; ready never dips;
 - ``kubectl delete pod`` of a busy pod: its endpoint turns draining at once and its preStop
   hook holds SIGTERM until the engine is idle.
@@ -86,9 +87,16 @@ async def under_load(
     return streams
 
 
-def ended(cluster: LocalCluster, pods: set[str]) -> list[Termination]:
+def ended(cluster: LocalCluster, pods: set[str], since: int) -> list[Termination]:
+    """The terminations of ``pods`` after the first ``since`` ones (pod names are the
+    instances' deterministic names, so an earlier test may have ended a pod of the same name)."""
     assert cluster.kubelet is not None
-    return [t for t in cluster.kubelet.terminations if t.pod in pods]
+    return [t for t in cluster.kubelet.terminations[since:] if t.pod in pods]
+
+
+def terminations(cluster: LocalCluster) -> int:
+    assert cluster.kubelet is not None
+    return len(cluster.kubelet.terminations)
 
 
 async def pods_by_instance(cluster: LocalCluster) -> dict[str, str]:
@@ -123,6 +131,7 @@ async def lowest_ready(cluster: LocalCluster) -> AsyncIterator[list[int]]:
 async def test_scale_in_drains_before_deleting(cluster: LocalCluster) -> None:
     await pool_at(cluster, REPLICAS)
     before = await pods_by_instance(cluster)
+    since = terminations(cluster)
 
     async def scale_in() -> None:
         await cluster.patch(POOLS, NAME, {"spec": {"roles": {"general": {"replicas": 2}}}})
@@ -133,19 +142,56 @@ async def test_scale_in_drains_before_deleting(cluster: LocalCluster) -> None:
         await scenarios.wait_pool_ready(cluster, NAME, 2, timeout_s=60)
         kept = await instance_names(cluster)
         removed.update(pod for pod, inst in before.items() if inst not in kept)
-        await eventually(lambda: _all_ended(cluster, removed), "the removed pods to end", 60, 0.2)
+        await eventually(
+            lambda: _all_ended(cluster, removed, since), "the removed pods to end", 60, 0.2
+        )
 
     await under_load(cluster, "scale 4 -> 2", scale_in, settled)
     assert len(removed) == 2, before
-    records = ended(cluster, removed)
+    records = ended(cluster, removed, since)
     # The drain deleted each instance only once its engine was idle; the preStop hook
     # (a second line of defence) had nothing left to wait for.
     assert [t.busy_at_delete for t in records] == [0, 0], records
 
 
+async def test_scale_in_drains_the_least_busy_instance(cluster: LocalCluster) -> None:
+    """Of three instances, the lowest and highest index hold long streams; scaling to two
+    drains the idle middle one, whose drain has nothing to wait for."""
+    await pool_at(cluster, 3)
+    since = terminations(cluster)
+    found = await cluster.list(INSTANCES, f"{POOL_LABEL}={NAME}")
+    low, idle, high = sorted(found, key=lambda i: int(i["spec"]["index"]))
+    idle_pods = {
+        p for p, i in (await pods_by_instance(cluster)).items() if i == idle["metadata"]["name"]
+    }
+    streams = [LongStreams(i["status"]["url"], MODEL, count=2, max_tokens=MAX_TOKENS)
+               for i in (low, high)]  # fmt: skip
+    runners = [asyncio.create_task(s.run()) for s in streams]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.all_streaming.wait() for s in streams)), 60)
+        await cluster.patch(POOLS, NAME, {"spec": {"roles": {"general": {"replicas": 2}}}})
+        want = {low["metadata"]["name"], high["metadata"]["name"]}
+
+        async def kept() -> bool:
+            return await instance_names(cluster) == want
+
+        await eventually(kept, f"only the busy instances {sorted(want)} left", 60, 0.2)
+        await eventually(
+            lambda: _all_ended(cluster, idle_pods, since), "the idle pod to end", 60, 0.2
+        )
+        await asyncio.gather(*runners)
+    finally:
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    for s in streams:
+        check_streams(s, "scale 3 -> 2", min_seconds=MIN_SECONDS)
+
+
 async def test_rolling_update_surges_then_drains(cluster: LocalCluster) -> None:
     await pool_at(cluster, 2)
     old_pods = set(await pods_by_instance(cluster))
+    since = terminations(cluster)
     old = await instance_names(cluster)
 
     async def roll() -> None:
@@ -157,18 +203,21 @@ async def test_rolling_update_surges_then_drains(cluster: LocalCluster) -> None:
 
     async def settled() -> None:
         await eventually(rolled, "every instance on the new spec", 60, 0.2)
-        await eventually(lambda: _all_ended(cluster, old_pods), "the old pods to end", 60, 0.2)
+        await eventually(
+            lambda: _all_ended(cluster, old_pods, since), "the old pods to end", 60, 0.2
+        )
 
     async with lowest_ready(cluster) as ready:
         await under_load(cluster, "a rolling update", roll, settled)
     assert min(ready) >= 2, f"ready replicas dipped to {min(ready)} during the update"
-    records = ended(cluster, old_pods)
+    records = ended(cluster, old_pods, since)
     assert [t.busy_at_delete for t in records] == [0, 0], records
 
 
 async def test_deleting_a_busy_pod_lets_its_streams_finish(cluster: LocalCluster) -> None:
     await pool_at(cluster, 2)
     assert cluster.kubelet is not None
+    since = terminations(cluster)
     target: dict[str, str] = {}
     shown: list[Obj] = []
 
@@ -192,12 +241,12 @@ async def test_deleting_a_busy_pod_lets_its_streams_finish(cluster: LocalCluster
 
     async def settled() -> None:
         await eventually(
-            lambda: _all_ended(cluster, {target["pod"]}), "the deleted pod to end", 60, 0.2
+            lambda: _all_ended(cluster, {target["pod"]}, since), "the deleted pod to end", 60, 0.2
         )
 
     await under_load(cluster, "kubectl delete pod", delete_busiest, settled)
     assert shown, "the deleted pod's endpoint never showed as draining"
-    (record,) = ended(cluster, {target["pod"]})
+    (record,) = ended(cluster, {target["pod"]}, since)
     assert record.busy_at_delete, "the deleted pod held no streams: the test proves nothing"
     assert record.busy_at_sigterm == 0, record  # preStop held SIGTERM until it was idle
     assert not record.killed, record
@@ -209,6 +258,6 @@ def _ending(pod: Obj) -> bool:
     return bool(pod["metadata"].get("deletionTimestamp"))
 
 
-async def _all_ended(cluster: LocalCluster, pods: set[str]) -> list[Termination] | None:
-    records = ended(cluster, pods)
+async def _all_ended(cluster: LocalCluster, pods: set[str], since: int) -> list[Termination] | None:
+    records = ended(cluster, pods, since)
     return sorted(records, key=lambda t: t.pod) if len(records) == len(pods) else None

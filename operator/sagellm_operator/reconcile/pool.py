@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sagellm_core.api import InferencePoolSpec
+from sagellm_core.api import InferencePoolSpec, Role
 from sagellm_core.api import labels as L
 from sagellm_core.planner import plan_pool
 from sagellm_core.validation import operator_problems, parse_pool
@@ -26,7 +26,9 @@ from sagellm_operator.reconcile.rollout import (
     decide,
     discovery_end,
     drain_started,
+    draining,
 )
+from sagellm_operator.reconcile.slots import held_by_index, kept_indices
 from sagellm_operator.reconcile.status import invalid_status, pool_status, scale_status
 from sagellm_operator.routers import draining_everywhere, find_routers
 
@@ -82,10 +84,12 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     await _isolate(ctx, pool, spec)
     timeout = spec.lifecycle.drain_timeout_seconds
     timeout = ctx.settings.drain_timeout_seconds if timeout is None else timeout
-    desired = _desired(ctx, pool, spec, planned, timeout)
     ns, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
     found = await ctx.kube.list_objects(L.INSTANCE_PLURAL, ns, f"{L.LABEL_POOL}={name}")
     existing = {i["metadata"]["name"]: i for i in found}
+    indices = {role: await _indices(ctx, spec.replicas_for(role), role, existing)
+               for role in planned.plans}  # fmt: skip
+    desired = _desired(ctx, pool, spec, planned, timeout, indices)
     timing = DrainTiming(
         ctx.settings.pods.discovery_bound_seconds, timeout, ctx.settings.drain_poll_seconds
     )
@@ -127,11 +131,26 @@ async def _isolate(ctx: Context, pool: Obj, spec: InferencePoolSpec) -> None:
         ctx.policies.add(key)
 
 
-def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int) -> dict[str, Obj]:
+async def _indices(ctx: Context, replicas: int, role: Role, existing: dict[str, Obj]) -> list[int]:
+    """The indices ``role`` keeps; a scale-in reads the engines first, to drop the least busy."""
+    mine = [i for i in existing.values() if not i["metadata"].get("deletionTimestamp")
+            and i["metadata"]["labels"].get(L.LABEL_ROLE) == L.role_label_value(role)]  # fmt: skip
+    serving = [i for i in mine if not draining(i)]
+    taken = {int(i["spec"]["index"]) for i in mine if draining(i)}
+    loads: dict[str, float | None] = {}
+    if len({i["spec"]["index"] for i in serving}) > replicas:
+        readable = [i for i in serving if (i.get("status") or {}).get("url")]
+        read = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in readable))
+        loads = {i["metadata"]["name"]: v for i, v in zip(readable, read, strict=True)}
+    return kept_indices(replicas, held_by_index(serving, loads), taken)
+
+
+def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int,
+             indices: dict[Role, list[int]]) -> dict[str, Obj]:  # fmt: skip
     desired: dict[str, Obj] = {}
     for role, plan in planned.plans.items():
         args = instance_args(spec, role, plan, ctx.settings.pods.port)
-        for index in range(spec.replicas_for(role)):
+        for index in indices[role]:
             obj = build_instance(pool, spec, role, plan, index, args, timeout)
             owned(obj, pool)
             desired[obj["metadata"]["name"]] = obj

@@ -1,14 +1,14 @@
 """Pure decisions for a pool's instances: what to create, drain, probe and delete.
 
-Inputs: desired instance manifests by name (``<pool>-<role>-<index>-<spec hash>``), existing
-instances by name, the time, the drain timing and the idle reads taken so far. Output:
-:class:`Actions`. Rules:
+Inputs: desired instance manifests by name (``<pool>-<role>-<index>-<spec hash>``, at the
+indices each role keeps, :mod:`slots`), existing instances by name, the time, the drain timing
+and the idle reads taken so far. Output: :class:`Actions`. Rules:
 - an index with no instance gets its instance at once (first start, scale-out, self-heal);
 - an index whose instance runs another spec gets the new instance next to the old one (surge),
   one index per role at a time: no surge while a desired instance of that role is starting;
 - once the new instance is settled (ready and serving its generation) the old one drains, so a
   role's ready count never drops below its replicas during an update;
-- instances beyond the replica count drain;
+- instances at an index the role no longer keeps drain;
 - a draining instance is deleted when it has no URL (it never served, or its pod is gone), when
   its discovery wait has ended and two consecutive reads of its engine's ``/metrics`` (at least
   ``poll_s`` apart, both after the wait) found nothing running or waiting, or when the drain
