@@ -185,6 +185,7 @@ async def test_scale_in_drains_the_least_busy_instance(cluster: LocalCluster) ->
             runner.cancel()
         await asyncio.gather(*runners, return_exceptions=True)
     for s in streams:
+        print(f"\nlifecycle scale 3 -> 2, least busy: {s.summary()}")
         check_streams(s, "scale 3 -> 2", min_seconds=MIN_SECONDS)
 
 

@@ -58,6 +58,9 @@ class Context:
     plans: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Validation + planning results by (pool uid, generation): the spec is immutable per
     generation, and CEL evaluation is too slow to repeat on every event."""
+    generations: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    """(uid, generation) of the newest pool spec reconciled, by (namespace, pool): a copy that
+    waited for the pool's lock behind a newer one is read again rather than acted on."""
 
     @property
     def lookup(self) -> Lookup:
@@ -82,3 +85,5 @@ class Context:
 
     def forget(self, kind: str, ns: str, name: str) -> None:
         self._locks.pop((kind, ns, name), None)
+        if kind == "pool":
+            self.generations.pop((ns, name), None)

@@ -46,7 +46,24 @@ async def reconcile_pool(ctx: Context, pool: Obj) -> None:
     if pool["metadata"].get("deletionTimestamp"):
         return
     async with ctx.reconciling("pool", pool):
-        await _reconcile(ctx, pool)
+        current = await newest_copy(ctx, pool)
+        if current is not None:
+            await _reconcile(ctx, current)
+
+
+async def newest_copy(ctx: Context, pool: Obj) -> Obj | None:
+    """``pool``, or the API's copy when a newer spec was reconciled while this one waited for
+    the lock (a resync pass holds copies taken before it started); None once it is deleted."""
+    meta = pool["metadata"]
+    key, seen = (meta["namespace"], meta["name"]), (meta["uid"], meta.get("generation", 0))
+    last = ctx.generations.get(key)
+    if last is not None and last[0] == seen[0] and last[1] > seen[1]:
+        fresh = await ctx.kube.get(L.POOL_PLURAL, *key)
+        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            return None
+        pool, meta = fresh, fresh["metadata"]
+    ctx.generations[key] = (meta["uid"], meta.get("generation", 0))
+    return pool
 
 
 def _user_view(pool: Obj) -> Obj:
@@ -87,8 +104,11 @@ async def _reconcile(ctx: Context, pool: Obj) -> None:
     ns, name = pool["metadata"]["namespace"], pool["metadata"]["name"]
     found = await ctx.kube.list_objects(L.INSTANCE_PLURAL, ns, f"{L.LABEL_POOL}={name}")
     existing = {i["metadata"]["name"]: i for i in found}
-    indices = {role: await _indices(ctx, spec.replicas_for(role), role, existing)
-               for role in planned.plans}  # fmt: skip
+    roles = list(planned.plans)
+    kept = await asyncio.gather(
+        *(role_indices(ctx, spec.replicas_for(r), r, existing) for r in roles)
+    )
+    indices = dict(zip(roles, kept, strict=True))
     desired = _desired(ctx, pool, spec, planned, timeout, indices)
     timing = DrainTiming(
         ctx.settings.pods.discovery_bound_seconds, timeout, ctx.settings.drain_poll_seconds
@@ -131,18 +151,23 @@ async def _isolate(ctx: Context, pool: Obj, spec: InferencePoolSpec) -> None:
         ctx.policies.add(key)
 
 
-async def _indices(ctx: Context, replicas: int, role: Role, existing: dict[str, Obj]) -> list[int]:
-    """The indices ``role`` keeps; a scale-in reads the engines first, to drop the least busy."""
-    mine = [i for i in existing.values() if not i["metadata"].get("deletionTimestamp")
-            and i["metadata"]["labels"].get(L.LABEL_ROLE) == L.role_label_value(role)]  # fmt: skip
-    serving = [i for i in mine if not draining(i)]
-    taken = {int(i["spec"]["index"]) for i in mine if draining(i)}
-    loads: dict[str, float | None] = {}
-    if len({i["spec"]["index"] for i in serving}) > replicas:
-        readable = [i for i in serving if (i.get("status") or {}).get("url")]
+async def role_indices(
+    ctx: Context, replicas: int, role: Role, existing: dict[str, Obj]
+) -> list[int]:
+    """The indices ``role`` keeps; a scale-in reads the Ready engines first, to drop the least
+    busy (only when the instances that are not Ready do not cover the surplus)."""
+    mine = [i for i in existing.values()
+            if i["metadata"]["labels"].get(L.LABEL_ROLE) == L.role_label_value(role)]  # fmt: skip
+    serving = [i for i in mine if not draining(i) and not i["metadata"].get("deletionTimestamp")]
+    taken = {int(i["spec"]["index"]) for i in mine} - {int(i["spec"]["index"]) for i in serving}
+    held = held_by_index(serving, {})
+    if replicas > 0 and sum(h.ready for h in held.values()) > replicas:
+        readable = [i for i in serving if (i.get("status") or {}).get("ready")
+                    and (i.get("status") or {}).get("url")]  # fmt: skip
         read = await asyncio.gather(*(ctx.engine_load(i["status"]["url"]) for i in readable))
         loads = {i["metadata"]["name"]: v for i, v in zip(readable, read, strict=True)}
-    return kept_indices(replicas, held_by_index(serving, loads), taken)
+        held = held_by_index(serving, loads)
+    return kept_indices(replicas, held, taken, L.MAX_ROLE_REPLICAS)
 
 
 def _desired(ctx: Context, pool: Obj, spec: Any, planned: Any, timeout: int,

@@ -1,11 +1,11 @@
 """Which indices a role's instances hold: a pure choice, so a scale-in drains the cheapest one.
 
 A drain ends when the engine's last stream ends, so the instance to remove is the one whose
-streams end soonest: one that is not Ready yet (it serves nothing), else the one with the fewest
-running + waiting requests. Without loads (unreadable, or all equal) the highest index goes,
-which keeps indices dense when nothing tells them apart. A scale-out fills the lowest index no
-live instance holds (a draining one included), so a new instance never shares a name with one
-that is still draining and starts at once.
+streams end soonest: one that is not Ready (no router sends it requests), else the one with the
+fewest running + waiting requests. Without loads (unreadable, or all equal) the highest index
+goes, which keeps indices dense when nothing tells them apart. A scale-out fills the lowest
+index no instance holds (draining ones and ones being deleted included), so a new instance never
+shares a name with one that is still on its way out, and starts at once.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ class Held:
     """Running + waiting requests of its engine; None when not read or unreadable."""
 
 
-def kept_indices(replicas: int, held: Mapping[int, Held], taken: set[int]) -> list[int]:
+def kept_indices(replicas: int, held: Mapping[int, Held], taken: set[int], limit: int) -> list[int]:
     """The ``replicas`` indices the role keeps: every held one while they are not too many, the
-    held ones whose instances are busiest when they are, and the lowest indices outside
-    ``taken`` (held or draining) for the rest."""
+    held ones whose instances are busiest when they are, and the lowest indices below ``limit``
+    outside ``taken`` (draining or being deleted) for the rest; fewer when none is free until
+    a drain ends (names have room for ``limit - 1`` only)."""
     if len(held) > replicas:
         order = sorted(held, key=lambda i: _drop_rank(i, held[i]))
         return sorted(order[len(held) - replicas :])
-    free = (i for i in itertools.count() if i not in taken and i not in held)
+    free = (i for i in range(limit) if i not in taken and i not in held)
     return sorted([*held, *itertools.islice(free, replicas - len(held))])
 
 

@@ -54,6 +54,31 @@ async def test_scale_up_then_down_drains_before_deleting() -> None:
         assert pods[0]["metadata"]["labels"][L.LABEL_INSTANCE].startswith("sc-general-0-")
 
 
+async def test_a_scale_out_during_a_drain_starts_a_new_index_at_once() -> None:
+    """The fake kubelet runs no engine, so a drain lasts until its timeout (60 s): a scale-out
+    meanwhile must not wait for the draining instance's name."""
+    async with cluster() as c, operator_running(c.emu, drain=60):
+        await c.create_pool(_general("so", 3))
+        await eventually(lambda: _ready(c, "so", 3))
+        await c.patch_pool("so", {"spec": {"roles": {"general": {"replicas": 2}}}})
+        await eventually(lambda: _serving(c, "so", draining=1), "one instance draining")
+        await c.patch_pool("so", {"spec": {"roles": {"general": {"replicas": 3}}}})
+        found = await eventually(lambda: _serving(c, "so", draining=1, ready=3),
+                                 "three Ready instances beside the draining one", 30)  # fmt: skip
+        assert _slots(found) == [f"so-general-{i}" for i in range(4)], _slots(found)
+
+
+async def _serving(c: Any, name: str, draining: int, ready: int | None = None) -> list[Obj] | None:
+    """The pool's instances once ``draining`` of them drain and ``ready`` others are Ready."""
+    found = await c.instances(name)
+    marked = [
+        i for i in found if (i["metadata"].get("annotations") or {}).get(L.ANNOTATION_DRAINING)
+    ]
+    others = [i for i in found if i not in marked and (i.get("status") or {}).get("ready")]
+    ok = len(marked) == draining and (ready is None or len(others) == ready)
+    return found if ok else None
+
+
 async def test_self_heal_recreates_deleted_pod_and_instance() -> None:
     async with cluster() as c, operator_running(c.emu):
         await c.create_pool(_general("heal"))

@@ -1,9 +1,9 @@
 """``overhead``: what a router costs - requests/s per router core, added latency, streaming relay.
 
-Reuses ``bench/router_overhead.py`` of the source checkout (its raw-asyncio fake engine and
-keep-alive load loops). Layout on 2 cores: the router under test is pinned to CPU 0; the fake
-engine, the simulator and the load generators run on CPU 1. Per target (direct, each of our
-strategies, each vllm-router policy):
+Reuses ``bench/router_overhead.py`` of the source checkout (its raw-asyncio fake engine, from
+``bench/overhead_engine.py``, and keep-alive load loops). Layout on 2 cores: the router under
+test is pinned to CPU 0; the fake engine, the simulator and the load generators run on CPU 1.
+Per target (direct, each of our strategies, each vllm-router policy):
 
 * saturation: closed loop, 32 keep-alive connections (like ``wrk -c 32``) -> ``rps``
   (requests/s = per router core) and the latency of those requests, ``sat_p50_ms``,
