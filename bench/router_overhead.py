@@ -36,11 +36,17 @@ from pathlib import Path
 from sagellm_router.bench.fleet import free_ports
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
-from overhead_engine import EngineProtocol, engine_main, metrics_page
+from overhead_engine import EngineProtocol, metrics_page
 
-__all__ = ["EngineProtocol", "engine_main", "metrics_page"]  # the scenario and tests use them
+__all__ = ["EngineProtocol", "metrics_page"]  # the tests use them
 
 ENGINE_PORTS = 4
+ENGINE_SCRIPT = Path(__file__).resolve().with_name("overhead_engine.py")
+
+
+def engine_argv(ports: list[int]) -> list[str]:
+    """The fake engine's process, serving ``ports``."""
+    return [sys.executable, str(ENGINE_SCRIPT), "--ports", ",".join(map(str, ports))]
 
 
 # ---------------------------------------------------------------- load generator
@@ -337,18 +343,11 @@ def main() -> None:
         default=None,
         help="also run the router of this source tree as base/<strategy> (before/after)",
     )
-    parser.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--ports", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.engine:
-        asyncio.run(engine_main([int(p) for p in args.ports.split(",")]))
-        return
     if len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {1})  # load generator (and engine) off the router's core
     ports = free_ports(ENGINE_PORTS)
-    engine = subprocess.Popen(
-        [sys.executable, __file__, "--engine", "--ports", ",".join(map(str, ports))]
-    )
+    engine = subprocess.Popen(engine_argv(ports))
     bodies = make_bodies(4096)
     kinds = ("ours", "base") if args.baseline is not None else ("ours",)
     targets = [f"{k}/{s}" for s in args.strategies.split(",") if s for k in kinds]

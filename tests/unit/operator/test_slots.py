@@ -86,13 +86,13 @@ def instance(index: int, role: str = "general", *, ready: bool = True, drain: bo
         meta["annotations"] = {L.ANNOTATION_DRAINING: "true"}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    status = {"ready": ready, "url": f"http://10.0.0.{index}:8000"}
+    status = {"ready": ready, "url": url(index)}
     return {"metadata": meta, "spec": {"index": index}, "status": status}
 
 
 def indices_of(replicas: int, role: Role, *insts: dict[str, Any],
                loads: dict[int, float] | None = None) -> tuple[list[int], list[str]]:  # fmt: skip
-    """``_indices`` with engines whose load is ``loads`` by index; the URLs it read."""
+    """``role_indices`` with engines whose load is ``loads`` by index; the URLs it read."""
     read: list[str] = []
 
     async def engine_load(url: str) -> float | None:

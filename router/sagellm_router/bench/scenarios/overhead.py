@@ -20,7 +20,6 @@ import asyncio
 import importlib.util
 import math
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,9 +104,7 @@ def run(opts: BenchOptions, workdir: Path, progress: Progress) -> dict[str, Any]
     seconds = opts.duration or (1.5 if opts.quick else 4.0)
     bodies = ro.make_bodies(4096, seed=opts.seed + 1)
     ports = fl.free_ports(ro.ENGINE_PORTS)
-    argv = [sys.executable, str(SCRIPT), "--engine", "--ports", ",".join(map(str, ports))]
-    engine = fl.spawn(argv,
-                      workdir / "fake-engine.log", {1})  # fmt: skip
+    engine = fl.spawn(ro.engine_argv(ports), workdir / "fake-engine.log", {1})
     fake = [f"http://127.0.0.1:{p}" for p in ports]
     sim_spec = fl.FleetSpec(engines=2, profile="tiny", time_scale=0.05, max_num_seqs=256,
                             max_model_len=4096)  # fmt: skip
