@@ -10,15 +10,19 @@ holds (``--belief``):
   never forgetting: ``prefix_aware``'s model within one run);
 * ``now``: the engine's exact cache (``cached_prompt_tokens``: the oracle's ``pending: false``);
 * ``pending``: the exact cache plus the prompts queued and running there
-  (``pending_prompt_tokens``: the oracle).
+  (``pending_prompt_tokens``: the oracle);
+* ``cache_aware``: not our cost rule but vllm-router's (``ThresholdFleet``), with its memory of
+  what it sent.
 
 The router has no latency and sees every engine at once, so this isolates placement knowledge
 from the costs of getting it. It prints the hit rate, cached blocks evicted per engine, how many
 requests went to an engine believed to hold their prefix and found less than half of their
 prompt cached there (evicted, or not computed yet), and TTFT (wall ms at the time scale, like
-the benchmark's)::
+the benchmark's), and the longest queue of requests waiting on one engine::
 
     .venv/bin/python bench/fleet_replay.py --workload kv_pressure --rate 25 --duration 20
+    .venv/bin/python bench/fleet_replay.py --workload shared_prefix --rate 58 --duration 20 \
+        --belief pending cache_aware
 
 A model, not a measurement: loads are the engines' own request counts, with no router, network
 or CPU cost.
@@ -47,7 +51,7 @@ class Fleet:
     belief: str
     sent: list[set[int]] = field(default_factory=list)
     evicted: int = 0
-    believed_missed: int = 0
+    max_waiting: int = 0  # the longest queue of requests waiting on one engine
 
     def held(self, e: int, r: SimRequest) -> float:
         core = self.cores[e]
@@ -69,6 +73,41 @@ class Fleet:
         if self.load(best) - least > BALANCE_ABS and self.load(best) > BALANCE_REL * least:
             best = min(n, key=self.load)
         return best, held[best] > 0.5
+
+
+@dataclass
+class ThresholdFleet(Fleet):
+    """vllm-router's ``cache_aware`` with its defaults (SGLang's rule): when the busiest engine
+    has more than 64 requests over the idlest and 1.5x its load, the idlest; otherwise the
+    engine whose tree matches most of the prompt if that is over 30 %, else the engine with the
+    smallest tree. Its tree is what it sent (block-granular here, characters there), never
+    evicted within a run (its eviction runs every 120 s)."""
+
+    trees: list[set[int]] = field(default_factory=list)
+
+    def pick(self, r: SimRequest, rng: random.Random) -> tuple[int, bool]:
+        n = range(len(self.trees))
+        loads = [self.load(e) for e in n]
+        if max(loads) - min(loads) > 64 and max(loads) > 1.5 * min(loads):
+            best = min(n, key=lambda e: (loads[e], rng.random()))
+        else:
+            match = [self.matched(e, r) for e in n]
+            best = max(n, key=lambda e: (match[e], rng.random()))
+            if match[best] <= 0.3:
+                best = min(n, key=lambda e: (len(self.trees[e]), rng.random()))
+        self.trees[best].update(r.block_hashes)
+        return best, False
+
+    def matched(self, e: int, r: SimRequest) -> float:
+        k = next((i for i, h in enumerate(r.block_hashes) if h not in self.trees[e]),
+                 len(r.block_hashes))  # fmt: skip
+        return k * BLOCK / r.prompt_len
+
+
+def make_fleet(belief: str, cores: list[EngineCore]) -> Fleet:
+    if belief == "cache_aware":
+        return ThresholdFleet(cores, belief, [set() for _ in cores], trees=[set() for _ in cores])
+    return Fleet(cores, belief, [set() for _ in cores])
 
 
 def requests(kind: str, rate: float, duration: float, seed: int, scale: float) -> list[SimRequest]:
@@ -98,6 +137,7 @@ def run(fleet: Fleet, arrivals: list[SimRequest], rng: random.Random) -> list[Si
             if not fleet.cores[k].has_work():
                 next_t[k] = max(next_t[k], r.arrival)
             fleet.cores[k].add(r)
+            fleet.max_waiting = max(fleet.max_waiting, len(fleet.cores[k].waiting))
             done.append(r)
             continue
         core = fleet.cores[e]
@@ -116,7 +156,12 @@ def main() -> None:
     ap.add_argument("--workload", default="kv_pressure", choices=sorted(workloads.WORKLOADS))
     ap.add_argument("--rate", type=float, required=True, help="fleet requests/s (wall)")
     ap.add_argument("--duration", type=float, default=2.5, help="seconds of arrivals (wall)")
-    ap.add_argument("--belief", nargs="+", default=["sent", "now", "pending"])
+    ap.add_argument(
+        "--belief",
+        nargs="+",
+        default=["sent", "now", "pending"],
+        choices=["sent", "now", "pending", "cache_aware"],
+    )
     ap.add_argument("--engines", type=int, default=8)
     ap.add_argument("--blocks", type=int, default=4096)
     ap.add_argument("--max-num-seqs", type=int, default=32)
@@ -127,7 +172,7 @@ def main() -> None:
     for belief in a.belief:
         cores = [EngineCore(cost, KVCache(a.blocks, BLOCK, True, record_events=True),
                             a.max_num_seqs, 8192) for _ in range(a.engines)]  # fmt: skip
-        fleet = Fleet(cores, belief, [set() for _ in cores])
+        fleet = make_fleet(belief, cores)
         reqs = run(fleet, requests(a.workload, a.rate, a.duration, a.seed, a.time_scale),
                    random.Random(a.seed))  # fmt: skip
         queries = sum(c.counters.prefix_queries for c in cores)
@@ -139,7 +184,8 @@ def main() -> None:
         print(f"{a.workload} {a.rate:g} req/s x {a.duration:g} s, belief {belief}: "
               f"{len(reqs)} requests, hit rate {hits / queries:.2f}, evicted blocks per engine "
               f"{fleet.evicted / a.engines:.0f}, missed on a believed holder {missed}, "
-              f"TTFT p50 {p50:.0f} ms p90 {p90:.0f} ms")  # fmt: skip
+              f"TTFT p50 {p50:.0f} ms p90 {p90:.0f} ms, longest queue {fleet.max_waiting} "
+              "requests")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -98,10 +98,17 @@ def test_workload_and_load_options_narrow_the_run() -> None:
 
 
 def test_routing_options_are_refused_elsewhere(tmp_path: Path) -> None:
-    for extra in (["--replicas", "2"], ["--load", "0.5"], ["--strategy", "kv_aware"]):
+    for extra in (["--replicas", "2"], ["--load", "0.5"], ["--strategy", "kv_aware"],
+                  ["--peer", "cache_aware"]):  # fmt: skip
         result = CliRunner().invoke(bench, ["slo", "--out", str(tmp_path), *extra])
         assert result.exit_code != 0
         assert "apply to the routing scenario only" in result.output
+
+
+def test_peer_option_picks_the_vllm_router_policies() -> None:
+    cfg = routing.config_for(BenchOptions(strategies=("kv_aware",), peers=("cache_aware",)))
+    assert [c.name for c in cfg.contenders(peer_ok=True)] == ["ours/kv_aware", "peer/cache_aware"]
+    assert [c.name for c in cfg.contenders(peer_ok=False)] == ["ours/kv_aware"]
 
 
 def test_strategy_option_picks_ours_and_keeps_plugins_loadable() -> None:

@@ -22,7 +22,7 @@ from sagellm_router.bench.scenarios.autoscale import AutoscaleScenario
 from sagellm_router.bench.scenarios.availability import OperatorScenario
 from sagellm_router.bench.scenarios.overhead import OverheadScenario
 from sagellm_router.bench.scenarios.pd import PdScenario
-from sagellm_router.bench.scenarios.routing import RoutingScenario, our_strategies
+from sagellm_router.bench.scenarios.routing import PEERS, RoutingScenario, our_strategies
 from sagellm_router.bench.scenarios.slo import SloScenario
 from sagellm_router.bench.workloads import WORKLOADS
 
@@ -54,22 +54,24 @@ def scenarios() -> dict[str, Scenario]:
               help="routing: also run the prefix_aware and kv_aware contenders as N router "
                    "replicas behind a round-robin client.")  # fmt: skip
 @click.option("--strategy", "strategies", multiple=True, type=click.Choice(our_strategies()),
-              help="routing: run only these of our strategies (repeatable; the vllm-router "
-                   "policies all run).")  # fmt: skip
+              help="routing: run only these of our strategies (repeatable).")  # fmt: skip
+@click.option("--peer", "peers", multiple=True, type=click.Choice(PEERS),
+              help="routing: run only these vllm-router policies (repeatable; default: all "
+                   "that are installed).")  # fmt: skip
 def bench(
     scenario: str, duration: float | None, out_dir: Path, quick: bool, repeats: int, seed: int,
     engines: int | None, workloads: tuple[str, ...], loads: tuple[float, ...], replicas: int,
-    strategies: tuple[str, ...],
+    strategies: tuple[str, ...], peers: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Benchmark our router side by side with vllm-router on a simulated fleet."""
     logging.basicConfig(level=logging.WARNING)
     if duration is not None and duration <= 0:
         raise click.BadParameter("must be > 0", param_hint="--duration")
-    if scenario != "routing" and (workloads or loads or strategies or replicas != 1):
-        raise click.UsageError("--workload, --load, --strategy and --replicas apply to the "
-                               "routing scenario only")  # fmt: skip
+    if scenario != "routing" and (workloads or loads or strategies or peers or replicas != 1):
+        raise click.UsageError("--workload, --load, --strategy, --peer and --replicas apply to "
+                               "the routing scenario only")  # fmt: skip
     opts = BenchOptions(duration, quick, repeats, seed, engines, workloads, loads, replicas,
-                        strategies)  # fmt: skip
+                        strategies, peers)  # fmt: skip
     chosen = scenarios()[scenario]
     workdir = out_dir / "logs"
     workdir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ class BenchOptions:
     loads: tuple[float, ...] = ()  # routing only: just these load levels
     replicas: int = 1  # routing only: also run REPLICATED strategies as N router replicas
     strategies: tuple[str, ...] = ()  # routing only: just these of our strategies
+    peers: tuple[str, ...] = ()  # routing only: just these vllm-router policies
 
 
 Cfg = TypeVar("Cfg")

@@ -76,7 +76,7 @@ def bar_plots(
                   else "tab:gray" for n in names]  # fmt: skip
         ax.barh(names, values, xerr=errs, color=colors, capsize=2)
         if key in log:
-            ax.set_xscale("log")
+            _log_axis(ax)
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle(title, fontsize=10)
@@ -84,6 +84,17 @@ def bar_plots(
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return [path]
+
+
+def _log_axis(ax: Any) -> None:
+    """A log x axis labelled 100, 200, 500, 1000, ... in plain numbers (matplotlib's default
+    labels every minor tick on a short range, and they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 PD_PANELS = (

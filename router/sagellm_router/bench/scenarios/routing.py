@@ -110,6 +110,8 @@ def config_for(opts: BenchOptions) -> RoutingConfig:
     cfg = config(opts.duration, opts.quick, opts.repeats, opts.seed, opts.engines)
     if opts.strategies:
         cfg = replace(cfg, ours=tuple(dict.fromkeys(opts.strategies)))
+    if opts.peers:
+        cfg = replace(cfg, peers=tuple(dict.fromkeys(opts.peers)))
     unknown = sorted(set(opts.workloads) - set(workloads.WORKLOADS))
     if unknown:
         raise fl.BenchError(f"routing: unknown workload(s) {unknown}; "
