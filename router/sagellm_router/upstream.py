@@ -3,8 +3,8 @@
 aiohttp's client costs more CPU per request than everything else the router does together, so
 requests to engines go through this small client instead: one request per connection at a time,
 ``Content-Length`` or chunked responses, idle connections reused per endpoint. Each connection
-is a plain ``asyncio.Protocol`` buffering what arrives (no stream reader/writer pair, no
-``asyncio.timeout`` per read: one timer per wait). Health probes and scrapes still use aiohttp.
+is a ``connection.Connection`` (a plain ``asyncio.Protocol``). Health probes and scrapes still
+use aiohttp.
 Every failure surfaces as ``UpstreamError`` with a short reason (``connect_error``, ``timeout``,
 ``disconnected``, ``protocol_error``).
 """
@@ -18,10 +18,10 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from sagellm_router.chunked import ChunkDecoder
+from sagellm_router.connection import Connection, parse_head
 
 _PRELOAD_MAX = 1 << 16  # bodies up to this size are read with the response head
 _READ = 1 << 16  # the most one read of a body hands on
-_BUFFER_LIMIT = 1 << 20  # unread bytes beyond this pause reading from the engine
 _RECOVERABLE = (ConnectionError, OSError)
 
 
@@ -63,139 +63,13 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection to an engine (an asyncio protocol: bytes land in a buffer the
-    request's task reads, one wake-up per socket read, no stream objects in between).
-
-    The reads wait until an absolute ``deadline`` on the loop's clock (one timer per wait that
-    is not already satisfied); reading pauses while more than ``limit`` bytes wait unread.
-    """
-
-    __slots__ = ("_buf", "_closed", "_limit", "_paused", "_waiter", "key", "transport")
-
-    def __init__(self, key: str, limit: int = _BUFFER_LIMIT) -> None:
-        self.key, self._limit = key, limit
-        self.transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False  # the engine closed its side (or the connection is gone)
-        self._paused = False
-
-    # -- asyncio callbacks ------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
-        if len(self._buf) > self._limit and not self._paused and self.transport is not None:
-            self.transport.pause_reading()
-            self._paused = True
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._closed = True
-        self._wake()
-        return False  # close the transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    # -- state ------------------------------------------------------------------------------
-    @property
-    def reusable(self) -> bool:
-        """Open, and no stray bytes buffered (an idle connection must have nothing to read)."""
-        t = self.transport
-        return not self._closed and not self._buf and t is not None and not t.is_closing()
-
-    def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-        self._closed = True
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        self._closed = True
-
-    # -- reading ----------------------------------------------------------------------------
-    async def _more(self, deadline: float) -> None:
-        """Wait for more bytes; ``ConnectionError`` once the engine closed, ``TimeoutError``
-        at ``deadline``."""
-        if self._closed:
-            raise ConnectionError("upstream closed the connection")
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_at(deadline, _expire, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
-
-    def _take(self, n: int) -> bytes:
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        if self._paused and len(self._buf) <= self._limit and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        return data
-
-    async def head(self, deadline: float) -> bytes:
-        """The response head up to and including its blank line."""
-        start = 0
-        while (end := self._buf.find(b"\r\n\r\n", start)) < 0:
-            if len(self._buf) > self._limit:
-                raise ValueError("response head too long")
-            start = max(0, len(self._buf) - 3)
-            await self._more(deadline)
-        return self._take(end + 4)
-
-    async def exactly(self, n: int, deadline: float) -> bytes:
-        while len(self._buf) < n:
-            await self._more(deadline)
-        return self._take(n)
-
-    async def some(self, most: int, idle_s: float) -> bytes:
-        """Up to ``most`` bytes as soon as any are there (waiting at most ``idle_s`` for
-        them); ``b""`` once the engine closed its side."""
-        if not self._buf:
-            if self._closed:
-                return b""
-            loop = asyncio.get_running_loop()
-            try:
-                await self._more(loop.time() + idle_s)
-            except ConnectionError:
-                return b""
-            if not self._buf:
-                return b""
-        return self._take(most)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class Response:
     """An upstream response whose body is read once, as a whole or chunk by chunk."""
 
     def __init__(
         self,
         pool: UpstreamPool,
-        conn: _Conn,
+        conn: Connection,
         status: int,
         headers: dict[str, str],
         body: bytes | None = None,
@@ -268,7 +142,7 @@ class Response:
 
 
 async def _dechunk(
-    conn: _Conn, idle_s: float, on_leftover: Callable[[], None]
+    conn: Connection, idle_s: float, on_leftover: Callable[[], None]
 ) -> AsyncIterator[list[bytes]]:
     """The de-chunked body: per socket read, the payload pieces it completed."""
     decoder = ChunkDecoder()
@@ -299,7 +173,7 @@ class UpstreamPool:
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.stream_idle_timeout = stream_idle_timeout or read_timeout
         self._max_idle = max_idle
-        self._idle: dict[str, list[_Conn]] = {}
+        self._idle: dict[str, list[Connection]] = {}
         self._targets: dict[str, tuple[str, int, ssl.SSLContext | None, bytes]] = {}
 
     def _target(self, base: str) -> tuple[str, int, ssl.SSLContext | None, bytes]:
@@ -312,13 +186,17 @@ class UpstreamPool:
             target = self._targets[base] = (host, port, tls, parts.netloc.encode())
         return target
 
-    async def _connect(self, base: str) -> _Conn:
+    async def _connect(self, base: str) -> Connection:
         host, port, tls, _ = self._target(base)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Conn(base), host, port, ssl=tls, server_hostname=host if tls else None
+                    lambda: Connection(base),
+                    host,
+                    port,
+                    ssl=tls,
+                    server_hostname=host if tls else None,
                 )
         except TimeoutError as exc:
             raise UpstreamError("connect_error", f"connect timeout to {base}") from exc
@@ -326,7 +204,7 @@ class UpstreamPool:
             raise UpstreamError("connect_error", f"{base}: {exc.strerror or exc}") from exc
         return conn
 
-    def _take_idle(self, base: str) -> _Conn | None:
+    def _take_idle(self, base: str) -> Connection | None:
         idle = self._idle.get(base)
         while idle:
             conn = idle.pop()
@@ -353,13 +231,13 @@ class UpstreamPool:
         netloc = self._target(base)[3].decode()
         return ("\r\n".join(lines) + f"\r\nHost: {netloc}\r\n\r\n").encode("latin-1")
 
-    async def _exchange(self, conn: _Conn, head: bytes, body: bytes) -> Response:
+    async def _exchange(self, conn: Connection, head: bytes, body: bytes) -> Response:
         """Send the request; read the response head and, if small, its whole body."""
         status, headers, content = -1, dict[str, str](), None
         try:
             conn.write(head + body)
             deadline = asyncio.get_running_loop().time() + self.read_timeout
-            status, headers = _parse_head(await conn.head(deadline))
+            status, headers = parse_head(await conn.head(deadline))
             length = _small_length(headers)
             if length is not None:
                 content = await conn.exactly(length, deadline)
@@ -376,7 +254,7 @@ class UpstreamPool:
             raise
         return Response(self, conn, status, headers, content)
 
-    def release(self, conn: _Conn, reusable: bool) -> None:
+    def release(self, conn: Connection, reusable: bool) -> None:
         idle = self._idle.setdefault(conn.key, [])
         if reusable and len(idle) < self._max_idle and conn.reusable:
             idle.append(conn)
@@ -397,17 +275,3 @@ def _small_length(headers: dict[str, str]) -> int | None:
         return None
     length = int(value)
     return length if length <= _PRELOAD_MAX else None
-
-
-def _parse_head(raw: bytes) -> tuple[int, dict[str, str]]:
-    lines = raw.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ValueError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
-    status = int(rest[:3])
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return status, headers

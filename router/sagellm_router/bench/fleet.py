@@ -38,9 +38,10 @@ class Contender:
     ``label`` (default: the strategy) names it; ``options`` shape our router's config:
     ``pool`` (merged into the pool, e.g. ``scheduling``), ``config`` (top-level sections),
     ``roles`` (one per engine URL, e.g. Prefill/Decode) and ``endpoint`` (fields of every
-    endpoint, e.g. ``max_concurrency``); ``replicas`` (default 1) starts that many identical
-    routers, which the load generator uses in round robin; with ``replica_sync`` (true) they
-    share their ``kv_aware`` picks (``routing.replica_sync``, each other's ports as peers).
+    endpoint, e.g. ``max_concurrency``), or, for a peer, ``argv`` (more vllm-router flags);
+    ``replicas`` (default 1) starts that many identical routers, which the load generator uses
+    in round robin; with ``replica_sync`` (true) they share their ``kv_aware`` picks
+    (``routing.replica_sync``, each other's ports as peers).
     """
 
     kind: str
@@ -135,6 +136,7 @@ class FleetSpec:
     max_num_seqs: int = 32
     gpu_blocks: int | None = None
     max_model_len: int = 16384
+    block_size: int = 16  # tokens per KV block (vLLM's default)
     extra: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # added to every engine's environment
 
@@ -180,7 +182,8 @@ def fleet(spec: FleetSpec, workdir: Path, seed: int) -> Iterator[Fleet]:
                     "--port", str(port), "--sim-profile", spec.profile,
                     "--sim-time-scale", str(spec.time_scale), "--max-num-seqs",
                     str(spec.max_num_seqs), "--max-model-len", str(spec.max_model_len),
-                    "--sim-seed", str(seed), "--sim-log-level", "warning",
+                    "--block-size", str(spec.block_size), "--sim-seed", str(seed),
+                    "--sim-log-level", "warning",
                     *spec.extra]  # fmt: skip
             if spec.gpu_blocks:
                 argv += ["--num-gpu-blocks-override", str(spec.gpu_blocks)]
@@ -213,7 +216,7 @@ def router_argv(
         return [_peer_binary(), "--host", "127.0.0.1", "--port", str(port), "--policy", c.strategy,
                 "--worker-urls", *urls, "--worker-startup-check-interval", "1",
                 "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port),
-                "--log-level", "warning"]  # fmt: skip
+                "--log-level", "warning", *c.options.get("argv", ())]  # fmt: skip
     path = workdir / f"router-{c.slug}-{port}.yaml"
     path.write_text(json.dumps(our_config(c, urls, port, model)), encoding="utf-8")  # JSON is YAML
     code = ("from sagellm_router.cli import router; "

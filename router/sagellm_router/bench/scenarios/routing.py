@@ -9,8 +9,8 @@ cache of the one before it. Prefix-cache hit rate comes from the engines' ``/met
 All routers of a workload are started once, side by side, and stay up across its load levels
 (idle ones only poll the engines), which keeps the default run within ~10 minutes on 2 cores.
 
-Every engine publishes KV events (``--kv-events-config``, OS-chosen ports) for ``kv_aware`` and
-runs in dev mode (``VLLM_SERVER_DEV_MODE=1``) for the ``oracle`` plugin
+Every engine publishes KV events (``--kv-events-config``, OS-chosen ports) for our ``kv_aware``
+and vllm-router's (``peer_kv``: its flags name each engine's sockets) and runs in dev mode (``VLLM_SERVER_DEV_MODE=1``) for the ``oracle`` plugin
 (``sagellm_router.bench.oracle``), whatever contender is measured. With ``replicas`` > 1 the
 strategies of ``REPLICATED`` also run as that many identical routers, which the load generator
 uses in round robin (``<strategy>-x<N>``); the ``kv_aware`` ones share their picks
@@ -27,13 +27,22 @@ from pathlib import Path
 from typing import Any
 
 from sagellm_router.bench import fleet as fl
-from sagellm_router.bench import kv_variants, oracle, plots, report, runs, stats, workloads
+from sagellm_router.bench import (
+    kv_variants,
+    oracle,
+    peer_kv,
+    plots,
+    report,
+    runs,
+    stats,
+    workloads,
+)
 from sagellm_router.bench.fleet import Contender
 from sagellm_router.bench.options import BenchOptions, Outcome, Progress, Scenario
 
 OURS = ("round_robin", "load_balanced", "power_of_two", "locality", "prefix_aware", "kv_aware",
         "oracle")  # fmt: skip
-PEERS = ("round_robin", "power_of_two", "cache_aware", "consistent_hash")
+PEERS = ("round_robin", "power_of_two", "cache_aware", "kv_aware", "consistent_hash")
 REPLICATED = ("prefix_aware", "kv_aware", "kv_aware_events")
 KV_EVENTS = ('{"enable_kv_cache_events": true, "publisher": "zmq", "endpoint": "tcp://*:0", '
              '"replay_endpoint": "tcp://*:0"}')  # fmt: skip
@@ -96,7 +105,7 @@ def config(
     if quick:
         cfg = replace(cfg, fleet=replace(spec, engines=4), workloads=("shared_prefix",),
                       loads=(0.8,), ours=("round_robin", "prefix_aware", "kv_aware", "oracle"),
-                      peers=("round_robin", "cache_aware"), duration_s=3.0,
+                      peers=("round_robin", "cache_aware", "kv_aware"), duration_s=3.0,
                       probe_s=runs.QUICK_PROBE_S, warm_up_s=1.0)  # fmt: skip
     if duration is not None:
         cfg = replace(cfg, duration_s=duration)
@@ -193,9 +202,10 @@ def run(cfg: RoutingConfig, workdir: Path, progress: Progress) -> dict[str, Any]
     out: list[dict[str, Any]] = []
     capacity: dict[str, float] = {}
     with fl.fleet(cfg.fleet, workdir, cfg.seed) as fleet:
+        order = [peer_kv.with_event_sources(c, fleet.urls, cfg.fleet.block_size)
+                 for c in cfg.contenders(peer_ok)]  # fmt: skip
         for kind in cfg.workloads:
-            capacity[kind], rows = workload_runs(cfg, fleet, kind, cfg.contenders(peer_ok),
-                                                 workdir, progress)  # fmt: skip
+            capacity[kind], rows = workload_runs(cfg, fleet, kind, order, workdir, progress)
             out += rows
     notes += [
         f"{r['contender']} {r['workload']} load {r['load']}: {r['errors']:.0f} of "
