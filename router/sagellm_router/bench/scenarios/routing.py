@@ -10,8 +10,9 @@ All routers of a workload are started once, side by side, and stay up across its
 (idle ones only poll the engines), which keeps the default run within ~10 minutes on 2 cores.
 
 Every engine publishes KV events (``--kv-events-config``, OS-chosen ports) for our ``kv_aware``
-and vllm-router's (``peer_kv``: its flags name each engine's sockets) and runs in dev mode (``VLLM_SERVER_DEV_MODE=1``) for the ``oracle`` plugin
-(``sagellm_router.bench.oracle``), whatever contender is measured. With ``replicas`` > 1 the
+and vllm-router's (``peer_kv``: its flags name each engine's sockets) and runs in dev mode
+(``VLLM_SERVER_DEV_MODE=1``) for the ``oracle`` plugin (``sagellm_router.bench.oracle``),
+whatever contender is measured. With ``replicas`` > 1 the
 strategies of ``REPLICATED`` also run as that many identical routers, which the load generator
 uses in round robin (``<strategy>-x<N>``); the ``kv_aware`` ones share their picks
 (``routing.replica_sync``, as the chart configures replicas).
