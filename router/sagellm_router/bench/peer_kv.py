@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from sagellm_router.bench.fleet import MODEL, BenchError, Contender, http_get
+from sagellm_router.kv.subscriber import publishers
 
 POLICY = "kv_aware"
 
@@ -34,26 +34,14 @@ def event_source_args(urls: Sequence[str], block_size: int, model: str = MODEL) 
     args: list[str] = []
     for url in urls:
         status, body = http_get(url + "/kv_event_sources")
-        ranks = json.loads(body) if status == 200 else {}
+        ranks = publishers(url, json.loads(body)) if status == 200 else []
         if not ranks:
             raise BenchError(
                 f"{url} publishes no KV events (GET /kv_event_sources: {status}); "
                 "vllm-router's kv_aware needs --kv-events-config on the engines"
             )
-        sources = [ranks[k] for k in sorted(ranks, key=int)]
-        args += ["--kv-event-source", f"{url}={_endpoints(sources, 'endpoint')}"]
-        if all(s.get("replay_endpoint") for s in sources):
-            args += ["--kv-event-replay-source", f"{url}={_endpoints(sources, 'replay_endpoint')}"]
+        args += ["--kv-event-source", f"{url}={','.join(p.endpoint for p in ranks)}"]
+        replays = [p.replay for p in ranks if p.replay]
+        if len(replays) == len(ranks):
+            args += ["--kv-event-replay-source", f"{url}={','.join(replays)}"]
     return [*args, "--kv-event-block-size", str(block_size), "--kv-event-model", model]
-
-
-def _endpoints(sources: list[dict[str, Any]], key: str) -> str:
-    """The ranks' sockets, comma-separated, as a client on this host dials them."""
-    return ",".join(_dialable(str(s[key])) for s in sources)
-
-
-def _dialable(endpoint: str) -> str:
-    for wildcard in ("tcp://*:", "tcp://0.0.0.0:"):
-        if endpoint.startswith(wildcard):
-            return "tcp://127.0.0.1:" + endpoint[len(wildcard) :]
-    return endpoint
